@@ -1,0 +1,1 @@
+"""Data module: labels, charset, tokenizers, dataset formats, synthetic plates, augmentation."""

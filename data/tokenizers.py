@@ -1,0 +1,132 @@
+"""Tokenizers: text <-> class indices, one per decoding family.
+
+A plate alphabet has ~36 symbols, so a learned subword tokenizer
+(sentencepiece, HF tokenizers) has nothing to merge: a plate is read one
+character at a time, and these two small classes are the whole job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from data.text import Charset
+
+
+@dataclass
+class DecodedText:
+    text: str
+    confidence: float  # plate confidence: product of the character confidences
+    char_confidences: list[float]
+
+
+class CTCTokenizer:
+    """Class 0 is the CTC blank; class i+1 is ``charset.chars[i]``."""
+
+    blank = 0
+
+    def __init__(self, charset: Charset):
+        self.charset = charset
+        self._index = {c: i + 1 for i, c in enumerate(charset.chars)}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.charset) + 1
+
+    def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Concatenated targets and their lengths, as ``nn.CTCLoss`` takes them."""
+        targets = [self._index[c] for t in texts for c in t]
+        lengths = [len(t) for t in texts]
+        return torch.tensor(targets, dtype=torch.long), torch.tensor(lengths, dtype=torch.long)
+
+    @staticmethod
+    def min_steps(text: str) -> int:
+        """Time steps CTC needs to emit ``text``: one per character plus a blank between repeats."""
+        return len(text) + sum(a == b for a, b in zip(text, text[1:]))
+
+    def decode_greedy(self, probs: torch.Tensor) -> list[DecodedText]:
+        """Best-path decoding of ``probs`` [B, T, C] (softmax output).
+
+        A character's confidence is the highest probability over the run of
+        steps that emitted it.
+        """
+        conf, idx = probs.detach().float().max(dim=-1)  # [B, T]
+        out = []
+        for seq, seq_conf in zip(idx.tolist(), conf.tolist()):
+            chars: list[str] = []
+            confs: list[float] = []
+            prev = self.blank
+            for k, p in zip(seq, seq_conf):
+                if k != self.blank:
+                    if k != prev:
+                        chars.append(self.charset.chars[k - 1])
+                        confs.append(p)
+                    elif p > confs[-1]:
+                        confs[-1] = p
+                prev = k
+            plate_conf = 1.0
+            for p in confs:
+                plate_conf *= p
+            out.append(DecodedText("".join(chars), plate_conf if chars else 0.0, confs))
+        return out
+
+
+class AttnTokenizer:
+    """Tokens for autoregressive decoders: PAD=0, BOS=1, EOS=2, then the charset.
+
+    A decoder predicts over ``num_classes`` = EOS + charset (BOS and PAD are
+    never targets); use :meth:`class_to_token` / :meth:`token_to_class` to move
+    between the two index spaces.
+    """
+
+    pad, bos, eos = 0, 1, 2
+    specials = ("<pad>", "<bos>", "<eos>")
+
+    def __init__(self, charset: Charset):
+        self.charset = charset
+        self._index = {c: i + len(self.specials) for i, c in enumerate(charset.chars)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.charset) + len(self.specials)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.charset) + 1  # EOS + characters
+
+    def encode(self, texts: list[str], max_len: int) -> torch.Tensor:
+        """[B, max_len + 2] tokens: BOS, text, EOS, then PAD."""
+        out = torch.full((len(texts), max_len + 2), self.pad, dtype=torch.long)
+        for i, t in enumerate(texts):
+            if len(t) > max_len:
+                raise ValueError(f"label {t!r} is longer than max_label_length={max_len}")
+            ids = [self.bos] + [self._index[c] for c in t] + [self.eos]
+            out[i, : len(ids)] = torch.tensor(ids)
+        return out
+
+    def token_to_class(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token ids (EOS or characters) to output class ids (EOS=0, chars from 1)."""
+        return tokens - self.eos
+
+    def class_to_token(self, classes: torch.Tensor) -> torch.Tensor:
+        return classes + self.eos
+
+    def decode(self, classes: torch.Tensor, probs: torch.Tensor) -> list[DecodedText]:
+        """Texts from output classes [B, L] and their probabilities [B, L], stopping at EOS (class 0)."""
+        out = []
+        for seq, seq_p in zip(classes.tolist(), probs.detach().float().tolist()):
+            chars: list[str] = []
+            confs: list[float] = []
+            eos_p = 1.0
+            for k, p in zip(seq, seq_p):
+                if k == 0:
+                    eos_p = p
+                    break
+                chars.append(self.charset.chars[k - 1])
+                confs.append(p)
+            plate_conf = eos_p
+            for p in confs:
+                plate_conf *= p
+            out.append(DecodedText("".join(chars), plate_conf if chars else 0.0, confs))
+        return out
