@@ -1,0 +1,426 @@
+"""Plate-reading metrics shared by every architecture.
+
+Three numbers, each reported overall and broken down by country and by number
+of rows (lines) on the plate:
+
+* ``exact_match``        -- fraction of plates read exactly (whole-string match);
+* ``mean_edit_distance`` -- Levenshtein distance per plate, averaged over plates;
+* ``cer``                -- character error rate: sum of edit distances divided
+  by the sum of label lengths.
+
+Rules
+-----
+* Predictions and labels both go through :func:`data.text.normalize_plate_text`
+  before they are compared ("ab-123" equals "AB123").
+* A :data:`data.text.MASK_CHAR` (``*``) in a *label* is a masked character: it
+  matches any one character. Substituting anything for it costs 0; inserting or
+  deleting it costs 1 as usual. It counts in the label length (CER). A ``*`` in
+  a prediction is an ordinary character.
+* Optional per-country ``equivalences`` (e.g. ``{"US": {"O": "0"}}``) map
+  characters of both prediction and label before comparison.
+* With no samples (overall or in a group that was never updated) the rates are
+  ``nan`` and ``n`` is 0. ``cer`` is also ``nan`` when every label is empty.
+
+Edit distances come from rapidfuzz's C implementation (``process.cpdist``);
+only the rare masked labels go through a small pure-Python DP.
+
+Multi-process evaluation: call :func:`gather_eval_batch` once per batch, inside
+the loop over a dataloader prepared by ``accelerate``, and feed what it returns
+to :meth:`PlateMetrics.update` (on every process or only the main one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
+from data.text import MASK_CHAR, normalize_country, normalize_plate_text
+
+__all__ = [
+    "StringMatchMetric",
+    "EditDistanceMetric",
+    "CharErrorRateMetric",
+    "PlateMetrics",
+    "format_metrics_table",
+    "score_texts",
+    "masked_match",
+    "masked_edit_distance",
+    "gather_eval_batch",
+]
+
+Equivalences = Mapping[str, Mapping[str, str]]
+
+
+# --------------------------------------------------------------------------- #
+# Per-pair scoring
+# --------------------------------------------------------------------------- #
+def masked_match(pred: str, label: str) -> bool:
+    """Exact match where ``*`` in ``label`` matches any one character (inputs already normalised)."""
+    if len(pred) != len(label):
+        return False
+    return all(l == MASK_CHAR or p == l for p, l in zip(pred, label))
+
+
+def masked_edit_distance(pred: str, label: str) -> int:
+    """Levenshtein distance where ``*`` in ``label`` substitutes for any character at cost 0.
+
+    Inputs are already normalised. Plain labels go to rapidfuzz; masked ones
+    (rare, and short) use a one-row dynamic programme.
+    """
+    if MASK_CHAR not in label:
+        return Levenshtein.distance(pred, label)
+    prev = list(range(len(pred) + 1))  # row for the empty label prefix
+    for i, lc in enumerate(label, 1):
+        cur = [i] + [0] * len(pred)
+        wild = lc == MASK_CHAR
+        for j, pc in enumerate(pred, 1):
+            sub = prev[j - 1] + (0 if (wild or pc == lc) else 1)
+            cur[j] = min(sub, prev[j] + 1, cur[j - 1] + 1)
+        prev = cur
+    return prev[-1]
+
+
+def _country_key(code: Any) -> str:
+    """Canonical country code; codes outside the known set are kept (stripped) rather than rejected."""
+    if code is not None and not isinstance(code, str):
+        code = str(code)
+    try:
+        return normalize_country(code)
+    except ValueError:
+        return code.strip()
+
+
+def _lines_key(lines: Any) -> str:
+    return str(int(lines))
+
+
+def _compile_equivalences(equivalences: Equivalences | None) -> dict[str, dict[int, str]]:
+    """Country -> str.translate table, with keys and values normalised and validated."""
+    if not equivalences:
+        return {}
+    tables: dict[str, dict[int, str]] = {}
+    for country, mapping in equivalences.items():
+        table: dict[int, str] = {}
+        for src, dst in mapping.items():
+            s, d = normalize_plate_text(src), normalize_plate_text(dst)
+            if len(s) != 1 or len(d) != 1:
+                raise ValueError(
+                    f"equivalence {src!r} -> {dst!r} for {country!r}: both sides must be one "
+                    "character after normalize_plate_text"
+                )
+            if MASK_CHAR in (s, d):
+                raise ValueError(f"equivalences may not involve the mask character {MASK_CHAR!r}")
+            table[ord(s)] = d
+        if table:
+            tables[_country_key(country)] = table
+    return tables
+
+
+def _as_list(x: Any) -> list:
+    if hasattr(x, "tolist"):  # tensors, numpy arrays
+        x = x.tolist()
+    return list(x)
+
+
+def _prepare(
+    preds: Sequence[str],
+    labels: Sequence[str],
+    countries: Sequence[str] | None,
+    tables: dict[str, dict[int, str]],
+) -> tuple[list[str], list[str]]:
+    preds, labels = _as_list(preds), _as_list(labels)
+    if len(preds) != len(labels):
+        raise ValueError(f"{len(preds)} predictions but {len(labels)} labels")
+    preds = [normalize_plate_text(p) for p in preds]
+    labels = [normalize_plate_text(t) for t in labels]
+    if tables:
+        if countries is None:
+            raise ValueError("equivalences need the country of every sample")
+        countries = _as_list(countries)
+        if len(countries) != len(labels):
+            raise ValueError(f"{len(countries)} countries but {len(labels)} labels")
+        for i, c in enumerate(countries):
+            table = tables.get(_country_key(c))
+            if table is not None:
+                preds[i] = preds[i].translate(table)
+                labels[i] = labels[i].translate(table)
+    return preds, labels
+
+
+def _score_normalised(preds: list[str], labels: list[str]) -> tuple[list[bool], list[int]]:
+    n = len(labels)
+    masked = [i for i, t in enumerate(labels) if MASK_CHAR in t]
+    if not masked:
+        exact = [p == t for p, t in zip(preds, labels)]
+        dist = process.cpdist(preds, labels, scorer=Levenshtein.distance, dtype=np.int32).tolist() if n else []
+        return exact, dist
+    masked_set = set(masked)
+    plain = [i for i in range(n) if i not in masked_set]
+    exact = [False] * n
+    dist = [0] * n
+    if plain:
+        d = process.cpdist(
+            [preds[i] for i in plain], [labels[i] for i in plain],
+            scorer=Levenshtein.distance, dtype=np.int32,
+        ).tolist()
+        for i, di in zip(plain, d):
+            dist[i] = di
+            exact[i] = preds[i] == labels[i]
+    for i in masked:
+        exact[i] = masked_match(preds[i], labels[i])
+        dist[i] = 0 if exact[i] else masked_edit_distance(preds[i], labels[i])
+    return exact, dist
+
+
+def score_texts(
+    preds: Sequence[str],
+    labels: Sequence[str],
+    countries: Sequence[str] | None = None,
+    equivalences: Equivalences | None = None,
+) -> tuple[list[bool], list[int]]:
+    """Per-sample exact match and edit distance, after normalisation (and equivalences, if given).
+
+    ``countries`` is needed only with ``equivalences``.
+    """
+    p, t = _prepare(preds, labels, countries, _compile_equivalences(equivalences))
+    return _score_normalised(p, t)
+
+
+# --------------------------------------------------------------------------- #
+# Accumulators
+# --------------------------------------------------------------------------- #
+@dataclass
+class _Counts:
+    n: int = 0
+    exact: int = 0
+    dist: int = 0
+    chars: int = 0
+
+    def add(self, exact: bool, dist: int, chars: int) -> None:
+        self.n += 1
+        self.exact += int(exact)
+        self.dist += dist
+        self.chars += chars
+
+    def as_dict(self) -> dict[str, float | int]:
+        nan = float("nan")
+        return {
+            "n": self.n,
+            "exact_match": self.exact / self.n if self.n else nan,
+            "mean_edit_distance": self.dist / self.n if self.n else nan,
+            "cer": self.dist / self.chars if self.chars else nan,
+        }
+
+
+class _TextMetric:
+    """Base of the three single-number metrics: accumulate, compute, reset."""
+
+    def __init__(self, equivalences: Equivalences | None = None) -> None:
+        self._tables = _compile_equivalences(equivalences)
+        self._counts = _Counts()
+
+    def update(self, preds: Sequence[str], labels: Sequence[str], countries: Sequence[str] | None = None) -> None:
+        """Add a batch. ``countries`` is needed only when the metric was built with equivalences."""
+        p, t = _prepare(preds, labels, countries, self._tables)
+        exact, dist = _score_normalised(p, t)
+        for e, d, lab in zip(exact, dist, t):
+            self._counts.add(e, d, len(lab))
+
+    def reset(self) -> None:
+        self._counts = _Counts()
+
+    @property
+    def n(self) -> int:
+        return self._counts.n
+
+    def compute(self) -> float:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class StringMatchMetric(_TextMetric):
+    """Fraction of plates whose prediction equals the label (``*`` matches anything); nan if empty."""
+
+    def compute(self) -> float:
+        return float(self._counts.as_dict()["exact_match"])
+
+
+class EditDistanceMetric(_TextMetric):
+    """Mean Levenshtein distance per plate; nan if empty."""
+
+    def compute(self) -> float:
+        return float(self._counts.as_dict()["mean_edit_distance"])
+
+
+class CharErrorRateMetric(_TextMetric):
+    """Sum of edit distances / sum of label lengths; nan if empty (or all labels empty)."""
+
+    def compute(self) -> float:
+        return float(self._counts.as_dict()["cer"])
+
+
+class PlateMetrics:
+    """All three metrics, overall and by country and by number of rows.
+
+    >>> m = PlateMetrics(equivalences={"US": {"O": "0"}})
+    >>> m.update(["AB123"], ["AB123"], ["DE"], [1])
+    >>> m.compute()["overall"]["exact_match"]
+    1.0
+
+    ``compute()`` returns a JSON-serialisable dict with string keys::
+
+        {"overall":   {"n", "exact_match", "mean_edit_distance", "cer"},
+         "by_country": {"DE": {...}, ...},    # codes as normalize_country gives them
+         "by_lines":   {"1": {...}, "2": {...}}}
+
+    Rates of an empty set are ``nan`` (``json.dumps`` writes ``NaN``).
+    """
+
+    def __init__(self, equivalences: Equivalences | None = None) -> None:
+        self._tables = _compile_equivalences(equivalences)
+        self.reset()
+
+    def reset(self) -> None:
+        self._overall = _Counts()
+        self._by_country: dict[str, _Counts] = {}
+        self._by_lines: dict[str, _Counts] = {}
+
+    def update(
+        self,
+        preds: Sequence[str],
+        labels: Sequence[str],
+        countries: Sequence[str],
+        lines: Sequence[int],
+    ) -> None:
+        countries, lines = _as_list(countries), _as_list(lines)
+        if not (len(countries) == len(lines) == len(labels)):
+            raise ValueError(
+                f"lengths differ: {len(preds)} preds, {len(labels)} labels, "
+                f"{len(countries)} countries, {len(lines)} lines"
+            )
+        p, t = _prepare(preds, labels, countries, self._tables)
+        exact, dist = _score_normalised(p, t)
+        for e, d, lab, c, nl in zip(exact, dist, t, countries, lines):
+            chars = len(lab)
+            self._overall.add(e, d, chars)
+            ck, lk = _country_key(c), _lines_key(nl)
+            self._by_country.setdefault(ck, _Counts()).add(e, d, chars)
+            self._by_lines.setdefault(lk, _Counts()).add(e, d, chars)
+
+    @property
+    def n(self) -> int:
+        return self._overall.n
+
+    def compute(self) -> dict[str, Any]:
+        return {
+            "overall": self._overall.as_dict(),
+            "by_country": {k: self._by_country[k].as_dict() for k in sorted(self._by_country)},
+            "by_lines": {k: self._by_lines[k].as_dict() for k in sorted(self._by_lines, key=_lines_sort)},
+        }
+
+
+def _lines_sort(key: str) -> tuple[int, Any]:
+    try:
+        return (0, int(key))
+    except ValueError:
+        return (1, key)
+
+
+# --------------------------------------------------------------------------- #
+# Report
+# --------------------------------------------------------------------------- #
+def _fmt(value: Any, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if kind == "pct":
+        return f"{100.0 * value:.2f}%"
+    return f"{value:.3f}"
+
+
+_COLS = ("n", "exact match", "mean edit distance", "CER")
+
+
+def _row(first: list[str], d: Mapping[str, Any]) -> str:
+    cells = first + [
+        str(int(d.get("n", 0))),
+        _fmt(d.get("exact_match"), "pct"),
+        _fmt(d.get("mean_edit_distance"), "num"),
+        _fmt(d.get("cer"), "pct"),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(key_header: str | None, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    head = ([key_header] if key_header else []) + list(_COLS)
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * (1 if key_header else 0) + ["---:"] * len(_COLS)) + "|"]
+    for key, d in rows:
+        out.append(_row([key] if key_header else [], d))
+    return out
+
+
+def format_metrics_table(results: Mapping[str, Any], title: str | None = None) -> str:
+    """Markdown: overall, per row count, per country (sorted), each with ``n``.
+
+    Exact match and CER are shown in percent (2 decimals), mean edit distance
+    with 3 decimals; empty sets read "n/a".
+    """
+    parts: list[str] = []
+    if title:
+        parts += [f"### {title}", ""]
+    parts += ["**Overall**", ""] + _table(None, [("", results.get("overall", {}))])
+    by_lines = results.get("by_lines") or {}
+    if by_lines:
+        parts += ["", "**By number of rows**", ""]
+        parts += _table("rows", [(k, by_lines[k]) for k in sorted(by_lines, key=_lines_sort)])
+    by_country = results.get("by_country") or {}
+    if by_country:
+        parts += ["", "**By country**", ""]
+        parts += _table("country", [(k, by_country[k]) for k in sorted(by_country)])
+    return "\n".join(parts) + "\n"
+
+
+# --------------------------------------------------------------------------- #
+# Multi-process gathering
+# --------------------------------------------------------------------------- #
+def gather_eval_batch(
+    accelerator: Any,
+    preds: Sequence[str],
+    labels: Sequence[str],
+    countries: Sequence[str],
+    lines: Sequence[int],
+) -> tuple[list[str], list[str], list[str], list[int]]:
+    """Gather one evaluation batch from all processes, without the even-batches padding duplicates.
+
+    Call it once per batch, inside the ``for batch in dataloader`` loop over a
+    dataloader prepared by ``accelerator`` (and before the loop moves on), with
+    this process's per-sample lists. Every process gets the same four lists back.
+
+    The four lists are zipped into one list of per-sample records and gathered
+    with a single ``accelerator.gather_for_metrics(records, use_gather_object=True)``.
+    In accelerate 1.15 that call all-gathers the per-process lists, flattens them
+    in process order, and -- on the last batch of a dataloader whose dataset
+    has a length -- keeps only the first ``len(dataset) % total_batch_size``
+    records, which drops the samples repeated to pad the last batch. (Gathering
+    the four lists as one tuple would not work: the flattening would interleave
+    them. Gathering an epoch's accumulated lists at the last batch would not
+    work either: they would be cut to the remainder.)
+    """
+    preds, labels = _as_list(preds), _as_list(labels)
+    countries, lines = _as_list(countries), _as_list(lines)
+    if not (len(preds) == len(labels) == len(countries) == len(lines)):
+        raise ValueError(
+            f"lengths differ: {len(preds)} preds, {len(labels)} labels, "
+            f"{len(countries)} countries, {len(lines)} lines"
+        )
+    records = [(p, t, c, int(nl)) for p, t, c, nl in zip(preds, labels, countries, lines)]
+    gathered = accelerator.gather_for_metrics(records, use_gather_object=True)
+    out_p = [r[0] for r in gathered]
+    out_t = [r[1] for r in gathered]
+    out_c = [r[2] for r in gathered]
+    out_l = [r[3] for r in gathered]
+    return out_p, out_t, out_c, out_l
