@@ -1,0 +1,97 @@
+"""YAML configs: ``configs/<arch>.yaml`` plus ``key=value`` overrides, validated on load."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from configs.schema import SYNTH, ConfigError, DataConfig, TrainConfig, build_dataclass
+
+CONFIG_DIR = Path(__file__).resolve().parent
+SECTIONS = ("arch", "model", "data", "train")
+
+__all__ = ["Config", "ConfigError", "DataConfig", "TrainConfig", "SYNTH", "load_config", "default_config_path"]
+
+
+@dataclass
+class Config:
+    arch: str
+    model: Any  # the architecture's config dataclass
+    data: DataConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict:
+        return {
+            "arch": self.arch,
+            "model": dataclasses.asdict(self.model),
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+        }
+
+
+def default_config_path(arch: str) -> Path:
+    return CONFIG_DIR / f"{arch}.yaml"
+
+
+def apply_override(raw: dict, override: str) -> None:
+    """Apply ``section.key=value`` (value parsed as YAML) to a raw config dict."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like section.key=value, e.g. train.lr=0.001")
+    key, _, text = override.partition("=")
+    parts = key.strip().split(".")
+    if parts[0] not in SECTIONS or (parts[0] == "arch") != (len(parts) == 1) or len(parts) > 2:
+        raise ConfigError(f"override key {key!r} must be arch or one of model.*, data.*, train.*")
+    value = yaml.safe_load(text) if text.strip() else ""
+    if len(parts) == 1:
+        raw["arch"] = value
+    else:
+        section = raw.setdefault(parts[0], {}) or {}
+        raw[parts[0]] = section
+        section[parts[1]] = value
+
+
+def load_config(arch: str | None = None, path: str | Path | None = None,
+                overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config (default ``configs/<arch>.yaml``), apply overrides, validate."""
+    if path is None:
+        if arch is None:
+            raise ConfigError("give --arch or --config")
+        path = default_config_path(arch)
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
+    for o in overrides:
+        apply_override(raw, o)
+    unknown = [k for k in raw if k not in SECTIONS]
+    if unknown:
+        raise ConfigError(f"{path}: unknown config key {unknown[0]!r}; sections are {', '.join(SECTIONS)}")
+    if arch is not None and raw.get("arch", arch) != arch:
+        raise ConfigError(f"{path} is a config for arch {raw['arch']!r}, not {arch!r}")
+    arch = raw.get("arch", arch)
+    if not isinstance(arch, str):
+        raise ConfigError(f"{path}: arch must be a model name, got {arch!r}")
+
+    from models import build_model_config  # late: models import configs.schema
+
+    try:
+        model_cfg = build_model_config(arch, raw.get("model"))
+    except ConfigError:
+        raise
+    except ValueError as e:  # unknown arch
+        raise ConfigError(f"{path}: {e}") from e
+    return Config(
+        arch=arch,
+        model=model_cfg,
+        data=build_dataclass(DataConfig, raw.get("data"), "data"),
+        train=build_dataclass(TrainConfig, raw.get("train"), "train"),
+    )

@@ -1,0 +1,164 @@
+"""Typed config sections and a strict dict -> dataclass builder.
+
+Every key is checked on load: an unknown key, a value of the wrong type, or a
+value out of range is an error that names the key (``train.lr``,
+``model.backbone``, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from data.text import DEFAULT_CHARSET, Charset, normalize_country
+
+SYNTH = "synth"  # a data source name meaning "the embedded synthetic generator"
+BEST_METRICS = {"exact_match": "max", "cer": "min", "mean_edit_distance": "min"}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _check_type(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp)
+        return [_check_type(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def build_dataclass(cls: type, mapping: dict | None, prefix: str):
+    """``cls(**mapping)`` with every key and value checked; errors name ``prefix.key``."""
+    mapping = {} if mapping is None else mapping
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{prefix}: expected a mapping of keys to values, got {mapping!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = [k for k in mapping if k not in names]
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {prefix}.{unknown[0]}; valid keys in {prefix}: {', '.join(names)}"
+        )
+    kwargs = {k: _check_type(v, hints[k], f"{prefix}.{k}") for k, v in mapping.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as e:
+        msg = str(e)
+        raise ConfigError(msg if msg.startswith(prefix) else f"{prefix}: {msg}") from e
+
+
+def _positive(section: str, obj: Any, *keys: str) -> None:
+    for k in keys:
+        if getattr(obj, k) <= 0:
+            raise ConfigError(f"{section}.{k} must be > 0, got {getattr(obj, k)}")
+
+
+@dataclass
+class DataConfig:
+    charset: str = DEFAULT_CHARSET
+    image_height: int = 32
+    image_width: int = 160
+    keep_aspect: bool = False  # letterbox instead of stretching to the input size
+    # Sources: "synth" or a dataset path (folder with labels.csv, a CSV, or a folder of
+    # crops named by their text). For val/test, "synth" means the fixed generated sets.
+    train: str = SYNTH
+    val: str = SYNTH
+    test: str = SYNTH
+    extra_test: list[str] = field(default_factory=list)  # more test sets, e.g. real crops
+    synth_countries: list[str] | None = None  # None: all 27
+    synth_two_row_prob: float = 0.15
+    synth_dir: str = "datasets/synth"  # where the fixed synthetic val/test sets are written
+    synth_val_size: int = 1000
+    synth_test_size: int = 2000
+    synth_val_seed: int = 1
+    synth_test_seed: int = 2
+    train_pipeline: str = "train"
+    eval_pipeline: str = "eval"
+    on_invalid_label: str = "error"  # or "skip": drop and count such rows
+    num_workers: int = 1
+
+    def __post_init__(self) -> None:
+        try:
+            Charset(self.charset)
+        except ValueError as e:
+            raise ConfigError(f"data.charset: {e}") from e
+        _positive("data", self, "image_height", "image_width", "synth_val_size", "synth_test_size")
+        if not 0.0 <= self.synth_two_row_prob <= 1.0:
+            raise ConfigError(f"data.synth_two_row_prob must be in [0, 1], got {self.synth_two_row_prob}")
+        if self.on_invalid_label not in ("error", "skip"):
+            raise ConfigError(f"data.on_invalid_label must be 'error' or 'skip', got {self.on_invalid_label!r}")
+        if self.num_workers < 0:
+            raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
+        for c in self.synth_countries or []:
+            try:
+                normalize_country(c)
+            except ValueError as e:
+                raise ConfigError(f"data.synth_countries: {e}") from e
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 42
+    batch_size: int = 64  # per process
+    eval_batch_size: int = 256
+    max_steps: int = 6000  # optimiser steps
+    time_limit_minutes: float | None = None  # stop early (then evaluate) after this long
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 300
+    grad_clip: float = 5.0  # max gradient norm; 0 disables
+    grad_accum_steps: int = 1
+    mixed_precision: str | None = None  # None: Accelerate's launch config decides; "no", "fp16", "bf16"
+    eval_every: int = 1000
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    best_metric: str = "exact_match"
+    output_dir: str | None = None  # None: runs/<arch>/<timestamp>
+    trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
+
+    def __post_init__(self) -> None:
+        _positive("train", self, "batch_size", "eval_batch_size", "max_steps", "lr",
+                  "grad_accum_steps", "eval_every", "checkpoint_every", "log_every")
+        if self.mixed_precision not in (None, "no", "fp16", "bf16"):
+            raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if self.best_metric not in BEST_METRICS:
+            raise ConfigError(f"train.best_metric must be one of {', '.join(BEST_METRICS)}, got {self.best_metric!r}")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError("train.warmup_steps, train.weight_decay and train.grad_clip must be >= 0")

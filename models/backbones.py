@@ -1,0 +1,60 @@
+"""timm CNN backbones cut at a chosen stage, with their output shape found by a dummy pass."""
+
+from __future__ import annotations
+
+import timm
+import torch
+from torch import nn
+
+
+def check_backbone_name(name: str, key: str = "model.backbone") -> None:
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
+        hint = f" (similar: {', '.join(close)})" if close else ""
+        raise ValueError(f"{key}: timm has no model named {name!r}{hint}")
+
+
+class TimmFeatures(nn.Module):
+    """The layers of a timm CNN up to feature stage ``stage`` (timm's feature index).
+
+    ``stage`` counts timm's feature outputs: for ResNets 0 is the stem (stride 2),
+    1..4 are layer1..layer4 (strides 4, 8, 16, 32). Later layers are not built.
+    """
+
+    def __init__(self, name: str, stage: int, pretrained: bool = False):
+        super().__init__()
+        check_backbone_name(name)
+        probe = timm.create_model(name, pretrained=False, features_only=True)
+        infos = probe.feature_info.get_dicts()
+        if not 0 <= stage < len(infos):
+            raise ValueError(
+                f"model.backbone_stage={stage} is out of range for {name}: "
+                f"it has stages 0..{len(infos) - 1} with strides {[i['reduction'] for i in infos]}"
+            )
+        del probe
+        self.body = timm.create_model(
+            name, pretrained=pretrained, features_only=True, out_indices=(stage,)
+        )
+        self.channels: int = self.body.feature_info.channels()[0]
+        self.stride: int = self.body.feature_info.reduction()[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)[0]
+
+    @torch.no_grad()
+    def output_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        """(channels, feature height, feature width) for an input of height x width."""
+        was_training = self.training
+        self.eval()
+        try:
+            out = self(torch.zeros(1, 3, height, width))
+        except RuntimeError as e:
+            raise ValueError(
+                f"data.image_height x data.image_width = {height}x{width} is too small for "
+                f"this backbone cut: {e}"
+            ) from e
+        finally:
+            self.train(was_training)
+        if out.shape[-1] < 1 or out.shape[-2] < 1:
+            raise ValueError(f"input {height}x{width} gives an empty feature map {tuple(out.shape)}")
+        return int(out.shape[1]), int(out.shape[2]), int(out.shape[3])

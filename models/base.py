@@ -1,0 +1,114 @@
+"""The one interface every plate-reading architecture implements.
+
+A model is built from (model config, charset, input size); ``forward`` maps
+images to raw outputs, ``loss`` turns outputs and a batch into a scalar,
+``decode`` turns outputs into :class:`PlatePrediction`. ``save_pretrained`` /
+``from_pretrained`` (in ``models/__init__.py``) move a self-contained folder:
+``config.json`` + ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from data.text import Charset
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model expects: images resized to height x width, RGB scaled to [-1, 1]."""
+
+    height: int
+    width: int
+    keep_aspect: bool = False
+
+
+@dataclass
+class PlatePrediction:
+    text: str
+    confidence: float
+    char_confidences: list[float] = field(default_factory=list)
+
+
+class PlateRecognizer(nn.Module):
+    """Base class: architectures subclass it and set ``arch`` and ``config_class``."""
+
+    arch: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def __init__(self, config: Any, charset: Charset, input_spec: InputSpec):
+        super().__init__()
+        self.config = config
+        self.charset = charset
+        self.input_spec = input_spec
+
+    # --- what every architecture provides -------------------------------
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def loss(self, outputs: torch.Tensor, batch: dict) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def decode(self, outputs: torch.Tensor) -> list[PlatePrediction]:  # pragma: no cover
+        raise NotImplementedError
+
+    def check_label_length(self, max_label_length: int, source: str) -> None:
+        """Raise ValueError if labels of this length (worst case) cannot be read."""
+
+    # --- shared ----------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> list[PlatePrediction]:
+        was_training = self.training
+        self.eval()
+        try:
+            return self.decode(self(images))
+        finally:
+            self.train(was_training)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def to_config_dict(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "arch": self.arch,
+            "model": dataclasses.asdict(self.config),
+            "charset": self.charset.chars,
+            "input": dataclasses.asdict(self.input_spec),
+        }
+
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
+        """Write config + safetensors weights into ``path`` atomically (temp dir, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        try:
+            state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+            save_file(state, str(tmp / WEIGHTS_FILE), metadata={"arch": self.arch})
+            (tmp / CONFIG_FILE).write_text(json.dumps(self.to_config_dict(), indent=2) + "\n")
+            old = None
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                os.replace(path, old)
+            os.replace(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path

@@ -1,0 +1,52 @@
+"""Config loading: defaults, overrides, and errors that name the key."""
+
+from pathlib import Path
+
+import pytest
+
+from configs import ConfigError, load_config
+
+
+def test_default_crnn_config_loads_and_overrides_apply():
+    cfg = load_config("crnn", overrides=["train.lr=0.01", "model.backbone=resnet34", "data.synth_countries=[DE, FR]"])
+    assert cfg.arch == "crnn"
+    assert cfg.train.lr == 0.01 and isinstance(cfg.train.lr, float)
+    assert cfg.model.backbone == "resnet34"
+    assert cfg.data.synth_countries == ["DE", "FR"]
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("train.lrr=1", "unknown config key train.lrr"),
+        ("train.lr=abc", "train.lr: expected a number"),
+        ("train.max_steps=1.5", "train.max_steps: expected an integer"),
+        ("train.max_steps=0", "train.max_steps must be > 0"),
+        ("model.backbone=resnet18x", "model.backbone: timm has no model named 'resnet18x'"),
+        ("model.rnn_type=transformer", "model.rnn_type"),
+        ("data.on_invalid_label=ignore", "data.on_invalid_label"),
+        ("data.synth_countries=[XX]", "data.synth_countries.*XX"),
+        ("data.charset=AAB", "data.charset.*repeated"),
+        ("train.mixed_precision=fp8", "train.mixed_precision"),
+        ("nosection.key=1", "override key"),
+        ("train.lr", "section.key=value"),
+    ],
+)
+def test_bad_keys_and_values_are_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("crnn", overrides=[override])
+
+
+def test_bad_yaml_files(tmp_path: Path):
+    f = tmp_path / "c.yaml"
+    f.write_text("arch: crnn\nmodle: {}\n")
+    with pytest.raises(ConfigError, match="unknown config key 'modle'"):
+        load_config(path=f)
+    f.write_text("arch: crnn\ntrain: [1, 2]\n")
+    with pytest.raises(ConfigError, match="train: expected a mapping"):
+        load_config(path=f)
+    f.write_text("arch: attn9\n")
+    with pytest.raises(ConfigError, match="unknown arch 'attn9'"):
+        load_config(path=f)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(path=tmp_path / "missing.yaml")

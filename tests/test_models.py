@@ -1,0 +1,106 @@
+"""Model interface: every registered architecture, several backbones and input sizes."""
+
+import pytest
+import torch
+
+from data.text import Charset
+from models import InputSpec, PlatePrediction, create_model, list_models, load_model
+
+CHARSET = Charset()
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_every_model_forward_loss_decode_roundtrip(arch, tmp_path):
+    model = create_model(arch, {}, CHARSET, InputSpec(32, 160))
+    images = torch.randn(3, 3, 32, 160)
+    outputs = model(images)
+    loss = model.loss(outputs, {"texts": ["AB123", "X9", "KK11"]})
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    preds = model.predict(images)
+    assert len(preds) == 3 and all(isinstance(p, PlatePrediction) for p in preds)
+    for p in preds:
+        assert set(p.text) <= set(CHARSET.chars)
+        assert len(p.char_confidences) == len(p.text)
+        assert 0.0 <= p.confidence <= 1.0
+    model.save_pretrained(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    model.eval()
+    assert torch.allclose(model(images), again(images), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "backbone,stage,size,steps",
+    [
+        ("resnet18", 2, (32, 160), 20),
+        ("resnet34", 2, (32, 128), 16),
+        ("resnet18", 3, (64, 256), 16),
+        ("mobilenetv3_large_100", 3, (48, 192), 12),
+        ("efficientnet_b0", 2, (32, 160), 20),
+    ],
+)
+def test_crnn_sizes_are_derived_from_backbone_and_input(backbone, stage, size, steps):
+    h, w = size
+    model = create_model("crnn", {"backbone": backbone, "backbone_stage": stage}, CHARSET, InputSpec(h, w))
+    out = model(torch.randn(2, 3, h, w))
+    assert out.shape == (2, steps, len(CHARSET) + 1)
+    assert model.sequence_length == steps
+    c, fh, fw = model.backbone.output_shape(h, w)
+    assert model.rnn_features_num == c * fh == model.rnn.input_size
+
+
+def test_crnn_refuses_sequence_too_short_for_labels():
+    model = create_model("crnn", {}, CHARSET, InputSpec(32, 160))  # 20 steps
+    model.check_label_length(10, "data")  # needs 19
+    with pytest.raises(ValueError, match=r"data.image_width to at least 168"):
+        model.check_label_length(11, "data")
+
+
+def test_unknown_backbone_and_bad_stage_are_named():
+    with pytest.raises(ValueError, match="model.backbone.*resnet18x"):
+        create_model("crnn", {"backbone": "resnet18x"}, CHARSET, InputSpec(32, 160))
+    with pytest.raises(ValueError, match="model.backbone_stage=9"):
+        create_model("crnn", {"backbone_stage": 9}, CHARSET, InputSpec(32, 160))
+    with pytest.raises(ValueError, match="unknown arch"):
+        create_model("nope", {}, CHARSET, InputSpec(32, 160))
+
+
+def test_ctc_greedy_decoding_collapses_repeats_and_blanks():
+    from data.tokenizers import CTCTokenizer
+
+    tok = CTCTokenizer(Charset("AB1"))
+    # steps: A A blank A B B 1 blank -> "AAB1"
+    ids = [1, 1, 0, 1, 2, 2, 3, 0]
+    probs = torch.full((1, len(ids), 4), 0.1)
+    for t, k in enumerate(ids):
+        probs[0, t, k] = 0.7
+    probs[0, 1, 1] = 0.9  # a run's confidence is its best step
+    (d,) = tok.decode_greedy(probs)
+    assert d.text == "AAB1"
+    assert d.char_confidences == pytest.approx([0.9, 0.7, 0.7, 0.7])
+    assert d.confidence == pytest.approx(0.9 * 0.7**3)
+    assert CTCTokenizer.min_steps("AA11B") == 7
+
+
+def test_checkpoint_of_other_charset_or_not_a_model_is_refused(tmp_path):
+    model = create_model("crnn", {}, Charset("0123456789"), InputSpec(32, 160))
+    model.save_pretrained(tmp_path / "digits")
+    with pytest.raises(ValueError, match="charset"):
+        load_model(tmp_path / "digits", expected_charset=CHARSET)
+    with pytest.raises(ValueError, match="expected 'attn'"):
+        load_model(tmp_path / "digits", expected_arch="attn")
+    (tmp_path / "junk").mkdir()
+    with pytest.raises(ValueError, match="not a model folder"):
+        load_model(tmp_path / "junk")
+    (tmp_path / "junk" / "config.json").write_text((tmp_path / "digits" / "config.json").read_text())
+    (tmp_path / "junk" / "model.safetensors").write_bytes(b"\x80\x04pickle? no")
+    with pytest.raises(ValueError, match="safetensors"):
+        load_model(tmp_path / "junk")
+
+
+def test_save_pretrained_replaces_atomically(tmp_path):
+    model = create_model("crnn", {}, CHARSET, InputSpec(32, 160))
+    model.save_pretrained(tmp_path / "best")
+    model.save_pretrained(tmp_path / "best")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+    assert sorted(p.name for p in (tmp_path / "best").iterdir()) == ["config.json", "model.safetensors"]

@@ -1,0 +1,418 @@
+"""Train a plate reader with Hugging Face Accelerate.
+
+    accelerate launch train_accelerate.py --arch crnn [--config FILE] [section.key=value ...]
+    python train_accelerate.py --arch crnn train.max_steps=200
+    accelerate launch train_accelerate.py --resume runs/crnn/20261123-101500
+
+One process or many (multi-GPU, multi-node, or CPU processes under torchrun):
+Accelerate places the model, shards map-style data, syncs gradients and
+handles mixed precision and gradient accumulation. Synthetic training data is
+generated independently on every process (seeded by rank and worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, broadcast_object_list, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from configs import SYNTH, Config, ConfigError, load_config
+from configs.schema import BEST_METRICS
+from data.datasets import PlateDataset, SyntheticPlateDataset, collate_plates, load_records
+from data.synth import SyntheticPlateGenerator, write_synthetic_dataset
+from data.synth.capture import capture_effects
+from data.text import Charset
+from data.transforms import build_transform
+from metrics import PlateMetrics, format_metrics_table, gather_eval_batch
+from models import InputSpec, PlateRecognizer, create_model, load_model
+
+RUN_CONFIG = "config.yaml"
+CHECKPOINT_DIR = "checkpoint"
+BEST_DIR, LAST_DIR = "best", "last"
+LOG_FILE = "log.jsonl"
+TEST_METRICS = "test_metrics.json"
+
+
+# --------------------------------------------------------------------------- data
+def synth_set_path(cfg: Config, split: str) -> Path:
+    d = cfg.data
+    n, seed = (d.synth_val_size, d.synth_val_seed) if split == "val" else (d.synth_test_size, d.synth_test_seed)
+    name = f"{split}_n{n}_seed{seed}_2row{d.synth_two_row_prob:g}"
+    if d.synth_countries:
+        name += "_" + "-".join(sorted(d.synth_countries))
+    return Path(d.synth_dir) / name
+
+
+def ensure_synth_set(cfg: Config, split: str) -> Path:
+    """The fixed synthetic val/test set, written once (deterministic for its seed)."""
+    path = synth_set_path(cfg, split)
+    if not (path / "labels.csv").is_file():
+        d = cfg.data
+        n, seed = (d.synth_val_size, d.synth_val_seed) if split == "val" else (d.synth_test_size, d.synth_test_seed)
+        print(f"writing the fixed synthetic {split} set ({n} plates, seed {seed}) to {path}", flush=True)
+        write_synthetic_dataset(path, n=n, seed=seed, countries=d.synth_countries,
+                                two_row_prob=d.synth_two_row_prob, augment=capture_effects)
+    return path
+
+
+def resolve_source(cfg: Config, key: str, source: str) -> Path:
+    if source == SYNTH:
+        if key == "data.train":
+            raise AssertionError("synthetic training data has no path")
+        return ensure_synth_set(cfg, key.split(".")[1])
+    path = Path(source)
+    if not path.exists():
+        raise ConfigError(f"{key}: dataset {source!r} not found")
+    return path
+
+
+def eval_dataset(cfg: Config, key: str, source: str, charset: Charset) -> tuple[str, PlateDataset]:
+    path = resolve_source(cfg, key, source)
+    try:
+        records = load_records(path, charset, on_invalid_label=cfg.data.on_invalid_label, allow_mask=True)
+    except ValueError as e:
+        raise ConfigError(f"{key}: {e}") from e
+    if not records:
+        raise ConfigError(f"{key}: dataset {path} has no usable rows")
+    transform = build_transform(cfg.data.eval_pipeline, cfg.data.image_height, cfg.data.image_width,
+                                cfg.data.keep_aspect)
+    name = "synth-" + key.split(".")[1] if source == SYNTH else path.name
+    return name, PlateDataset(records, transform)
+
+
+def max_train_label_length(cfg: Config, train_ds) -> tuple[int, str]:
+    if cfg.data.train == SYNTH:
+        gen = SyntheticPlateGenerator(seed=0, countries=cfg.data.synth_countries,
+                                      two_row_prob=cfg.data.synth_two_row_prob)
+        return gen.max_label_length, "the synthetic generator"
+    return max(len(r.text) for r in train_ds.records), f"data.train ({cfg.data.train})"
+
+
+def build_train_data(cfg: Config, charset: Charset, accelerator: Accelerator, seed: int):
+    transform = build_transform(cfg.data.train_pipeline, cfg.data.image_height, cfg.data.image_width,
+                                cfg.data.keep_aspect)
+    workers = cfg.data.num_workers
+    if cfg.data.train == SYNTH:
+        ds = SyntheticPlateDataset(transform, seed=seed, countries=cfg.data.synth_countries,
+                                   two_row_prob=cfg.data.synth_two_row_prob,
+                                   rank=accelerator.process_index, world_size=accelerator.num_processes)
+        # Not passed to accelerator.prepare: every process generates its own stream.
+        loader = DataLoader(ds, batch_size=cfg.train.batch_size, num_workers=workers,
+                            collate_fn=collate_plates, persistent_workers=workers > 0,
+                            prefetch_factor=4 if workers > 0 else None)
+        return ds, loader, False
+    path = resolve_source(cfg, "data.train", cfg.data.train)
+    try:
+        records = load_records(path, charset, on_invalid_label=cfg.data.on_invalid_label, allow_mask=False)
+    except ValueError as e:
+        raise ConfigError(f"data.train: {e}") from e
+    if not records:
+        raise ConfigError(f"data.train: dataset {path} has no usable rows")
+    ds = PlateDataset(records, transform)
+    loader = DataLoader(ds, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
+                        num_workers=workers, collate_fn=collate_plates, persistent_workers=workers > 0)
+    return ds, loader, True
+
+
+def eval_loader(cfg: Config, ds) -> DataLoader:
+    return DataLoader(ds, batch_size=cfg.train.eval_batch_size, shuffle=False,
+                      num_workers=min(cfg.data.num_workers, 1), collate_fn=collate_plates)
+
+
+# --------------------------------------------------------------------------- eval
+@torch.no_grad()
+def evaluate(model, loader, accelerator: Accelerator, desc: str = "eval") -> dict:
+    """Metrics over the whole loader; with several processes every sample counts once."""
+    net = accelerator.unwrap_model(model)
+    was_training = model.training
+    model.eval()
+    metrics = PlateMetrics()
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
+        preds = net.decode(model(batch["images"]))
+        gathered = gather_eval_batch(accelerator, [p.text for p in preds], batch["texts"],
+                                     batch["countries"], batch["lines"].tolist())
+        metrics.update(*gathered)
+    model.train(was_training)
+    return metrics.compute()
+
+
+# --------------------------------------------------------------------------- state
+@dataclass
+class RunState:
+    """Counters saved with Accelerate's checkpoint so --resume continues the same run."""
+
+    step: int = 0
+    best: float | None = None
+    train_seconds: float = 0.0
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "best": self.best, "train_seconds": self.train_seconds}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.step, self.best, self.train_seconds = int(d["step"]), d["best"], float(d["train_seconds"])
+
+
+def is_better(metric: str, value: float, best: float | None) -> bool:
+    if best is None or math.isnan(best):
+        return not math.isnan(value)
+    return value > best if BEST_METRICS[metric] == "max" else value < best
+
+
+def save_checkpoint(accelerator: Accelerator, run_dir: Path) -> None:
+    """Accelerate state (model, optimiser, scheduler, RNG, RunState), swapped in atomically."""
+    final, tmp = run_dir / CHECKPOINT_DIR, run_dir / f"{CHECKPOINT_DIR}.tmp"
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        old = run_dir / f"{CHECKPOINT_DIR}.old"
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def lr_lambda(warmup: int, total: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+def new_run_dir(cfg: Config) -> Path:
+    if cfg.train.output_dir:
+        return Path(cfg.train.output_dir)
+    return Path("runs") / cfg.arch / time.strftime("%Y%m%d-%H%M%S")
+
+
+# --------------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", help="model architecture (crnn, ...); default from the config")
+    p.add_argument("--config", help="YAML config (default configs/<arch>.yaml)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    p.add_argument("--output-dir", help="run folder (default runs/<arch>/<timestamp>)")
+    p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"],
+                   help="overrides train.mixed_precision and Accelerate's launch config")
+    p.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
+    return p.parse_args(argv)
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
+    overrides = list(args.overrides)
+    if args.mixed_precision:
+        overrides.append(f"train.mixed_precision={args.mixed_precision}")
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / RUN_CONFIG).is_file() or not (run_dir / CHECKPOINT_DIR).is_dir():
+            raise ConfigError(f"--resume {run_dir}: no {RUN_CONFIG} and {CHECKPOINT_DIR}/ in that folder")
+        cfg = load_config(args.arch, run_dir / RUN_CONFIG, overrides)
+        return cfg, run_dir
+    if args.arch is None and args.config is None:
+        raise ConfigError("give --arch (e.g. --arch crnn) or --config FILE")
+    if args.output_dir:
+        overrides.append(f"train.output_dir={args.output_dir}")
+    cfg = load_config(args.arch, args.config, overrides)
+    return cfg, new_run_dir(cfg)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    cfg, run_dir = resolve_config(args)
+    tc, dc = cfg.train, cfg.data
+
+    kwargs = {}
+    if tc.mixed_precision is not None:
+        kwargs["mixed_precision"] = tc.mixed_precision
+    trackers = [t for t in tc.trackers if t]
+    accelerator = Accelerator(
+        gradient_accumulation_steps=tc.grad_accum_steps,
+        log_with=trackers or None,
+        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tb")),
+        **kwargs,
+    )
+    # Every process must agree on the run folder (timestamps may differ by a second).
+    run_dir = Path(broadcast_object_list([str(run_dir)])[0])
+    main_proc = accelerator.is_main_process
+    set_seed(tc.seed, device_specific=True)
+    charset = Charset(dc.charset)
+
+    # Data first: bad input is reported before any model is built or step taken.
+    with accelerator.main_process_first():
+        val_sets = [eval_dataset(cfg, "data.val", dc.val, charset)]
+        test_sets = [eval_dataset(cfg, "data.test", dc.test, charset)]
+        test_sets += [eval_dataset(cfg, f"data.extra_test[{i}]", s, charset) for i, s in enumerate(dc.extra_test)]
+    state = RunState()
+    try:
+        model = create_model(cfg.arch, dataclasses.asdict(cfg.model), charset,
+                             InputSpec(dc.image_height, dc.image_width, dc.keep_aspect))
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc.warmup_steps, tc.max_steps))
+    val_loader = eval_loader(cfg, val_sets[0][1])
+    model, optimizer, val_loader = accelerator.prepare(model, optimizer, val_loader)
+    accelerator.register_for_checkpointing(scheduler, state)
+
+    if args.resume:
+        accelerator.load_state(str(run_dir / CHECKPOINT_DIR))
+        accelerator.print(f"resumed {run_dir} at step {state.step}")
+    elif main_proc:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / RUN_CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    accelerator.wait_for_everyone()
+
+    # A resumed synthetic stream continues from a seed tied to the step, not from the start.
+    train_ds, train_loader, prepared = build_train_data(cfg, charset, accelerator, seed=tc.seed + 7919 * state.step)
+    net: PlateRecognizer = accelerator.unwrap_model(model)
+    try:
+        net.check_label_length(*max_train_label_length(cfg, train_ds))
+        for name, ds in val_sets + test_sets:
+            net.check_label_length(max(len(r.text) for r in ds.records), name)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    if prepared:
+        train_loader = accelerator.prepare(train_loader)
+
+    if trackers:
+        accelerator.init_trackers("train", config=flatten(cfg.to_dict()))
+    log_file = (run_dir / LOG_FILE).open("a") if main_proc else None
+
+    def log(record: dict) -> None:
+        accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=state.step)
+        if log_file is not None:
+            log_file.write(json.dumps(record) + "\n")
+            log_file.flush()
+
+    accelerator.print(
+        f"{cfg.arch}: {net.num_parameters() / 1e6:.2f}M parameters, input {dc.image_height}x{dc.image_width}, "
+        f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision {accelerator.mixed_precision}; "
+        f"run folder {run_dir}"
+    )
+    batches = iterate_forever(train_loader, prepared, accelerator, start_step=state.step * tc.grad_accum_steps)
+    model.train()
+    progress = tqdm(total=tc.max_steps, initial=state.step, desc="train", disable=not main_proc, dynamic_ncols=True)
+    t_start, time_at_start = time.time(), state.train_seconds
+    loss_sum, loss_n, stop = 0.0, 0, False
+    while state.step < tc.max_steps and not stop:
+        batch = next(batches)
+        if not prepared:
+            batch["images"] = batch["images"].to(accelerator.device, non_blocking=True)
+        with accelerator.accumulate(model):
+            outputs = model(batch["images"])
+            loss = net.loss(outputs, batch)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and tc.grad_clip > 0:
+                accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        loss_sum += loss.item()
+        loss_n += 1
+        if not accelerator.sync_gradients:
+            continue
+        scheduler.step()
+        state.step += 1
+        state.train_seconds = time_at_start + time.time() - t_start
+        progress.update(1)
+        if state.step % tc.log_every == 0:
+            avg = loss_sum / max(1, loss_n)
+            progress.set_postfix(loss=f"{avg:.3f}")
+            log({"step": state.step, "loss": avg, "lr": scheduler.get_last_lr()[0], "time_s": round(state.train_seconds, 1)})
+            loss_sum, loss_n = 0.0, 0
+        if tc.time_limit_minutes is not None and state.step % 10 == 0:
+            stop = broadcast_object_list([state.train_seconds > 60 * tc.time_limit_minutes])[0]
+        last = state.step >= tc.max_steps or stop
+        if state.step % tc.eval_every == 0 or last:
+            results = evaluate(model, val_loader, accelerator, desc="val")
+            value = results["overall"][tc.best_metric]
+            log({"step": state.step, **{f"val/{k}": v for k, v in results["overall"].items()}})
+            progress.write(f"step {state.step}: val exact match {results['overall']['exact_match']:.4f}, "
+                           f"CER {results['overall']['cer']:.4f}")
+            if is_better(tc.best_metric, value, state.best):
+                state.best = value
+                if main_proc:
+                    net.save_pretrained(run_dir / BEST_DIR)
+        if state.step % tc.checkpoint_every == 0 or last:
+            if main_proc:
+                net.save_pretrained(run_dir / LAST_DIR)
+            save_checkpoint(accelerator, run_dir)
+    progress.close()
+    accelerator.wait_for_everyone()
+
+    # Final test with the best model.
+    best = load_model(run_dir / BEST_DIR, expected_charset=charset).to(accelerator.device)
+    report = {"arch": cfg.arch, "steps": state.step, "train_seconds": round(state.train_seconds, 1),
+              "best_val": {tc.best_metric: state.best}, "num_parameters": best.num_parameters(), "test": {}}
+    best = accelerator.prepare(best)
+    tables = []
+    for name, ds in test_sets:
+        loader = accelerator.prepare(eval_loader(cfg, ds))
+        results = evaluate(best, loader, accelerator, desc=name)
+        report["test"][name] = results
+        tables.append(format_metrics_table(results, title=f"{name} ({cfg.arch}, best of {state.step} steps)"))
+    if main_proc:
+        tmp = run_dir / f"{TEST_METRICS}.tmp"
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+        os.replace(tmp, run_dir / TEST_METRICS)
+        log({"step": state.step, **{f"test/{k}": v for k, v in report["test"][test_sets[0][0]]["overall"].items()}})
+        print("\n\n".join(tables))
+        print(f"\nrun folder: {run_dir}  (best model: {run_dir / BEST_DIR}, metrics: {run_dir / TEST_METRICS})")
+        log_file.close()
+    accelerator.end_training()
+    return report
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, (int, float, str, bool)):
+            out[key] = v
+        else:
+            out[key] = str(v)
+    return out
+
+
+def iterate_forever(loader, prepared: bool, accelerator: Accelerator, start_step: int):
+    """Batches without end; a map-style loader restarts each epoch (skipping what a resumed run already saw)."""
+    if not prepared:
+        while True:
+            yield from loader
+    per_epoch = len(loader)
+    epoch, skip = divmod(start_step, per_epoch) if per_epoch else (0, 0)
+    while True:
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        yield from (accelerator.skip_first_batches(loader, skip) if skip else loader)
+        epoch, skip = epoch + 1, 0
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
