@@ -37,7 +37,8 @@ from data.synth import SyntheticPlateGenerator, write_synthetic_dataset
 from data.synth.capture import capture_effects
 from data.text import Charset
 from data.transforms import build_transform
-from metrics import PlateMetrics, format_metrics_table, gather_eval_batch
+from evaluation import evaluate
+from metrics import format_metrics_table
 from models import InputSpec, PlateRecognizer, create_model, load_model
 
 RUN_CONFIG = "config.yaml"
@@ -131,23 +132,6 @@ def build_train_data(cfg: Config, charset: Charset, accelerator: Accelerator, se
 def eval_loader(cfg: Config, ds) -> DataLoader:
     return DataLoader(ds, batch_size=cfg.train.eval_batch_size, shuffle=False,
                       num_workers=min(cfg.data.num_workers, 1), collate_fn=collate_plates)
-
-
-# --------------------------------------------------------------------------- eval
-@torch.no_grad()
-def evaluate(model, loader, accelerator: Accelerator, desc: str = "eval") -> dict:
-    """Metrics over the whole loader; with several processes every sample counts once."""
-    net = accelerator.unwrap_model(model)
-    was_training = model.training
-    model.eval()
-    metrics = PlateMetrics()
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
-        preds = net.decode(model(batch["images"]))
-        gathered = gather_eval_batch(accelerator, [p.text for p in preds], batch["texts"],
-                                     batch["countries"], batch["lines"].tolist())
-        metrics.update(*gathered)
-    model.train(was_training)
-    return metrics.compute()
 
 
 # --------------------------------------------------------------------------- state
