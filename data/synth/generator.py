@@ -1,0 +1,96 @@
+"""The synthetic plate generator: random country, format and text, rendered by ``PlateRenderer``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from data.synth.render import PlateRenderer
+from data.synth.textgen import UniformStream, compiled, max_label_length, render_rows
+from data.text import COUNTRIES, normalize_plate_text
+
+
+@dataclass
+class SynthPlate:
+    image: np.ndarray  # HxWx3 uint8, RGB
+    text: str  # normalised label (normalize_plate_text of the rendered text)
+    country: str  # one of COUNTRIES
+    lines: int  # 1 or 2
+    rows: tuple[str, ...] = ()  # the rendered text, one string per row (with separators)
+
+
+def resolve_countries(countries: Sequence[str] | str | None) -> tuple[str, ...]:
+    """Country codes in COUNTRIES order-of-argument, upper-cased; ValueError naming unknown ones."""
+    if countries is None:
+        return COUNTRIES
+    if isinstance(countries, str):
+        countries = [c for c in countries.split(",") if c.strip()]
+    out: list[str] = []
+    bad: list[str] = []
+    for c in countries:
+        code = str(c).strip().upper()
+        if code not in COUNTRIES:
+            bad.append(str(c))
+        elif code not in out:
+            out.append(code)
+    if bad:
+        raise ValueError(
+            f"unknown country code(s) {', '.join(map(repr, bad))} for the synthetic generator; "
+            f"expected some of {', '.join(COUNTRIES)}"
+        )
+    if not out:
+        raise ValueError("no countries given")
+    return tuple(out)
+
+
+class SyntheticPlateGenerator:
+    """Endless stream of rendered plates; the same seed gives the same plates (text and pixels).
+
+    Countries are drawn uniformly from ``countries`` (default: all 27); a country with a two-row
+    layout gets one with probability ``two_row_prob``.
+    """
+
+    def __init__(self, seed: int = 0, countries: Sequence[str] | None = None, two_row_prob: float = 0.15):
+        if not 0.0 <= two_row_prob <= 1.0:
+            raise ValueError(f"two_row_prob must be in [0, 1], got {two_row_prob}")
+        self.countries = resolve_countries(countries)
+        self.two_row_prob = float(two_row_prob)
+        self.seed = seed
+        self._compiled = [compiled(c) for c in self.countries]
+        self.renderer = PlateRenderer()
+        self._u = UniformStream(np.random.default_rng(seed))
+        self.max_label_length = max_label_length(self.countries, two_rows=self.two_row_prob > 0)
+
+    def __call__(self) -> SynthPlate:
+        return self._sample(self._u)
+
+    def __iter__(self):
+        while True:
+            yield self._sample(self._u)
+
+    def sample(self, rng: np.random.Generator) -> SynthPlate:
+        """One plate drawn from ``rng`` instead of the generator's own stream (for indexed datasets)."""
+        return self._sample(UniformStream(rng, block=64))
+
+    def _sample(self, u: UniformStream) -> SynthPlate:
+        cc = self._compiled[u.randint(len(self._compiled))]
+        lines = 2 if cc.has_two_rows and self.two_row_prob > 0 and u() < self.two_row_prob else 1
+        fmt = cc.pick(lines, u)
+        raw = fmt.generate_raw(u)
+        style = cc.spec.styles[fmt.fmt.style]
+        image = self.renderer.render(cc.spec, style, raw, lines, u)
+        rows = render_rows(raw, style.emblem_text)
+        return SynthPlate(image, normalize_plate_text("".join(rows)), cc.spec.code, lines, tuple(rows))
+
+    def render_text(self, country: str, rng: np.random.Generator, lines: int = 1) -> SynthPlate:
+        """A plate of a given country and row count (for previews and tests)."""
+        cc = compiled(country)
+        u = UniformStream(rng, block=64)
+        fmt = cc.pick(lines, u)
+        raw = fmt.generate_raw(u)
+        style = cc.spec.styles[fmt.fmt.style]
+        image = self.renderer.render(cc.spec, style, raw, lines, u)
+        rows = render_rows(raw, style.emblem_text)
+        return SynthPlate(image, normalize_plate_text("".join(rows)), cc.spec.code, lines, tuple(rows))
