@@ -1,0 +1,575 @@
+"""Plate-crop datasets: on-disk formats, readers, and the torch datasets.
+
+Formats
+-------
+(a) CSV folder: a folder with ``labels.csv`` (or any CSV passed by path) with a
+    header row and the columns ``filename,text[,country][,lines]`` (any order,
+    header names case-insensitive, extra columns ignored). ``filename`` is
+    relative to the CSV's folder. ``country`` is a code known to
+    :func:`data.text.normalize_country` (empty = "unknown"); ``lines`` is 1 or 2
+    (empty = 1). Read with :func:`read_csv_dataset`.
+
+(b) File-name folder: a folder, searched recursively, of crops whose file name
+    holds the label. Read with :func:`read_filename_dataset`; the rule is in
+    :func:`label_from_filename`. Country is "unknown" and lines is 1.
+
+(c) Full photos with plate boxes: cut once into a format (a) cache with
+    ``python -m data.crops`` (see :mod:`data.crops`).
+
+:func:`load_records` picks (a) or (b) from a path. Readers never open images:
+they only check that each file exists, so a 100k-row CSV reads in a fraction of
+a second. ``python -m data.check DATASET`` opens every image to verify a
+dataset before training.
+
+Every label goes through :func:`data.text.normalize_plate_text` and is checked
+against the charset (masked ``*`` characters only with ``allow_mask=True``, for
+evaluation sets).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from data.text import Charset, normalize_country, normalize_plate_text
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+DEFAULT_CSV_NAME = "labels.csv"
+_ON_INVALID = ("error", "skip")
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be read: the message names the file, row and column."""
+
+
+class ImageReadError(DatasetError):
+    """An image file is missing, unreadable or corrupt: the message names the file."""
+
+
+@dataclass
+class PlateRecord:
+    path: Path
+    text: str
+    country: str
+    lines: int = 1
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_on_invalid(on_invalid_label: str) -> None:
+    if on_invalid_label not in _ON_INVALID:
+        raise ValueError(f"on_invalid_label must be one of {_ON_INVALID}, got {on_invalid_label!r}")
+
+
+def parse_lines(value: str | int | None) -> int:
+    """The ``lines`` column: 1 or 2; empty or None reads as 1. Raises ValueError otherwise."""
+    if value is None:
+        return 1
+    if isinstance(value, bool):
+        raise ValueError(f"lines must be 1 or 2, got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        n = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        n = int(value)
+    else:
+        s = str(value).strip()
+        if not s:
+            return 1
+        if not re.fullmatch(r"[12](\.0*)?", s):
+            raise ValueError(f"lines must be 1 or 2, got {value!r}")
+        n = int(s[0])
+    if n not in (1, 2):
+        raise ValueError(f"lines must be 1 or 2, got {value!r}")
+    return n
+
+
+_LINES_FAST = {"": 1, "1": 1, "2": 2}
+
+
+class _FileExists:
+    """``os.path.isfile`` with one directory listing per folder (fast for big datasets)."""
+
+    def __init__(self) -> None:
+        self._dirs: dict[str, frozenset[str] | None] = {}
+
+    def __call__(self, path: str) -> bool:
+        folder, name = os.path.split(path)
+        names = self._dirs.get(folder, False)
+        if names is False:
+            try:
+                names = frozenset(os.listdir(folder or "."))
+            except OSError:
+                names = None
+            self._dirs[folder] = names
+        if names is not None and name in names:
+            return True  # (a folder of that name would fail later, when the image is read)
+        # Not listed under this exact spelling (e.g. a case-insensitive file system): ask the OS.
+        return os.path.isfile(path)
+
+
+# --------------------------------------------------------------------------- format (a)
+
+
+def read_csv_dataset(
+    root: str | os.PathLike,
+    csv_name: str = DEFAULT_CSV_NAME,
+    charset: Charset | None = None,
+    on_invalid_label: str = "error",
+    allow_mask: bool = False,
+) -> tuple[list[PlateRecord], dict[str, Any]]:
+    """Read a format (a) folder: ``root/csv_name`` with ``filename,text[,country][,lines]``.
+
+    Errors (:class:`DatasetError`) name the CSV file, the line number in the
+    file (line 1 is the header) with the 1-based data row, and the column.
+    Labels that are empty or have characters outside ``charset`` raise, or with
+    ``on_invalid_label="skip"`` are skipped and counted in
+    ``stats["skipped_invalid_label"]``. Unknown countries, bad ``lines`` values
+    and missing image files always raise.
+
+    Returns ``(records, stats)``; stats has ``rows`` (data rows read),
+    ``records`` (kept), ``skipped_invalid_label`` and ``skipped_examples`` (up to
+    five messages).
+    """
+    _check_on_invalid(on_invalid_label)
+    charset = charset or Charset()
+    root = Path(root)
+    csv_path = root / csv_name
+    if not csv_path.is_file():
+        raise DatasetError(f"{csv_path}: CSV file not found")
+
+    records: list[PlateRecord] = []
+    stats: dict[str, Any] = {"rows": 0, "records": 0, "skipped_invalid_label": 0, "skipped_examples": []}
+    exists = _FileExists()
+    root_str = str(root)
+    country_cache: dict[str, str] = {}
+
+    try:
+        f = open(csv_path, newline="", encoding="utf-8-sig")
+    except OSError as e:
+        raise DatasetError(f"{csv_path}: cannot open: {e}") from e
+    with f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DatasetError(f"{csv_path}: empty file, expected a header with columns filename,text") from None
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise DatasetError(f"{csv_path}, line 1 (header): {e}") from e
+        cols = [h.strip().lower() for h in header]
+        for required in ("filename", "text"):
+            if required not in cols:
+                raise DatasetError(
+                    f"{csv_path}, line 1 (header): missing column {required!r} "
+                    f"(found columns: {', '.join(repr(c) for c in cols)}; expected filename,text[,country][,lines])"
+                )
+        i_file, i_text = cols.index("filename"), cols.index("text")
+        i_country = cols.index("country") if "country" in cols else None
+        i_lines = cols.index("lines") if "lines" in cols else None
+
+        row_no = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except (csv.Error, UnicodeDecodeError) as e:
+                raise DatasetError(f"{csv_path}, line {reader.line_num}: {e}") from e
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            row_no += 1
+            where = f"{csv_path}, line {reader.line_num} (data row {row_no})"
+
+            def cell(i: int | None) -> str:
+                return row[i].strip() if i is not None and i < len(row) else ""
+
+            filename = cell(i_file)
+            if not filename:
+                raise DatasetError(f"{where}, column 'filename': empty file name")
+
+            raw_text = row[i_text] if i_text < len(row) else ""
+            text = normalize_plate_text(raw_text)
+            try:
+                charset.check(text, allow_mask=allow_mask)
+            except ValueError as e:
+                msg = f"{where}, column 'text': {e}" + ("" if raw_text.strip() else " (the cell is empty)")
+                if on_invalid_label == "skip":
+                    stats["skipped_invalid_label"] += 1
+                    if len(stats["skipped_examples"]) < 5:
+                        stats["skipped_examples"].append(msg)
+                    continue
+                raise DatasetError(msg) from None
+
+            raw_country = cell(i_country)
+            country = country_cache.get(raw_country)
+            if country is None:
+                try:
+                    country = normalize_country(raw_country)
+                except ValueError as e:
+                    raise DatasetError(f"{where}, column 'country': {e}") from None
+                country_cache[raw_country] = country
+
+            raw_lines = cell(i_lines)
+            try:
+                lines = _LINES_FAST.get(raw_lines) or parse_lines(raw_lines)
+            except ValueError as e:
+                raise DatasetError(f"{where}, column 'lines': {e}") from None
+
+            path = os.path.join(root_str, filename)
+            if not exists(path):
+                raise DatasetError(f"{where}, column 'filename': image file not found: {path}")
+            records.append(PlateRecord(Path(path), text, country, lines))
+
+    stats["rows"] = row_no
+    stats["records"] = len(records)
+    return records, stats
+
+
+# --------------------------------------------------------------------------- format (b)
+
+_COPY_MARKER = re.compile(r"\s*\(\d+\)$")
+
+
+def label_from_filename(name: str) -> str:
+    """The raw label a format (b) file name holds (before normalisation).
+
+    Rule, on the file name without its last extension (the *stem*):
+
+    1. A trailing copy marker ``" (N)"`` is removed (``AB123 (2).jpg``).
+    2. The stem is split on ``_`` (empty pieces dropped).
+    3. If the last piece is all digits and the piece before it has a non-digit
+       character, the last piece is a duplicate counter and the label is the
+       piece before it; otherwise the label is the last piece.
+
+    So ``AB123CD.jpg``, ``AB-123-CD_2.png``, ``00012_AB123CD.png``,
+    ``00012_AB123CD_7.png`` and ``00012_1234567.png`` read as ``AB123CD``,
+    ``AB-123-CD``, ``AB123CD``, ``AB123CD`` and ``1234567``. The one case the
+    rule cannot tell apart: an all-digit plate *with* a duplicate counter
+    (``1234567_2`` reads as ``2``) -- name such files ``N_1234567`` or use a CSV.
+    Separators (``-``, space, ``.``) inside the label are dropped by
+    normalisation.
+    """
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    stem = _COPY_MARKER.sub("", stem)
+    parts = [p for p in stem.split("_") if p]
+    if not parts:
+        return ""
+    if len(parts) >= 2 and parts[-1].isdigit() and not parts[-2].isdigit():
+        return parts[-2]
+    return parts[-1]
+
+
+def read_filename_dataset(
+    root: str | os.PathLike,
+    charset: Charset | None = None,
+    on_invalid_label: str = "error",
+    allow_mask: bool = False,
+    extensions: Iterable[str] = IMAGE_EXTENSIONS,
+) -> tuple[list[PlateRecord], dict[str, Any]]:
+    """Read a format (b) folder: image files (recursive, sorted) named by their label.
+
+    The label rule is :func:`label_from_filename`. Hidden files and folders
+    (starting with ``.``) are ignored, as are files without an image extension.
+    Invalid labels raise :class:`DatasetError` naming the file, or with
+    ``on_invalid_label="skip"`` are skipped and counted. Returns ``(records, stats)``.
+    """
+    _check_on_invalid(on_invalid_label)
+    charset = charset or Charset()
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a folder")
+    exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+    records: list[PlateRecord] = []
+    stats: dict[str, Any] = {"rows": 0, "records": 0, "skipped_invalid_label": 0, "skipped_examples": []}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in exts:
+                continue
+            stats["rows"] += 1
+            path = os.path.join(dirpath, name)
+            raw = label_from_filename(name)
+            text = normalize_plate_text(raw)
+            try:
+                charset.check(text, allow_mask=allow_mask)
+            except ValueError as e:
+                msg = f"{path}: label {raw!r} read from the file name: {e}"
+                if on_invalid_label == "skip":
+                    stats["skipped_invalid_label"] += 1
+                    if len(stats["skipped_examples"]) < 5:
+                        stats["skipped_examples"].append(msg)
+                    continue
+                raise DatasetError(msg) from None
+            records.append(PlateRecord(Path(path), text, "unknown", 1))
+    if stats["rows"] == 0:
+        raise DatasetError(
+            f"{root}: no image files found (looked for {', '.join(sorted(exts))}, recursively)"
+        )
+    stats["records"] = len(records)
+    return records, stats
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def detect_format(source: str | os.PathLike) -> tuple[str, Path, str | None]:
+    """``("csv", root, csv_name)`` or ``("filename", root, None)`` for a dataset path.
+
+    A folder with ``labels.csv`` or a ``.csv`` file is format (a); a folder
+    without any CSV at its top level is format (b). Anything else raises
+    :class:`DatasetError` naming the path.
+    """
+    p = Path(source)
+    if p.is_file():
+        if p.suffix.lower() == ".csv":
+            return "csv", p.parent, p.name
+        raise DatasetError(
+            f"{p}: not a dataset: expected a folder (with {DEFAULT_CSV_NAME}, or of crops named by "
+            "their label) or a .csv file"
+        )
+    if p.is_dir():
+        if (p / DEFAULT_CSV_NAME).is_file():
+            return "csv", p, DEFAULT_CSV_NAME
+        csvs = sorted(n for n in os.listdir(p) if n.lower().endswith(".csv") and (p / n).is_file())
+        if csvs:
+            raise DatasetError(
+                f"{p}: has CSV file(s) {', '.join(csvs)} but no {DEFAULT_CSV_NAME}: pass the CSV file "
+                "itself for a CSV dataset, or use fmt='filename' to read the folder by file names"
+            )
+        return "filename", p, None
+    raise DatasetError(f"{p}: dataset path does not exist")
+
+
+def load_dataset(
+    source: str | os.PathLike,
+    charset: Charset | None = None,
+    on_invalid_label: str = "error",
+    allow_mask: bool = False,
+    fmt: str = "auto",
+) -> tuple[list[PlateRecord], dict[str, Any]]:
+    """Like :func:`load_records`, also returning the reader's stats (with ``format``)."""
+    if fmt == "auto":
+        fmt, root, csv_name = detect_format(source)
+    elif fmt == "csv":
+        p = Path(source)
+        root, csv_name = (p.parent, p.name) if p.suffix.lower() == ".csv" else (p, DEFAULT_CSV_NAME)
+    elif fmt == "filename":
+        root, csv_name = Path(source), None
+    else:
+        raise ValueError(f"fmt must be 'auto', 'csv' or 'filename', got {fmt!r}")
+    if fmt == "csv":
+        records, stats = read_csv_dataset(root, csv_name, charset, on_invalid_label, allow_mask)
+    else:
+        records, stats = read_filename_dataset(root, charset, on_invalid_label, allow_mask)
+    stats["format"] = fmt
+    return records, stats
+
+
+def load_records(
+    source: str | os.PathLike,
+    charset: Charset | None = None,
+    on_invalid_label: str = "error",
+    allow_mask: bool = False,
+    fmt: str = "auto",
+) -> list[PlateRecord]:
+    """Records of a dataset path, format detected by :func:`detect_format` (or forced by ``fmt``)."""
+    return load_dataset(source, charset, on_invalid_label, allow_mask, fmt)[0]
+
+
+# --------------------------------------------------------------------------- image reading
+
+
+def to_rgb_uint8(img: np.ndarray) -> np.ndarray:
+    """An image as cv2 decodes it with IMREAD_UNCHANGED (BGR order) -> RGB uint8 HxWx3."""
+    if img.dtype != np.uint8:
+        if img.dtype == np.uint16:
+            img = (img >> 8).astype(np.uint8)
+        elif np.issubdtype(img.dtype, np.floating):
+            hi = 1.0 if float(np.nanmax(img)) <= 1.0 else 255.0
+            img = np.clip(np.nan_to_num(img) * (255.0 / hi), 0, 255).astype(np.uint8)
+        else:
+            info = np.iinfo(img.dtype)
+            img = np.clip(img, 0, 255 if info.bits <= 8 else info.max).astype(np.float64)
+            if info.bits > 8:
+                img = img * (255.0 / info.max)
+            img = img.astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.ndim == 3:
+        c = img.shape[2]
+        if c == 1:
+            return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+        if c == 2:  # gray + alpha
+            return cv2.cvtColor(np.ascontiguousarray(img[:, :, 0]), cv2.COLOR_GRAY2RGB)
+        if c == 3:
+            return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        if c == 4:
+            return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    raise ValueError(f"unsupported image shape {img.shape}")
+
+
+def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as RGB uint8 HxWx3.
+
+    Grayscale, RGBA, 16-bit and palette images are converted. Decoding is done
+    by cv2 (from bytes, so non-ASCII paths work everywhere) with a PIL
+    fallback for what cv2 cannot read. EXIF orientation is not applied.
+    Raises :class:`ImageReadError` naming the file if it is missing,
+    unreadable or corrupt.
+    """
+    path = os.fspath(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot read image file: {e}") from e
+    if data.size == 0:
+        raise ImageReadError(f"{path}: image file is empty")
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        try:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.load()
+                if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                    arr = np.asarray(im).astype(np.float64)
+                    arr = (arr * (255.0 / max(1.0, float(arr.max())))).astype(np.uint8)
+                    img = np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
+                else:
+                    img = np.ascontiguousarray(np.asarray(im.convert("RGB")))
+        except Exception as e:  # noqa: BLE001 - any decoder failure means a corrupt file
+            raise ImageReadError(f"{path}: cannot decode image (corrupt or unsupported format): {e}") from e
+        if img.size == 0:
+            raise ImageReadError(f"{path}: image has zero size")
+        return img
+    try:
+        return to_rgb_uint8(img)
+    except ValueError as e:
+        raise ImageReadError(f"{path}: {e}") from e
+
+
+# --------------------------------------------------------------------------- torch datasets
+
+Transform = Callable[[np.ndarray], Any]
+
+
+class PlateDataset(Dataset):
+    """Map-style dataset over :class:`PlateRecord` s; images are read lazily in ``__getitem__``.
+
+    ``transform`` maps an RGB uint8 HxWx3 array to a float tensor 3xHxW (see
+    :func:`data.transforms.build_transform`); with ``transform=None`` the raw
+    array is returned. Items: ``{"image", "text", "country", "lines"}``.
+    """
+
+    def __init__(self, records: Sequence[PlateRecord], transform: Transform | None = None):
+        self.records = list(records)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        r = self.records[index]
+        img = read_image_rgb(r.path)
+        if self.transform is not None:
+            try:
+                img = self.transform(img)
+            except Exception as e:
+                raise RuntimeError(f"{r.path}: transform failed on image of shape {img.shape}: {e}") from e
+        return {"image": img, "text": r.text, "country": r.country, "lines": r.lines}
+
+
+def stream_seed(seed: int, rank: int = 0, worker: int = 0, epoch: int = 0) -> int:
+    """A 63-bit seed for the (seed, rank, worker, epoch) stream: distinct per tuple, reproducible."""
+    words = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(rank), int(worker), int(epoch)]).generate_state(2)
+    return int((int(words[0]) << 31) ^ int(words[1])) & ((1 << 63) - 1)
+
+
+class SyntheticPlateDataset(IterableDataset):
+    """Infinite stream of synthetic plates from :class:`data.synth.SyntheticPlateGenerator`.
+
+    Each (``seed``, ``rank``, DataLoader worker, epoch) gets its own generator
+    and transform seed, so streams differ across processes and workers and
+    replay exactly for the same tuple. Call :meth:`set_epoch` between epochs
+    (if the iterator is re-created) to get fresh samples. Items are the same
+    dicts as :class:`PlateDataset`.
+    """
+
+    def __init__(
+        self,
+        transform: Transform | None,
+        seed: int = 0,
+        countries: Sequence[str] | None = None,
+        two_row_prob: float = 0.15,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+        self.transform = transform
+        self.seed = int(seed)
+        self.countries = list(countries) if countries is not None else None
+        self.two_row_prob = two_row_prob
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    @property
+    def max_label_length(self) -> int:
+        return self._make_generator(self.seed).max_label_length
+
+    def _make_generator(self, seed: int):
+        from data.synth import SyntheticPlateGenerator
+
+        return SyntheticPlateGenerator(seed=seed, countries=self.countries, two_row_prob=self.two_row_prob)
+
+    def stream_seed(self) -> int:
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
+        return stream_seed(self.seed, self.rank, worker, self.epoch)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        s = self.stream_seed()
+        generator = self._make_generator(s % (2**31 - 1))
+        transform = self.transform
+        set_seed = getattr(transform, "set_seed", None)
+        if callable(set_seed):
+            set_seed(s ^ 0x5EED)
+        while True:
+            plate = generator()
+            img = transform(plate.image) if transform is not None else plate.image
+            yield {"image": img, "text": plate.text, "country": plate.country, "lines": int(plate.lines)}
+
+
+def collate_plates(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Batch items: ``{"images": [B,3,H,W], "texts", "countries", "lines": LongTensor[B]}``."""
+    if not samples:
+        raise ValueError("collate_plates: empty batch")
+    images = [s["image"] for s in samples]
+    if not all(isinstance(im, torch.Tensor) for im in images):
+        images = [torch.as_tensor(im) for im in images]
+    shapes = {tuple(im.shape) for im in images}
+    if len(shapes) != 1:
+        raise ValueError(
+            f"collate_plates: images have different shapes {sorted(shapes)}; use a transform that resizes "
+            "to a fixed height and width"
+        )
+    return {
+        "images": torch.stack(images),
+        "texts": [s["text"] for s in samples],
+        "countries": [s["country"] for s in samples],
+        "lines": torch.tensor([int(s["lines"]) for s in samples], dtype=torch.long),
+    }
+

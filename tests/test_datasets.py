@@ -1,0 +1,309 @@
+"""Dataset formats (a) and (b), image loading, the torch datasets, collate and the check command."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from data import check
+from data.datasets import (
+    DatasetError,
+    ImageReadError,
+    PlateDataset,
+    PlateRecord,
+    SyntheticPlateDataset,
+    collate_plates,
+    label_from_filename,
+    load_dataset,
+    load_records,
+    read_csv_dataset,
+    read_filename_dataset,
+    read_image_rgb,
+    stream_seed,
+)
+from data.text import Charset
+from data.transforms import build_transform
+
+
+def write_png(path, h=20, w=60, value=None, channels=3):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(abs(hash(str(path))) % 2**32)
+    shape = (h, w) if channels == 1 else (h, w, channels)
+    img = rng.integers(0, 256, shape, dtype=np.uint8) if value is None else np.full(shape, value, np.uint8)
+    assert cv2.imwrite(str(path), img)
+    return path
+
+
+def make_csv_dataset(root, rows, header="filename,text,country,lines", images=None):
+    root.mkdir(parents=True, exist_ok=True)
+    for name in images if images is not None else [r.split(",")[0] for r in rows]:
+        write_png(root / name)
+    (root / "labels.csv").write_text("\n".join([header, *rows]) + "\n")
+    return root
+
+
+# --------------------------------------------------------------------------- format (a)
+
+
+def test_csv_dataset_reads_and_normalises(tmp_path):
+    root = make_csv_dataset(
+        tmp_path / "a",
+        ["img/1.png,ab-123 cd,de,1", "img/2.png,АВ123,ru,2", "img/3.png,XY9,,", "img/4.png,Z1,unknown,1"],
+    )
+    records, stats = read_csv_dataset(root)
+    assert [r.text for r in records] == ["AB123CD", "AB123", "XY9", "Z1"]
+    assert [r.country for r in records] == ["DE", "RU", "unknown", "unknown"]
+    assert [r.lines for r in records] == [1, 2, 1, 1]
+    assert records[0].path == root / "img/1.png"
+    assert stats["rows"] == 4 and stats["skipped_invalid_label"] == 0
+    assert load_records(root) == records
+    assert load_records(root / "labels.csv") == records
+
+
+def test_csv_minimal_columns_and_extras(tmp_path):
+    root = make_csv_dataset(tmp_path / "a", ["x.png,AB1,ignored"], header="Filename,TEXT,notes")
+    (r,) = load_records(root)
+    assert (r.text, r.country, r.lines) == ("AB1", "unknown", 1)
+
+
+@pytest.mark.parametrize("header", ["file,text", "filename,label"])
+def test_csv_missing_column(tmp_path, header):
+    root = make_csv_dataset(tmp_path / "a", ["x.png,AB1"], header=header)
+    missing = "filename" if header.startswith("file,") else "text"
+    with pytest.raises(DatasetError, match=rf"labels\.csv, line 1 \(header\): missing column '{missing}'"):
+        read_csv_dataset(root)
+
+
+def test_csv_empty_label(tmp_path):
+    root = make_csv_dataset(tmp_path / "a", ["a.png,AB1,DE,1", "b.png, - ,DE,1"])
+    with pytest.raises(DatasetError, match=r"labels\.csv, line 3 \(data row 2\), column 'text': empty label"):
+        read_csv_dataset(root)
+
+
+def test_csv_label_outside_charset_error_and_skip(tmp_path):
+    root = make_csv_dataset(tmp_path / "a", ["a.png,AB1,DE,1", "b.png,AB$1,DE,1", "c.png,A*1,DE,1", "d.png,CD2,FR,1"])
+    with pytest.raises(DatasetError, match=r"line 3 \(data row 2\), column 'text'.*'\$'"):
+        read_csv_dataset(root)
+    records, stats = read_csv_dataset(root, on_invalid_label="skip")
+    assert [r.text for r in records] == ["AB1", "CD2"]
+    assert stats["skipped_invalid_label"] == 2 and stats["rows"] == 4
+    assert "b.png" not in str(records)
+    # Masked labels: allowed for evaluation sets only.
+    (tmp_path / "a" / "labels.csv").write_text("filename,text\na.png,AB1\nc.png,A*1\n")
+    assert [r.text for r in read_csv_dataset(root, allow_mask=True)[0]] == ["AB1", "A*1"]
+    with pytest.raises(DatasetError, match="evaluation only"):
+        read_csv_dataset(root)
+
+
+def test_csv_custom_charset(tmp_path):
+    root = make_csv_dataset(tmp_path / "a", ["a.png,AB1", "b.png,Z9"], header="filename,text")
+    records, stats = read_csv_dataset(root, charset=Charset("AB1"), on_invalid_label="skip")
+    assert [r.text for r in records] == ["AB1"] and stats["skipped_invalid_label"] == 1
+
+
+def test_csv_unknown_country(tmp_path):
+    root = make_csv_dataset(tmp_path / "a", ["a.png,AB1,DE,1", "b.png,AB2,XX,1"])
+    with pytest.raises(DatasetError, match=r"line 3 \(data row 2\), column 'country': unknown country code 'XX'"):
+        read_csv_dataset(root, on_invalid_label="skip")
+
+
+@pytest.mark.parametrize("value", ["3", "two", "0", "-1"])
+def test_csv_bad_lines(tmp_path, value):
+    root = make_csv_dataset(tmp_path / "a", [f"a.png,AB1,DE,{value}"])
+    with pytest.raises(DatasetError, match=r"line 2 \(data row 1\), column 'lines': lines must be 1 or 2"):
+        read_csv_dataset(root)
+
+
+def test_csv_missing_image(tmp_path):
+    root = make_csv_dataset(tmp_path / "a", ["a.png,AB1,DE,1", "gone.png,AB2,DE,1"], images=["a.png"])
+    with pytest.raises(DatasetError, match=r"line 3 \(data row 2\), column 'filename': image file not found: .*gone\.png"):
+        read_csv_dataset(root)
+
+
+def test_csv_large_reads_fast(tmp_path):
+    root = tmp_path / "big"
+    (root / "img").mkdir(parents=True)
+    n = 20000
+    for i in range(n):
+        (root / "img" / f"{i}.png").touch()
+    lines = ["filename,text,country,lines"] + [f"img/{i}.png,AB{i},DE,1" for i in range(n)]
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    t0 = time.perf_counter()
+    records, stats = read_csv_dataset(root)
+    dt = time.perf_counter() - t0
+    assert len(records) == n == stats["rows"]
+    assert dt < 1.0, f"{n} rows took {dt:.2f}s"
+
+
+# --------------------------------------------------------------------------- format (b)
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("AB123CD.jpg", "AB123CD"),
+        ("AB-123-CD_2.png", "AB-123-CD"),
+        ("00012_AB123CD.png", "AB123CD"),
+        ("00012_AB123CD_7.png", "AB123CD"),
+        ("00012_1234567.png", "1234567"),
+        ("AB123 (2).png", "AB123"),
+        ("AB123CD_154.png", "AB123CD"),
+    ],
+)
+def test_label_from_filename(name, text):
+    assert label_from_filename(name) == text
+
+
+def test_filename_dataset(tmp_path):
+    root = tmp_path / "b"
+    for name in ["AB123CD.png", "sub/AB-123-CD_2.png", "sub/deep/00012_XY99.jpg", "notes.txt", ".hidden.png"]:
+        write_png(root / name) if name.endswith(("png", "jpg")) else (root / name).write_text("x")
+    records = load_records(root)
+    assert sorted(r.text for r in records) == ["AB123CD", "AB123CD", "XY99"]
+    assert all(r.country == "unknown" and r.lines == 1 for r in records)
+    write_png(root / "AB$12.png")
+    with pytest.raises(DatasetError, match=r"AB\$12\.png"):
+        read_filename_dataset(root)
+    records, stats = read_filename_dataset(root, on_invalid_label="skip")
+    assert len(records) == 3 and stats["skipped_invalid_label"] == 1
+
+
+def test_load_records_detection_errors(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_records(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no image files"):
+        load_records(tmp_path / "empty")
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(DatasetError, match=r"f\.txt: not a dataset"):
+        load_records(tmp_path / "f.txt")
+    other = tmp_path / "other"
+    write_png(other / "AB1.png")
+    (other / "train.csv").write_text("filename,text\nAB1.png,AB1\n")
+    with pytest.raises(DatasetError, match=r"train\.csv"):
+        load_records(other)
+    assert [r.text for r in load_records(other / "train.csv")] == ["AB1"]
+    assert [r.text for r in load_records(other, fmt="filename")] == ["AB1"]
+
+
+# --------------------------------------------------------------------------- images
+
+
+def test_image_modes_load_as_rgb(tmp_path):
+    gray = tmp_path / "gray.png"
+    cv2.imwrite(str(gray), np.full((10, 30), 200, np.uint8))
+    rgba = tmp_path / "rgba.png"
+    bgra = np.zeros((10, 30, 4), np.uint8)
+    bgra[..., 0], bgra[..., 2], bgra[..., 3] = 255, 10, 128  # blue in BGR order
+    cv2.imwrite(str(rgba), bgra)
+    deep = tmp_path / "deep.png"
+    cv2.imwrite(str(deep), np.full((10, 30, 3), 65535, np.uint16))
+    deep_gray = tmp_path / "deep_gray.png"
+    cv2.imwrite(str(deep_gray), np.full((10, 30), 256 * 100, np.uint16))
+    from PIL import Image
+
+    pal = tmp_path / "pal.png"
+    im = Image.new("P", (30, 10))
+    im.putpalette([255, 0, 0] + [0, 0, 0] * 255)
+    im.save(pal)
+    for path, first_pixel in [(gray, (200, 200, 200)), (rgba, (10, 0, 255)), (deep, (255, 255, 255)),
+                              (deep_gray, (100, 100, 100)), (pal, (255, 0, 0))]:
+        img = read_image_rgb(path)
+        assert img.shape == (10, 30, 3) and img.dtype == np.uint8, path
+        assert tuple(int(v) for v in img[0, 0]) == first_pixel, path
+
+
+def test_corrupt_image_named_on_getitem(tmp_path):
+    root = make_csv_dataset(tmp_path / "a", ["good.png,AB1", "bad.png,AB2"], header="filename,text",
+                            images=["good.png"])
+    (root / "bad.png").write_bytes(b"\x89PNG garbage" + os.urandom(64))
+    ds = PlateDataset(load_records(root), build_transform("eval", 32, 96))
+    assert ds[0]["image"].shape == (3, 32, 96)
+    with pytest.raises(ImageReadError, match=r"bad\.png"):
+        ds[1]
+
+
+def test_plate_dataset_items_and_collate(tmp_path):
+    root = make_csv_dataset(tmp_path / "a", ["a.png,AB1,DE,1", "b.png,CD22,PL,2"])
+    ds = PlateDataset(load_records(root), build_transform("eval", 32, 128))
+    assert len(ds) == 2
+    item = ds[1]
+    assert set(item) == {"image", "text", "country", "lines"}
+    assert (item["text"], item["country"], item["lines"]) == ("CD22", "PL", 2)
+    batch = next(iter(DataLoader(ds, batch_size=2, collate_fn=collate_plates)))
+    assert batch["images"].shape == (2, 3, 32, 128) and batch["images"].dtype == torch.float32
+    assert batch["texts"] == ["AB1", "CD22"] and batch["countries"] == ["DE", "PL"]
+    assert batch["lines"].dtype == torch.long and batch["lines"].tolist() == [1, 2]
+    with pytest.raises(ValueError, match="different shapes"):
+        collate_plates([{"image": torch.zeros(3, 8, 8), "text": "A", "country": "DE", "lines": 1},
+                        {"image": torch.zeros(3, 8, 9), "text": "B", "country": "DE", "lines": 1}])
+    # Init does no image I/O.
+    PlateDataset([PlateRecord(tmp_path / "missing.png", "AB1", "DE", 1)], None)
+
+
+# --------------------------------------------------------------------------- synthetic
+
+
+def take(ds, n):
+    it = iter(ds)
+    return [next(it) for _ in range(n)]
+
+
+def test_synthetic_dataset_deterministic_and_distinct():
+    tf = build_transform("train", 32, 128)
+    a = take(SyntheticPlateDataset(tf, seed=1), 3)
+    b = take(SyntheticPlateDataset(build_transform("train", 32, 128), seed=1), 3)
+    for x, y in zip(a, b):
+        assert x["text"] == y["text"] and torch.equal(x["image"], y["image"])
+    assert set(a[0]) == {"image", "text", "country", "lines"}
+    assert a[0]["image"].shape == (3, 32, 128) and a[0]["image"].dtype == torch.float32
+    other_seed = take(SyntheticPlateDataset(tf, seed=2), 3)
+    other_rank = take(SyntheticPlateDataset(tf, seed=1, rank=1, world_size=2), 3)
+    for other in (other_seed, other_rank):
+        assert [s["text"] for s in other] != [s["text"] for s in a]
+    assert len({stream_seed(0, r, w) for r in range(4) for w in range(4)}) == 16
+    with pytest.raises(ValueError, match="rank"):
+        SyntheticPlateDataset(tf, rank=2, world_size=2)
+
+
+def test_synthetic_dataset_workers_distinct_and_reproducible():
+    ds = SyntheticPlateDataset(build_transform("train", 32, 64), seed=3)
+
+    def first_batches():
+        loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_plates)
+        it = iter(loader)
+        out = [next(it), next(it)]  # one batch from worker 0, one from worker 1
+        del it
+        return out
+
+    w0, w1 = first_batches()
+    assert w0["texts"] != w1["texts"]
+    again = first_batches()
+    assert again[0]["texts"] == w0["texts"] and torch.equal(again[1]["images"], w1["images"])
+    # Worker 0's stream is the stream of a single-process run with the same seed.
+    assert [s["text"] for s in take(ds, 4)] == w0["texts"]
+
+
+# --------------------------------------------------------------------------- check command
+
+
+def test_check_command(tmp_path, capsys):
+    root = make_csv_dataset(tmp_path / "a", ["a.png,AB1,DE,1", "b.png,CD2,FR,2", "c.png,EF3,,"])
+    assert check.main([str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "records: 3" in out and "3 readable, 0 unreadable" in out
+    (root / "b.png").write_bytes(b"not an image")
+    assert check.main([str(root), "--workers", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "1 unreadable" in out and "b.png" in out
+    (root / "labels.csv").write_text("filename,text\na.png,\n")
+    assert check.main([str(root)]) == 2
+    assert "empty label" in capsys.readouterr().err
+    records, stats = load_dataset(root, on_invalid_label="skip")
+    assert records == [] and stats["skipped_invalid_label"] == 1

@@ -1,0 +1,105 @@
+"""Transform pipelines: output contract, geometry limits, seeding, the grid command."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from data import transforms
+from data.datasets import PlateDataset, PlateRecord, collate_plates
+from data.transforms import PIPELINES, PlateWarp, build_transform, to_image, to_tensor
+
+
+def plate_image(h=44, w=200, seed=0):
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), 230, np.uint8)
+    for i in range(7):
+        x = 10 + i * (w - 20) // 7
+        img[8 : h - 8, x + 3 : x + (w - 20) // 7 - 3] = rng.integers(0, 80, 3)
+    return img
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+@pytest.mark.parametrize("keep_aspect", [False, True])
+@pytest.mark.parametrize("shape", [(44, 200, 3), (12, 30, 3), (300, 900, 3), (60, 90, 3), (40, 160)])
+def test_output_contract(name, keep_aspect, shape):
+    tf = build_transform(name, 32, 128, keep_aspect=keep_aspect)
+    tf.set_seed(0)
+    img = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    for _ in range(5):
+        out = tf(img)
+        assert out.shape == (3, 32, 128) and out.dtype == torch.float32
+        assert out.min() >= -1.0 and out.max() <= 1.0
+
+
+def test_eval_is_plain_resize_and_normalisation():
+    img = np.zeros((32, 128, 3), np.uint8)
+    img[:, :64] = 255
+    out = build_transform("eval", 32, 128)(img)
+    assert torch.all(out[:, :, :64] == 1.0) and torch.all(out[:, :, 64:] == -1.0)
+    assert np.array_equal(to_image(out), img)
+    assert torch.equal(to_tensor(img), out)
+    # Letterbox: a square image in a 32x128 frame is padded left and right.
+    sq = np.full((50, 50, 3), 255, np.uint8)
+    out = build_transform("eval", 32, 128, keep_aspect=True)(sq)
+    assert torch.all(out[:, :, 48:80] == 1.0) and torch.all(out[:, :, :40] == -1.0)
+
+
+def test_unknown_pipeline():
+    with pytest.raises(ValueError, match=r"unknown transform pipeline 'trian'; choices: train, eval"):
+        build_transform("trian", 32, 128)
+
+
+def test_train_augments_and_is_seeded():
+    img = plate_image()
+    a, b = build_transform("train", 32, 128), build_transform("train", 32, 128)
+    a.set_seed(7)
+    b.set_seed(7)
+    xs = [a(img) for _ in range(10)]
+    ys = [b(img) for _ in range(10)]
+    assert all(torch.equal(x, y) for x, y in zip(xs, ys))
+    assert not all(torch.equal(xs[0], x) for x in xs[1:])
+    ev = build_transform("eval", 32, 128)(img)
+    assert sum(not torch.allclose(x, ev) for x in xs) >= 5
+
+
+def test_geometry_never_leaves_frame_beyond_tolerance():
+    warp = PlateWarp(32, 128, jitter=True)
+    warp.set_random_seed(0)
+    tx, ty = warp.tight * 32 / 128, warp.tight
+    for _ in range(500):
+        q = warp._random_quad(0.0, 0.0, 128.0, 32.0)
+        assert q[:, 0].min() >= -tx * 128 - 1e-3 and q[:, 0].max() <= 128 * (1 + tx) + 1e-3
+        assert q[:, 1].min() >= -ty * 32 - 1e-3 and q[:, 1].max() <= 32 * (1 + ty) + 1e-3
+        assert q[1, 0] - q[0, 0] > 0.6 * 128 and q[3, 1] - q[0, 1] > 0.6 * 32  # not shrunk to nothing
+
+
+def test_workers_without_seed_do_not_repeat_each_other(tmp_path):
+    path = tmp_path / "p.png"
+    cv2.imwrite(str(path), plate_image())
+    ds = PlateDataset([PlateRecord(path, "AB1", "DE", 1)] * 8, build_transform("train", 32, 128))
+    loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_plates)
+    b0, b1 = list(loader)
+    assert not torch.equal(b0["images"], b1["images"])
+
+
+def test_grid_command_from_dataset(tmp_path):
+    data = tmp_path / "crops"
+    data.mkdir()
+    for i, text in enumerate(["AB123CD", "XY987", "KL55MN"]):
+        cv2.imwrite(str(data / f"{i:03d}_{text}.png"), plate_image(seed=i))
+    out = tmp_path / "grid.png"
+    assert transforms.main(["--out", str(out), "--data", str(data), "--n", "3", "--pipeline", "train"]) == 0
+    grid = cv2.imread(str(out))
+    assert grid is not None and grid.shape[0] > 64 and grid.shape[1] > 4 * 256
+
+
+def test_grid_command_synthetic(tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert transforms.main(["--out", str(out), "--n", "6", "--cols", "3", "--height", "32", "--width", "96"]) == 0
+    assert "6 samples" in capsys.readouterr().out
+    grid = cv2.imread(str(out))
+    assert grid is not None and grid.shape[1] == 3 * (2 * 96 + 6) + 6
