@@ -103,10 +103,17 @@ def max_train_label_length(cfg: Config, train_ds) -> tuple[int, str]:
     return max(len(r.text) for r in train_ds.records), f"data.train ({cfg.data.train})"
 
 
+def loader_workers(cfg: Config, accelerator: Accelerator) -> int:
+    if cfg.data.num_workers >= 0:
+        return cfg.data.num_workers
+    # On CPU the loader would compete with the model for the same cores.
+    return 0 if accelerator.device.type == "cpu" else 4
+
+
 def build_train_data(cfg: Config, charset: Charset, accelerator: Accelerator, seed: int):
     transform = build_transform(cfg.data.train_pipeline, cfg.data.image_height, cfg.data.image_width,
                                 cfg.data.keep_aspect)
-    workers = cfg.data.num_workers
+    workers = loader_workers(cfg, accelerator)
     if cfg.data.train == SYNTH:
         ds = SyntheticPlateDataset(transform, seed=seed, countries=cfg.data.synth_countries,
                                    two_row_prob=cfg.data.synth_two_row_prob,
@@ -129,9 +136,9 @@ def build_train_data(cfg: Config, charset: Charset, accelerator: Accelerator, se
     return ds, loader, True
 
 
-def eval_loader(cfg: Config, ds) -> DataLoader:
+def eval_loader(cfg: Config, ds, workers: int) -> DataLoader:
     return DataLoader(ds, batch_size=cfg.train.eval_batch_size, shuffle=False,
-                      num_workers=min(cfg.data.num_workers, 1), collate_fn=collate_plates)
+                      num_workers=workers, collate_fn=collate_plates)
 
 
 # --------------------------------------------------------------------------- state
@@ -255,7 +262,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc.warmup_steps, tc.max_steps))
-    val_loader = eval_loader(cfg, val_sets[0][1])
+    val_loader = eval_loader(cfg, val_sets[0][1], loader_workers(cfg, accelerator))
     model, optimizer, val_loader = accelerator.prepare(model, optimizer, val_loader)
     accelerator.register_for_checkpointing(scheduler, state)
 
@@ -296,7 +303,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     batches = iterate_forever(train_loader, prepared, accelerator, start_step=state.step * tc.grad_accum_steps)
     model.train()
-    progress = tqdm(total=tc.max_steps, initial=state.step, desc="train", disable=not main_proc, dynamic_ncols=True)
+    progress = tqdm(total=tc.max_steps, initial=state.step, desc="train", disable=not main_proc,
+                    dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30)
     t_start, time_at_start = time.time(), state.train_seconds
     loss_sum, loss_n, stop = 0.0, 0, False
     while state.step < tc.max_steps and not stop:
@@ -351,7 +359,7 @@ def main(argv: list[str] | None = None) -> dict:
     best = accelerator.prepare(best)
     tables = []
     for name, ds in test_sets:
-        loader = accelerator.prepare(eval_loader(cfg, ds))
+        loader = accelerator.prepare(eval_loader(cfg, ds, loader_workers(cfg, accelerator)))
         results = evaluate(best, loader, accelerator, desc=name)
         report["test"][name] = results
         tables.append(format_metrics_table(results, title=f"{name} ({cfg.arch}, best of {state.step} steps)"))

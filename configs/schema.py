@@ -112,7 +112,7 @@ class DataConfig:
     train_pipeline: str = "train"
     eval_pipeline: str = "eval"
     on_invalid_label: str = "error"  # or "skip": drop and count such rows
-    num_workers: int = 1
+    num_workers: int = -1  # loader processes; -1: none on CPU (2 cores render faster inline), 4 on GPU
 
     def __post_init__(self) -> None:
         try:
@@ -124,8 +124,8 @@ class DataConfig:
             raise ConfigError(f"data.synth_two_row_prob must be in [0, 1], got {self.synth_two_row_prob}")
         if self.on_invalid_label not in ("error", "skip"):
             raise ConfigError(f"data.on_invalid_label must be 'error' or 'skip', got {self.on_invalid_label!r}")
-        if self.num_workers < 0:
-            raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
+        if self.num_workers < -1:
+            raise ConfigError(f"data.num_workers must be >= 0, or -1 for automatic, got {self.num_workers}")
         for c in self.synth_countries or []:
             try:
                 normalize_country(c)

@@ -56,8 +56,12 @@ def test_train_few_steps_then_resume(tmp_path):
     assert steps == [1, 2, 3, 4, 5, 6]  # continued at 5, not restarted
     report = json.loads((run_dir / "test_metrics.json").read_text())
     assert report["steps"] == 6
+    # The scheduler resumed at step 4 of a (now) 6-step cosine schedule, not at step 0.
+    from train_accelerate import lr_lambda
+
     lr = [r["lr"] for r in read_log(run_dir) if "lr" in r]
-    assert lr[4] < lr[3]  # cosine schedule carried on from the checkpoint
+    assert lr[4] == pytest.approx(2e-3 * lr_lambda(1, 6)(5))
+    assert lr[5] == pytest.approx(2e-3 * lr_lambda(1, 6)(6))
 
 
 def test_bad_input_stops_before_training(tmp_path):
