@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> dict:
         if not prepared:
             batch["images"] = batch["images"].to(accelerator.device, non_blocking=True)
         with accelerator.accumulate(model):
-            outputs = model(batch["images"])
+            outputs = model(batch["images"], batch["texts"])
             loss = net.loss(outputs, batch)
             accelerator.backward(loss)
             if accelerator.sync_gradients and tc.grad_clip > 0:

@@ -1,8 +1,9 @@
 """The one interface every plate-reading architecture implements.
 
 A model is built from (model config, charset, input size); ``forward`` maps
-images to raw outputs, ``loss`` turns outputs and a batch into a scalar,
-``decode`` turns outputs into :class:`PlatePrediction`. ``save_pretrained`` /
+images (and, in training, the label texts, for models that need them, such as
+teacher-forced decoders) to raw outputs, ``loss`` turns outputs and a batch
+into a scalar, ``decode`` turns inference outputs into :class:`PlatePrediction`. ``save_pretrained`` /
 ``from_pretrained`` (in ``models/__init__.py``) move a self-contained folder:
 ``config.json`` + ``model.safetensors``.
 """
@@ -58,13 +59,16 @@ class PlateRecognizer(nn.Module):
         self.input_spec = input_spec
 
     # --- what every architecture provides -------------------------------
-    def forward(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    def forward(self, images: torch.Tensor, texts: list[str] | None = None) -> Any:  # pragma: no cover
+        """Images [B, 3, H, W] in [-1, 1] -> outputs. ``texts`` is given in training only."""
         raise NotImplementedError
 
-    def loss(self, outputs: torch.Tensor, batch: dict) -> torch.Tensor:  # pragma: no cover
+    def loss(self, outputs: Any, batch: dict) -> torch.Tensor:  # pragma: no cover
+        """Scalar loss from training outputs and the batch (``batch["texts"]`` etc.)."""
         raise NotImplementedError
 
-    def decode(self, outputs: torch.Tensor) -> list[PlatePrediction]:  # pragma: no cover
+    def decode(self, outputs: Any) -> list[PlatePrediction]:  # pragma: no cover
+        """Predictions from the outputs of ``forward(images)`` (no texts)."""
         raise NotImplementedError
 
     def check_label_length(self, max_label_length: int, source: str) -> None:

@@ -79,8 +79,8 @@ class CRNN(PlateRecognizer):
         self.dropout = nn.Dropout(config.dropout)
         self.head = CTCHead(2 * config.rnn_hidden_size, self.tokenizer.num_classes)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Images [B, 3, H, W] -> logits [B, T, num_classes]."""
+    def forward(self, images: torch.Tensor, texts: list[str] | None = None) -> torch.Tensor:
+        """Images [B, 3, H, W] -> logits [B, T, num_classes] (CTC needs no texts to run)."""
         f = self.backbone(images)  # [B, C, Hf, Wf]
         b, c, h, w = f.shape
         seq = f.permute(0, 3, 1, 2).reshape(b, w, c * h)  # one feature vector per column
