@@ -269,9 +269,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.resume:
         accelerator.load_state(str(run_dir / CHECKPOINT_DIR))
         accelerator.print(f"resumed {run_dir} at step {state.step}")
-    elif main_proc:
+    if main_proc:  # on resume too: overrides such as a larger train.max_steps belong to the run
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / RUN_CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        tmp = run_dir / f"{RUN_CONFIG}.tmp"
+        tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        os.replace(tmp, run_dir / RUN_CONFIG)
     accelerator.wait_for_everyone()
 
     # A resumed synthetic stream continues from a seed tied to the step, not from the start.

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,6 +63,17 @@ def test_train_few_steps_then_resume(tmp_path):
     lr = [r["lr"] for r in read_log(run_dir) if "lr" in r]
     assert lr[4] == pytest.approx(2e-3 * lr_lambda(1, 6)(5))
     assert lr[5] == pytest.approx(2e-3 * lr_lambda(1, 6)(6))
+
+
+def test_mixed_precision_and_gradient_accumulation(tmp_path):
+    run_dir = tmp_path / "bf16"
+    proc = run([sys.executable, "train_accelerate.py", "--arch", "crnn", "--mixed-precision", "bf16",
+                "--output-dir", str(run_dir), *TINY, f"data.synth_dir={tmp_path / 'synth'}",
+                "train.max_steps=2", "train.grad_accum_steps=2", "train.trackers=[]"])
+    assert "mixed precision bf16" in proc.stdout + proc.stderr
+    assert [r["step"] for r in read_log(run_dir) if "loss" in r] == [1, 2]  # optimiser steps, not micro-batches
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["grad_accum_steps"] == 2
+    assert not (run_dir / "tb").exists()
 
 
 def test_bad_input_stops_before_training(tmp_path):
