@@ -44,6 +44,10 @@ class PlatePrediction:
     text: str
     confidence: float
     char_confidences: list[float] = field(default_factory=list)
+    # Filled by models with a classification head (None where the model has none).
+    country: str | None = None
+    country_confidence: float | None = None
+    lines: int | None = None
 
 
 class PlateRecognizer(nn.Module):
@@ -105,6 +109,10 @@ class PlateRecognizer(nn.Module):
             state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
             save_file(state, str(tmp / WEIGHTS_FILE), metadata={"arch": self.arch})
             (tmp / CONFIG_FILE).write_text(json.dumps(self.to_config_dict(), indent=2) + "\n")
+            # mkdtemp makes a private folder; a model folder is as readable as any other file.
+            os.chmod(tmp, 0o755)
+            for f in (WEIGHTS_FILE, CONFIG_FILE):
+                os.chmod(tmp / f, 0o644)
             old = None
             if path.exists():
                 old = path.with_name(f".{path.name}.old-{os.getpid()}")
