@@ -1,25 +1,40 @@
-"""Evaluate a trained model on a labelled dataset: metrics per country and per row count.
+"""Evaluate a trained model on a labelled dataset: metrics per country and per row count, and an error gallery.
 
     python val.py --weights runs/crnn/<run>/best --data datasets/synth/test_n2000_seed2_2row0.15
-    python val.py --weights runs/crnn/<run>/best --data ../shared/realplates-dev --equiv US:O=0
+    python val.py --weights runs/crnn/<run>/best --data ../shared/realplates-dev --equiv US:O=0 --out dev.json
+    python val.py --weights model.onnx --data DATASET        # an exported model, run by onnxruntime
+
+The gallery (``--gallery``, default ``<out stem>_errors.png`` next to ``--out``,
+else ``errors.png`` in the current folder) shows the worst predictions first:
+the wrong ones by confidence, highest first (confidently wrong is worst), then,
+if room is left, the right ones by confidence, lowest first. Each tile shows
+the crop, its label, the prediction and its confidence.
 """
 
 from __future__ import annotations
 
+import os
+
+if __name__ == "__main__":
+    # Run as a command: idle OpenMP threads sleep instead of spinning (set before torch is
+    # imported). On a machine whose cores other processes also use, spinning made PyTorch
+    # inference up to 13x slower (2 threads, 2 busy cores: 31 instead of 410 plates/s); with free
+    # cores it only adds a wake-up latency to each parallel region, which batches do not notice.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
-import torch
 from accelerate import Accelerator
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
-from data.datasets import PlateDataset, collate_plates, load_records
-from data.transforms import build_transform
-from evaluation import evaluate
-from metrics import format_metrics_table
-from models import load_model
+from data.datasets import ImageReadError, PlateDataset, collate_plates, load_records, read_image_rgb
+from inference import load_model
+from metrics import PlateMetrics, format_metrics_table, score_texts
 
 
 def parse_equivalences(items: list[str]) -> dict[str, dict[str, str]]:
@@ -35,9 +50,81 @@ def parse_equivalences(items: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+class _Indexed(Dataset):
+    """Items of a dataset with their index (to find a sample's file again for the gallery)."""
+
+    def __init__(self, ds: PlateDataset):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.ds[i], "index": i}
+
+
+def _collate(samples: list[dict]) -> dict:
+    batch = collate_plates(samples)
+    batch["indices"] = [s["index"] for s in samples]
+    return batch
+
+
+def gallery_order(samples: list[dict]) -> list[dict]:
+    """Worst first: wrong predictions by confidence descending, then right ones by confidence ascending."""
+    wrong = sorted((s for s in samples if not s["correct"]), key=lambda s: -s["confidence"])
+    right = sorted((s for s in samples if s["correct"]), key=lambda s: s["confidence"])
+    return wrong + right
+
+
+def write_gallery(path: str | Path, samples: list[dict], n: int = 40, cols: int = 4, title: str = "") -> Path:
+    """A PNG grid of ``samples`` (dicts with path, label, text, confidence, correct, country), in order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = samples[:n]
+    rows = max(1, math.ceil(len(shown) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 1.65 + (0.4 if title else 0)),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, s in zip(axes.flat, shown):
+        try:
+            ax.imshow(read_image_rgb(s["path"]), aspect="auto")
+        except ImageReadError:
+            ax.text(0.5, 0.5, "unreadable", ha="center", va="center")
+        color = "#1a7f37" if s["correct"] else "#cf222e"
+        country = f" {s['country']}" if s.get("country") and s["country"] != "unknown" else ""
+        label, text = s["label"], s["text"]
+        # Under a wrong reading of the right length, mark the differing characters (O/0, I/1 look alike).
+        marks = ("".join("^" if a != b and b != "*" else " " for a, b in zip(text, label)).rstrip()
+                 if not s["correct"] and len(text) == len(label) else "")
+        ax.set_title(f"label {label}{country}\npred  {text or '(empty)'}  {s['confidence']:.2f}"
+                     + (f"\n      {marks}" if marks else "\n"),
+                     fontsize=8.5, color=color, family="monospace", loc="left")
+    if not shown:
+        axes.flat[0].text(0.5, 0.5, "no samples", ha="center", va="center")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def default_gallery_path(out: str | None) -> Path:
+    if out:
+        o = Path(out)
+        return o.with_name(f"{o.stem}_errors.png")
+    return Path("errors.png")
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", required=True, help="model folder (config.json + model.safetensors)")
+    p.add_argument("--weights", required=True, help="model folder (config.json + model.safetensors) or .onnx file")
     p.add_argument("--data", required=True, help="dataset: folder with labels.csv, a CSV, or crops named by text")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--workers", type=int, default=1)
@@ -45,25 +132,56 @@ def main(argv: list[str] | None = None) -> dict:
                    help="score character A as B for that country (repeatable), e.g. US:O=0")
     p.add_argument("--skip-invalid", action="store_true", help="skip labels outside the charset instead of failing")
     p.add_argument("--out", help="write the metrics JSON here")
+    p.add_argument("--gallery", default=None,
+                   help="error gallery PNG (default: <out stem>_errors.png next to --out, else errors.png)")
+    p.add_argument("--gallery-n", type=int, default=40, help="tiles in the gallery (default 40)")
+    p.add_argument("--no-gallery", action="store_true", help="do not write the gallery")
     args = p.parse_args(argv)
 
+    accelerator = Accelerator()
     try:
-        model = load_model(args.weights)
-        records = load_records(Path(args.data), model.charset,
+        reader = load_model(args.weights, device=accelerator.device)
+        records = load_records(Path(args.data), reader.charset,
                                on_invalid_label="skip" if args.skip_invalid else "error", allow_mask=True)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    spec = model.input_spec
-    ds = PlateDataset(records, build_transform("eval", spec.height, spec.width, spec.keep_aspect))
-    loader = DataLoader(ds, batch_size=args.batch_size, num_workers=args.workers, collate_fn=collate_plates)
-    accelerator = Accelerator()
-    model = accelerator.prepare(model)
-    torch.set_grad_enabled(False)
-    results = evaluate(model, loader, accelerator, desc="val", equivalences=parse_equivalences(args.equiv))
+    equivalences = parse_equivalences(args.equiv)
+    ds = PlateDataset(records, reader.transform)  # the model's own eval preprocessing
+    loader = DataLoader(_Indexed(ds), batch_size=args.batch_size, num_workers=args.workers, collate_fn=_collate)
+    multi = accelerator.num_processes > 1
+    if multi:
+        loader = accelerator.prepare(loader)
+
+    metrics = PlateMetrics(equivalences=equivalences)
+    samples: list[tuple] = []
+    for batch in tqdm(loader, desc="val", leave=False, disable=not accelerator.is_local_main_process):
+        preds = reader.predict_tensor(batch["images"])
+        recs = [(pr.text, t, c, int(nl), float(pr.confidence), int(i)) for pr, t, c, nl, i in
+                zip(preds, batch["texts"], batch["countries"], batch["lines"].tolist(), batch["indices"])]
+        if multi:  # every sample once: the padding of the last batch is dropped
+            recs = accelerator.gather_for_metrics(recs, use_gather_object=True)
+        metrics.update([r[0] for r in recs], [r[1] for r in recs], [r[2] for r in recs], [r[3] for r in recs])
+        samples.extend(recs)
+    results = metrics.compute()
+    if not accelerator.is_main_process:
+        return results
+
     print(format_metrics_table(results, title=f"{args.data} ({Path(args.weights)})"))
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    if not args.no_gallery:
+        exact, _ = score_texts([s[0] for s in samples], [s[1] for s in samples],
+                               [s[2] for s in samples], equivalences)
+        tiles = [{"path": records[s[5]].path, "label": s[1], "text": s[0], "country": s[2],
+                  "confidence": s[4], "correct": e} for s, e in zip(samples, exact)]
+        n_wrong = sum(not e for e in exact)
+        gallery = Path(args.gallery) if args.gallery else default_gallery_path(args.out)
+        write_gallery(gallery, gallery_order(tiles), n=args.gallery_n,
+                      title=f"{Path(args.data).name}: {n_wrong} wrong of {len(tiles)} "
+                            f"(wrong by confidence, highest first; red = wrong)")
+        print(f"error gallery: {gallery} ({min(n_wrong, args.gallery_n)} wrong shown of {n_wrong})")
     return results
 
 

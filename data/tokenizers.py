@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from data.text import Charset
@@ -45,15 +46,22 @@ class CTCTokenizer:
         """Time steps CTC needs to emit ``text``: one per character plus a blank between repeats."""
         return len(text) + sum(a == b for a, b in zip(text, text[1:]))
 
-    def decode_greedy(self, probs: torch.Tensor) -> list[DecodedText]:
-        """Best-path decoding of ``probs`` [B, T, C] (softmax output).
+    def decode_greedy(self, probs: torch.Tensor | np.ndarray) -> list[DecodedText]:
+        """Best-path decoding of ``probs`` [B, T, C] (softmax output; a tensor or a numpy array,
+        e.g. from ONNX Runtime).
 
         A character's confidence is the highest probability over the run of
         steps that emitted it.
         """
-        conf, idx = probs.detach().float().max(dim=-1)  # [B, T]
+        if isinstance(probs, torch.Tensor):
+            conf, idx = probs.detach().float().max(dim=-1)  # [B, T]
+            idx, conf = idx.tolist(), conf.tolist()
+        else:
+            probs = np.asarray(probs, dtype=np.float32)
+            best = probs.argmax(-1)
+            idx, conf = best.tolist(), np.take_along_axis(probs, best[..., None], -1)[..., 0].tolist()
         out = []
-        for seq, seq_conf in zip(idx.tolist(), conf.tolist()):
+        for seq, seq_conf in zip(idx, conf):
             chars: list[str] = []
             confs: list[float] = []
             prev = self.blank

@@ -64,7 +64,10 @@ def load_model(path: str | Path, expected_charset: Charset | None = None,
         state = load_file(str(weights))
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{weights} is not a readable safetensors file: {e}") from e
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # tensor shapes differ from what the config builds
+        raise ValueError(f"{weights} does not match its config {cfg_file}: {e}") from e
     if missing or unexpected:
         raise ValueError(
             f"{weights} does not match its config: missing {sorted(missing)[:5]}, "

@@ -1,0 +1,520 @@
+"""Read plates with a trained model: one API for model folders (PyTorch) and exported ONNX files.
+
+    from inference import load_model
+
+    reader = load_model("weights/crnn")        # a model folder, or "model.onnx" (onnxruntime)
+    pred = reader.predict("crop.jpg")          # one input -> one Prediction
+    preds = reader.predict([rgb_array, pil_image, "b.png"])           # a list -> a list
+    preds = reader.predict(cv2.imread("c.jpg"), bgr=True)             # OpenCV images are BGR
+    print(pred.text, pred.confidence, pred.error)
+
+Inputs (one, or a list of them; a 4-D array ``[N, H, W, C]`` is a list of N images):
+
+* numpy arrays, **RGB by default** (``bgr=True`` for arrays from OpenCV, which
+  are BGR/BGRA): ``HxW`` gray, ``HxWx1``, ``HxWx3``, ``HxWx4`` (alpha is
+  dropped); ``uint8``, ``uint16`` (scaled by 1/256), other integer types, or
+  floats in [0, 1] (or [0, 255]). Any size.
+* PIL images of any size and mode (``L``, ``P``, ``RGBA``, ``I;16``, ``CMYK``, ...).
+* file paths (``str`` or ``os.PathLike``), read by :func:`data.datasets.read_image_rgb`
+  (grayscale, RGBA, palette and 16-bit files are converted).
+
+Every image goes through the model's own preprocessing: its ``InputSpec``
+(height, width, keep_aspect) through ``data.transforms.build_transform("eval", ...)``,
+then the model runs on batches of ``batch_size``. Each result is a
+:class:`Prediction`: ``text``, ``confidence``, ``char_confidences``, and
+``country``, ``country_confidence``, ``lines`` (None where the model has no
+classification head), plus ``filename`` (the path, when the input was a path)
+and ``error`` (why the input could not be read; the other inputs are still read).
+
+Weights are a folder written by ``save_pretrained`` (``config.json`` +
+``model.safetensors``; loaded through safetensors, never unpickled) or an
+``.onnx`` file written by ``export.py`` (self-contained: the model's config is in
+its metadata). Pickled checkpoints (``.pt``, ``.bin``, ...) are refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from data.datasets import ImageReadError, read_image_rgb, to_rgb_uint8
+from data.text import Charset
+from data.tokenizers import CTCTokenizer
+from data.transforms import build_transform
+from models.base import CONFIG_FILE, WEIGHTS_FILE, InputSpec, PlatePrediction
+
+# The shipped default model (a save_pretrained folder), relative to the repository root.
+DEFAULT_WEIGHTS = Path("weights/crnn")
+REPO_ROOT = Path(__file__).resolve().parent
+
+ONNX_FILE = "model.onnx"  # the name a model folder may hold an exported graph under
+# Keys of an exported graph's metadata_props (see export.py).
+ONNX_META_CONFIG = "plate_ocr.config"  # the model's config.json content
+ONNX_META_GRAPH = "plate_ocr.graph"  # {"input": ..., "outputs": [...], "decoder": ...}
+ONNX_INPUT = "images"
+
+PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar"})
+
+
+class WeightsError(ValueError):
+    """A weights path is not a usable model; the message says what it is and what to pass instead."""
+
+
+@dataclass
+class Prediction(PlatePrediction):
+    """One read plate, as :meth:`PlateReader.predict` returns it and ``predict.py`` writes it."""
+
+    filename: str | None = None
+    error: str | None = None
+
+    CSV_COLUMNS: ClassVar[tuple[str, ...]] = (
+        "filename", "text", "confidence", "country", "country_confidence", "lines", "error",
+    )
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_row(self) -> dict[str, str]:
+        """The CSV row: empty cells for None (no classification head, or an error)."""
+
+        def num(x: float | None) -> str:
+            return "" if x is None else f"{x:.6f}"
+
+        return {
+            "filename": self.filename or "",
+            "text": self.text if self.error is None else "",
+            "confidence": num(self.confidence) if self.error is None else "",
+            "country": self.country or "",
+            "country_confidence": num(self.country_confidence),
+            "lines": "" if self.lines is None else str(int(self.lines)),
+            "error": self.error or "",
+        }
+
+
+_BASE_FIELDS = tuple(f.name for f in dataclasses.fields(PlatePrediction))
+
+
+def _from_model(p: PlatePrediction, filename: str | None) -> Prediction:
+    return Prediction(**{k: getattr(p, k) for k in _BASE_FIELDS}, filename=filename)
+
+
+def _failed(filename: str | None, error: str) -> Prediction:
+    return Prediction(text="", confidence=0.0, filename=filename, error=error)
+
+
+# --------------------------------------------------------------------------- image inputs
+
+
+def array_to_rgb(image: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """A numpy image (RGB, or BGR with ``bgr=True``; gray/3/4 channels; uint8/uint16/float) -> RGB uint8 HxWx3."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(image).__name__}")
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
+        raise ValueError(f"unsupported image dtype {image.dtype}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
+        raise ValueError(
+            f"unsupported image shape {image.shape}: expected HxW (gray), HxWx1, HxWx3 or HxWx4"
+        )
+    if image.size == 0 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"empty image of shape {image.shape}")
+    if image.ndim == 3 and image.shape[2] in (3, 4) and not bgr:
+        # to_rgb_uint8 takes what cv2 decodes (BGR/BGRA): swap RGB(A) into that order first.
+        order = [2, 1, 0] + ([3] if image.shape[2] == 4 else [])
+        image = image[:, :, order]
+    return to_rgb_uint8(np.ascontiguousarray(image))
+
+
+def pil_to_rgb(image: Any) -> np.ndarray:
+    """A PIL image of any mode -> RGB uint8 HxWx3 (16-bit gray scaled by 1/256, like files)."""
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return array_to_rgb(np.asarray(image).astype(np.uint16))
+    if mode == "I":  # 32-bit integer: 16-bit PNGs often open in this mode
+        arr = np.asarray(image)
+        if arr.size and arr.min() >= 0 and arr.max() <= 65535:
+            return array_to_rgb(arr.astype(np.uint16))
+        return array_to_rgb(arr.astype(np.float64) / max(1.0, float(arr.max())))
+    if mode == "F":
+        return array_to_rgb(np.asarray(image, dtype=np.float32))
+    if mode != "RGB":
+        image = image.convert("RGB")  # L, LA, P (palette, with or without transparency), RGBA, CMYK, ...
+    arr = np.asarray(image)
+    if arr.size == 0:
+        raise ValueError(f"empty image of size {image.size}")
+    return np.ascontiguousarray(arr)
+
+
+def _is_pil(x: Any) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(x, Image.Image)
+
+
+def to_rgb(image: Any, bgr: bool = False) -> np.ndarray:
+    """Any supported input (array, PIL image, path) -> RGB uint8 HxWx3. Raises on unreadable input."""
+    if isinstance(image, (str, os.PathLike)):
+        return read_image_rgb(image)
+    if isinstance(image, np.ndarray):
+        return array_to_rgb(image, bgr=bgr)
+    if _is_pil(image):
+        return pil_to_rgb(image)
+    raise TypeError(
+        f"unsupported input type {type(image).__name__}: expected a numpy array, a PIL image or a file path"
+    )
+
+
+def _source_name(image: Any) -> str | None:
+    if isinstance(image, (str, os.PathLike)):
+        return os.fspath(image)
+    name = getattr(image, "filename", None) if _is_pil(image) else None
+    return name or None
+
+
+# --------------------------------------------------------------------------- readers
+
+
+class PlateReader:
+    """Preprocessing, batching and result records shared by the PyTorch and ONNX Runtime readers.
+
+    Subclasses implement :meth:`predict_tensor` (a preprocessed batch -> predictions).
+    """
+
+    backend: ClassVar[str] = "?"
+
+    def __init__(self, config: dict, source: Path, batch_size: int = 64):
+        self.config = config
+        self.source = Path(source)
+        self.arch: str = config["arch"]
+        self.charset = Charset(config["charset"])
+        self.input_spec = InputSpec(**config["input"])
+        self.batch_size = int(batch_size)
+        spec = self.input_spec
+        self.transform = build_transform("eval", spec.height, spec.width, spec.keep_aspect)
+
+    def __repr__(self) -> str:
+        s = self.input_spec
+        return (f"{type(self).__name__}({str(self.source)!r}, arch={self.arch!r}, "
+                f"input={s.height}x{s.width}, charset={len(self.charset)} chars)")
+
+    # --- what a backend provides -----------------------------------------
+    def predict_tensor(self, images: torch.Tensor) -> list[PlatePrediction]:  # pragma: no cover
+        """Predictions for a preprocessed batch ``[B, 3, H, W]`` in [-1, 1] (the eval transform's output)."""
+        raise NotImplementedError
+
+    # --- shared ------------------------------------------------------------
+    def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
+        """RGB uint8 HxWx3 -> the model's input tensor 3xHxW."""
+        return self.transform(rgb)
+
+    def predict(
+        self,
+        images: Any,
+        bgr: bool = False,
+        batch_size: int | None = None,
+        raise_errors: bool = False,
+    ) -> Prediction | list[Prediction]:
+        """Read plates in images (see the module docstring for accepted inputs).
+
+        One input (an array of 2 or 3 dimensions, a PIL image, a path) gives one
+        :class:`Prediction`; a list, tuple or 4-D array gives a list, in order.
+        Numpy arrays are RGB unless ``bgr=True`` (OpenCV's order). An input that
+        cannot be read or converted gives a prediction with ``error`` set (and
+        empty text) unless ``raise_errors``, and the others are still read.
+        """
+        single = not isinstance(images, (list, tuple)) and not (
+            isinstance(images, np.ndarray) and images.ndim == 4
+        )
+        items = [images] if single else list(images)
+        bs = int(batch_size or self.batch_size)
+        if bs < 1:
+            raise ValueError(f"batch_size must be >= 1, got {bs}")
+        out: list[Prediction | None] = [None] * len(items)
+        for start in range(0, len(items), bs):
+            chunk = range(start, min(start + bs, len(items)))
+            tensors, where = [], []
+            for i in chunk:
+                item = items[i]
+                try:
+                    tensors.append(self.preprocess(to_rgb(item, bgr=bgr)))
+                    where.append(i)
+                except (ImageReadError, ValueError, TypeError, OSError) as e:
+                    if raise_errors:
+                        raise
+                    msg = str(e)
+                    name = _source_name(item)
+                    if name and msg.startswith(name + ": "):
+                        msg = msg[len(name) + 2:]  # the row already names the file
+                    out[i] = _failed(name, msg or type(e).__name__)
+            if tensors:
+                for i, p in zip(where, self.predict_tensor(torch.stack(tensors))):
+                    out[i] = _from_model(p, _source_name(items[i]))
+        return out[0] if single else out  # type: ignore[return-value]
+
+    __call__ = predict
+
+
+class TorchPlateReader(PlateReader):
+    """A model folder run by PyTorch (``device``: "cpu", "cuda", "cuda:1", or "auto")."""
+
+    backend = "torch"
+
+    def __init__(self, model, source: Path, device: str | torch.device = "cpu", batch_size: int = 64):
+        super().__init__(model.to_config_dict(), source, batch_size)
+        if str(device) == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+
+    @torch.inference_mode()
+    def forward(self, images: torch.Tensor) -> Any:
+        """The model's raw outputs for a preprocessed batch (CRNN: logits [B, T, classes])."""
+        return self.model(images.to(self.device))
+
+    @torch.inference_mode()
+    def predict_tensor(self, images: torch.Tensor) -> list[PlatePrediction]:
+        return self.model.decode(self.forward(images))
+
+
+# Decoders of exported graphs, by the "decoder" entry of their metadata: (config, outputs) -> predictions.
+OnnxDecoder = Callable[[dict, dict[str, np.ndarray]], list[PlatePrediction]]
+ONNX_DECODERS: dict[str, OnnxDecoder] = {}
+
+
+def register_onnx_decoder(name: str) -> Callable[[OnnxDecoder], OnnxDecoder]:
+    def wrap(fn: OnnxDecoder) -> OnnxDecoder:
+        ONNX_DECODERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    x = x.astype(np.float32, copy=False)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@register_onnx_decoder("ctc_greedy")
+def decode_ctc_greedy(config: dict, outputs: dict[str, np.ndarray]) -> list[PlatePrediction]:
+    """CRNN: per-step logits [B, T, blank + charset] -> greedy CTC, the same code as ``CRNN.decode``."""
+    probs = softmax(outputs["logits"])  # numpy all the way: no torch thread pool for a few small ops
+    return [PlatePrediction(d.text, d.confidence, d.char_confidences)
+            for d in CTCTokenizer(Charset(config["charset"])).decode_greedy(probs)]
+
+
+@register_onnx_decoder("attn_argmax")
+def decode_attn_argmax(config: dict, outputs: dict[str, np.ndarray]) -> list[PlatePrediction]:
+    """Attention model: per-step log-probabilities [B, T, EOS + charset] -> the argmax reading up to
+    EOS, the same code as ``AttnRecognizer.decode`` (the argmax was fed back inside the graph)."""
+    from data.tokenizers import AttnTokenizer
+
+    logp = outputs["log_probs"].astype(np.float32, copy=False)
+    classes = torch.from_numpy(logp.argmax(-1))
+    best = torch.from_numpy(np.exp(logp.max(-1)))
+    return [PlatePrediction(d.text, d.confidence, d.char_confidences)
+            for d in AttnTokenizer(Charset(config["charset"])).decode(classes, best)]
+
+
+class OnnxPlateReader(PlateReader):
+    """An ``.onnx`` file from ``export.py`` run by ONNX Runtime on the CPU.
+
+    ``threads`` sets ONNX Runtime's intra-op threads (None: its default, one per core).
+    """
+
+    backend = "onnxruntime"
+
+    def __init__(self, path: Path, batch_size: int = 64, threads: int | None = None,
+                 providers: Sequence[str] | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if threads is not None:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        try:
+            session = ort.InferenceSession(os.fspath(path), sess_options=opts,
+                                           providers=list(providers or ["CPUExecutionProvider"]))
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise WeightsError(f"{path} is not a readable ONNX model: {e}") from e
+        config, graph = onnx_metadata(session, path)
+        if graph.get("decoder") not in ONNX_DECODERS:
+            raise WeightsError(
+                f"{path}: its graph needs decoder {graph.get('decoder')!r}, which this version does not "
+                f"know (known: {', '.join(sorted(ONNX_DECODERS))})"
+            )
+        super().__init__(config, path, batch_size)
+        self.session = session
+        self.graph = graph
+        self.decoder = ONNX_DECODERS[graph["decoder"]]
+        self.input_name = graph.get("input", ONNX_INPUT)
+        self.output_names = [o.name for o in session.get_outputs()]
+
+    def forward(self, images: torch.Tensor | np.ndarray) -> dict[str, np.ndarray]:
+        """The graph's outputs by name for a preprocessed batch."""
+        x = images.numpy() if isinstance(images, torch.Tensor) else images
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: x})))
+
+    def predict_tensor(self, images: torch.Tensor) -> list[PlatePrediction]:
+        return self.decoder(self.config, self.forward(images))
+
+
+def onnx_metadata(session: Any, path: Path) -> tuple[dict, dict]:
+    """(model config, graph description) from an exported graph's metadata_props."""
+    meta = session.get_modelmeta().custom_metadata_map
+    if ONNX_META_CONFIG not in meta or ONNX_META_GRAPH not in meta:
+        raise WeightsError(
+            f"{path} is an ONNX model but not one written by export.py: its metadata has no "
+            f"{ONNX_META_CONFIG!r} (the model's config: arch, charset, input size). "
+            "Export it with: python export.py --weights MODEL_FOLDER --format onnx"
+        )
+    try:
+        config, graph = json.loads(meta[ONNX_META_CONFIG]), json.loads(meta[ONNX_META_GRAPH])
+        Charset(config["charset"]), InputSpec(**config["input"]), config["arch"]  # noqa: B018 - validate
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise WeightsError(f"{path}: invalid {ONNX_META_CONFIG} metadata: {e!r}") from e
+    return config, graph
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _looks_pickled(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and head[1] <= 5)
+
+
+def _pickle_refusal(path: Path) -> WeightsError:
+    return WeightsError(
+        f"{path} looks like a pickled PyTorch checkpoint (torch.save / .pt / .bin). This project never "
+        "unpickles files (unpickling can run arbitrary code). Pass a model folder (config.json + "
+        "model.safetensors, as training writes to runs/<arch>/<run>/best) or an .onnx file from export.py; "
+        "to convert a checkpoint you trust, load it in your own code and call model.save_pretrained(folder)."
+    )
+
+
+def resolve_default_weights() -> Path:
+    """``weights/crnn`` in the current folder, else in the repository; a clear error if it is missing."""
+    for base in (Path.cwd(), REPO_ROOT):
+        p = base / DEFAULT_WEIGHTS
+        if (p / CONFIG_FILE).is_file():
+            return p
+    raise WeightsError(
+        f"no default model at {DEFAULT_WEIGHTS}/ (it holds config.json + model.safetensors and is not in "
+        "this checkout). Train one with `python train_accelerate.py --arch crnn` and pass "
+        "--weights runs/crnn/<run>/best, or copy that best/ folder to weights/crnn/."
+    )
+
+
+def resolve_weights(path: str | os.PathLike | None) -> tuple[str, Path]:
+    """``("folder", path)`` or ``("onnx", path)`` for a weights path; :class:`WeightsError` otherwise.
+
+    Nothing is unpickled: pickled checkpoints are recognised by name and first
+    bytes and refused.
+    """
+    if path is None:
+        return "folder", resolve_default_weights()
+    p = Path(path)
+    if not p.exists():
+        raise WeightsError(f"{p}: weights not found (expected a model folder or an .onnx file)")
+    if p.is_file():
+        if p.suffix.lower() == ".onnx":
+            return "onnx", p
+        if p.suffix.lower() in PICKLE_SUFFIXES or _looks_pickled(p):
+            raise _pickle_refusal(p)
+        if p.name in (CONFIG_FILE, WEIGHTS_FILE) or p.suffix.lower() == ".safetensors":
+            raise WeightsError(f"{p} is one file of a model folder: pass the folder {p.parent} instead")
+        raise WeightsError(
+            f"{p} is not a model: expected a folder with {CONFIG_FILE} + {WEIGHTS_FILE}, or an .onnx file"
+        )
+    # A folder.
+    if (p / CONFIG_FILE).is_file() and (p / WEIGHTS_FILE).is_file():
+        return "folder", p
+    if (p / ONNX_FILE).is_file():
+        return "onnx", p / ONNX_FILE
+    pickles = sorted(c.name for c in p.iterdir() if c.is_file() and c.suffix.lower() in PICKLE_SUFFIXES)
+    onnx_files = sorted(c.name for c in p.iterdir() if c.is_file() and c.suffix.lower() == ".onnx")
+    hint = ""
+    if pickles:
+        hint = (f" It holds {', '.join(pickles[:3])}: pickled checkpoints are never loaded here "
+                "(unpickling can run arbitrary code).")
+    elif onnx_files:
+        hint = f" It holds {', '.join(onnx_files[:3])}: pass that file itself."
+    raise WeightsError(
+        f"{p} is not a model folder: expected {CONFIG_FILE} and {WEIGHTS_FILE} inside it "
+        f"(as save_pretrained writes them).{hint}"
+    )
+
+
+def load_model(
+    path: str | os.PathLike | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 64,
+    threads: int | None = None,
+    expected_arch: str | None = None,
+    expected_charset: Charset | str | None = None,
+) -> PlateReader:
+    """A :class:`PlateReader` for a model folder (PyTorch) or an ``.onnx`` file (ONNX Runtime).
+
+    ``path`` None means the shipped default, ``weights/crnn``. ``expected_arch``
+    / ``expected_charset`` refuse a model of another architecture or charset.
+    ``threads`` applies to ONNX Runtime (intra-op threads); set PyTorch's with
+    ``torch.set_num_threads``. Raises :class:`WeightsError` (a ValueError) with
+    a message saying what is wrong.
+    """
+    kind, p = resolve_weights(path)
+    if isinstance(expected_charset, str):
+        expected_charset = Charset(expected_charset)
+    if kind == "onnx":
+        reader: PlateReader = OnnxPlateReader(p, batch_size=batch_size, threads=threads)
+    else:
+        from models import load_model as load_folder
+
+        try:
+            model = load_folder(p)
+        except ValueError as e:
+            raise WeightsError(str(e) if str(p) in str(e) else f"{p}: {e}") from e
+        reader = TorchPlateReader(model, p, device=device, batch_size=batch_size)
+    if expected_arch is not None and reader.arch != expected_arch:
+        raise WeightsError(f"{p} holds a {reader.arch!r} model, expected {expected_arch!r}")
+    if expected_charset is not None and reader.charset != expected_charset:
+        raise WeightsError(
+            f"{p} reads charset {reader.charset.chars!r}, which differs from the expected "
+            f"{expected_charset.chars!r}"
+        )
+    return reader
+
+
+# --------------------------------------------------------------------------- CSV output
+
+
+def write_predictions_csv(path: str | os.PathLike, predictions: Iterable[Prediction]) -> int:
+    """Write ``filename,text,confidence,country,country_confidence,lines,error``; returns the row count."""
+    n = 0
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(Prediction.CSV_COLUMNS))
+        w.writeheader()
+        for p in predictions:
+            w.writerow(p.to_row())
+            n += 1
+    return n

@@ -1,0 +1,281 @@
+"""predict.py and the inference API: inputs of every kind, unreadable files, refused weights."""
+
+from __future__ import annotations
+
+import csv
+import json
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+import inference
+import predict
+from data.datasets import read_image_rgb
+from data.text import Charset
+from inference import Prediction, WeightsError, load_model
+from tests._inference_fixtures import make_plates, make_tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+COLUMNS = ["filename", "text", "confidence", "country", "country_confidence", "lines", "error"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("w") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def plates(tmp_path_factory) -> Path:
+    return make_plates(tmp_path_factory.mktemp("d") / "plates", n=6)
+
+
+@pytest.fixture(scope="module")
+def reader(tiny):
+    return load_model(tiny)
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict]]:
+    with open(path, newline="") as f:
+        r = csv.DictReader(f)
+        return list(r.fieldnames or []), list(r)
+
+
+def test_predict_folder_with_an_unreadable_image(tiny, plates, tmp_path, capsys, reader):
+    folder = tmp_path / "in"
+    shutil.copytree(plates / "images", folder / "sub")
+    (folder / "broken.png").write_bytes(b"this is not a png")
+    (folder / "notes.txt").write_text("ignored: not an image extension")
+    out = tmp_path / "preds.csv"
+    assert predict.main(["--input", str(folder), "--weights", str(tiny), "--output", str(out)]) == 0
+    cols, rows = read_csv(out)
+    assert cols == COLUMNS
+    names = [r["filename"] for r in rows]
+    assert names == ["broken.png"] + [f"sub/{i:06d}.png" for i in range(6)]  # relative to the folder, sorted
+    bad = rows[0]
+    assert bad["error"] and "decode" in bad["error"] and bad["text"] == "" and bad["confidence"] == ""
+    expected = reader.predict(sorted((plates / "images").glob("*.png")))
+    for row, p in zip(rows[1:], expected):
+        assert row["error"] == "" and row["text"] == p.text
+        assert float(row["confidence"]) == pytest.approx(p.confidence, abs=1e-6)
+        assert row["country"] == row["country_confidence"] == row["lines"] == ""  # no classification head
+    shown = capsys.readouterr().out
+    assert "broken.png" in shown and "error" in shown and "7 images, 1 unreadable" in shown
+
+
+def test_predict_csv_input_with_labels_and_a_missing_file(tiny, plates, tmp_path, capsys):
+    src = plates / "labels.csv"
+    lines = src.read_text().splitlines()
+    lines.append("images/missing.png,AB123,DE,1")
+    csv_path = plates / "with_missing.csv"  # next to images/, so filenames resolve
+    csv_path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "p.csv"
+    assert predict.main(["--input", str(csv_path), "--weights", str(tiny), "--output", str(out),
+                         "--batch-size", "4"]) == 0
+    _, rows = read_csv(out)
+    assert [r["filename"] for r in rows] == [f"images/{i:06d}.png" for i in range(6)] + ["images/missing.png"]
+    assert "empty" in rows[-1]["error"] or "cannot read" in rows[-1]["error"]
+    assert all(r["error"] == "" for r in rows[:-1])
+    assert "against the CSV's text column: exact match" in capsys.readouterr().out
+
+    no_text = tmp_path / "only_names.csv"  # text column optional; paths relative to the CSV
+    shutil.copy(plates / "images" / "000001.png", tmp_path / "one.png")
+    no_text.write_text("filename\none.png\n")
+    assert predict.main(["--input", str(no_text), "--weights", str(tiny), "--output", str(out)]) == 0
+    _, rows = read_csv(out)
+    assert [r["filename"] for r in rows] == ["one.png"] and rows[0]["error"] == ""
+
+
+def test_predict_cli_single_image(tiny, plates, tmp_path):
+    image = plates / "images" / "000002.png"
+    out = tmp_path / "one.csv"
+    proc = subprocess.run([sys.executable, "predict.py", "--input", str(image), "--weights", str(tiny),
+                           "--output", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    _, rows = read_csv(out)
+    assert [r["filename"] for r in rows] == [str(image)]  # as given
+    assert "1 images, 0 unreadable" in proc.stdout and "torch" in proc.stdout
+
+
+def test_missing_default_weights_say_how_to_train(monkeypatch, tmp_path, plates, capsys):
+    monkeypatch.setattr(inference, "DEFAULT_WEIGHTS", Path("weights/not-shipped-here"))
+    monkeypatch.chdir(tmp_path)
+    assert predict.main(["--input", str(plates)]) == 2
+    err = capsys.readouterr().err
+    assert "weights/not-shipped-here" in err and "train_accelerate.py --arch crnn" in err
+
+
+def test_default_weights_constant():
+    assert inference.DEFAULT_WEIGHTS == Path("weights/crnn")
+
+
+def test_predict_bad_input_path(tiny, tmp_path, capsys):
+    assert predict.main(["--input", str(tmp_path / "nope"), "--weights", str(tiny)]) == 2
+    assert "input not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert predict.main(["--input", str(tmp_path / "empty"), "--weights", str(tiny)]) == 2
+    assert "no image files" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- API inputs
+
+
+def same(a: Prediction, b: Prediction) -> bool:
+    return a.text == b.text and a.confidence == pytest.approx(b.confidence, rel=1e-5, abs=1e-7)
+
+
+def test_api_numpy_inputs(reader, plates):
+    path = plates / "images" / "000000.png"
+    rgb = read_image_rgb(path)
+    ref = reader.predict(str(path))
+    assert isinstance(ref, Prediction) and ref.ok and ref.filename == str(path)
+    assert ref.country is None and ref.country_confidence is None and ref.lines is None
+    assert same(reader.predict(rgb), ref)
+    assert same(reader.predict(np.ascontiguousarray(rgb[:, :, ::-1]), bgr=True), ref)  # OpenCV order
+    assert same(reader.predict(cv2.imread(str(path)), bgr=True), ref)
+    assert same(reader.predict(rgb.astype(np.uint16) * 257), ref)  # 16-bit
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    assert same(reader.predict(rgba), ref)
+    bgra = np.dstack([rgb[:, :, ::-1], np.full(rgb.shape[:2], 7, np.uint8)])
+    assert same(reader.predict(bgra, bgr=True), ref)
+    assert same(reader.predict(rgb.astype(np.float32) / 255.0), ref)
+
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    gray_ref = reader.predict(np.dstack([gray] * 3))
+    assert same(reader.predict(gray), gray_ref)
+    assert same(reader.predict(gray[:, :, None]), gray_ref)
+    assert same(reader.predict(gray.astype(np.uint16) * 257), gray_ref)
+
+    # Lists and 4-D arrays give lists, in order; a tiny or huge image is resized like any other.
+    big = cv2.resize(rgb, None, fx=7, fy=7)
+    out = reader.predict([rgb, big, rgb[:3, :5]], batch_size=2)
+    assert isinstance(out, list) and len(out) == 3 and same(out[0], ref) and all(p.ok for p in out)
+    assert [same(p, ref) for p in reader.predict(np.stack([rgb, rgb]))] == [True, True]
+
+
+def test_api_pil_inputs(reader, plates):
+    path = plates / "images" / "000003.png"
+    rgb = read_image_rgb(path)
+    ref = reader.predict(rgb)
+    im = Image.fromarray(rgb)
+    assert same(reader.predict(im), ref)
+    assert same(reader.predict(im.convert("RGBA")), ref)
+    gray = im.convert("L")
+    assert same(reader.predict(gray), reader.predict(np.asarray(gray)))
+    pal = im.convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    assert same(reader.predict(pal), reader.predict(np.asarray(pal.convert("RGB"))))
+    g16 = Image.fromarray(np.asarray(gray).astype(np.uint16) * 257)  # mode I;16
+    assert same(reader.predict(g16), reader.predict(np.asarray(gray)))
+    with Image.open(path) as opened:
+        p = reader.predict(opened)
+        assert same(p, reader.predict(path)) and p.filename == str(path)
+
+
+def test_api_bad_inputs_are_reported_per_item(reader, plates, tmp_path):
+    rgb = read_image_rgb(plates / "images" / "000000.png")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff garbage")
+    out = reader.predict([rgb, 42, np.zeros((4, 5, 6), np.uint8), str(broken), np.zeros((0, 5, 3), np.uint8),
+                          str(tmp_path / "missing.png"), rgb])
+    assert [p.ok for p in out] == [True, False, False, False, False, False, True]
+    assert "unsupported input type int" in out[1].error
+    assert "shape" in out[2].error
+    assert out[3].filename == str(broken) and "decode" in out[3].error
+    assert "empty" in out[4].error
+    assert out[5].text == "" and out[5].filename.endswith("missing.png")
+    with pytest.raises(TypeError):
+        reader.predict(42, raise_errors=True)
+
+
+# --------------------------------------------------------------------------- refused weights
+
+
+def test_weights_of_another_arch_or_charset_are_refused(tiny, tmp_path):
+    other = tmp_path / "other_arch"
+    shutil.copytree(tiny, other)
+    cfg = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**cfg, "arch": "transformer9000"}))
+    with pytest.raises(WeightsError, match="unknown arch 'transformer9000'"):
+        load_model(other)
+
+    with pytest.raises(WeightsError, match="holds a 'crnn' model, expected 'attn'"):
+        load_model(tiny, expected_arch="attn")
+    with pytest.raises(WeightsError, match="charset"):
+        load_model(tiny, expected_charset=Charset("0123456789"))
+
+    # A config whose charset does not fit the weights (head of 37 classes): refused, named.
+    wrong = tmp_path / "wrong_charset"
+    shutil.copytree(tiny, wrong)
+    (wrong / "config.json").write_text(json.dumps({**cfg, "charset": "0123456789"}))
+    with pytest.raises(WeightsError, match="does not match its config"):
+        load_model(wrong)
+
+
+class _Trap:
+    """Unpickling this creates a marker file: proves whether anything was unpickled."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_non_models_and_pickles_are_refused_without_unpickling(tiny, tmp_path):
+    marker = tmp_path / "UNPICKLED"
+    payload = pickle.dumps(_Trap(marker))
+    for name in ("model.pt", "pytorch_model.bin", "weights.ckpt", "checkpoint"):
+        f = tmp_path / name
+        f.write_bytes(payload)
+        with pytest.raises(WeightsError, match="pickled|not a model"):
+            load_model(f)
+    # torch.save's zip format, with no suffix hint
+    (tmp_path / "zipped").write_bytes(b"PK\x03\x04" + b"\0" * 60)
+    with pytest.raises(WeightsError, match="pickled"):
+        load_model(tmp_path / "zipped")
+    # a folder of pickles (a Hugging Face style checkpoint)
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "pytorch_model.bin").write_bytes(payload)
+    with pytest.raises(WeightsError, match="never loaded"):
+        load_model(hf)
+    # a model folder whose "safetensors" is a pickle
+    fake = tmp_path / "fake"
+    shutil.copytree(tiny, fake)
+    (fake / "model.safetensors").write_bytes(payload)
+    with pytest.raises(WeightsError, match="safetensors"):
+        load_model(fake)
+    assert not marker.exists()
+
+    text = tmp_path / "readme.txt"
+    text.write_text("hello")
+    with pytest.raises(WeightsError, match="is not a model"):
+        load_model(text)
+    with pytest.raises(WeightsError, match="pass the folder"):
+        load_model(tiny / "model.safetensors")
+    with pytest.raises(WeightsError, match="not found"):
+        load_model(tmp_path / "nothing")
+    bad_onnx = tmp_path / "bad.onnx"
+    bad_onnx.write_bytes(payload)
+    with pytest.raises(WeightsError, match="not a readable ONNX model"):
+        load_model(bad_onnx)
+    assert not marker.exists()
+
+
+def test_foreign_onnx_without_metadata_is_refused(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["images"], ["logits"])], "g",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])])
+    path = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(WeightsError, match="not one written by export.py"):
+        load_model(path)

@@ -1,0 +1,67 @@
+"""val.py: the metrics JSON (per country and per row count) and the error gallery."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+
+import export
+import val
+from data.datasets import load_records
+from inference import load_model
+from metrics import score_texts
+from tests._inference_fixtures import make_plates, make_tiny_model
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("val")
+    return make_tiny_model(root / "tiny"), make_plates(root / "plates", n=7)
+
+
+def test_val_json_and_gallery(setup, tmp_path, capsys):
+    tiny, plates = setup
+    out = tmp_path / "report" / "metrics.json"
+    results = val.main(["--weights", str(tiny), "--data", str(plates), "--workers", "0", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["overall"] == pytest.approx(results["overall"], nan_ok=True)
+    # The numbers are those of the reader's own predictions on the same files.
+    records = load_records(plates)
+    preds = load_model(tiny).predict([r.path for r in records])
+    exact, dist = score_texts([p.text for p in preds], [r.text for r in records])
+    assert saved["overall"]["n"] == 7
+    assert saved["overall"]["exact_match"] == pytest.approx(sum(exact) / 7)
+    assert saved["overall"]["mean_edit_distance"] == pytest.approx(sum(dist) / 7)
+    assert sum(g["n"] for g in saved["by_country"].values()) == 7
+    assert set(saved["by_lines"]) <= {"1", "2"} and sum(g["n"] for g in saved["by_lines"].values()) == 7
+    gallery = out.with_name("metrics_errors.png")  # default: next to --out
+    img = cv2.imread(str(gallery))
+    assert img is not None and img.shape[0] > 100 and img.shape[1] > 300
+    shown = capsys.readouterr().out
+    assert "exact match" in shown and "error gallery" in shown
+
+    # An exported model gives the same figures; an explicit gallery path is honoured.
+    onnx_path = tmp_path / "tiny.onnx"
+    assert export.main(["--weights", str(tiny), "--output", str(onnx_path), "--no-check"]) == 0
+    g2 = tmp_path / "g" / "errors.png"
+    again = val.main(["--weights", str(onnx_path), "--data", str(plates), "--workers", "0",
+                      "--gallery", str(g2), "--batch-size", "3"])
+    assert again["overall"]["exact_match"] == saved["overall"]["exact_match"]
+    assert again["by_country"].keys() == saved["by_country"].keys()
+    assert g2.is_file()
+
+
+def test_gallery_order_worst_first():
+    s = [dict(correct=True, confidence=0.9), dict(correct=False, confidence=0.2),
+         dict(correct=True, confidence=0.1), dict(correct=False, confidence=0.8)]
+    order = val.gallery_order(s)
+    assert [(x["correct"], x["confidence"]) for x in order] == [(False, 0.8), (False, 0.2), (True, 0.1), (True, 0.9)]
+
+
+def test_val_refuses_bad_weights(tmp_path, capsys):
+    (tmp_path / "m.pt").write_bytes(b"\x80\x04junk")
+    with pytest.raises(SystemExit) as e:
+        val.main(["--weights", str(tmp_path / "m.pt"), "--data", str(tmp_path)])
+    assert e.value.code == 2 and "pickled" in capsys.readouterr().err
