@@ -81,14 +81,20 @@ def resolve_source(cfg: Config, key: str, source: str) -> Path:
     return path
 
 
-def eval_dataset(cfg: Config, key: str, source: str, charset: Charset) -> tuple[str, PlateDataset]:
+def file_records(cfg: Config, key: str, source: str, charset: Charset, allow_mask: bool) -> tuple[Path, list]:
+    """Records of a dataset named by config key ``key``; errors name the key."""
     path = resolve_source(cfg, key, source)
     try:
-        records = load_records(path, charset, on_invalid_label=cfg.data.on_invalid_label, allow_mask=True)
+        records = load_records(path, charset, on_invalid_label=cfg.data.on_invalid_label, allow_mask=allow_mask)
     except ValueError as e:
         raise ConfigError(f"{key}: {e}") from e
     if not records:
         raise ConfigError(f"{key}: dataset {path} has no usable rows")
+    return path, records
+
+
+def eval_dataset(cfg: Config, key: str, source: str, charset: Charset) -> tuple[str, PlateDataset]:
+    path, records = file_records(cfg, key, source, charset, allow_mask=True)
     transform = build_transform(cfg.data.eval_pipeline, cfg.data.image_height, cfg.data.image_width,
                                 cfg.data.keep_aspect)
     name = "synth-" + key.split(".")[1] if source == SYNTH else path.name
@@ -123,13 +129,7 @@ def build_train_data(cfg: Config, charset: Charset, accelerator: Accelerator, se
                             collate_fn=collate_plates, persistent_workers=workers > 0,
                             prefetch_factor=4 if workers > 0 else None)
         return ds, loader, False
-    path = resolve_source(cfg, "data.train", cfg.data.train)
-    try:
-        records = load_records(path, charset, on_invalid_label=cfg.data.on_invalid_label, allow_mask=False)
-    except ValueError as e:
-        raise ConfigError(f"data.train: {e}") from e
-    if not records:
-        raise ConfigError(f"data.train: dataset {path} has no usable rows")
+    _, records = file_records(cfg, "data.train", cfg.data.train, charset, allow_mask=False)
     ds = PlateDataset(records, transform)
     loader = DataLoader(ds, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
                         num_workers=workers, collate_fn=collate_plates, persistent_workers=workers > 0)

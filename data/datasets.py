@@ -120,6 +120,24 @@ class _FileExists:
 # --------------------------------------------------------------------------- format (a)
 
 
+def checked_label(raw: str, charset: Charset, allow_mask: bool, on_invalid_label: str,
+                  stats: dict[str, Any], where: str, note: str = "") -> str | None:
+    """The normalised label, or None when it is invalid and ``on_invalid_label`` is "skip"
+    (counted in ``stats``); otherwise an invalid label raises DatasetError naming ``where``."""
+    text = normalize_plate_text(raw)
+    try:
+        charset.check(text, allow_mask=allow_mask)
+    except ValueError as e:
+        msg = f"{where}: {e}{note}"
+        if on_invalid_label != "skip":
+            raise DatasetError(msg) from None
+        stats["skipped_invalid_label"] += 1
+        if len(stats["skipped_examples"]) < 5:
+            stats["skipped_examples"].append(msg)
+        return None
+    return text
+
+
 def read_csv_dataset(
     root: str | os.PathLike,
     csv_name: str = DEFAULT_CSV_NAME,
@@ -197,17 +215,10 @@ def read_csv_dataset(
                 raise DatasetError(f"{where}, column 'filename': empty file name")
 
             raw_text = row[i_text] if i_text < len(row) else ""
-            text = normalize_plate_text(raw_text)
-            try:
-                charset.check(text, allow_mask=allow_mask)
-            except ValueError as e:
-                msg = f"{where}, column 'text': {e}" + ("" if raw_text.strip() else " (the cell is empty)")
-                if on_invalid_label == "skip":
-                    stats["skipped_invalid_label"] += 1
-                    if len(stats["skipped_examples"]) < 5:
-                        stats["skipped_examples"].append(msg)
-                    continue
-                raise DatasetError(msg) from None
+            text = checked_label(raw_text, charset, allow_mask, on_invalid_label, stats,
+                                 f"{where}, column 'text'", "" if raw_text.strip() else " (the cell is empty)")
+            if text is None:
+                continue
 
             raw_country = cell(i_country)
             country = country_cache.get(raw_country)
@@ -298,17 +309,10 @@ def read_filename_dataset(
             stats["rows"] += 1
             path = os.path.join(dirpath, name)
             raw = label_from_filename(name)
-            text = normalize_plate_text(raw)
-            try:
-                charset.check(text, allow_mask=allow_mask)
-            except ValueError as e:
-                msg = f"{path}: label {raw!r} read from the file name: {e}"
-                if on_invalid_label == "skip":
-                    stats["skipped_invalid_label"] += 1
-                    if len(stats["skipped_examples"]) < 5:
-                        stats["skipped_examples"].append(msg)
-                    continue
-                raise DatasetError(msg) from None
+            text = checked_label(raw, charset, allow_mask, on_invalid_label, stats,
+                                 f"{path}: label {raw!r} read from the file name")
+            if text is None:
+                continue
             records.append(PlateRecord(Path(path), text, "unknown", 1))
     if stats["rows"] == 0:
         raise DatasetError(

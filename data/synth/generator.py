@@ -77,17 +77,13 @@ class SyntheticPlateGenerator:
     def _sample(self, u: UniformStream) -> SynthPlate:
         cc = self._compiled[u.randint(len(self._compiled))]
         lines = 2 if cc.has_two_rows and self.two_row_prob > 0 and u() < self.two_row_prob else 1
-        fmt = cc.pick(lines, u)
-        raw = fmt.generate_raw(u)
-        style = cc.spec.styles[fmt.fmt.style]
-        image = self.renderer.render(cc.spec, style, raw, lines, u)
-        rows = render_rows(raw, style.emblem_text)
-        return SynthPlate(image, normalize_plate_text("".join(rows)), cc.spec.code, lines, tuple(rows))
+        return self._render(cc, lines, u)
 
     def render_text(self, country: str, rng: np.random.Generator, lines: int = 1) -> SynthPlate:
         """A plate of a given country and row count (for previews and tests)."""
-        cc = compiled(country)
-        u = UniformStream(rng, block=64)
+        return self._render(compiled(country), lines, UniformStream(rng, block=64))
+
+    def _render(self, cc, lines: int, u: UniformStream) -> SynthPlate:
         fmt = cc.pick(lines, u)
         raw = fmt.generate_raw(u)
         style = cc.spec.styles[fmt.fmt.style]
