@@ -22,8 +22,11 @@ figure). Preprocessing (resize + normalise) and decoding costs per plate are
 printed too, and ONNX Runtime's process CPU time per plate at one thread: a
 figure that other processes on a busy machine do not inflate.
 
-Threads: torch 2 (intra-op) and 1 inter-op; ONNX Runtime intra_op 2, inter_op 1,
-sequential, graph optimisation level ``--ort-opt`` (default all). Weights do not
+Threads: torch 2 (intra-op) and 1 inter-op, OMP_WAIT_POLICY=PASSIVE unless set;
+ONNX Runtime intra_op 2, inter_op 1, sequential, graph optimisation level
+``--ort-opt`` (default all; the lower levels measured ~45% slower on the CRNN:
+``all`` adds the NCHWc conv layout), thread spinning ``--ort-spin`` (default 1,
+ONNX Runtime's own default; 0 cut the batch-1 p95 from 5.3 to 1.2 ms on a busy machine). Weights do not
 matter for speed, except that PyTorch's attention decoding stops early when every
 plate has read EOS (the ONNX graph always runs every step).
 
@@ -38,6 +41,11 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+# Idle OpenMP threads sleep rather than spin (as predict.py and val.py set it). With the default
+# spinning, PyTorch at 2 threads on 2 cores that other processes also use measured 10-300x slower
+# (e.g. 945 ms instead of 2.9 ms per batch-1 CRNN call). OMP_WAIT_POLICY=ACTIVE in the
+# environment measures the default behaviour.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import json
@@ -210,6 +218,9 @@ def count_flops(module, x: torch.Tensor) -> float:
     return fc.get_total_flops() / x.shape[0]
 
 
+ORT_SPIN = "1"  # session.intra_op.allow_spinning, set from --ort-spin
+
+
 def ort_session(path: Path, threads: int, opt: str, profile_prefix: str | None = None):
     import onnxruntime as ort
 
@@ -222,6 +233,7 @@ def ort_session(path: Path, threads: int, opt: str, profile_prefix: str | None =
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = levels[opt]
+    so.add_session_config_entry("session.intra_op.allow_spinning", ORT_SPIN)
     if profile_prefix:
         so.enable_profiling = True
         so.profile_file_prefix = profile_prefix
@@ -297,16 +309,20 @@ def bench_one(kind: str, spec: str, args, tmpdir: Path) -> Result:
     x64 = torch.rand(64, 3, s.height, s.width, generator=g) * 2 - 1
     x1 = x64[:1].clone()
 
-    if torch_model is not None:
-        params = torch_model.num_parameters()
-        counted = torch_model
-        if arch == "attn":  # count every decoder step, as the ONNX graph runs them
-            from export import ONNX_GRAPHS
+    shape_model = torch_model
+    if shape_model is None:  # an .onnx alone: FLOPs and parameters of the model its config describes
+        from models import create_model
 
-            counted = ONNX_GRAPHS["attn"](torch_model).module
-        flops = count_flops(counted, x1)
-    else:
-        params, flops = 0, float("nan")
+        cfg = reader.config
+        options = {**cfg["model"], **({"pretrained": False} if "pretrained" in cfg["model"] else {})}
+        shape_model = create_model(arch, options, reader.charset, reader.input_spec).eval()
+    params = shape_model.num_parameters()
+    counted = shape_model
+    if arch == "attn":  # count every decoder step, as the ONNX graph runs them
+        from export import ONNX_GRAPHS
+
+        counted = ONNX_GRAPHS["attn"](shape_model).module
+    flops = count_flops(counted, x1)
     res = Result(name=name, arch=arch, input=f"{s.height}x{s.width}", params=params, flops=flops)
 
     if torch_model is not None:
@@ -368,7 +384,8 @@ def report(results: list[Result], peaks: dict, args) -> str:
                 continue
             share = 100.0 * r.flops * tput / peak if tput and r.flops == r.flops else None
             lines.append(f"| {r.name} | {r.input} | {r.params / 1e6:.2f}M | {_f(r.flops / 1e9, '.3f')} | {backend} "
-                         f"| {_f(med, '.2f')} | {_f(p95, '.2f')} | {_f(tput, ',.0f')} | {_f(share, '.1f')}% |")
+                         f"| {_f(med, '.2f')} | {_f(p95, '.2f')} | {_f(tput, ',.0f')} | {_f(share, '.1f')}"
+                         f"{'%' if share is not None else ''} |")
     lines.append("")
     for r in results:
         lines.append(f"{r.name}: preprocessing {r.preprocess_us:.0f} us/plate, decoding {r.decode_us:.1f} us/plate "
@@ -410,11 +427,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     ap.add_argument("--ort-opt", default="all", choices=["disable", "basic", "extended", "all"])
+    ap.add_argument("--ort-spin", default="1", choices=["0", "1"], help="ONNX Runtime intra-op thread spinning")
     ap.add_argument("--matmul-n", type=int, default=2048)
     ap.add_argument("--profile", action="store_true", help="ONNX Runtime profile: time per op type and stage")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
 
+    global ORT_SPIN
+    ORT_SPIN = args.ort_spin
     torch.set_num_threads(args.threads)
     try:
         torch.set_num_interop_threads(1)
@@ -423,7 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     specs = [("weights", w) for w in args.weights] + [("build", b) for b in args.build] or default_specs()
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     print(f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; torch "
-          f"{torch.__version__} ({torch.get_num_threads()} threads)", flush=True)
+          f"{torch.__version__} ({torch.get_num_threads()} threads, OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY')}); onnxruntime {args.threads} threads, spinning {args.ort_spin}, "
+          f"optimisation {args.ort_opt}", flush=True)
     torch_wall = peak_matmul_flops(args.matmul_n)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
