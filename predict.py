@@ -107,7 +107,8 @@ def format_table(preds: list[Prediction], limit: int = 10) -> str:
     for p in shown:
         name = _short(p.filename or "", 40)
         if p.error:
-            lines.append(f"{name:<{wf}}  error: {_short(p.error, 60)}")
+            err = p.error if len(p.error) <= 60 else p.error[:57] + "..."
+            lines.append(f"{name:<{wf}}  error: {err}")
             continue
         row = f"{name:<{wf}}  {p.text:<12} {p.confidence:6.3f}"
         if has_head:
