@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from configs.schema import build_dataclass
 from data.text import Charset
-from models import crnn  # noqa: F401  (registers "crnn")
+from models import attn, crnn  # noqa: F401  (registers "attn", "crnn")
 from models.base import CONFIG_FILE, WEIGHTS_FILE, InputSpec, PlatePrediction, PlateRecognizer
 from models.registry import get_model_class, list_models, register_model
 

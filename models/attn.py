@@ -1,0 +1,583 @@
+"""Attention decoder: timm encoder (ViT or CNN) -> image tokens -> transformer decoder.
+
+Encoder, chosen by ``model.encoder``:
+
+- a ViT (``vit_*`` / ``deit_*`` timm names) built at the configured input size
+  with ``model.patch_size`` (height, width) patches and, if given,
+  ``model.vit_dim`` / ``vit_depth`` / ``vit_heads``; every patch is a token;
+- any other timm CNN, cut at ``model.encoder_stage`` (``models.backbones.TimmFeatures``):
+  every cell of its 2D feature map is a token, projected to ``model.d_model``
+  with learned row + column position embeddings sized from the feature map.
+
+Optional ``model.enc_layers`` transformer layers then mix the tokens.
+
+Decoder: a small transformer decoder of our own with two streams, in the
+manner of PARSeq (Bautista & Atienza, 2022): the *query* stream at output
+position i starts from a learned position query; it attends (self-attention)
+to the *content* stream -- the embeddings of BOS and the characters read so
+far, which are never updated -- and to the image tokens (cross-attention).
+Because the content stream does not change between steps, its keys and values
+are computed once per token and cached: an autoregressive step costs one
+query, not the whole prefix.
+
+Training: teacher forcing with cross-entropy (``model.label_smoothing``). With
+``model.perm_num`` > 1 the decoder is also trained on random orderings of the
+output positions (permutation language modelling: canonical, reversed, and
+random pairs of orderings and their mirrors); this is what makes
+non-autoregressive decoding (``model.decoding: nar``) and iterative refinement
+(``model.refine_iters``, a 'cloze' pass where each position sees every other
+one) possible.
+
+Inference (``forward(images)``): greedy or beam search (``model.beam_width``)
+autoregressive decoding, or one parallel NAR pass; then ``refine_iters``
+refinement passes. The output is a tensor of log-probabilities ``[B, T, C]``
+(T = max_label_length + 1 steps, C = EOS + charset) whose argmax per step is
+the chosen class; ``decode`` reads it into :class:`PlatePrediction`. A step
+after the plate's EOS reads EOS with probability 1; in beam-search output only
+the chosen class of each step carries its log-probability.
+
+Sizes are derived, never configured twice: classes = EOS + charset (from the
+charset), decoder positions = ``max_label_length`` + 1 (content: BOS + the
+characters; outputs: the characters + EOS), the token grid from the encoder
+at the configured input size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from data.text import Charset
+from data.tokenizers import AttnTokenizer
+from models.backbones import TimmFeatures, check_backbone_name
+from models.base import InputSpec, PlatePrediction, PlateRecognizer
+from models.registry import register_model
+
+VIT_PREFIXES = ("vit_", "deit_", "deit3_")
+MAX_DECODER_POSITIONS = 64
+DECODINGS = ("ar", "nar")
+IGNORE = -100
+# Log-probability written for the classes that were not chosen (beam search) and for
+# steps after EOS: finite, so a loss over free-running outputs stays finite.
+NEG = -1e4
+
+
+def is_vit_name(name: str) -> bool:
+    return name.startswith(VIT_PREFIXES)
+
+
+@dataclass
+class AttnConfig:
+    # --- encoder
+    encoder: str = "resnet18"  # vit_*/deit_*: ViT encoder; any other timm CNN: feature-map tokens
+    encoder_stage: int = 2  # CNN only: timm feature index to cut at (resnet: 2 = layer2, stride 8)
+    pretrained: bool = False  # timm weights; needs them in the local cache (never downloaded here)
+    patch_size: list[int] = field(default_factory=lambda: [4, 8])  # ViT only: (height, width)
+    vit_dim: int | None = None  # ViT only; None keeps the named model's
+    vit_depth: int | None = None
+    vit_heads: int | None = None
+    enc_layers: int = 0  # extra transformer layers over the encoder tokens
+    # --- decoder
+    d_model: int = 256
+    dec_layers: int = 1
+    dec_heads: int = 8
+    dec_mlp_ratio: float = 4.0
+    dropout: float = 0.1
+    max_label_length: int = 12  # decoder positions = this + 1 (characters + EOS)
+    label_smoothing: float = 0.1
+    perm_num: int = 1  # orderings per batch; 1: left-to-right only, >= 2: permutation LM
+    # --- inference
+    decoding: str = "ar"  # ar: autoregressive (greedy / beam); nar: all positions at once
+    beam_width: int = 1  # ar only; 1 = greedy
+    refine_iters: int = 0  # cloze refinement passes after decoding (needs perm_num >= 2)
+
+    def __post_init__(self) -> None:
+        check_backbone_name(self.encoder, "model.encoder")
+        if self.encoder_stage < 0:
+            raise ValueError(f"model.encoder_stage must be >= 0, got {self.encoder_stage}")
+        if len(self.patch_size) != 2 or min(self.patch_size) < 1:
+            raise ValueError(f"model.patch_size must be [height, width] of positive integers, got {self.patch_size}")
+        for key in ("vit_dim", "vit_depth", "vit_heads"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ValueError(f"model.{key} must be >= 1 (or null for the named model's), got {v}")
+        if self.vit_dim is not None and self.vit_heads is not None and self.vit_dim % self.vit_heads:
+            raise ValueError(f"model.vit_dim={self.vit_dim} must be divisible by model.vit_heads={self.vit_heads}")
+        for key in ("d_model", "dec_layers", "dec_heads", "perm_num", "beam_width", "max_label_length"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
+        if self.enc_layers < 0 or self.refine_iters < 0:
+            raise ValueError("model.enc_layers and model.refine_iters must be >= 0")
+        if self.d_model % self.dec_heads:
+            raise ValueError(f"model.d_model={self.d_model} must be divisible by model.dec_heads={self.dec_heads}")
+        if self.dec_mlp_ratio <= 0:
+            raise ValueError(f"model.dec_mlp_ratio must be > 0, got {self.dec_mlp_ratio}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"model.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.max_label_length + 1 > MAX_DECODER_POSITIONS:
+            raise ValueError(
+                f"model.max_label_length={self.max_label_length} needs {self.max_label_length + 1} decoder "
+                f"positions; at most {MAX_DECODER_POSITIONS} are supported"
+            )
+        if self.decoding not in DECODINGS:
+            raise ValueError(f"model.decoding must be one of {', '.join(DECODINGS)}, got {self.decoding!r}")
+        if self.decoding == "nar" and self.beam_width > 1:
+            raise ValueError("model.beam_width > 1 needs model.decoding=ar (beam search is autoregressive)")
+        if (self.decoding == "nar" or self.refine_iters > 0) and self.perm_num < 2:
+            raise ValueError(
+                "model.decoding=nar and model.refine_iters > 0 read positions out of left-to-right order, "
+                "which only a decoder trained on permutations can: set model.perm_num >= 2 (e.g. 6)"
+            )
+
+
+# --------------------------------------------------------------------------- encoders
+class ViTEncoder(nn.Module):
+    """A timm VisionTransformer at the plate input size: one token per patch."""
+
+    def __init__(self, config: AttnConfig, input_spec: InputSpec):
+        super().__init__()
+        ph, pw = config.patch_size
+        h, w = input_spec.height, input_spec.width
+        if h % ph or w % pw:
+            raise ValueError(
+                f"model.patch_size={ph}x{pw} does not divide the input size data.image_height x "
+                f"data.image_width = {h}x{w}; choose a patch size whose height divides {h} and width divides {w}"
+            )
+        kwargs = {k: v for k, v in (("embed_dim", config.vit_dim), ("depth", config.vit_depth),
+                                     ("num_heads", config.vit_heads)) if v is not None}
+        try:
+            self.vit = timm.create_model(
+                config.encoder, pretrained=config.pretrained, img_size=(h, w), patch_size=(ph, pw),
+                num_classes=0, global_pool="", class_token=False, **kwargs,
+            )
+        except (TypeError, AssertionError, RuntimeError) as e:
+            raise ValueError(f"model.encoder={config.encoder!r} cannot be built as a plate ViT: {e}") from e
+        self.grid = (h // ph, w // pw)
+        self.num_tokens = self.grid[0] * self.grid[1]
+        self.proj = (nn.Linear(self.vit.embed_dim, config.d_model) if self.vit.embed_dim != config.d_model
+                     else nn.Identity())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.vit.forward_features(images))  # [B, N, d]
+
+
+class CNNEncoder(nn.Module):
+    """A timm CNN cut at a stage; its feature map, flattened, with learned 2D positions."""
+
+    def __init__(self, config: AttnConfig, input_spec: InputSpec):
+        super().__init__()
+        try:
+            self.backbone = TimmFeatures(config.encoder, config.encoder_stage, config.pretrained)
+        except ValueError as e:
+            raise ValueError(str(e).replace("model.backbone_stage", "model.encoder_stage")) from e
+        except RuntimeError as e:  # e.g. a model without features_only support
+            raise ValueError(f"model.encoder={config.encoder!r} cannot be cut into CNN features: {e}") from e
+        channels, fh, fw = self.backbone.output_shape(input_spec.height, input_spec.width)
+        self.grid = (fh, fw)
+        self.num_tokens = fh * fw
+        d = config.d_model
+        self.proj = nn.Linear(channels, d)
+        self.row_pos = nn.Parameter(torch.randn(fh, 1, d) * 0.02)
+        self.col_pos = nn.Parameter(torch.randn(1, fw, d) * 0.02)
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        f = self.backbone(images)  # [B, C, Hf, Wf]
+        x = self.proj(f.flatten(2).transpose(1, 2))  # [B, Hf*Wf, d], row-major
+        x = x + (self.row_pos + self.col_pos).reshape(1, self.num_tokens, -1)
+        return self.norm(x)
+
+
+# --------------------------------------------------------------------------- decoder
+class Attention(nn.Module):
+    """Multi-head attention with the key/value projection exposed, for caching."""
+
+    def __init__(self, d: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * d)
+        self.out = nn.Linear(d, d)
+
+    def project_kv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, S, d] -> keys, values [B, heads, S, d / heads]."""
+        b, s, _ = x.shape
+        k, v = self.kv(x).view(b, s, 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        return k, v
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Queries from x [B, T, d] over keys/values; ``mask`` (bool, True = may attend) broadcasts to [B, h, T, S]."""
+        b, t, d = x.shape
+        q = self.q(x).view(b, t, self.heads, -1).transpose(1, 2)
+        o = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask)
+        return self.out(o.transpose(1, 2).reshape(b, t, d))
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm layer of the query stream: self-attention over the content stream, cross-attention, MLP."""
+
+    def __init__(self, d: int, heads: int, mlp_ratio: float, dropout: float):
+        super().__init__()
+        self.norm_q = nn.LayerNorm(d)
+        self.norm_c = nn.LayerNorm(d)
+        self.self_attn = Attention(d, heads)
+        self.norm_x = nn.LayerNorm(d)
+        self.cross_attn = Attention(d, heads)
+        self.norm_f = nn.LayerNorm(d)
+        hidden = int(d * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, d))
+        self.drop = nn.Dropout(dropout)
+
+    def content_kv(self, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.self_attn.project_kv(self.norm_c(content))
+
+    def memory_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.cross_attn.project_kv(memory)
+
+    def forward(self, q: torch.Tensor, content_kv, memory_kv, mask: torch.Tensor | None) -> torch.Tensor:
+        q = q + self.drop(self.self_attn(self.norm_q(q), *content_kv, mask))
+        q = q + self.drop(self.cross_attn(self.norm_x(q), *memory_kv))
+        return q + self.drop(self.mlp(self.norm_f(q)))
+
+
+class KVCache:
+    """Per-layer content keys/values, preallocated for all positions and filled one step at a time.
+
+    Under autograd (decoding with gradients, e.g. a loss on free-running outputs) the
+    steps are concatenated instead, since in-place writes would break the backward pass.
+    """
+
+    def __init__(self, layers: int, batch: int, heads: int, steps: int, head_dim: int, like: torch.Tensor):
+        self.inplace = not torch.is_grad_enabled()
+        shape = (batch, heads, steps if self.inplace else 0, head_dim)
+        self.k = [like.new_zeros(shape) for _ in range(layers)]
+        self.v = [like.new_zeros(shape) for _ in range(layers)]
+        self.length = 0
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        i = self.length
+        if not self.inplace:
+            self.k[layer] = torch.cat([self.k[layer], k], dim=2)
+            self.v[layer] = torch.cat([self.v[layer], v], dim=2)
+            return self.k[layer], self.v[layer]
+        self.k[layer][:, :, i:i + 1] = k
+        self.v[layer][:, :, i:i + 1] = v
+        return self.k[layer][:, :, :i + 1], self.v[layer][:, :, :i + 1]
+
+    def reorder(self, index: torch.Tensor) -> None:
+        self.k = [k.index_select(0, index) for k in self.k]
+        self.v = [v.index_select(0, index) for v in self.v]
+
+
+def ordering_masks(orders: list[torch.Tensor], steps: int) -> torch.Tensor:
+    """[K, T, T] bool masks: output i (query) may see content j (0 = BOS, j >= 1 = output j - 1)
+    when j == 0 or output j - 1 comes before output i in the ordering."""
+    masks = []
+    for order in orders:
+        rank = torch.empty(steps, dtype=torch.long, device=order.device)
+        rank[order] = torch.arange(steps, device=order.device)
+        m = torch.ones(steps, steps, dtype=torch.bool, device=order.device)
+        m[:, 1:] = rank[None, :-1] < rank[:, None]
+        masks.append(m)
+    return torch.stack(masks)
+
+
+def cloze_mask(steps: int, device) -> torch.Tensor:
+    """Refinement: output i sees every content position but its own (j = i + 1)."""
+    idx = torch.arange(steps, device=device)
+    return idx[None, :] != idx[:, None] + 1
+
+
+# --------------------------------------------------------------------------- model
+@register_model("attn")
+class AttnRecognizer(PlateRecognizer):
+    arch = "attn"
+    config_class = AttnConfig
+
+    def __init__(self, config: AttnConfig, charset: Charset, input_spec: InputSpec):
+        super().__init__(config, charset, input_spec)
+        self.tokenizer = AttnTokenizer(charset)
+        self.num_classes = self.tokenizer.num_classes
+        d = config.d_model
+        self.encoder = ViTEncoder(config, input_spec) if is_vit_name(config.encoder) else CNNEncoder(config, input_spec)
+        self.encoder_kind = "vit" if isinstance(self.encoder, ViTEncoder) else "cnn"
+        self.enc_layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(d, config.dec_heads, int(d * config.dec_mlp_ratio), config.dropout,
+                                       activation="gelu", batch_first=True, norm_first=True)
+            for _ in range(config.enc_layers)
+        )
+        self.enc_norm = nn.LayerNorm(d) if config.enc_layers else nn.Identity()
+        # Positions: content = BOS + characters, outputs = characters + EOS: max_label_length + 1 each.
+        self.max_steps = config.max_label_length + 1
+        self.embed = nn.Embedding(self.tokenizer.vocab_size, d)
+        self.content_pos = nn.Parameter(torch.randn(self.max_steps, d) * 0.02)
+        self.query_pos = nn.Parameter(torch.randn(self.max_steps, d) * 0.02)
+        self.layers = nn.ModuleList(
+            DecoderLayer(d, config.dec_heads, config.dec_mlp_ratio, config.dropout) for _ in range(config.dec_layers)
+        )
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, self.num_classes)
+        self.drop = nn.Dropout(config.dropout)
+        nn.init.normal_(self.embed.weight, std=0.02)
+
+    # ----------------------------------------------------------------- pieces
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images -> image tokens [B, N, d_model]."""
+        x = self.encoder(images)
+        if self.enc_layers:
+            for layer in self.enc_layers:
+                x = layer(x)
+            x = self.enc_norm(x)
+        return x
+
+    def _content(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
+        return self.drop(self.embed(tokens) + self.content_pos[start:start + tokens.shape[1]])
+
+    def _queries(self, batch: int, start: int, stop: int) -> torch.Tensor:
+        return self.drop(self.query_pos[start:stop]).unsqueeze(0).expand(batch, -1, -1)
+
+    def _run(self, queries, content_kv, memory_kv, mask) -> torch.Tensor:
+        q = queries
+        for layer, ckv, mkv in zip(self.layers, content_kv, memory_kv):
+            q = layer(q, ckv, mkv, mask)
+        return self.head(self.norm(q))
+
+    def _check_texts(self, texts: list[str]) -> int:
+        longest = max(len(t) for t in texts)
+        if longest > self.config.max_label_length:
+            raise ValueError(
+                f"label of {longest} characters but model.max_label_length={self.config.max_label_length}"
+            )
+        return longest
+
+    def orderings(self, steps: int, device) -> list[torch.Tensor]:
+        """``perm_num`` orderings of the outputs 0..steps-1: left-to-right, its mirror, then random
+        orderings, each followed by its mirror. Every output, EOS included, is permuted: an output
+        that comes first sees BOS only, which is what non-autoregressive decoding asks of it."""
+        canonical = torch.arange(steps, device=device)
+        orders = [canonical]
+        if self.config.perm_num > 1:
+            orders.append(canonical.flip(0))
+        while len(orders) < self.config.perm_num:
+            p = torch.randperm(steps, device=device)
+            orders.append(p)
+            if len(orders) < self.config.perm_num:
+                orders.append(p.flip(0))
+        return orders
+
+    # ----------------------------------------------------------------- training
+    def forward(self, images: torch.Tensor, texts: list[str] | None = None) -> torch.Tensor:
+        """With ``texts``: teacher-forced logits [K, B, T, C] (K orderings, T = longest label + 1).
+        Without: inference log-probabilities [B, max_label_length + 1, C] (see the module doc)."""
+        if texts is None:
+            return self.generate(images)
+        memory = self.encode(images)
+        longest = self._check_texts(texts)
+        tokens = self.tokenizer.encode(texts, longest).to(images.device)  # [B, T + 1]
+        content_tokens = tokens[:, :-1]  # BOS + characters (+ EOS / PAD of shorter labels)
+        b, steps = content_tokens.shape
+        content = self._content(content_tokens)
+        content_kv = [layer.content_kv(content) for layer in self.layers]
+        memory_kv = [layer.memory_kv(memory) for layer in self.layers]
+        # EOS and PAD are no context: attend to BOS and characters only.
+        key_ok = (content_tokens != self.tokenizer.pad) & (content_tokens != self.tokenizer.eos)
+        queries = self._queries(b, 0, steps)
+        masks = ordering_masks(self.orderings(steps, images.device), steps)
+        logits = [self._run(queries, content_kv, memory_kv, m[None, None] & key_ok[:, None, None, :])
+                  for m in masks]
+        return torch.stack(logits)
+
+    def targets(self, texts: list[str], steps: int, device) -> torch.Tensor:
+        """Output classes [B, steps] (characters, then EOS = 0), IGNORE after EOS."""
+        longest = self._check_texts(texts)
+        if steps < longest + 1:
+            raise ValueError(f"outputs have {steps} steps, labels need {longest + 1}")
+        tokens = self.tokenizer.encode(texts, longest)[:, 1:]
+        classes = self.tokenizer.token_to_class(tokens)
+        classes[tokens == self.tokenizer.pad] = IGNORE
+        out = torch.full((len(texts), steps), IGNORE, dtype=torch.long)
+        out[:, : classes.shape[1]] = classes
+        return out.to(device)
+
+    def loss(self, outputs: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Cross-entropy with label smoothing, averaged over orderings.
+
+        ``outputs`` is what ``forward(images, texts)`` gives ([K, B, T, C]); the
+        [B, T, C] free-running outputs of ``forward(images)`` are scored too.
+        """
+        logits = outputs.float()
+        if logits.dim() == 3:
+            logits = logits.unsqueeze(0)
+        k, b, steps, c = logits.shape
+        target = self.targets(batch["texts"], steps, logits.device)
+        return F.cross_entropy(logits.reshape(-1, c), target.repeat(k, 1).reshape(-1), ignore_index=IGNORE,
+                               label_smoothing=self.config.label_smoothing)
+
+    # ----------------------------------------------------------------- inference
+    def generate(self, images: torch.Tensor, decoding: str | None = None, beam_width: int | None = None,
+                 refine_iters: int | None = None, use_cache: bool = True) -> torch.Tensor:
+        """Inference log-probabilities [B, T, C]; arguments override the config (for benchmarks and tests)."""
+        cfg = self.config
+        decoding = cfg.decoding if decoding is None else decoding
+        beam_width = cfg.beam_width if beam_width is None else beam_width
+        refine_iters = cfg.refine_iters if refine_iters is None else refine_iters
+        memory = self.encode(images)
+        memory_kv = [layer.memory_kv(memory) for layer in self.layers]
+        if decoding == "nar":
+            logp = self._decode_nar(memory_kv, images.shape[0])
+        elif beam_width > 1:
+            logp = self._decode_beam(memory_kv, images.shape[0], beam_width)
+        elif use_cache:
+            logp = self._decode_greedy(memory_kv, images.shape[0])
+        else:
+            logp = self._decode_greedy_uncached(memory_kv, images.shape[0])
+        for _ in range(refine_iters):
+            logp = self._refine(memory_kv, logp.argmax(-1))
+        return logp
+
+    def _eos_rows(self, b: int, steps: int, like: torch.Tensor) -> torch.Tensor:
+        rows = like.new_full((b, steps, self.num_classes), NEG, dtype=torch.float32)
+        rows[..., 0] = 0.0
+        return rows
+
+    def _step_embedding(self, tokens: torch.Tensor, i: int) -> torch.Tensor:
+        return self._content(tokens[:, None], start=i)  # [B, 1, d]
+
+    def _decode_greedy(self, memory_kv, b: int) -> torch.Tensor:
+        d0 = memory_kv[0][0]
+        heads, head_dim = d0.shape[1], d0.shape[3]
+        cache = KVCache(len(self.layers), b, heads, self.max_steps, head_dim, d0)
+        out = self._eos_rows(b, self.max_steps, d0)
+        tokens = torch.full((b,), self.tokenizer.bos, dtype=torch.long, device=d0.device)
+        done = torch.zeros(b, dtype=torch.bool, device=d0.device)
+        for i in range(self.max_steps):
+            content = self._step_embedding(tokens, i)
+            q = self._queries(b, i, i + 1)
+            for li, (layer, mkv) in enumerate(zip(self.layers, memory_kv)):
+                ckv = cache.append(li, *layer.content_kv(content))
+                q = layer(q, ckv, mkv, None)
+            cache.length += 1
+            logp = self.head(self.norm(q[:, 0])).float().log_softmax(-1)
+            cls = logp.argmax(-1).masked_fill(done, 0)
+            out[:, i] = torch.where(done[:, None], out[:, i], logp)
+            done = done | (cls == 0)
+            if bool(done.all()):
+                break
+            tokens = self.tokenizer.class_to_token(cls)
+        return out
+
+    def _decode_greedy_uncached(self, memory_kv, b: int) -> torch.Tensor:
+        """Greedy decoding that recomputes the whole prefix at every step (reference for the cache)."""
+        d0 = memory_kv[0][0]
+        out = self._eos_rows(b, self.max_steps, d0)
+        tokens = torch.full((b, 1), self.tokenizer.bos, dtype=torch.long, device=d0.device)
+        done = torch.zeros(b, dtype=torch.bool, device=d0.device)
+        causal = torch.ones(self.max_steps, self.max_steps, dtype=torch.bool, device=d0.device).tril()
+        for i in range(self.max_steps):
+            content = self._content(tokens)
+            content_kv = [layer.content_kv(content) for layer in self.layers]
+            logits = self._run(self._queries(b, 0, i + 1), content_kv, memory_kv, causal[: i + 1, : i + 1])
+            logp = logits[:, -1].float().log_softmax(-1)
+            cls = logp.argmax(-1).masked_fill(done, 0)
+            out[:, i] = torch.where(done[:, None], out[:, i], logp)
+            done = done | (cls == 0)
+            if bool(done.all()):
+                break
+            tokens = torch.cat([tokens, self.tokenizer.class_to_token(cls)[:, None]], dim=1)
+        return out
+
+    def _decode_beam(self, memory_kv, b: int, width: int) -> torch.Tensor:
+        """Batched beam search maximising the plate confidence (product of step probabilities, EOS included)."""
+        d0 = memory_kv[0][0]
+        device, steps, c = d0.device, self.max_steps, self.num_classes
+        memory_kv = [(k.repeat_interleave(width, 0), v.repeat_interleave(width, 0)) for k, v in memory_kv]
+        bw = b * width
+        cache = KVCache(len(self.layers), bw, d0.shape[1], steps, d0.shape[3], d0)
+        scores = torch.full((b, width), float("-inf"), device=device)
+        scores[:, 0] = 0.0
+        hist_cls = torch.zeros(b, width, steps, dtype=torch.long, device=device)
+        hist_lp = torch.zeros(b, width, steps, device=device)
+        finished = torch.zeros(b, width, dtype=torch.bool, device=device)
+        eos_only = torch.full((c,), float("-inf"), device=device)
+        eos_only[0] = 0.0
+        tokens = torch.full((bw,), self.tokenizer.bos, dtype=torch.long, device=device)
+        base = (torch.arange(b, device=device) * width)[:, None]
+        for i in range(steps):
+            content = self._step_embedding(tokens, i)
+            q = self._queries(bw, i, i + 1)
+            for li, (layer, mkv) in enumerate(zip(self.layers, memory_kv)):
+                ckv = cache.append(li, *layer.content_kv(content))
+                q = layer(q, ckv, mkv, None)
+            cache.length += 1
+            logp = self.head(self.norm(q[:, 0])).float().log_softmax(-1).view(b, width, c)
+            logp = torch.where(finished[..., None], eos_only, logp)  # a finished beam only carries on
+            top, idx = (scores[..., None] + logp).view(b, width * c).topk(width, dim=-1)
+            beam, cls = idx // c, idx % c
+            chosen_lp = logp.gather(1, beam[..., None].expand(-1, -1, c)).gather(2, cls[..., None])[..., 0]
+            hist_cls = hist_cls.gather(1, beam[..., None].expand(-1, -1, steps))
+            hist_lp = hist_lp.gather(1, beam[..., None].expand(-1, -1, steps))
+            hist_cls[:, :, i] = cls
+            hist_lp[:, :, i] = chosen_lp
+            finished = finished.gather(1, beam) | (cls == 0)
+            scores = top
+            if bool(finished[:, 0].all()):  # the best beam has ended: nothing can overtake it
+                break
+            cache.reorder((base + beam).view(-1))
+            tokens = self.tokenizer.class_to_token(cls).view(-1)
+        best_cls, best_lp = hist_cls[:, 0], hist_lp[:, 0]  # topk is sorted: beam 0 is the best
+        ended = torch.cumsum(best_cls == 0, dim=1) - (best_cls == 0).long() > 0  # after the first EOS
+        best_cls = best_cls.masked_fill(ended, 0)
+        best_lp = best_lp.masked_fill(ended, 0.0)
+        out = torch.full((b, steps, c), NEG, device=device)
+        out.scatter_(2, best_cls[..., None], best_lp[..., None])
+        return out
+
+    def _decode_nar(self, memory_kv, b: int) -> torch.Tensor:
+        """Every position at once, each seeing only BOS."""
+        d0 = memory_kv[0][0]
+        bos = torch.full((b, 1), self.tokenizer.bos, dtype=torch.long, device=d0.device)
+        content = self._content(bos)
+        content_kv = [layer.content_kv(content) for layer in self.layers]
+        logits = self._run(self._queries(b, 0, self.max_steps), content_kv, memory_kv, None)
+        return self._after_eos(logits.float().log_softmax(-1))
+
+    def _refine(self, memory_kv, classes: torch.Tensor) -> torch.Tensor:
+        """One cloze pass: each position re-read given all the others of the current reading."""
+        b, steps = classes.shape
+        bos = torch.full((b, 1), self.tokenizer.bos, dtype=torch.long, device=classes.device)
+        tokens = torch.cat([bos, self.tokenizer.class_to_token(classes[:, :-1])], dim=1)
+        key_ok = (tokens == self.tokenizer.eos).cumsum(1) == 0  # nothing from the first EOS on
+        content = self._content(tokens)
+        content_kv = [layer.content_kv(content) for layer in self.layers]
+        mask = cloze_mask(steps, classes.device)[None, None] & key_ok[:, None, None, :]
+        logits = self._run(self._queries(b, 0, steps), content_kv, memory_kv, mask)
+        return self._after_eos(logits.float().log_softmax(-1))
+
+    def _after_eos(self, logp: torch.Tensor) -> torch.Tensor:
+        """Steps after the first predicted EOS read EOS with probability 1."""
+        eos = logp.argmax(-1) == 0
+        after = (torch.cumsum(eos, dim=1) - eos.long()) > 0
+        return torch.where(after[..., None], self._eos_rows(*logp.shape[:2], logp), logp)
+
+    def decode(self, outputs: torch.Tensor) -> list[PlatePrediction]:
+        best, classes = outputs.float().max(dim=-1)
+        return [
+            PlatePrediction(d.text, d.confidence, d.char_confidences)
+            for d in self.tokenizer.decode(classes, best.exp())
+        ]
+
+    def check_label_length(self, max_label_length: int, source: str) -> None:
+        if max_label_length > self.config.max_label_length:
+            raise ValueError(
+                f"{source} has labels of up to {max_label_length} characters, but model.max_label_length="
+                f"{self.config.max_label_length} gives the decoder {self.max_steps} positions (characters + EOS); "
+                f"set model.max_label_length to at least {max_label_length}"
+            )
