@@ -35,6 +35,7 @@ from configs.schema import BEST_METRICS
 from data.datasets import PlateDataset, SyntheticPlateDataset, collate_plates, load_records
 from data.synth import SyntheticPlateGenerator, write_synthetic_dataset
 from data.synth.capture import capture_effects
+from data.files import swap_into_place
 from data.text import Charset
 from data.transforms import build_transform
 from evaluation import evaluate
@@ -172,11 +173,7 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path) -> None:
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        old = run_dir / f"{CHECKPOINT_DIR}.old"
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_into_place(tmp, final)
     accelerator.wait_for_everyone()
 
 

@@ -62,6 +62,7 @@ import cv2
 import numpy as np
 
 from data.datasets import DatasetError, ImageReadError, parse_lines, read_image_rgb
+from data.files import swap_into_place
 from data.text import normalize_country, normalize_plate_text
 
 MANIFEST = "manifest.json"
@@ -429,13 +430,7 @@ def build_crop_cache(
                     "seconds": round(time.time() - t0, 2)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
         # Swap into place: the old cache (if any) is moved aside first, then removed.
-        old = None
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, old / "cache")
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

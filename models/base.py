@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from data.files import swap_into_place
 from data.text import Charset
 
 CONFIG_FILE = "config.json"
@@ -113,13 +114,7 @@ class PlateRecognizer(nn.Module):
             os.chmod(tmp, 0o755)
             for f in (WEIGHTS_FILE, CONFIG_FILE):
                 os.chmod(tmp / f, 0o644)
-            old = None
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                os.replace(path, old)
-            os.replace(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            swap_into_place(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
