@@ -105,7 +105,7 @@ def eval_dataset(cfg: Config, key: str, source: str, charset: Charset) -> tuple[
 def max_train_label_length(cfg: Config, train_ds) -> tuple[int, str]:
     if cfg.data.train == SYNTH:
         gen = SyntheticPlateGenerator(seed=0, countries=cfg.data.synth_countries,
-                                      two_row_prob=cfg.data.synth_two_row_prob)
+                                      two_row_prob=cfg.data.train_two_row_prob)
         return gen.max_label_length, "the synthetic generator"
     return max(len(r.text) for r in train_ds.records), f"data.train ({cfg.data.train})"
 
@@ -123,7 +123,7 @@ def build_train_data(cfg: Config, charset: Charset, accelerator: Accelerator, se
     workers = loader_workers(cfg, accelerator)
     if cfg.data.train == SYNTH:
         ds = SyntheticPlateDataset(transform, seed=seed, countries=cfg.data.synth_countries,
-                                   two_row_prob=cfg.data.synth_two_row_prob,
+                                   two_row_prob=cfg.data.train_two_row_prob,
                                    rank=accelerator.process_index, world_size=accelerator.num_processes)
         # Not passed to accelerator.prepare: every process generates its own stream.
         loader = DataLoader(ds, batch_size=cfg.train.batch_size, num_workers=workers,

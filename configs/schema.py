@@ -103,7 +103,8 @@ class DataConfig:
     test: str = SYNTH
     extra_test: list[str] = field(default_factory=list)  # more test sets, e.g. real crops
     synth_countries: list[str] | None = None  # None: all 27
-    synth_two_row_prob: float = 0.15
+    synth_two_row_prob: float = 0.15  # share of two-row plates in the fixed val/test sets
+    synth_train_two_row_prob: float | None = None  # in the training stream; None: as synth_two_row_prob
     synth_dir: str = "datasets/synth"  # where the fixed synthetic val/test sets are written
     synth_val_size: int = 1000
     synth_test_size: int = 2000
@@ -114,6 +115,11 @@ class DataConfig:
     on_invalid_label: str = "error"  # or "skip": drop and count such rows
     num_workers: int = -1  # loader processes; -1: none on CPU (2 cores render faster inline), 4 on GPU
 
+    @property
+    def train_two_row_prob(self) -> float:
+        p = self.synth_train_two_row_prob
+        return self.synth_two_row_prob if p is None else p
+
     def __post_init__(self) -> None:
         try:
             Charset(self.charset)
@@ -122,6 +128,9 @@ class DataConfig:
         _positive("data", self, "image_height", "image_width", "synth_val_size", "synth_test_size")
         if not 0.0 <= self.synth_two_row_prob <= 1.0:
             raise ConfigError(f"data.synth_two_row_prob must be in [0, 1], got {self.synth_two_row_prob}")
+        if self.synth_train_two_row_prob is not None and not 0.0 <= self.synth_train_two_row_prob <= 1.0:
+            raise ConfigError(
+                f"data.synth_train_two_row_prob must be in [0, 1], got {self.synth_train_two_row_prob}")
         if self.on_invalid_label not in ("error", "skip"):
             raise ConfigError(f"data.on_invalid_label must be 'error' or 'skip', got {self.on_invalid_label!r}")
         if self.num_workers < -1:
