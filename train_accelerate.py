@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 
 from configs import SYNTH, Config, ConfigError, load_config
 from configs.schema import BEST_METRICS
-from data.datasets import PlateDataset, SyntheticPlateDataset, collate_plates, load_records
+from data.datasets import MixedPlateDataset, PlateDataset, SyntheticPlateDataset, collate_plates, load_records
 from data.synth import SyntheticPlateGenerator, write_synthetic_dataset
 from data.synth.capture import capture_effects
 from data.files import swap_into_place
@@ -40,7 +41,7 @@ from data.text import Charset
 from data.transforms import build_transform
 from evaluation import evaluate
 from metrics import format_metrics_table
-from models import InputSpec, PlateRecognizer, create_model, load_model
+from models import InputSpec, PlateRecognizer, build_model_config, create_model, load_model
 
 RUN_CONFIG = "config.yaml"
 CHECKPOINT_DIR = "checkpoint"
@@ -107,7 +108,13 @@ def max_train_label_length(cfg: Config, train_ds) -> tuple[int, str]:
         gen = SyntheticPlateGenerator(seed=0, countries=cfg.data.synth_countries,
                                       two_row_prob=cfg.data.train_two_row_prob)
         return gen.max_label_length, "the synthetic generator"
-    return max(len(r.text) for r in train_ds.records), f"data.train ({cfg.data.train})"
+    records = getattr(train_ds, "real", train_ds).records  # a MixedPlateDataset's real part
+    real = max(len(r.text) for r in records), f"data.train ({cfg.data.train})"
+    if cfg.data.synth_mix > 0:
+        gen = SyntheticPlateGenerator(seed=0, countries=cfg.data.synth_countries,
+                                      two_row_prob=cfg.data.train_two_row_prob)
+        return max(real, (gen.max_label_length, "the synthetic generator (data.synth_mix)"))
+    return real
 
 
 def loader_workers(cfg: Config, accelerator: Accelerator) -> int:
@@ -132,6 +139,17 @@ def build_train_data(cfg: Config, charset: Charset, accelerator: Accelerator, se
         return ds, loader, False
     _, records = file_records(cfg, "data.train", cfg.data.train, charset, allow_mask=False)
     ds = PlateDataset(records, transform)
+    if cfg.data.synth_mix > 0:
+        # Real crops in shuffled passes, interleaved with the synthetic stream; sharded by rank
+        # and worker inside the dataset, so not passed to accelerator.prepare either.
+        rank, world = accelerator.process_index, accelerator.num_processes
+        synth = SyntheticPlateDataset(transform, seed=seed, countries=cfg.data.synth_countries,
+                                      two_row_prob=cfg.data.train_two_row_prob, rank=rank, world_size=world)
+        ds = MixedPlateDataset(ds, synth, cfg.data.synth_mix, seed=seed, rank=rank, world_size=world)
+        loader = DataLoader(ds, batch_size=cfg.train.batch_size, num_workers=workers,
+                            collate_fn=collate_plates, persistent_workers=workers > 0,
+                            prefetch_factor=4 if workers > 0 else None)
+        return ds, loader, False
     loader = DataLoader(ds, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
                         num_workers=workers, collate_fn=collate_plates, persistent_workers=workers > 0)
     return ds, loader, True
@@ -200,6 +218,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", help="YAML config (default configs/<arch>.yaml)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--output-dir", help="run folder (default runs/<arch>/<timestamp>)")
+    p.add_argument("--init-from", metavar="MODEL_DIR",
+                   help="fine-tune: start from the weights of a trained model folder (sets train.init_from); "
+                        "its model options and input size are the run's; optimiser and schedule start fresh")
     p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"],
                    help="overrides train.mixed_precision and Accelerate's launch config")
     p.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
@@ -210,6 +231,9 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
     overrides = list(args.overrides)
     if args.mixed_precision:
         overrides.append(f"train.mixed_precision={args.mixed_precision}")
+    if args.resume and args.init_from:
+        raise ConfigError("--init-from starts a new run from a model's weights; --resume continues a run "
+                          "(a fine-tune run resumes from its own checkpoint): give one of them")
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / RUN_CONFIG).is_file() or not (run_dir / CHECKPOINT_DIR).is_dir():
@@ -220,8 +244,59 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, Path]:
         raise ConfigError("give --arch (e.g. --arch crnn) or --config FILE")
     if args.output_dir:
         overrides.append(f"train.output_dir={args.output_dir}")
+    if args.init_from:
+        overrides.append(f"train.init_from={json.dumps(args.init_from)}")
     cfg = load_config(args.arch, args.config, overrides)
+    if cfg.train.init_from:
+        cfg = apply_init_from(cfg, overrides)
     return cfg, new_run_dir(cfg)
+
+
+INIT_INPUT_KEYS = {"image_height": "height", "image_width": "width", "keep_aspect": "keep_aspect"}
+
+
+def apply_init_from(cfg: Config, overrides: list[str]) -> Config:
+    """A fine-tune's config: the model section and input size of the ``train.init_from`` model.
+
+    The model's arch and charset must be the run's. Its model options and input size
+    (``data.image_height``, ``image_width``, ``keep_aspect``) replace the config file's (the
+    replaced values are printed); a ``model.*`` or ``data.image_*`` override on the command line
+    is kept, and the run stops at start if the weights do not fit the model it describes.
+    Not used on --resume: the run's config.yaml already holds the result.
+    """
+    where = f"--init-from {cfg.train.init_from} (train.init_from)"
+    try:
+        init = load_model(cfg.train.init_from, expected_charset=Charset(cfg.data.charset), expected_arch=cfg.arch)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}; a fine-tune starts from a model of the run's arch (--arch, --config) "
+                          f"and charset (data.charset)") from e
+    given = {o.partition("=")[0].strip() for o in overrides}
+    model_opts = dataclasses.asdict(init.config)
+    inputs = {k: getattr(init.input_spec, v) for k, v in INIT_INPUT_KEYS.items()}
+    replaced = []
+    for section, values, current in (("model", model_opts, dataclasses.asdict(cfg.model)),
+                                     ("data", inputs, {k: getattr(cfg.data, k) for k in INIT_INPUT_KEYS})):
+        for k in values:
+            if f"{section}.{k}" in given:
+                values[k] = current[k]
+            elif current.get(k) != values[k]:
+                replaced.append(f"{section}.{k}={current.get(k)!r} -> {values[k]!r}")
+    if replaced and int(os.environ.get("RANK", "0")) == 0:
+        print(f"{where}: model options and input size from the model folder; replaced "
+              f"{', '.join(replaced)}", flush=True)
+    return dataclasses.replace(cfg, model=build_model_config(cfg.arch, model_opts),
+                               data=dataclasses.replace(cfg.data, **inputs))
+
+
+def load_init_weights(model: PlateRecognizer, source: str) -> dict:
+    """Copy the weights of model folder ``source`` into ``model`` (which apply_init_from configured)."""
+    try:
+        model.load_state_dict(load_model(source).state_dict())
+    except (ValueError, RuntimeError) as e:
+        raise ConfigError(f"--init-from {source} (train.init_from): its weights do not fit the configured "
+                          f"model (a model.* or data.image_* override changed its shape): {str(e)[:500]}") from e
+    digest = hashlib.sha256((Path(source) / "model.safetensors").read_bytes()).hexdigest()
+    return {"step": 0, "init_from": str(source), "init_sha256": digest}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -256,6 +331,9 @@ def main(argv: list[str] | None = None) -> dict:
                              InputSpec(dc.image_height, dc.image_width, dc.keep_aspect))
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    init_info = None
+    if tc.init_from and not args.resume:  # a resumed fine-tune continues from its own checkpoint
+        init_info = load_init_weights(model, tc.init_from)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc.warmup_steps, tc.max_steps))
@@ -295,6 +373,10 @@ def main(argv: list[str] | None = None) -> dict:
             log_file.write(json.dumps(record) + "\n")
             log_file.flush()
 
+    if init_info is not None:
+        log(init_info)
+        accelerator.print(f"initialised from {tc.init_from} (sha256 {init_info['init_sha256'][:12]}); "
+                          "fresh optimiser and learning-rate schedule")
     accelerator.print(
         f"{cfg.arch}: {net.num_parameters() / 1e6:.2f}M parameters, input {dc.image_height}x{dc.image_width}, "
         f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision {accelerator.mixed_precision}; "

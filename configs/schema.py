@@ -105,6 +105,9 @@ class DataConfig:
     synth_countries: list[str] | None = None  # None: all 27
     synth_two_row_prob: float = 0.15  # share of two-row plates in the fixed val/test sets
     synth_train_two_row_prob: float | None = None  # in the training stream; None: as synth_two_row_prob
+    # With data.train a dataset path: share of each training batch drawn from the synthetic
+    # generator (0: real crops only). Keeps a fine-tuned model reading what it read before.
+    synth_mix: float = 0.0
     synth_dir: str = "datasets/synth"  # where the fixed synthetic val/test sets are written
     synth_val_size: int = 1000
     synth_test_size: int = 2000
@@ -131,6 +134,12 @@ class DataConfig:
         if self.synth_train_two_row_prob is not None and not 0.0 <= self.synth_train_two_row_prob <= 1.0:
             raise ConfigError(
                 f"data.synth_train_two_row_prob must be in [0, 1], got {self.synth_train_two_row_prob}")
+        if not 0.0 <= self.synth_mix < 1.0:
+            raise ConfigError(f"data.synth_mix must be in [0, 1) (the synthetic share of each batch), "
+                              f"got {self.synth_mix}")
+        if self.synth_mix > 0 and self.train == SYNTH:
+            raise ConfigError("data.synth_mix mixes synthetic plates into a real training set; it needs "
+                              f"data.train to be a dataset path, not {SYNTH!r}")
         if self.on_invalid_label not in ("error", "skip"):
             raise ConfigError(f"data.on_invalid_label must be 'error' or 'skip', got {self.on_invalid_label!r}")
         if self.num_workers < -1:
@@ -160,6 +169,10 @@ class TrainConfig:
     log_every: int = 50
     best_metric: str = "exact_match"
     output_dir: str | None = None  # None: runs/<arch>/<timestamp>
+    # A trained model folder (config.json + model.safetensors) to start from: fine-tuning. Its
+    # arch and charset must match the run's; its model options and input size are the run's.
+    # Optimiser and schedule start fresh (unlike --resume). Shortcut: --init-from FOLDER.
+    init_from: str | None = None
     trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
 
     def __post_init__(self) -> None:

@@ -29,6 +29,8 @@ evaluation sets).
 from __future__ import annotations
 
 import csv
+import itertools
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -555,6 +557,64 @@ class SyntheticPlateDataset(IterableDataset):
             plate = generator()
             img = transform(plate.image) if transform is not None else plate.image
             yield {"image": img, "text": plate.text, "country": plate.country, "lines": int(plate.lines)}
+
+
+def mix_is_synthetic(i: int, synth_share: float) -> bool:
+    """Whether item ``i`` of a mixed stream comes from the synthetic generator.
+
+    Spreads the synthetic items evenly (``floor((i + 1) * share) > floor(i * share)``):
+    any ``n`` consecutive items hold ``floor(n * share)`` or ``ceil(n * share)``
+    synthetic ones, so every batch gets its share, not just the stream on average.
+    """
+    return math.floor((i + 1) * synth_share) > math.floor(i * synth_share)
+
+
+class MixedPlateDataset(IterableDataset):
+    """Real crops interleaved with synthetic plates: an infinite stream, ``synth_share`` of it synthetic.
+
+    ``real`` is a map-style dataset (a :class:`PlateDataset`); it is read in
+    shuffled passes without end (a new permutation each pass, the same on every
+    process for a given ``seed``, epoch and pass), and each pass is split
+    across processes (``rank``/``world_size``) and DataLoader workers, so a
+    pass shows every real crop once over all of them. ``synth`` is the
+    synthetic stream (a :class:`SyntheticPlateDataset` with its own seed,
+    rank and transform). Synthetic items are spread evenly through the stream
+    (:func:`mix_is_synthetic`), so each batch holds ``synth_share`` of them to
+    within one item. Items are the same dicts as :class:`PlateDataset`.
+    """
+
+    def __init__(self, real: Dataset, synth: SyntheticPlateDataset, synth_share: float, seed: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        if not 0.0 <= synth_share < 1.0:
+            raise ValueError(f"synth_share must be in [0, 1), got {synth_share}")
+        if len(real) == 0:
+            raise ValueError("the real dataset is empty")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+        self.real, self.synth, self.synth_share = real, synth, float(synth_share)
+        self.seed, self.rank, self.world_size = int(seed), rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self.synth.set_epoch(epoch)
+
+    def real_indices(self, shard: int, num_shards: int) -> Iterator[int]:
+        """Indices into ``real`` for one shard: shuffled passes without end."""
+        n = len(self.real)
+        for p in itertools.count():
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed & 0xFFFFFFFF, self.epoch, p, 0x4EA1]))
+            perm = rng.permutation(n)
+            # Fewer crops than shards: every shard walks the whole pass (nothing is starved).
+            yield from (perm[shard::num_shards] if n >= num_shards else perm).tolist()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        real = (self.real[i] for i in self.real_indices(self.rank * workers + worker, self.world_size * workers))
+        synth = iter(self.synth) if self.synth_share > 0 else iter(())
+        for i in itertools.count():
+            yield next(synth) if mix_is_synthetic(i, self.synth_share) else next(real)
 
 
 def collate_plates(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:

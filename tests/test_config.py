@@ -28,6 +28,11 @@ def test_default_crnn_config_loads_and_overrides_apply():
         ("data.synth_countries=[XX]", "data.synth_countries.*XX"),
         ("data.charset=AAB", "data.charset.*repeated"),
         ("train.mixed_precision=fp8", "train.mixed_precision"),
+        ("data.synth_mix=1", r"data.synth_mix must be in \[0, 1\)"),
+        ("data.synth_mix=-0.1", "data.synth_mix must be in"),
+        ("data.synth_mix=0.3", "data.synth_mix .*needs data.train to be a dataset path"),  # train is synth
+        ("data.synth_mix=lots", "data.synth_mix: expected a number"),
+        ("train.init_from=[a]", "train.init_from: expected a string"),
         ("nosection.key=1", "override key"),
         ("train.lr", "section.key=value"),
     ],
@@ -50,3 +55,13 @@ def test_bad_yaml_files(tmp_path: Path):
         load_config(path=f)
     with pytest.raises(ConfigError, match="not found"):
         load_config(path=tmp_path / "missing.yaml")
+
+
+def test_finetune_configs_load():
+    for name in ("finetune_crnn", "finetune_attn"):
+        path = Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml"
+        cfg = load_config(path=path, overrides=["data.train=some/real/crops"])
+        assert cfg.train.init_from == f"weights/{cfg.arch}"
+        assert 0 < cfg.data.synth_mix < 1 and cfg.train.lr < 1e-3
+    cfg = load_config("crnn", overrides=["data.train=crops", "data.synth_mix=0.25", "train.init_from=w"])
+    assert cfg.data.synth_mix == 0.25 and cfg.train.init_from == "w"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 
@@ -307,3 +308,72 @@ def test_check_command(tmp_path, capsys):
     assert "empty label" in capsys.readouterr().err
     records, stats = load_dataset(root, on_invalid_label="skip")
     assert records == [] and stats["skipped_invalid_label"] == 1
+
+
+# --------------------------------------------------------------------------- real + synthetic mixing
+
+
+class _Real(torch.utils.data.Dataset):
+    """Stand-in for a PlateDataset of real crops: items tagged with their index."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return {"image": None, "text": f"R{i}", "country": "unknown", "lines": 1, "real": i}
+
+
+def _mixed(n_real=25, share=0.3, seed=0, rank=0, world_size=1):
+    from data.datasets import MixedPlateDataset
+
+    synth = SyntheticPlateDataset(None, seed=seed, rank=rank, world_size=world_size)
+    return MixedPlateDataset(_Real(n_real), synth, share, seed=seed, rank=rank, world_size=world_size)
+
+
+def test_mixed_stream_honours_the_synthetic_share_in_every_batch():
+    items = list(itertools.islice(iter(_mixed(share=0.3)), 640))
+    synthetic = [("real" not in it) for it in items]
+    assert sum(synthetic) == 192  # 0.3 x 640: evenly spread, so exact over the stream
+    for b in range(0, 640, 32):
+        assert sum(synthetic[b:b + 32]) in (9, 10)  # and within one item in every batch of 32
+    assert all(it["country"] != "unknown" for it, s in zip(items, synthetic) if s)  # generator plates
+    real = [it["real"] for it in items if "real" in it]
+    # Shuffled passes over the real crops: each pass shows every crop once.
+    assert sorted(real[:25]) == list(range(25)) and sorted(real[25:50]) == list(range(25))
+    assert real[:25] != list(range(25)) and real[:25] != real[25:50]
+    assert all("real" in it for it in itertools.islice(iter(_mixed(share=0.0)), 50))  # 0: real only
+
+
+def test_mixed_stream_is_seeded_and_rank_aware():
+    def real_ids(ds, n=200):
+        return [it.get("real") for it in itertools.islice(iter(ds), n)]
+
+    assert real_ids(_mixed(seed=1)) == real_ids(_mixed(seed=1))
+    assert real_ids(_mixed(seed=1)) != real_ids(_mixed(seed=2))
+    # Two processes split each pass of the real crops between them (no crop twice per pass).
+    r0 = [i for i in real_ids(_mixed(n_real=24, seed=1, rank=0, world_size=2), 17) if i is not None][:12]
+    r1 = [i for i in real_ids(_mixed(n_real=24, seed=1, rank=1, world_size=2), 17) if i is not None][:12]
+    assert sorted(r0 + r1) == list(range(24))
+    # ... and draw different synthetic plates.
+    s0 = [it["text"] for it in itertools.islice(iter(_mixed(seed=1, rank=0, world_size=2)), 40) if "real" not in it]
+    s1 = [it["text"] for it in itertools.islice(iter(_mixed(seed=1, rank=1, world_size=2)), 40) if "real" not in it]
+    assert s0 != s1
+
+
+def test_mixed_stream_through_loader_workers_and_bad_shares():
+    from data.datasets import MixedPlateDataset
+
+    ds = _mixed(n_real=8, share=0.5)
+    loader = DataLoader(ds, batch_size=8, num_workers=2, collate_fn=lambda s: s)
+    batches = list(itertools.islice(iter(loader), 4))  # worker 0, worker 1, worker 0, worker 1
+    assert all(sum("real" not in it for it in b) == 4 for b in batches)
+    assert sorted(it["real"] for it in batches[0] + batches[1] if "real" in it) == list(range(8))
+    synth = SyntheticPlateDataset(None)
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="synth_share"):
+            MixedPlateDataset(_Real(3), synth, bad)
+    with pytest.raises(ValueError, match="empty"):
+        MixedPlateDataset(_Real(0), synth, 0.2)

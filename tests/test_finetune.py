@@ -1,0 +1,104 @@
+"""Fine-tuning: --init-from a saved model, real + synthetic mixing, resume, and mismatches named."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from configs import ConfigError
+from data.synth import write_synthetic_dataset
+from test_train import TINY, read_log, run
+
+# The model options and input size of a fine-tune come from the init model, not the command line.
+MODEL_KEYS = [k for k in TINY if k.startswith(("model.", "data.image_"))]
+RUN_TINY = [k for k in TINY if k not in MODEL_KEYS]
+
+
+@pytest.fixture(scope="module")
+def init_model(tmp_path_factory):
+    """A tiny CRNN trained for one step (its best/ folder), tiny synthetic sets, and 'real' crops."""
+    d = tmp_path_factory.mktemp("finetune")
+    synth = f"data.synth_dir={d / 'synth'}"
+    run([sys.executable, "train_accelerate.py", "--arch", "crnn", "--output-dir", str(d / "init_run"),
+         *TINY, synth, "train.max_steps=1", "train.trackers=[]"])
+    real = write_synthetic_dataset(d / "real", n=24, seed=5, two_row_prob=0.0)
+    return d / "init_run" / "best", real, synth
+
+
+def trained_params(path) -> dict:
+    """Weights that training changes through the optimiser (not BatchNorm's running statistics)."""
+    state = load_file(str(path / "model.safetensors"))
+    return {k: v for k, v in state.items() if "running_" not in k and "num_batches_tracked" not in k}
+
+
+def test_finetune_starts_from_the_init_weights_with_mixed_data_then_resumes(init_model, tmp_path):
+    init, real, synth = init_model
+    ft = tmp_path / "ft"
+    proc = run([sys.executable, "train_accelerate.py", "--arch", "crnn", "--init-from", str(init),
+                "--output-dir", str(ft), *RUN_TINY, synth, f"data.train={real}", f"data.val={real}",
+                "data.synth_mix=0.5", "train.max_steps=2", "train.lr=1.0e-9", "train.trackers=[]"])
+    out = proc.stdout + proc.stderr
+    # configs/crnn.yaml's model options and 32x160 input were replaced by the init model's.
+    assert "model.backbone_stage=2 -> 1" in out and "data.image_width=160 -> 96" in out
+    assert "initialised from" in out and "fresh optimiser" in out
+    cfg = yaml.safe_load((ft / "config.yaml").read_text())
+    assert cfg["train"]["init_from"] == str(init) and cfg["data"]["synth_mix"] == 0.5
+    assert cfg["model"]["backbone_stage"] == 1 and cfg["data"]["image_width"] == 96
+    first = read_log(ft)[0]
+    assert first["step"] == 0 and first["init_from"] == str(init)
+    assert first["init_sha256"] == hashlib.sha256((init / "model.safetensors").read_bytes()).hexdigest()
+    # Two steps at lr 1e-9 leave the weights where the init model had them (a fresh model is far off).
+    before, after = trained_params(init), trained_params(ft / "last")
+    assert before.keys() == after.keys()
+    for k in before:
+        assert (before[k] - after[k]).abs().max() < 1e-5, k
+    assert [r["step"] for r in read_log(ft) if "loss" in r] == [1, 2]
+
+    # --resume continues the fine-tune from its own checkpoint, even with the init model gone.
+    moved = tmp_path / "init_moved"
+    shutil.move(str(init), moved)
+    try:
+        proc = run([sys.executable, "train_accelerate.py", "--resume", str(ft), "train.max_steps=4"])
+    finally:
+        shutil.move(str(moved), init)
+    assert "resumed" in proc.stdout + proc.stderr and "initialised from" not in proc.stdout + proc.stderr
+    assert [r["step"] for r in read_log(ft) if "loss" in r] == [1, 2, 3, 4]
+
+
+def test_init_from_mismatches_are_named(init_model, tmp_path, capsys):
+    from train_accelerate import parse_args, resolve_config
+
+    init, real, synth = init_model
+
+    def resolve(*argv):
+        return resolve_config(parse_args(list(argv)))[0]
+
+    with pytest.raises(ConfigError, match=r"--init-from .*charset"):
+        resolve("--arch", "crnn", "--init-from", str(init), "data.charset=0123456789")
+    with pytest.raises(ConfigError, match=r"--init-from .*holds a 'crnn' model, expected 'attn'"):
+        resolve("--arch", "attn", "--init-from", str(init))
+    with pytest.raises(ConfigError, match=r"--init-from .*not a model folder"):
+        resolve("--arch", "crnn", "--init-from", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"train.init_from.*not a model folder"):
+        resolve("--arch", "crnn", f"train.init_from={tmp_path}")
+    with pytest.raises(ConfigError, match="--resume"):
+        resolve("--resume", str(tmp_path), "--init-from", str(init))
+    # A command-line model override is kept (here one the weights still fit); file values are replaced.
+    cfg = resolve("--arch", "crnn", "--init-from", str(init), "model.dropout=0.3")
+    assert cfg.model.dropout == 0.3 and cfg.model.backbone_stage == 1 and cfg.model.rnn_hidden_size == 16
+    assert (cfg.data.image_height, cfg.data.image_width) == (32, 96)
+    assert "model.rnn_hidden_size=128 -> 16" in capsys.readouterr().out
+
+
+def test_init_from_with_an_override_that_changes_the_shapes_stops_at_start(init_model, tmp_path):
+    init, real, synth = init_model
+    proc = run([sys.executable, "train_accelerate.py", "--arch", "crnn", "--init-from", str(init),
+                "--output-dir", str(tmp_path / "r"), *RUN_TINY, synth, "model.rnn_hidden_size=32"], check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "--init-from" in proc.stderr and "do not fit" in proc.stderr
+    assert not (tmp_path / "r" / "checkpoint").exists()
