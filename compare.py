@@ -162,7 +162,7 @@ def summary_table(runs: list[RunResult], dataset: str, with_speed: bool) -> list
     head = ["run", "arch", "encoder / backbone", "params (M)", "input"]
     if dataset == OWN:
         head.append("test set")
-    head += ["n", "exact match", "1-row", "2-row", "mean edit dist", "CER"]
+    head += ["n", "exact match", "1-row", "2-row", "mean edit dist", "CER", "country acc", "country macro-F1"]
     if with_speed:
         head += ["CPU latency 1 plate (ms)", f"CPU plates/s @{THROUGHPUT_BATCH}", "train time (min)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < 5 + (dataset == OWN) else "---:"
@@ -173,8 +173,10 @@ def summary_table(runs: list[RunResult], dataset: str, with_speed: bool) -> list
         cells = [r.name, r.arch, r.encoder, f"{r.params_m:.2f}", r.input]
         if dataset == OWN:
             cells.append(Path(r.test_set).name)
+        country = res.get("country", {})  # absent for models without a country head
         cells += [str(o["n"]), _pct(o["exact_match"]), _pct(_by_lines(res, "1")), _pct(_by_lines(res, "2")),
-                  _num(o["mean_edit_distance"], ".3f"), _pct(o["cer"])]
+                  _num(o["mean_edit_distance"], ".3f"), _pct(o["cer"]),
+                  _pct(country.get("accuracy")), _pct(country.get("macro_f1"))]
         if with_speed:
             train_min = None if r.train_seconds is None else r.train_seconds / 60
             cells += [_num(r.latency_ms, ".1f"), _num(r.throughput, ".0f"), _num(train_min, ".1f")]
@@ -183,13 +185,19 @@ def summary_table(runs: list[RunResult], dataset: str, with_speed: bool) -> list
 
 
 def country_table(runs: list[RunResult], dataset: str) -> list[str]:
+    """Exact match per country, one column per run; then, for runs with a country head, the
+    country accuracy per country."""
     countries = sorted({c for r in runs for c in r.results[dataset].get("by_country", {})})
-    lines = ["| country | n | " + " | ".join(r.name for r in runs) + " |",
-             "|---|---:|" + "|".join("---:" for _ in runs) + "|"]
+    heads = [r for r in runs if "country" in r.results[dataset]]
+    lines = ["| country | n | " + " | ".join(r.name for r in runs)
+             + "".join(f" | {r.name} country acc" for r in heads) + " |",
+             "|---|---:|" + "|".join("---:" for _ in runs + heads) + "|"]
     for c in countries:
-        groups = [r.results[dataset].get("by_country", {}).get(c) for r in runs]
+        groups = [r.results[dataset].get("by_country", {}).get(c) for r in runs + heads]
         n = next(g["n"] for g in groups if g)
-        lines.append(f"| {c} | {n} | " + " | ".join(_pct(g["exact_match"]) if g else "n/a" for g in groups) + " |")
+        cells = [_pct(g["exact_match"]) if g else "n/a" for g in groups[:len(runs)]]
+        cells += [_pct(g.get("country_accuracy")) if g else "n/a" for g in groups[len(runs):]]
+        lines.append(f"| {c} | {n} | " + " | ".join(cells) + " |")
     return lines
 
 

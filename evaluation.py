@@ -24,8 +24,12 @@ def evaluate(model, loader, accelerator: Accelerator, desc: str = "eval",
     for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
         images = batch["images"].to(accelerator.device)
         preds = net.decode(model(images))
+        has_country = any(p.country is not None for p in preds)
+        has_lines = any(p.lines is not None for p in preds)
         gathered = gather_eval_batch(accelerator, [p.text for p in preds], batch["texts"],
-                                     batch["countries"], batch["lines"].tolist())
+                                     batch["countries"], batch["lines"].tolist(),
+                                     [p.country for p in preds] if has_country else None,
+                                     [p.lines for p in preds] if has_lines else None)
         metrics.update(*gathered)
     model.train(was_training)
     return metrics.compute()

@@ -50,6 +50,7 @@ from data.text import Charset
 from data.tokenizers import CTCTokenizer
 from data.transforms import build_transform
 from models.base import CONFIG_FILE, WEIGHTS_FILE, InputSpec, PlatePrediction
+from models.heads import add_class_predictions
 
 # The shipped default model (a save_pretrained folder), relative to the repository root.
 DEFAULT_WEIGHTS = Path("weights/crnn")
@@ -280,7 +281,7 @@ class TorchPlateReader(PlateReader):
 
     @torch.inference_mode()
     def forward(self, images: torch.Tensor) -> Any:
-        """The model's raw outputs for a preprocessed batch (CRNN: logits [B, T, classes])."""
+        """The model's raw outputs for a preprocessed batch: a dict (CRNN: ``logits`` [B, T, classes], ...)."""
         return self.model(images.to(self.device))
 
     @torch.inference_mode()
@@ -371,7 +372,8 @@ class OnnxPlateReader(PlateReader):
         return dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: x})))
 
     def predict_tensor(self, images: torch.Tensor) -> list[PlatePrediction]:
-        return self.decoder(self.config, self.forward(images))
+        outputs = self.forward(images)
+        return add_class_predictions(self.decoder(self.config, outputs), outputs)
 
 
 def onnx_metadata(session: Any, path: Path) -> tuple[dict, dict]:

@@ -21,6 +21,13 @@ Rules
 * With no samples (overall or in a group that was never updated) the rates are
   ``nan`` and ``n`` is 0. ``cer`` is also ``nan`` when every label is empty.
 
+Models with a classification head also predict the country and the number of
+rows; given those predictions, :class:`PlateMetrics` adds ``country``
+(accuracy, macro-F1 over the classes seen, per-class precision/recall/F1, the
+confusion matrix) and ``rows`` (accuracy), and a ``country_accuracy`` per
+country group. Samples whose true country is ``EU`` (country unstated) or
+outside the known codes are left out of the country scores.
+
 Edit distances come from rapidfuzz's C implementation (``process.cpdist``);
 only the rare masked labels go through a small pure-Python DP.
 
@@ -40,13 +47,16 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from data.text import MASK_CHAR, normalize_country, normalize_plate_text
+from data.text import COUNTRIES, MASK_CHAR, UNKNOWN_COUNTRY, normalize_country, normalize_plate_text
+
+COUNTRY_CLASSES = COUNTRIES + (UNKNOWN_COUNTRY,)  # what a country head can say (models.heads)
 
 __all__ = [
     "StringMatchMetric",
     "EditDistanceMetric",
     "CharErrorRateMetric",
     "PlateMetrics",
+    "ClassificationCounts",
     "format_metrics_table",
     "score_texts",
     "masked_match",
@@ -264,6 +274,43 @@ class CharErrorRateMetric(_TextMetric):
         return float(self._counts.as_dict()["cer"])
 
 
+class ClassificationCounts:
+    """Accumulates (true, predicted) label pairs: accuracy, macro-F1, per-class scores, confusion."""
+
+    def __init__(self) -> None:
+        self.pairs: dict[tuple[str, str], int] = {}
+        self.n = 0
+        self.correct = 0
+
+    def add(self, true: str, pred: str) -> None:
+        self.pairs[(true, pred)] = self.pairs.get((true, pred), 0) + 1
+        self.n += 1
+        self.correct += int(true == pred)
+
+    def compute(self, order: Sequence[str] = ()) -> dict[str, Any]:
+        nan = float("nan")
+        seen = {t for t, _ in self.pairs} | {p for _, p in self.pairs}
+        labels = [c for c in order if c in seen] + sorted(seen - set(order))
+        per_class, f1s = {}, []
+        for c in labels:
+            tp = self.pairs.get((c, c), 0)
+            support = sum(v for (t, _), v in self.pairs.items() if t == c)
+            predicted = sum(v for (_, p), v in self.pairs.items() if p == c)
+            prec = tp / predicted if predicted else 0.0
+            rec = tp / support if support else 0.0
+            f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+            per_class[c] = {"n": support, "precision": prec, "recall": rec, "f1": f1}
+            f1s.append(f1)
+        return {
+            "n": self.n,
+            "accuracy": self.correct / self.n if self.n else nan,
+            "macro_f1": float(np.mean(f1s)) if f1s else nan,
+            "per_class": per_class,
+            "confusion": {"labels": labels,
+                          "matrix": [[self.pairs.get((t, p), 0) for p in labels] for t in labels]},
+        }
+
+
 class PlateMetrics:
     """All three metrics, overall and by country and by number of rows.
 
@@ -278,6 +325,10 @@ class PlateMetrics:
          "by_country": {"DE": {...}, ...},    # codes as normalize_country gives them
          "by_lines":   {"1": {...}, "2": {...}}}
 
+    With ``pred_countries`` / ``pred_lines`` given to ``update`` it also has
+    ``"country"`` (see :class:`ClassificationCounts`) and ``"rows"``, and each
+    ``by_country`` entry gets ``country_accuracy``.
+
     Rates of an empty set are ``nan`` (``json.dumps`` writes ``NaN``).
     """
 
@@ -289,6 +340,9 @@ class PlateMetrics:
         self._overall = _Counts()
         self._by_country: dict[str, _Counts] = {}
         self._by_lines: dict[str, _Counts] = {}
+        self._country = ClassificationCounts()
+        self._rows = ClassificationCounts()
+        self._country_by_group: dict[str, list[int]] = {}  # true country -> [correct, n]
 
     def update(
         self,
@@ -296,6 +350,8 @@ class PlateMetrics:
         labels: Sequence[str],
         countries: Sequence[str],
         lines: Sequence[int],
+        pred_countries: Sequence[str | None] | None = None,
+        pred_lines: Sequence[int | None] | None = None,
     ) -> None:
         countries, lines = _as_list(countries), _as_list(lines)
         if not (len(countries) == len(lines) == len(labels)):
@@ -303,6 +359,22 @@ class PlateMetrics:
                 f"lengths differ: {len(preds)} preds, {len(labels)} labels, "
                 f"{len(countries)} countries, {len(lines)} lines"
             )
+        for name, extra in (("pred_countries", pred_countries), ("pred_lines", pred_lines)):
+            if extra is not None and len(_as_list(extra)) != len(labels):
+                raise ValueError(f"lengths differ: {len(labels)} labels, {len(_as_list(extra))} {name}")
+        if pred_countries is not None:
+            for c, pc in zip(countries, _as_list(pred_countries)):
+                ck = _country_key(c)
+                if pc is None or ck not in COUNTRY_CLASSES:
+                    continue
+                self._country.add(ck, _country_key(pc))
+                group = self._country_by_group.setdefault(ck, [0, 0])
+                group[0] += int(ck == _country_key(pc))
+                group[1] += 1
+        if pred_lines is not None:
+            for nl, pl in zip(lines, _as_list(pred_lines)):
+                if pl is not None:
+                    self._rows.add(_lines_key(nl), _lines_key(pl))
         p, t = _prepare(preds, labels, countries, self._tables)
         exact, dist = _score_normalised(p, t)
         for e, d, lab, c, nl in zip(exact, dist, t, countries, lines):
@@ -317,11 +389,19 @@ class PlateMetrics:
         return self._overall.n
 
     def compute(self) -> dict[str, Any]:
-        return {
+        out = {
             "overall": self._overall.as_dict(),
             "by_country": {k: self._by_country[k].as_dict() for k in sorted(self._by_country)},
             "by_lines": {k: self._by_lines[k].as_dict() for k in sorted(self._by_lines, key=_lines_sort)},
         }
+        if self._country.n:
+            out["country"] = self._country.compute(order=COUNTRY_CLASSES)
+            for k, (correct, n) in self._country_by_group.items():
+                out["by_country"][k]["country_accuracy"] = correct / n
+        if self._rows.n:
+            rows = self._rows.compute()
+            out["rows"] = {"n": rows["n"], "accuracy": rows["accuracy"], "confusion": rows["confusion"]}
+        return out
 
 
 def _lines_sort(key: str) -> tuple[int, Any]:
@@ -345,21 +425,26 @@ def _fmt(value: Any, kind: str) -> str:
 _COLS = ("n", "exact match", "mean edit distance", "CER")
 
 
-def _row(first: list[str], d: Mapping[str, Any]) -> str:
+def _row(first: list[str], d: Mapping[str, Any], extra: str | None = None) -> str:
     cells = first + [
         str(int(d.get("n", 0))),
         _fmt(d.get("exact_match"), "pct"),
         _fmt(d.get("mean_edit_distance"), "num"),
         _fmt(d.get("cer"), "pct"),
     ]
+    if extra:
+        cells.append(_fmt(d.get(extra), "pct"))
     return "| " + " | ".join(cells) + " |"
 
 
-def _table(key_header: str | None, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]:
-    head = ([key_header] if key_header else []) + list(_COLS)
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * (1 if key_header else 0) + ["---:"] * len(_COLS)) + "|"]
+def _table(key_header: str | None, rows: Iterable[tuple[str, Mapping[str, Any]]],
+           extra: tuple[str, str] | None = None) -> list[str]:
+    """``extra``: (column header, result key) of one more percentage column."""
+    cols = list(_COLS) + ([extra[0]] if extra else [])
+    head = ([key_header] if key_header else []) + cols
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * (1 if key_header else 0) + ["---:"] * len(cols)) + "|"]
     for key, d in rows:
-        out.append(_row([key] if key_header else [], d))
+        out.append(_row([key] if key_header else [], d, extra[1] if extra else None))
     return out
 
 
@@ -380,7 +465,17 @@ def format_metrics_table(results: Mapping[str, Any], title: str | None = None) -
     by_country = results.get("by_country") or {}
     if by_country:
         parts += ["", "**By country**", ""]
-        parts += _table("country", [(k, by_country[k]) for k in sorted(by_country)])
+        rows = [(k, by_country[k]) for k in sorted(by_country)]
+        if any("country_accuracy" in d for d in by_country.values()):
+            parts += _table("country", rows, extra=("country accuracy", "country_accuracy"))
+        else:
+            parts += _table("country", rows)
+    cls = [(name, results[key]) for name, key in (("country", "country"), ("rows", "rows")) if key in results]
+    if cls:
+        parts += ["", "**Plate classification**", "", "| head | n | accuracy | macro-F1 |", "|---|---:|---:|---:|"]
+        for name, d in cls:
+            parts.append(f"| {name} | {d['n']} | {_fmt(d.get('accuracy'), 'pct')} | "
+                         f"{_fmt(d.get('macro_f1'), 'pct') if 'macro_f1' in d else 'n/a'} |")
     return "\n".join(parts) + "\n"
 
 
@@ -393,12 +488,15 @@ def gather_eval_batch(
     labels: Sequence[str],
     countries: Sequence[str],
     lines: Sequence[int],
-) -> tuple[list[str], list[str], list[str], list[int]]:
+    pred_countries: Sequence[str | None] | None = None,
+    pred_lines: Sequence[int | None] | None = None,
+) -> tuple[list[str], list[str], list[str], list[int], list | None, list | None]:
     """Gather one evaluation batch from all processes, without the even-batches padding duplicates.
 
     Call it once per batch, inside the ``for batch in dataloader`` loop over a
     dataloader prepared by ``accelerator`` (and before the loop moves on), with
-    this process's per-sample lists. Every process gets the same four lists back.
+    this process's per-sample lists. Every process gets the same lists back (the
+    last two are None where ``pred_countries`` / ``pred_lines`` were not given).
 
     The four lists are zipped into one list of per-sample records and gathered
     with a single ``accelerator.gather_for_metrics(records, use_gather_object=True)``.
@@ -417,10 +515,13 @@ def gather_eval_batch(
             f"lengths differ: {len(preds)} preds, {len(labels)} labels, "
             f"{len(countries)} countries, {len(lines)} lines"
         )
-    records = [(p, t, c, int(nl)) for p, t, c, nl in zip(preds, labels, countries, lines)]
+    n = len(preds)
+    pc = _as_list(pred_countries) if pred_countries is not None else [None] * n
+    pl = _as_list(pred_lines) if pred_lines is not None else [None] * n
+    if len(pc) != n or len(pl) != n:
+        raise ValueError(f"lengths differ: {n} preds, {len(pc)} pred_countries, {len(pl)} pred_lines")
+    records = [(p, t, c, int(nl), a, b) for p, t, c, nl, a, b in zip(preds, labels, countries, lines, pc, pl)]
     gathered = accelerator.gather_for_metrics(records, use_gather_object=True)
-    out_p = [r[0] for r in gathered]
-    out_t = [r[1] for r in gathered]
-    out_c = [r[2] for r in gathered]
-    out_l = [r[3] for r in gathered]
-    return out_p, out_t, out_c, out_l
+    cols = [[r[i] for r in gathered] for i in range(6)]
+    return (cols[0], cols[1], cols[2], cols[3],
+            cols[4] if pred_countries is not None else None, cols[5] if pred_lines is not None else None)

@@ -42,6 +42,7 @@ from data.transforms import build_transform
 from evaluation import evaluate
 from metrics import format_metrics_table
 from models import InputSpec, PlateRecognizer, build_model_config, create_model, load_model
+from models.heads import has_country_labels
 
 RUN_CONFIG = "config.yaml"
 CHECKPOINT_DIR = "checkpoint"
@@ -115,6 +116,20 @@ def max_train_label_length(cfg: Config, train_ds) -> tuple[int, str]:
                                       two_row_prob=cfg.data.train_two_row_prob)
         return max(real, (gen.max_label_length, "the synthetic generator (data.synth_mix)"))
     return real
+
+
+def model_options(cfg: Config, charset: Charset) -> dict:
+    """The model section, with ``country_head: null`` resolved: on when the training data has
+    country labels (the synthetic generator always has). The run's config.yaml keeps null;
+    the saved model folders say what was built."""
+    options = dataclasses.asdict(cfg.model)
+    if "country_head" in options and options["country_head"] is None:
+        if cfg.data.train == SYNTH:
+            options["country_head"] = True
+        else:
+            _, records = file_records(cfg, "data.train", cfg.data.train, charset, allow_mask=False)
+            options["country_head"] = has_country_labels([r.country for r in records])
+    return options
 
 
 def loader_workers(cfg: Config, accelerator: Accelerator) -> int:
@@ -327,7 +342,7 @@ def main(argv: list[str] | None = None) -> dict:
         test_sets += [eval_dataset(cfg, f"data.extra_test[{i}]", s, charset) for i, s in enumerate(dc.extra_test)]
     state = RunState()
     try:
-        model = create_model(cfg.arch, dataclasses.asdict(cfg.model), charset,
+        model = create_model(cfg.arch, model_options(cfg, charset), charset,
                              InputSpec(dc.image_height, dc.image_width, dc.keep_aspect))
     except ValueError as e:
         raise ConfigError(str(e)) from e
@@ -393,7 +408,7 @@ def main(argv: list[str] | None = None) -> dict:
         if not prepared:
             batch["images"] = batch["images"].to(accelerator.device, non_blocking=True)
         with accelerator.accumulate(model):
-            outputs = model(batch["images"], batch["texts"])
+            outputs = model(batch["images"], batch["texts"], batch["lines"])
             loss = net.loss(outputs, batch)
             accelerator.backward(loss)
             if accelerator.sync_gradients and tc.grad_clip > 0:
@@ -419,7 +434,8 @@ def main(argv: list[str] | None = None) -> dict:
         if state.step % tc.eval_every == 0 or last:
             results = evaluate(model, val_loader, accelerator, desc="val")
             value = results["overall"][tc.best_metric]
-            log({"step": state.step, **{f"val/{k}": v for k, v in results["overall"].items()}})
+            log({"step": state.step, **{f"val/{k}": v for k, v in results["overall"].items()},
+                 **{f"val/{k}_accuracy": results[k]["accuracy"] for k in ("country", "rows") if k in results}})
             progress.write(f"step {state.step}: val exact match {results['overall']['exact_match']:.4f}, "
                            f"CER {results['overall']['cer']:.4f}")
             if is_better(tc.best_metric, value, state.best):

@@ -1,5 +1,8 @@
 """Evaluate a trained model on a labelled dataset: metrics per country and per row count, and an error gallery.
 
+For a model with a country head, also the country accuracy and macro-F1, and
+the country confusion matrix as PNG (``--confusion``).
+
     python val.py --weights runs/crnn/<run>/best --data datasets/synth/test_n2000_seed2_2row0.15
     python val.py --weights runs/crnn/<run>/best --data ../shared/realplates-dev --equiv US:O=0 --out dev.json
     python val.py --weights model.onnx --data DATASET        # an exported model, run by onnxruntime
@@ -115,11 +118,44 @@ def write_gallery(path: str | Path, samples: list[dict], n: int = 40, cols: int 
     return path
 
 
-def default_gallery_path(out: str | None) -> Path:
+def default_gallery_path(out: str | None, suffix: str = "_errors.png") -> Path:
     if out:
         o = Path(out)
-        return o.with_name(f"{o.stem}_errors.png")
-    return Path("errors.png")
+        return o.with_name(f"{o.stem}{suffix}")
+    return Path(suffix.lstrip("_"))
+
+
+def write_confusion_png(path: str | Path, country: dict, title: str = "") -> Path:
+    """The ``country`` results' confusion matrix (rows: true, columns: predicted), counts in cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = country["confusion"]["labels"]
+    m = np.asarray(country["confusion"]["matrix"], dtype=float)
+    recall = m / np.maximum(m.sum(1, keepdims=True), 1)
+    size = max(4.0, 0.32 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(recall, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if m[i, j]:
+                ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=5,
+                        color="white" if recall[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    ax.set_title(f"{title}  accuracy {100 * country['accuracy']:.2f}%, macro-F1 {100 * country['macro_f1']:.2f}% "
+                 f"(n={country['n']})", fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return Path(path)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -136,6 +172,10 @@ def main(argv: list[str] | None = None) -> dict:
                    help="error gallery PNG (default: <out stem>_errors.png next to --out, else errors.png)")
     p.add_argument("--gallery-n", type=int, default=40, help="tiles in the gallery (default 40)")
     p.add_argument("--no-gallery", action="store_true", help="do not write the gallery")
+    p.add_argument("--confusion", default=None,
+                   help="country confusion matrix PNG, for models with a country head "
+                        "(default: <out stem>_country_confusion.png next to --out, else country_confusion.png "
+                        "next to --gallery or in the current folder)")
     args = p.parse_args(argv)
 
     accelerator = Accelerator()
@@ -157,11 +197,14 @@ def main(argv: list[str] | None = None) -> dict:
     samples: list[tuple] = []
     for batch in tqdm(loader, desc="val", leave=False, disable=not accelerator.is_local_main_process):
         preds = reader.predict_tensor(batch["images"])
-        recs = [(pr.text, t, c, int(nl), float(pr.confidence), int(i)) for pr, t, c, nl, i in
+        recs = [(pr.text, t, c, int(nl), float(pr.confidence), int(i), pr.country, pr.lines) for pr, t, c, nl, i in
                 zip(preds, batch["texts"], batch["countries"], batch["lines"].tolist(), batch["indices"])]
         if multi:  # every sample once: the padding of the last batch is dropped
             recs = accelerator.gather_for_metrics(recs, use_gather_object=True)
-        metrics.update([r[0] for r in recs], [r[1] for r in recs], [r[2] for r in recs], [r[3] for r in recs])
+        has_country = any(r[6] is not None for r in recs)
+        has_lines = any(r[7] is not None for r in recs)
+        metrics.update([r[0] for r in recs], [r[1] for r in recs], [r[2] for r in recs], [r[3] for r in recs],
+                       [r[6] for r in recs] if has_country else None, [r[7] for r in recs] if has_lines else None)
         samples.extend(recs)
     results = metrics.compute()
     if not accelerator.is_main_process:
@@ -182,6 +225,15 @@ def main(argv: list[str] | None = None) -> dict:
                       title=f"{Path(args.data).name}: {n_wrong} wrong of {len(tiles)} "
                             f"(wrong by confidence, highest first; red = wrong)")
         print(f"error gallery: {gallery} ({min(n_wrong, args.gallery_n)} wrong shown of {n_wrong})")
+    if "country" in results:
+        if args.confusion:
+            path = Path(args.confusion)
+        elif args.out or not args.gallery:
+            path = default_gallery_path(args.out, "_country_confusion.png")
+        else:  # beside the gallery
+            path = Path(args.gallery).with_name("country_confusion.png")
+        write_confusion_png(path, results["country"], title=f"{Path(args.data).name}: country")
+        print(f"country confusion matrix: {path}")
     return results
 
 

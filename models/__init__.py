@@ -24,6 +24,11 @@ __all__ = [
 ]
 
 
+# Options added after format 1 folders were written: absent from an old config.json,
+# they mean "the feature was not there", not the new default.
+_ABSENT_IN_OLD_FOLDERS = {"row_split": False, "country_head": False}
+
+
 def build_model_config(arch: str, options: dict | None, prefix: str = "model"):
     """The architecture's config dataclass from a plain dict; unknown keys are errors naming them."""
     return build_dataclass(get_model_class(arch).config_class, options or {}, prefix)
@@ -58,7 +63,9 @@ def load_model(path: str | Path, expected_charset: Charset | None = None,
             f"configured data.charset {expected_charset.chars!r}"
         )
     # Weights come from the folder; never fetch a backbone's pretrained weights here.
-    options = {**model_options, **({"pretrained": False} if "pretrained" in model_options else {})}
+    fields = get_model_class(arch).config_class.__dataclass_fields__ if arch in list_models() else {}
+    old = {k: v for k, v in _ABSENT_IN_OLD_FOLDERS.items() if k in fields and k not in model_options}
+    options = {**old, **model_options, **({"pretrained": False} if "pretrained" in model_options else {})}
     model = create_model(arch, options, charset, spec)
     try:
         state = load_file(str(weights))

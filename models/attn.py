@@ -56,6 +56,7 @@ from data.text import Charset
 from data.tokenizers import AttnTokenizer
 from models.backbones import TimmFeatures, check_backbone_name
 from models.base import InputSpec, PlatePrediction, PlateRecognizer
+from models.heads import PlateClassHead
 from models.registry import register_model
 
 VIT_PREFIXES = ("vit_", "deit_", "deit3_")
@@ -95,9 +96,14 @@ class AttnConfig:
     decoding: str = "ar"  # ar: autoregressive (greedy / beam); nar: all positions at once
     beam_width: int = 1  # ar only; 1 = greedy
     refine_iters: int = 0  # cloze refinement passes after decoding (needs perm_num >= 2)
+    # --- plate classification (country and rows, from the pooled image tokens)
+    country_head: bool | None = None  # None: on (training turns it off when the data has no country labels)
+    cls_loss_weight: float = 0.5
 
     def __post_init__(self) -> None:
         check_backbone_name(self.encoder, "model.encoder")
+        if self.cls_loss_weight < 0:
+            raise ValueError(f"model.cls_loss_weight must be >= 0, got {self.cls_loss_weight}")
         if self.encoder_stage < 0:
             raise ValueError(f"model.encoder_stage must be >= 0, got {self.encoder_stage}")
         if len(self.patch_size) != 2 or min(self.patch_size) < 1:
@@ -327,6 +333,7 @@ class AttnRecognizer(PlateRecognizer):
         self.head = nn.Linear(d, self.num_classes)
         self.drop = nn.Dropout(config.dropout)
         nn.init.normal_(self.embed.weight, std=0.02)
+        self.class_head = PlateClassHead(d, dropout=config.dropout) if config.country_head is not False else None
 
     # ----------------------------------------------------------------- pieces
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -374,14 +381,24 @@ class AttnRecognizer(PlateRecognizer):
         return orders
 
     # ----------------------------------------------------------------- training
-    def forward(self, images: torch.Tensor, texts: list[str] | None = None) -> torch.Tensor:
-        """With ``texts``: teacher-forced logits [K, B, T, C] (K orderings, T = longest label + 1).
-        Without: inference log-probabilities [B, max_label_length + 1, C] (see the module doc)."""
-        if texts is None:
-            return self.generate(images)
+    def forward(self, images: torch.Tensor, texts: list[str] | None = None,
+                lines: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """With ``texts``: ``logits`` [K, B, T, C], teacher-forced (K orderings, T = longest label + 1).
+        Without: ``log_probs`` [B, max_label_length + 1, C] (see the module doc). Either way, with
+        the classification head, ``country_logits`` and ``rows_logits``. ``lines`` is not used:
+        the decoder reads the two-dimensional layout directly."""
         memory = self.encode(images)
+        out = self.class_head(memory) if self.class_head is not None else {}
+        if texts is None:
+            out["log_probs"] = self.generate(images, memory=memory)
+            return out
+        out["logits"] = self.teacher_forced(memory, texts)
+        return out
+
+    def teacher_forced(self, memory: torch.Tensor, texts: list[str]) -> torch.Tensor:
+        """Logits [K, B, T, C] for the encoder tokens ``memory`` and the label ``texts``."""
         longest = self._check_texts(texts)
-        tokens = self.tokenizer.encode(texts, longest).to(images.device)  # [B, T + 1]
+        tokens = self.tokenizer.encode(texts, longest).to(memory.device)  # [B, T + 1]
         content_tokens = tokens[:, :-1]  # BOS + characters (+ EOS / PAD of shorter labels)
         b, steps = content_tokens.shape
         content = self._content(content_tokens)
@@ -390,7 +407,7 @@ class AttnRecognizer(PlateRecognizer):
         # EOS and PAD are no context: attend to BOS and characters only.
         key_ok = (content_tokens != self.tokenizer.pad) & (content_tokens != self.tokenizer.eos)
         queries = self._queries(b, 0, steps)
-        masks = ordering_masks(self.orderings(steps, images.device), steps)
+        masks = ordering_masks(self.orderings(steps, memory.device), steps)
         logits = [self._run(queries, content_kv, memory_kv, m[None, None] & key_ok[:, None, None, :])
                   for m in masks]
         return torch.stack(logits)
@@ -407,13 +424,13 @@ class AttnRecognizer(PlateRecognizer):
         out[:, : classes.shape[1]] = classes
         return out.to(device)
 
-    def loss(self, outputs: torch.Tensor, batch: dict) -> torch.Tensor:
+    def text_loss(self, outputs: dict, batch: dict) -> torch.Tensor:
         """Cross-entropy with label smoothing, averaged over orderings.
 
-        ``outputs`` is what ``forward(images, texts)`` gives ([K, B, T, C]); the
-        [B, T, C] free-running outputs of ``forward(images)`` are scored too.
+        Scores the teacher-forced ``logits`` of ``forward(images, texts)`` ([K, B, T, C]),
+        or the free-running ``log_probs`` of ``forward(images)`` ([B, T, C]).
         """
-        logits = outputs.float()
+        logits = (outputs["logits"] if "logits" in outputs else outputs["log_probs"]).float()
         if logits.dim() == 3:
             logits = logits.unsqueeze(0)
         k, b, steps, c = logits.shape
@@ -423,13 +440,16 @@ class AttnRecognizer(PlateRecognizer):
 
     # ----------------------------------------------------------------- inference
     def generate(self, images: torch.Tensor, decoding: str | None = None, beam_width: int | None = None,
-                 refine_iters: int | None = None, use_cache: bool = True) -> torch.Tensor:
-        """Inference log-probabilities [B, T, C]; arguments override the config (for benchmarks and tests)."""
+                 refine_iters: int | None = None, use_cache: bool = True,
+                 memory: torch.Tensor | None = None) -> torch.Tensor:
+        """Inference log-probabilities [B, T, C]; arguments override the config (for benchmarks and tests).
+        ``memory``: the encoder's tokens of ``images`` if already computed."""
         cfg = self.config
         decoding = cfg.decoding if decoding is None else decoding
         beam_width = cfg.beam_width if beam_width is None else beam_width
         refine_iters = cfg.refine_iters if refine_iters is None else refine_iters
-        memory = self.encode(images)
+        if memory is None:
+            memory = self.encode(images)
         memory_kv = [layer.memory_kv(memory) for layer in self.layers]
         if decoding == "nar":
             logp = self._decode_nar(memory_kv, images.shape[0])
@@ -567,8 +587,8 @@ class AttnRecognizer(PlateRecognizer):
         after = (torch.cumsum(eos, dim=1) - eos.long()) > 0
         return torch.where(after[..., None], self._eos_rows(*logp.shape[:2], logp), logp)
 
-    def decode(self, outputs: torch.Tensor) -> list[PlatePrediction]:
-        best, classes = outputs.float().max(dim=-1)
+    def decode_text(self, outputs: dict) -> list[PlatePrediction]:
+        best, classes = outputs["log_probs"].float().max(dim=-1)
         return [
             PlatePrediction(d.text, d.confidence, d.char_confidences)
             for d in self.tokenizer.decode(classes, best.exp())

@@ -1,9 +1,10 @@
 """The one interface every plate-reading architecture implements.
 
 A model is built from (model config, charset, input size); ``forward`` maps
-images (and, in training, the label texts, for models that need them, such as
-teacher-forced decoders) to raw outputs, ``loss`` turns outputs and a batch
-into a scalar, ``decode`` turns inference outputs into :class:`PlatePrediction`. ``save_pretrained`` /
+images (and, in training, the labels, for models that need them, such as
+teacher-forced decoders) to a dict of raw outputs; the base class turns
+outputs and a batch into the loss (text loss + weighted country/rows loss)
+and inference outputs into :class:`PlatePrediction`. ``save_pretrained`` /
 ``from_pretrained`` (in ``models/__init__.py``) move a self-contained folder:
 ``config.json`` + ``model.safetensors``.
 """
@@ -25,6 +26,7 @@ from torch import nn
 
 from data.files import swap_into_place
 from data.text import Charset
+from models.heads import add_class_predictions, classification_loss
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -64,22 +66,40 @@ class PlateRecognizer(nn.Module):
         self.input_spec = input_spec
 
     # --- what every architecture provides -------------------------------
-    def forward(self, images: torch.Tensor, texts: list[str] | None = None) -> Any:  # pragma: no cover
-        """Images [B, 3, H, W] in [-1, 1] -> outputs. ``texts`` is given in training only."""
+    def forward(self, images: torch.Tensor, texts: list[str] | None = None,
+                lines: torch.Tensor | None = None) -> dict[str, torch.Tensor]:  # pragma: no cover
+        """Images [B, 3, H, W] in [-1, 1] -> a dict of outputs.
+
+        ``texts`` and ``lines`` (rows per plate) are the labels, given in training
+        only, for models that use them (teacher-forced decoders, row routing).
+        Besides the text outputs, a model with a classification head returns
+        ``country_logits`` [B, 28] and ``rows_logits`` [B, 2] (see ``models.heads``).
+        """
         raise NotImplementedError
 
-    def loss(self, outputs: Any, batch: dict) -> torch.Tensor:  # pragma: no cover
-        """Scalar loss from training outputs and the batch (``batch["texts"]`` etc.)."""
+    def text_loss(self, outputs: dict, batch: dict) -> torch.Tensor:  # pragma: no cover
+        """Scalar loss of the text outputs against ``batch["texts"]``."""
         raise NotImplementedError
 
-    def decode(self, outputs: Any) -> list[PlatePrediction]:  # pragma: no cover
-        """Predictions from the outputs of ``forward(images)`` (no texts)."""
+    def decode_text(self, outputs: dict) -> list[PlatePrediction]:  # pragma: no cover
+        """Text predictions from the outputs of ``forward(images)`` (no labels)."""
         raise NotImplementedError
 
     def check_label_length(self, max_label_length: int, source: str) -> None:
         """Raise ValueError if labels of this length (worst case) cannot be read."""
 
     # --- shared ----------------------------------------------------------
+    def loss(self, outputs: dict, batch: dict) -> torch.Tensor:
+        """Text loss plus ``cls_loss_weight`` x the country and rows losses (where the model has them)."""
+        loss = self.text_loss(outputs, batch)
+        cls = classification_loss(outputs, batch)
+        if cls is not None:
+            loss = loss + self.config.cls_loss_weight * cls
+        return loss
+
+    def decode(self, outputs: dict) -> list[PlatePrediction]:
+        return add_class_predictions(self.decode_text(outputs), outputs)
+
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> list[PlatePrediction]:
         was_training = self.training

@@ -5,6 +5,14 @@ Sizes are derived, never configured twice:
   (``rnn_features_num``) = channels x feature height, both read off a dummy
   forward pass of the cut backbone at the configured input size;
 - the number of classes = charset size + 1 (the CTC blank).
+
+Two-row plates: CTC reads one left-to-right sequence, so with ``row_split`` a
+small row classifier (:class:`~models.heads.RowRouter`) looks at the plate
+first, and a plate it calls two-row is read as its top half and bottom half
+side by side (each resized to H x W/2). In training the label's row count
+routes the plate; at inference, the router's prediction. The view is chosen
+per sample with ``torch.where``, so one backbone pass serves a mixed batch
+and the exported graph has no branches.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from data.text import Charset
 from data.tokenizers import CTCTokenizer
 from models.backbones import TimmFeatures, check_backbone_name
 from models.base import InputSpec, PlatePrediction, PlateRecognizer
+from models.heads import PlateClassHead, RowRouter, rows_side_by_side
 from models.registry import register_model
 
 
@@ -31,9 +40,14 @@ class CRNNConfig:
     rnn_hidden_size: int = 128  # per direction
     rnn_layers: int = 2
     dropout: float = 0.1
+    row_split: bool = True  # read two-row plates as their rows side by side, routed by a row classifier
+    country_head: bool | None = None  # None: on (training turns it off when the data has no country labels)
+    cls_loss_weight: float = 0.5  # weight of the country + rows losses beside the CTC loss
 
     def __post_init__(self) -> None:
         check_backbone_name(self.backbone)
+        if self.cls_loss_weight < 0:
+            raise ValueError(f"model.cls_loss_weight must be >= 0, got {self.cls_loss_weight}")
         if self.rnn_type not in ("gru", "lstm"):
             raise ValueError(f"model.rnn_type must be 'gru' or 'lstm', got {self.rnn_type!r}")
         for key in ("rnn_hidden_size", "rnn_layers"):
@@ -78,16 +92,33 @@ class CRNN(PlateRecognizer):
         )
         self.dropout = nn.Dropout(config.dropout)
         self.head = CTCHead(2 * config.rnn_hidden_size, self.tokenizer.num_classes)
+        self.router = RowRouter(input_spec.height) if config.row_split else None
+        self.class_head = (PlateClassHead(channels, rows=False, dropout=config.dropout)
+                           if config.country_head is not False else None)
 
-    def forward(self, images: torch.Tensor, texts: list[str] | None = None) -> torch.Tensor:
-        """Images [B, 3, H, W] -> logits [B, T, num_classes] (CTC needs no texts to run)."""
+    def forward(self, images: torch.Tensor, texts: list[str] | None = None,
+                lines: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Images [B, 3, H, W] -> ``logits`` [B, T, num_classes] (+ ``rows_logits``, ``country_logits``).
+
+        ``lines`` (the labels' row counts) routes plates in training; without it
+        the router's prediction does. CTC itself needs no texts.
+        """
+        out = {}
+        if self.router is not None:
+            out["rows_logits"] = self.router(images)
+            two_rows = (lines.to(images.device) == 2) if lines is not None else out["rows_logits"].argmax(-1) == 1
+            images = torch.where(two_rows[:, None, None, None], rows_side_by_side(images), images)
         f = self.backbone(images)  # [B, C, Hf, Wf]
+        if self.class_head is not None:
+            out.update(self.class_head(f))
         b, c, h, w = f.shape
         seq = f.permute(0, 3, 1, 2).reshape(b, w, c * h)  # one feature vector per column
         seq, _ = self.rnn(self.dropout(seq))
-        return self.head(self.dropout(seq))
+        out["logits"] = self.head(self.dropout(seq))
+        return out
 
-    def loss(self, outputs: torch.Tensor, batch: dict) -> torch.Tensor:
+    def text_loss(self, outputs: dict, batch: dict) -> torch.Tensor:
+        outputs = outputs["logits"]
         targets, target_lengths = self.tokenizer.encode(batch["texts"])
         log_probs = F.log_softmax(outputs.float(), dim=-1).transpose(0, 1)  # [T, B, C]
         input_lengths = torch.full((outputs.shape[0],), outputs.shape[1], dtype=torch.long)
@@ -100,8 +131,8 @@ class CRNN(PlateRecognizer):
             zero_infinity=True,
         )
 
-    def decode(self, outputs: torch.Tensor) -> list[PlatePrediction]:
-        probs = outputs.float().softmax(-1)
+    def decode_text(self, outputs: dict) -> list[PlatePrediction]:
+        probs = outputs["logits"].float().softmax(-1)
         return [
             PlatePrediction(d.text, d.confidence, d.char_confidences)
             for d in self.tokenizer.decode_greedy(probs)

@@ -59,10 +59,11 @@ def test_shapes_and_few_step_training(options, grid):
     assert model.encoder.grid == grid
     assert model.encode(x).shape == (4, grid[0] * grid[1], 32)
     model.train()
-    assert model(x, TEXTS).shape == (1, 4, 6, len(CHARSET) + 1)  # longest label 5 + EOS
+    assert model(x, TEXTS)["logits"].shape == (1, 4, 6, len(CHARSET) + 1)  # longest label 5 + EOS
     model.eval()
     out = model(x)
-    assert out.shape == (4, 9, len(CHARSET) + 1)  # max_label_length 8 + EOS
+    assert out["log_probs"].shape == (4, 9, len(CHARSET) + 1)  # max_label_length 8 + EOS
+    assert out["country_logits"].shape == (4, 28) and out["rows_logits"].shape == (4, 2)
     assert losses[-1] < 0.6 * losses[0]
     preds = model.decode(out)
     assert len(preds) == 4
@@ -76,7 +77,8 @@ def test_shapes_and_few_step_training(options, grid):
 def test_every_parameter_gets_a_gradient(options):
     """DDP needs no find_unused_parameters: one training step reaches every parameter."""
     model = create_model("attn", options, CHARSET, SPEC)
-    model.loss(model(images(), TEXTS), {"texts": TEXTS}).backward()
+    batch = {"texts": TEXTS, "countries": ["DE", "FR", "EU", "unknown"], "lines": torch.tensor([1, 2, 1, 1])}
+    model.loss(model(images(), TEXTS), batch).backward()
     unused = [n for n, p in model.named_parameters() if p.grad is None]
     assert not unused
 
@@ -87,7 +89,7 @@ def test_confidences_follow_the_tokenizer(trained):
         out = model(x)
     preds = model.decode(out)
     assert [p.text for p in preds] == TEXTS  # the fixed batch is learnt
-    probs = out.exp()
+    probs = out["log_probs"].exp()
     for i, p in enumerate(preds):
         steps = len(p.text) + 1  # characters, then EOS
         chosen = probs[i, :steps].max(-1).values
@@ -101,7 +103,7 @@ def test_cached_decoding_equals_uncached(trained):
         cached = model.generate(x, use_cache=True, refine_iters=0)
         uncached = model.generate(x, use_cache=False, refine_iters=0)
     assert torch.allclose(cached, uncached, atol=1e-4)
-    assert [p.text for p in model.decode(cached)] == [p.text for p in model.decode(uncached)]
+    assert [p.text for p in model.decode({"log_probs": cached})] == [p.text for p in model.decode({"log_probs": uncached})]
     # An untrained model (no early EOS, every step used) agrees too.
     fresh = create_model("attn", TINY_CNN, CHARSET, SPEC).eval()
     with torch.no_grad():
@@ -112,11 +114,11 @@ def test_beam_width_one_is_greedy(trained):
     model, x, _ = trained
     x = torch.cat([x, images(4, seed=1)])  # also unseen images, where beams may disagree with greedy
     with torch.no_grad():
-        greedy = model.decode(model.generate(x, beam_width=1, refine_iters=0))
-        beam1 = model.decode(model.generate(x, beam_width=1, refine_iters=0, use_cache=True))
-        beam1_path = model.decode(model._decode_beam(  # the beam-search code path itself, width 1
-            [layer.memory_kv(model.encode(x)) for layer in model.layers], len(x), 1))
-        beam4 = model.decode(model.generate(x, beam_width=4, refine_iters=0))
+        greedy = model.decode({"log_probs": model.generate(x, beam_width=1, refine_iters=0)})
+        beam1 = model.decode({"log_probs": model.generate(x, beam_width=1, refine_iters=0, use_cache=True)})
+        beam1_path = model.decode({"log_probs": model._decode_beam(  # the beam-search code path itself, width 1
+            [layer.memory_kv(model.encode(x)) for layer in model.layers], len(x), 1)})
+        beam4 = model.decode({"log_probs": model.generate(x, beam_width=4, refine_iters=0)})
     assert [p.text for p in beam1_path] == [p.text for p in greedy] == [p.text for p in beam1]
     assert [p.confidence for p in beam1_path] == pytest.approx([p.confidence for p in greedy], rel=1e-4)
     assert [p.text for p in beam4[:4]] == TEXTS
@@ -129,7 +131,7 @@ def test_nar_and_refinement(trained):
                    {"decoding": "ar", "refine_iters": 1}):
             out = model.generate(x, **kw)
             assert out.shape == (4, 9, len(CHARSET) + 1)
-            assert [p.text for p in model.decode(out)] == TEXTS, kw
+            assert [p.text for p in model.decode({"log_probs": out})] == TEXTS, kw
 
 
 def test_ordering_and_cloze_masks():

@@ -44,7 +44,8 @@ def test_compare_two_runs(tmp_path):
     for arch in RUNS:
         # summary rows on the own test set and on the extra set, plus a column in each country table
         assert sum(line.startswith(f"| {arch} | {arch} |") for line in md.splitlines()) == 2
-    assert "| country | n | crnn | attn |" in md
+    assert "| country | n | crnn | attn | crnn country acc | attn country acc |" in md  # both have the head
+    assert "country acc | country macro-F1" in md
     assert "### Runs on each run's own test set" in md and f"### Runs on {extra}" in md
 
     report = json.loads((out / "compare.json").read_text())
@@ -56,6 +57,7 @@ def test_compare_two_runs(tmp_path):
         assert r["results"]["own test set"]["overall"]["n"] == 12
         assert r["results"][str(extra)]["overall"]["n"] == 8
         assert 0 <= r["results"]["own test set"]["overall"]["cer"]
+        assert r["results"]["own test set"]["country"]["n"] == 12
         assert Path(r["test_set"]).name == "test_n12_seed2_2row0.15"
 
 

@@ -38,12 +38,17 @@ def test_onnx_matches_pytorch_texts_and_logits(exported, plates):
     images = [read_image_rgb(p) for p in sorted((plates / "images").glob("*.png"))]
     x = torch.stack([pt.preprocess(im) for im in images])
     for batch in (x[:1], x, torch.rand(9, *x.shape[1:]) * 2 - 1):  # dynamic batch: 1, 6, 9
-        ref = pt.forward(batch).numpy()
-        got = ox.forward(batch)["logits"]
-        assert got.shape == ref.shape
-        np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)
+        ref = {k: v.numpy() for k, v in pt.forward(batch).items()}
+        got = ox.forward(batch)
+        assert set(got) == set(ref) == {"logits", "rows_logits", "country_logits"}
+        for k in ref:
+            assert got[k].shape == ref[k].shape
+            np.testing.assert_allclose(got[k], ref[k], atol=1e-4, rtol=1e-4)
     a, b = pt.predict(images), ox.predict(images)
     assert [p.text for p in a] == [p.text for p in b]
+    assert [(p.country, p.lines) for p in a] == [(p.country, p.lines) for p in b]
+    assert all(p.country is not None and p.lines in (1, 2) for p in b)
+    np.testing.assert_allclose([p.country_confidence for p in a], [p.country_confidence for p in b], rtol=1e-3)
     assert any(p.text for p in a)  # not a vacuous comparison of empty strings
     np.testing.assert_allclose([p.confidence for p in a], [p.confidence for p in b], rtol=1e-3, atol=1e-6)
     for p, q in zip(a, b):
@@ -95,7 +100,133 @@ def test_attention_model_exports_its_greedy_loop(tmp_path, plates):
     images = [read_image_rgb(p) for p in sorted((plates / "images").glob("*.png"))]
     x = torch.stack([pt.preprocess(im) for im in images])
     for batch in (x[:1], x):
-        np.testing.assert_allclose(ox.forward(batch)["log_probs"], pt.forward(batch).numpy(), atol=1e-4, rtol=1e-4)
+        ref, got = pt.forward(batch), ox.forward(batch)
+        assert set(got) == set(ref) == {"log_probs", "rows_logits", "country_logits"}
+        for k in ref:
+            np.testing.assert_allclose(got[k], ref[k].numpy(), atol=1e-4, rtol=1e-4)
     a, b = pt.predict(images), ox.predict(images)
     assert [p.text for p in a] == [p.text for p in b] and len({len(p.text) for p in a}) > 1
+    assert [(p.country, p.lines) for p in a] == [(p.country, p.lines) for p in b]
     np.testing.assert_allclose([p.confidence for p in a], [p.confidence for p in b], rtol=1e-3, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- int8 (export.py --int8)
+
+
+@pytest.fixture(scope="module")
+def exported_int8(exported, tmp_path_factory):
+    """``export.py --int8`` on the tiny CRNN: (model folder, float .onnx, int8 .onnx).
+
+    The int8 check's bar is lowered: a random tiny model has many near-ties between readings
+    (~89% agreement); the shipped CRNN's is ~98%.
+    """
+    tiny, _ = exported
+    out = tmp_path_factory.mktemp("int8") / "tiny.onnx"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(export, "INT8_MIN_AGREEMENT", 0.0)
+        assert export.main(["--weights", str(tiny), "--output", str(out), "--int8", "--calib-size", "16"]) == 0
+    return tiny, out, out.with_name("tiny.int8.onnx")
+
+
+def test_int8_export_reads_like_the_float_graph(exported_int8, plates, tmp_path):
+    import onnx
+
+    tiny, float_path, int8_path = exported_int8
+    assert int8_path.is_file()  # the default name, beside the float graph
+    g = onnx.load(str(int8_path)).graph
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= {n.op_type for n in g.node}
+    # Every conv's weight is an int8 constant, including those torch.onnx shared through Identity
+    # nodes (the tiny untrained model has some; see export._copy_shared_constants).
+    inits = {t.name: t for t in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    for conv in (n for n in g.node if n.op_type == "Conv"):
+        dq = producer[conv.input[1]]
+        assert dq.op_type == "DequantizeLinear" and inits[dq.input[0]].data_type == onnx.TensorProto.INT8
+    fl, q = load_model(float_path), load_model(int8_path)
+    assert isinstance(q, OnnxPlateReader)
+    assert (q.arch, q.charset, q.input_spec, q.decoder) == (fl.arch, fl.charset, fl.input_spec, fl.decoder)
+    images = [read_image_rgb(p) for p in sorted((plates / "images").glob("*.png"))]
+    x = torch.stack([fl.preprocess(im) for im in images])
+    for batch in (x[:1], x):  # dynamic batch; whatever outputs the float graph has, with their shapes
+        ref, got = fl.forward(batch), q.forward(batch)
+        assert list(got) == list(ref)
+        assert all(got[k].shape == ref[k].shape and got[k].dtype == np.float32 for k in ref)
+    a, b = fl.predict(images), q.predict(images)
+    assert [type(p) for p in a] == [type(p) for p in b]
+    assert all(isinstance(p.text, str) and 0.0 <= p.confidence <= 1.0 and p.error is None for p in b)
+    assert [(type(p.country), type(p.lines)) for p in a] == [(type(p.country), type(p.lines)) for p in b]
+    # Not garbage (a broken quantisation reads ~nothing alike; see export.INT8_REFUSED).
+    c = export.check_int8_agreement(tiny, int8_path, n=64)
+    assert c.plates == 64 and c.share >= 0.5
+    # predict.py takes the int8 file as it is.
+    out = tmp_path / "preds.csv"
+    assert predict.main(["--input", str(plates), "--weights", str(int8_path), "--output", str(out), "--show", "0"]) == 0
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and not any(r["error"] for r in rows)
+
+
+def test_int8_keeps_the_metadata(exported_int8):
+    import onnx
+
+    tiny, float_path, int8_path = exported_int8
+    fmeta = {p.key: p.value for p in onnx.load(str(float_path)).metadata_props}
+    qmeta = {p.key: p.value for p in onnx.load(str(int8_path)).metadata_props}
+    assert json.loads(qmeta[ONNX_META_CONFIG]) == json.loads((tiny / "config.json").read_text())
+    for k in (ONNX_META_CONFIG, export.ONNX_META_GRAPH):
+        assert qmeta[k] == fmeta[k]
+    assert export.ONNX_META_QUANT not in fmeta
+    quant = json.loads(qmeta[export.ONNX_META_QUANT])
+    assert quant["calibration_plates"] == 16 and quant["calibration_seed"] == export.CALIB_SEED
+    assert quant["format"] == "QDQ"
+
+
+def test_int8_is_deterministic(exported_int8, tmp_path):
+    _, float_path, int8_path = exported_int8
+    again = export.quantize_onnx_int8(float_path, tmp_path / "again.onnx", n=16)
+    assert again.read_bytes() == int8_path.read_bytes()
+
+
+def test_int8_refusals(exported_int8, tmp_path, capsys):
+    tiny, float_path, int8_path = exported_int8
+    assert export.int8_output_path("out/crnn.onnx").as_posix() == "out/crnn.int8.onnx"
+    assert export.int8_output_path("model").as_posix() == "model.int8.onnx"
+    with pytest.raises(ValueError, match="already quantised"):
+        export.quantize_onnx_int8(int8_path, tmp_path / "twice.onnx")
+    with pytest.raises(ValueError, match="would replace"):
+        export.quantize_onnx_int8(float_path, float_path)
+    with pytest.raises(ValueError, match="at least 1"):
+        export.quantize_onnx_int8(float_path, tmp_path / "none.onnx", n=0)
+    out = tmp_path / "x.onnx"
+    assert export.main(["--weights", str(tiny), "--output", str(out), "--int8", "--int8-output", str(out)]) == 2
+    assert "is the float32 --output itself" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(SystemExit):
+        export.main(["--weights", str(tiny), "--output", str(out), "--int8", "--calib-size", "0"])
+
+
+def test_int8_check_fails_below_the_bar(exported, tmp_path, monkeypatch, capsys):
+    tiny, _ = exported
+    monkeypatch.setattr(export, "INT8_MIN_AGREEMENT", 1.01)  # no model can pass
+    out = tmp_path / "m.onnx"
+    assert export.main(["--weights", str(tiny), "--output", str(out), "--int8", "--calib-size", "8"]) == 1
+    captured = capsys.readouterr()
+    assert "check (int8): texts equal to PyTorch's on " in captured.out
+    assert "reads too many plates differently" in captured.err
+
+
+def test_int8_refuses_the_attention_model(tmp_path, capsys):
+    from data.text import Charset
+    from models import InputSpec, create_model, list_models
+
+    with pytest.raises(ValueError, match="int8 quantisation of arch 'attn' is not supported"):
+        export.check_int8_supported("attn")
+    if "attn" not in list_models():
+        return
+    model = create_model("attn", {"encoder_stage": 1, "d_model": 32, "dec_heads": 2, "max_label_length": 10},
+                         Charset(), InputSpec(32, 96))
+    folder = model.save_pretrained(tmp_path / "attn")
+    out = tmp_path / "attn.onnx"
+    assert export.main(["--weights", str(folder), "--output", str(out), "--int8"]) == 2
+    err = capsys.readouterr().err
+    assert "int8 quantisation of arch 'attn' is not supported (supported: crnn)" in err and "without --int8" in err
+    assert not out.exists()  # refused before writing anything

@@ -235,7 +235,7 @@ class _RecordingAccelerator:
 
 def test_gather_eval_batch_uses_one_object_gather():
     acc = _RecordingAccelerator()
-    p, t, c, n = gather_eval_batch(acc, ["A", "B"], ["A", "C"], ["DE", "FR"], [1, 2])
+    p, t, c, n, _, _ = gather_eval_batch(acc, ["A", "B"], ["A", "C"], ["DE", "FR"], [1, 2])
     assert len(acc.calls) == 1 and acc.calls[0][1] is True
     assert (p, t, c, n) == (["A", "B"] * 2, ["A", "C"] * 2, ["DE", "FR"] * 2, [1, 2] * 2)
 
@@ -268,7 +268,7 @@ def test_gather_eval_batch_single_process_counts_each_sample_once(cpu_accelerato
     for batch in dl:
         idx = batch["idx"].tolist()
         preds = [f"AB{i:03d}" if i < 7 else "XX" for i in idx]  # 7 right, 3 wrong
-        p, t, c, n = gather_eval_batch(cpu_accelerator, preds, batch["label"], batch["country"], batch["lines"])
+        p, t, c, n, _, _ = gather_eval_batch(cpu_accelerator, preds, batch["label"], batch["country"], batch["lines"])
         assert all(isinstance(x, int) for x in n)
         seen.extend(t)
         metrics.update(p, t, c, n)

@@ -26,7 +26,10 @@ def test_every_model_forward_loss_decode_roundtrip(arch, tmp_path):
     model.save_pretrained(tmp_path / "m")
     again = load_model(tmp_path / "m")
     model.eval()
-    assert torch.allclose(model(images), again(images), atol=1e-6)
+    out, out_again = model(images), again(images)
+    assert out.keys() == out_again.keys() and "country_logits" in out
+    for k in out:
+        assert torch.allclose(out[k], out_again[k], atol=1e-6), k
 
 
 @pytest.mark.parametrize(
@@ -42,7 +45,7 @@ def test_every_model_forward_loss_decode_roundtrip(arch, tmp_path):
 def test_crnn_sizes_are_derived_from_backbone_and_input(backbone, stage, size, steps):
     h, w = size
     model = create_model("crnn", {"backbone": backbone, "backbone_stage": stage}, CHARSET, InputSpec(h, w))
-    out = model(torch.randn(2, 3, h, w))
+    out = model(torch.randn(2, 3, h, w))["logits"]
     assert out.shape == (2, steps, len(CHARSET) + 1)
     assert model.sequence_length == steps
     c, fh, fw = model.backbone.output_shape(h, w)

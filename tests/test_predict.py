@@ -19,8 +19,12 @@ import inference
 import predict
 from data.datasets import read_image_rgb
 from data.text import Charset
+import torch
+
 from inference import Prediction, WeightsError, load_model
-from tests._inference_fixtures import make_plates, make_tiny_model
+from models import create_model
+from models.heads import COUNTRY_CLASSES
+from tests._inference_fixtures import TINY_INPUT, TINY_OPTIONS, make_plates, make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["filename", "text", "confidence", "country", "country_confidence", "lines", "error"]
@@ -64,7 +68,8 @@ def test_predict_folder_with_an_unreadable_image(tiny, plates, tmp_path, capsys,
     for row, p in zip(rows[1:], expected):
         assert row["error"] == "" and row["text"] == p.text
         assert float(row["confidence"]) == pytest.approx(p.confidence, abs=1e-6)
-        assert row["country"] == row["country_confidence"] == row["lines"] == ""  # no classification head
+        assert row["country"] == p.country and row["lines"] == str(p.lines)  # the tiny model's heads
+        assert float(row["country_confidence"]) == pytest.approx(p.country_confidence, abs=1e-6)
     shown = capsys.readouterr().out
     assert "broken.png" in shown and "error" in shown and "7 images, 1 unreadable" in shown
 
@@ -135,7 +140,7 @@ def test_api_numpy_inputs(reader, plates):
     rgb = read_image_rgb(path)
     ref = reader.predict(str(path))
     assert isinstance(ref, Prediction) and ref.ok and ref.filename == str(path)
-    assert ref.country is None and ref.country_confidence is None and ref.lines is None
+    assert ref.country in COUNTRY_CLASSES and 0 < ref.country_confidence <= 1 and ref.lines in (1, 2)
     assert same(reader.predict(rgb), ref)
     assert same(reader.predict(np.ascontiguousarray(rgb[:, :, ::-1]), bgr=True), ref)  # OpenCV order
     assert same(reader.predict(cv2.imread(str(path)), bgr=True), ref)
@@ -279,3 +284,15 @@ def test_foreign_onnx_without_metadata_is_refused(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(WeightsError, match="not one written by export.py"):
         load_model(path)
+
+
+def test_a_model_without_heads_leaves_the_class_columns_empty(tmp_path, plates):
+    torch.manual_seed(0)
+    model = create_model("crnn", {**TINY_OPTIONS, "country_head": False, "row_split": False}, Charset(), TINY_INPUT)
+    folder = model.save_pretrained(tmp_path / "plain")
+    out = tmp_path / "preds.csv"
+    predict.main(["--input", str(plates / "images"), "--weights", str(folder), "--output", str(out)])
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6
+    assert all(r["error"] == "" and r["country"] == r["country_confidence"] == r["lines"] == "" for r in rows)

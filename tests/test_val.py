@@ -41,6 +41,13 @@ def test_val_json_and_gallery(setup, tmp_path, capsys):
     assert img is not None and img.shape[0] > 100 and img.shape[1] > 300
     shown = capsys.readouterr().out
     assert "exact match" in shown and "error gallery" in shown
+    # The tiny model has a country head: country scores over the samples, and the confusion PNG.
+    assert saved["country"]["n"] == 7 and 0.0 <= saved["country"]["accuracy"] <= 1.0
+    assert sum(map(sum, saved["country"]["confusion"]["matrix"])) == 7
+    assert saved["rows"]["n"] == 7
+    confusion = cv2.imread(str(out.with_name("metrics_country_confusion.png")))
+    assert confusion is not None and confusion.shape[0] > 100
+    assert "country accuracy" in shown and "Plate classification" in shown
 
     # An exported model gives the same figures; an explicit gallery path is honoured.
     onnx_path = tmp_path / "tiny.onnx"
@@ -50,7 +57,8 @@ def test_val_json_and_gallery(setup, tmp_path, capsys):
                       "--gallery", str(g2), "--batch-size", "3"])
     assert again["overall"]["exact_match"] == saved["overall"]["exact_match"]
     assert again["by_country"].keys() == saved["by_country"].keys()
-    assert g2.is_file()
+    assert g2.is_file() and (g2.parent / "country_confusion.png").is_file()
+    assert again["country"] == saved["country"]
 
 
 def test_gallery_order_worst_first():

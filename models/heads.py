@@ -1,0 +1,155 @@
+"""Plate-level heads shared by the architectures: country and number of text rows.
+
+Both read pooled image features (mean and max over every position of the
+feature map or token set), so they see the plate's look -- band, colours,
+layout, symbols -- and not only its characters.
+
+Class indices: countries follow ``data.text.COUNTRIES`` (the generator's 27),
+then ``unknown`` (a plate known not to be one of them); rows are 1 and 2.
+Samples labelled ``EU`` (an EU plate of unstated country) count for no
+country class and are left out of the country loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from data.text import COUNTRIES, UNKNOWN_COUNTRY
+
+COUNTRY_CLASSES: tuple[str, ...] = COUNTRIES + (UNKNOWN_COUNTRY,)
+ROW_CLASSES: tuple[int, ...] = (1, 2)
+IGNORE = -100
+_COUNTRY_INDEX = {c: i for i, c in enumerate(COUNTRY_CLASSES)}
+
+
+def country_targets(countries: list[str], device=None) -> torch.Tensor:
+    """Class index per sample; IGNORE where the label names no class (e.g. ``EU``)."""
+    return torch.tensor([_COUNTRY_INDEX.get(c, IGNORE) for c in countries], dtype=torch.long, device=device)
+
+
+def row_targets(lines: torch.Tensor | list[int], device=None) -> torch.Tensor:
+    lines = torch.as_tensor(lines, dtype=torch.long, device=device)
+    return torch.where((lines >= 1) & (lines <= len(ROW_CLASSES)), lines - 1, torch.full_like(lines, IGNORE))
+
+
+def has_country_labels(countries) -> bool:
+    """Whether labels like these can train a country head (any of the 27 or ``unknown``)."""
+    return any(c in _COUNTRY_INDEX and c != UNKNOWN_COUNTRY for c in countries)
+
+
+def pool_features(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] feature map or [B, N, C] tokens -> [B, 2C] (mean, max)."""
+    if x.dim() == 4:
+        x = x.flatten(2).transpose(1, 2)
+    return torch.cat([x.mean(1), x.amax(1)], dim=-1)
+
+
+class PlateClassHead(nn.Module):
+    """Pooled features -> ``country_logits`` [B, 28] and, with ``rows``, ``rows_logits`` [B, 2]."""
+
+    def __init__(self, in_channels: int, hidden: int = 128, rows: bool = True, dropout: float = 0.1):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Linear(2 * in_channels, hidden), nn.GELU(), nn.Dropout(dropout),
+        )
+        self.country = nn.Linear(hidden, len(COUNTRY_CLASSES))
+        self.rows = nn.Linear(hidden, len(ROW_CLASSES)) if rows else None
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.body(pool_features(features.float() if features.dtype == torch.float16 else features))
+        out = {"country_logits": self.country(h)}
+        if self.rows is not None:
+            out["rows_logits"] = self.rows(h)
+        return out
+
+
+class RowRouter(nn.Module):
+    """A small CNN that tells one-row from two-row plates before the recogniser reads them.
+
+    It keeps the vertical resolution (a row of text is a horizontal band) and
+    pools over the width only: 3 stride-2 convolutions, ~25k parameters.
+    """
+
+    def __init__(self, height: int, channels: int = 32):
+        super().__init__()
+        c = channels
+        self.convs = nn.Sequential(
+            nn.Conv2d(3, c // 2, 3, stride=2, padding=1), nn.BatchNorm2d(c // 2), nn.ReLU(inplace=True),
+            nn.Conv2d(c // 2, c, 3, stride=2, padding=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+        )
+        bands = -(-height // 8)  # ceil: the feature height after three stride-2 convolutions
+        self.fc = nn.Linear(c * bands, len(ROW_CLASSES))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        f = self.convs(images).mean(dim=3)  # [B, C, bands]: pooled across the width
+        return self.fc(f.flatten(1))
+
+
+def rows_side_by_side(images: torch.Tensor) -> torch.Tensor:
+    """A two-row plate [B, 3, H, W] as one line: the top half and the bottom half, each
+    resized to H x W/2, placed left and right (what a CTC reader can read in order)."""
+    h, w = images.shape[-2:]
+    half = h // 2
+    size = (h, w // 2)
+    top = F.interpolate(images[..., :half, :], size=size, mode="bilinear", align_corners=False)
+    bottom = F.interpolate(images[..., half:, :], size=size, mode="bilinear", align_corners=False)
+    out = torch.cat([top, bottom], dim=-1)
+    if out.shape[-1] != w:  # odd width: stretch the last column
+        out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
+    return out
+
+
+def classification_loss(outputs: dict, batch: dict) -> torch.Tensor | None:
+    """Sum of the country and rows cross-entropies, for the heads in ``outputs`` whose labels
+    are in ``batch`` (``countries``, ``lines``); None if none."""
+    losses = []
+    if "country_logits" in outputs and batch.get("countries") is not None:
+        logits = outputs["country_logits"].float()
+        target = country_targets(batch["countries"], logits.device)
+        if (target != IGNORE).any():
+            losses.append(F.cross_entropy(logits, target, ignore_index=IGNORE))
+        else:
+            losses.append(logits.sum() * 0.0)  # keeps every parameter in the graph (DDP)
+    if "rows_logits" in outputs and batch.get("lines") is not None:
+        logits = outputs["rows_logits"].float()
+        target = row_targets(batch["lines"], logits.device)
+        losses.append(F.cross_entropy(logits, target, ignore_index=IGNORE))
+    if not losses:
+        return None
+    return torch.stack(losses).sum()
+
+
+def class_predictions(outputs: dict) -> list[dict]:
+    """Per sample: ``country``, ``country_confidence``, ``lines`` from the head's logits (numpy or torch)."""
+    def probs(x):
+        x = x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)
+        e = np.exp(x - x.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    n = None
+    cols: dict[str, list] = {}
+    if outputs.get("country_logits") is not None:
+        p = probs(outputs["country_logits"])
+        idx = p.argmax(-1)
+        cols["country"] = [COUNTRY_CLASSES[i] for i in idx]
+        cols["country_confidence"] = [float(p[k, i]) for k, i in enumerate(idx)]
+        n = len(idx)
+    if outputs.get("rows_logits") is not None:
+        idx = probs(outputs["rows_logits"]).argmax(-1)
+        cols["lines"] = [ROW_CLASSES[i] for i in idx]
+        n = len(idx)
+    if n is None:
+        return []
+    return [{k: v[i] for k, v in cols.items()} for i in range(n)]
+
+
+def add_class_predictions(preds: list, outputs: dict) -> list:
+    """Set ``country``, ``country_confidence`` and ``lines`` of each prediction from ``outputs``."""
+    for p, extra in zip(preds, class_predictions(outputs)):
+        for k, v in extra.items():
+            setattr(p, k, v)
+    return preds
