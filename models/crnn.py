@@ -1,7 +1,7 @@
 """CRNN-CTC: timm CNN features -> column sequence -> bidirectional RNN -> CTC head.
 
 Sizes are derived, never configured twice:
-- sequence length T = feature-map width, and the RNN input size
+- sequence length T = feature-map width (x ``steps_per_column``), and the RNN input size
   (``rnn_features_num``) = channels x feature height, both read off a dummy
   forward pass of the cut backbone at the configured input size;
 - the number of classes = charset size + 1 (the CTC blank).
@@ -40,6 +40,7 @@ class CRNNConfig:
     rnn_hidden_size: int = 128  # per direction
     rnn_layers: int = 2
     dropout: float = 0.1
+    steps_per_column: int = 1  # CTC time steps per feature-map column (2: room for repeated characters)
     row_split: bool = True  # read two-row plates as their rows side by side, routed by a row classifier
     country_head: bool | None = None  # None: on (training turns it off when the data has no country labels)
     cls_loss_weight: float = 0.5  # weight of the country + rows losses beside the CTC loss
@@ -50,7 +51,7 @@ class CRNNConfig:
             raise ValueError(f"model.cls_loss_weight must be >= 0, got {self.cls_loss_weight}")
         if self.rnn_type not in ("gru", "lstm"):
             raise ValueError(f"model.rnn_type must be 'gru' or 'lstm', got {self.rnn_type!r}")
-        for key in ("rnn_hidden_size", "rnn_layers"):
+        for key in ("rnn_hidden_size", "rnn_layers", "steps_per_column"):
             if getattr(self, key) < 1:
                 raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -79,7 +80,7 @@ class CRNN(PlateRecognizer):
         self.backbone = TimmFeatures(config.backbone, config.backbone_stage, config.pretrained)
         channels, feat_h, feat_w = self.backbone.output_shape(input_spec.height, input_spec.width)
         self.feature_height = feat_h
-        self.sequence_length = feat_w
+        self.sequence_length = feat_w * config.steps_per_column
         self.rnn_features_num = channels * feat_h
         rnn_cls = nn.GRU if config.rnn_type == "gru" else nn.LSTM
         self.rnn = rnn_cls(
@@ -113,6 +114,9 @@ class CRNN(PlateRecognizer):
             out.update(self.class_head(f))
         b, c, h, w = f.shape
         seq = f.permute(0, 3, 1, 2).reshape(b, w, c * h)  # one feature vector per column
+        if self.config.steps_per_column > 1:  # interpolated steps between columns
+            seq = F.interpolate(seq.transpose(1, 2), size=self.sequence_length, mode="linear",
+                                align_corners=False).transpose(1, 2)
         seq, _ = self.rnn(self.dropout(seq))
         out["logits"] = self.head(self.dropout(seq))
         return out
@@ -146,6 +150,8 @@ class CRNN(PlateRecognizer):
                 f"CTC sequence too short: {source} has labels of up to {max_label_length} characters, "
                 f"which CTC may need {needed} time steps to emit, but backbone {self.config.backbone} "
                 f"cut at stage {self.config.backbone_stage} gives {self.sequence_length} steps at input "
-                f"{self.input_spec.height}x{self.input_spec.width} (stride {self.backbone.stride}). "
-                f"Widen data.image_width to at least {needed * self.backbone.stride} or cut the backbone earlier."
+                f"{self.input_spec.height}x{self.input_spec.width} (stride {self.backbone.stride}, "
+                f"{self.config.steps_per_column} step(s) per column). Widen data.image_width to at least "
+                f"{-(-needed // self.config.steps_per_column) * self.backbone.stride}, raise "
+                f"model.steps_per_column or cut the backbone earlier."
             )

@@ -10,7 +10,8 @@ from data.synth import write_synthetic_dataset
 from data.text import Charset
 from models import InputSpec, create_model
 
-TINY_OPTIONS = {"backbone": "resnet18", "backbone_stage": 1, "rnn_hidden_size": 16, "rnn_layers": 1}
+TINY_OPTIONS = {"backbone": "resnet18", "backbone_stage": 1, "rnn_hidden_size": 16, "rnn_layers": 1,
+                "steps_per_column": 2}
 TINY_INPUT = InputSpec(32, 96)
 
 

@@ -52,6 +52,15 @@ def test_crnn_sizes_are_derived_from_backbone_and_input(backbone, stage, size, s
     assert model.rnn_features_num == c * fh == model.rnn.input_size
 
 
+def test_crnn_steps_per_column_multiplies_the_sequence():
+    model = create_model("crnn", {"steps_per_column": 2}, CHARSET, InputSpec(32, 160))
+    assert model.sequence_length == 40
+    assert model(torch.randn(2, 3, 32, 160))["logits"].shape == (2, 40, len(CHARSET) + 1)
+    model.check_label_length(20, "data")  # needs 39
+    with pytest.raises(ValueError, match=r"data.image_width to at least 168"):
+        model.check_label_length(21, "data")
+
+
 def test_crnn_refuses_sequence_too_short_for_labels():
     model = create_model("crnn", {}, CHARSET, InputSpec(32, 160))  # 20 steps
     model.check_label_length(10, "data")  # needs 19
