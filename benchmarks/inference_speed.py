@@ -5,15 +5,20 @@
     python benchmarks/inference_speed.py --weights runs/crnn/<run>/best --weights model.onnx
     python benchmarks/inference_speed.py --build crnn --build crnn,model.backbone=resnet10t,model.rnn_hidden_size=64
     python benchmarks/inference_speed.py --build crnn --profile  # + ONNX Runtime time per op type and stage
+    python benchmarks/inference_speed.py --weights weights/crnn   # the default CRNN alone
 
 For each model, in one run on one machine: batch-1 latency (median and p95,
 ms) and batch-64 throughput (plates/s) of the model alone (a preprocessed
-input tensor in, raw outputs out) in PyTorch and in ONNX Runtime (the graph
-``export.py`` writes); the FLOPs of one plate (counted with
+input tensor in, raw outputs out) in PyTorch, in ONNX Runtime (the graph
+``export.py`` writes) and, for the archs ``export.py --int8`` quantises (the
+CRNN), in ONNX Runtime on that graph's static int8 quantisation
+(``export.quantize_onnx_int8``, as ``export.py --int8`` writes it; ``--no-int8``
+skips it); the FLOPs of one plate (counted with
 ``torch.utils.flop_counter.FlopCounterMode``: one multiply-add = 2 FLOPs; the
 attention model is counted over all its decoder steps, as its ONNX graph runs
 them) and the share of the machine's peak matmul FLOP/s that the batch-64
-throughput reaches. The peak is measured here: a large ``torch.matmul`` on the
+throughput reaches (float32 rows only: int8 arithmetic has another peak). The
+peak is measured here: a large ``torch.matmul`` on the
 benchmark's threads (wall clock), and one core's float32 matmul rate from
 process CPU time, in torch and in ONNX Runtime's MatMul (its MLAS kernels can
 use wider vector units than torch's BLAS: on AMD Zen 5 they run about twice as
@@ -81,6 +86,13 @@ class Result:
     ort_b64_plates_s: float | None = None
     ort_cpu_ms_b1: float | None = None  # process CPU time per plate, 1 intra-op thread
     ort_cpu_ms_b64: float | None = None
+    ort_int8_input: bool = False  # the .onnx measured above is itself an int8 graph
+    int8_b1_median_ms: float | None = None  # ONNX Runtime on the static int8 quantisation of the graph
+    int8_b1_p95_ms: float | None = None
+    int8_b64_plates_s: float | None = None
+    int8_cpu_ms_b1: float | None = None
+    int8_cpu_ms_b64: float | None = None
+    int8_skipped: str | None = None  # why there is no int8 row
     preprocess_us: float | None = None
     decode_us: float | None = None
     ort_profile: dict = field(default_factory=dict)
@@ -338,6 +350,7 @@ def bench_one(kind: str, spec: str, args, tmpdir: Path) -> Result:
     one = ort_session(onnx_path, 1, args.ort_opt)
     res.ort_cpu_ms_b1 = 1e3 * cpu_time_per_call(lambda: one.run(None, {iname: n1}), 200)
     res.ort_cpu_ms_b64 = 1e3 * cpu_time_per_call(lambda: one.run(None, {iname: n64}), 10) / 64
+    bench_int8(res, onnx_path, sess, n1, n64, args, tmpdir)
 
     # Pre- and post-processing per plate (outside the model).
     plates = [SyntheticPlateGenerator(seed=1)().image for _ in range(64)]
@@ -354,6 +367,29 @@ def bench_one(kind: str, spec: str, args, tmpdir: Path) -> Result:
     if args.profile:
         res.ort_profile = profile_ort(onnx_path, n1, n64, args.threads, args.ort_opt)
     return res
+
+
+def bench_int8(res: Result, onnx_path: Path, sess, n1: np.ndarray, n64: np.ndarray, args, tmpdir: Path) -> None:
+    """The int8 row: ONNX Runtime on ``export.quantize_onnx_int8`` of the float32 graph."""
+    from export import INT8_ARCHS, ONNX_META_QUANT, quantize_onnx_int8
+
+    if ONNX_META_QUANT in sess.get_modelmeta().custom_metadata_map:
+        res.ort_int8_input, res.int8_skipped = True, "the .onnx given is already int8"
+        return
+    if args.no_int8:
+        res.int8_skipped = "--no-int8"
+        return
+    if res.arch not in INT8_ARCHS:
+        res.int8_skipped = f"export.py --int8 does not quantise {res.arch!r} models"
+        return
+    q_path = quantize_onnx_int8(onnx_path, tmpdir / f"{onnx_path.stem}.int8.onnx")
+    q = ort_session(q_path, args.threads, args.ort_opt)
+    iname = q.get_inputs()[0].name
+    res.int8_b1_median_ms, res.int8_b1_p95_ms = latency(lambda: q.run(None, {iname: n1}), args.seconds)
+    res.int8_b64_plates_s = throughput(lambda: q.run(None, {iname: n64}), 64, args.seconds)
+    one = ort_session(q_path, 1, args.ort_opt)
+    res.int8_cpu_ms_b1 = 1e3 * cpu_time_per_call(lambda: one.run(None, {iname: n1}), 200)
+    res.int8_cpu_ms_b64 = 1e3 * cpu_time_per_call(lambda: one.run(None, {iname: n64}), 10) / 64
 
 
 # --------------------------------------------------------------------------- report
@@ -378,38 +414,57 @@ def report(results: list[Result], peaks: dict, args) -> str:
         "|---|---|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in results:
+        ort = "onnxruntime int8" if r.ort_int8_input else "onnxruntime"
         for backend, med, p95, tput in (("torch", r.torch_b1_median_ms, r.torch_b1_p95_ms, r.torch_b64_plates_s),
-                                        ("onnxruntime", r.ort_b1_median_ms, r.ort_b1_p95_ms, r.ort_b64_plates_s)):
+                                        (ort, r.ort_b1_median_ms, r.ort_b1_p95_ms, r.ort_b64_plates_s),
+                                        ("onnxruntime int8", r.int8_b1_median_ms, r.int8_b1_p95_ms,
+                                         r.int8_b64_plates_s)):
             if med is None:
                 continue
-            share = 100.0 * r.flops * tput / peak if tput and r.flops == r.flops else None
+            int8 = backend.endswith("int8")  # no float32 peak to compare with
+            share = 100.0 * r.flops * tput / peak if tput and r.flops == r.flops and not int8 else None
             lines.append(f"| {r.name} | {r.input} | {r.params / 1e6:.2f}M | {_f(r.flops / 1e9, '.3f')} | {backend} "
                          f"| {_f(med, '.2f')} | {_f(p95, '.2f')} | {_f(tput, ',.0f')} | {_f(share, '.1f')}"
                          f"{'%' if share is not None else ''} |")
     lines.append("")
     for r in results:
+        if r.int8_skipped and not r.ort_int8_input:
+            lines.append(f"{r.name}: no int8 row ({r.int8_skipped})")
+    for r in results:
         lines.append(f"{r.name}: preprocessing {r.preprocess_us:.0f} us/plate, decoding {r.decode_us:.1f} us/plate "
                      "(outside the model, not in the figures above)")
     best_core = max(core.values())
     for r in results:
-        if r.ort_cpu_ms_b64:
-            eff = r.flops / (r.ort_cpu_ms_b64 / 1e3) if r.flops == r.flops else float("nan")
+        ort = "onnxruntime int8" if r.ort_int8_input else "onnxruntime"
+        for backend, cpu_b1, cpu_b64 in ((ort, r.ort_cpu_ms_b1, r.ort_cpu_ms_b64),
+                                         ("onnxruntime int8", r.int8_cpu_ms_b1, r.int8_cpu_ms_b64)):
+            if not cpu_b64:
+                continue
+            if backend.endswith("int8"):
+                rate = ""  # int8 arithmetic: no float32 peak to compare with
+            else:
+                eff = r.flops / (cpu_b64 / 1e3) if r.flops == r.flops else float("nan")
+                rate = f" = {eff / 1e9:.0f} GFLOP/s ({100 * eff / best_core:.0f}% of one core's peak)"
             lines.append(
-                f"{r.name}: onnxruntime at 1 thread, process CPU time (not inflated by other load): "
-                f"{r.ort_cpu_ms_b1:.2f} ms per batch-1 call, {r.ort_cpu_ms_b64:.3f} ms per plate at batch 64 = "
-                f"{eff / 1e9:.0f} GFLOP/s ({100 * eff / best_core:.0f}% of one core's peak) -> "
-                f"{args.threads} free cores could give at most ~{args.threads * 1e3 / r.ort_cpu_ms_b64:,.0f} plates/s")
+                f"{r.name}: {backend} at 1 thread, process CPU time (not inflated by other load): "
+                f"{cpu_b1:.2f} ms per batch-1 call, {cpu_b64:.3f} ms per plate at batch 64{rate} -> "
+                f"{args.threads} free cores could give at most ~{args.threads * 1e3 / cpu_b64:,.0f} plates/s")
     for r in results:
-        if r.arch == "crnn" and r.ort_b1_median_ms is not None:
-            ok1 = r.ort_b1_median_ms <= TARGET_B1_MS
-            ok64 = (r.ort_b64_plates_s or 0) >= TARGET_B64_PLATES_S
+        ort = "onnxruntime int8" if r.ort_int8_input else "onnxruntime"
+        for backend, b1, b64 in ((ort, r.ort_b1_median_ms, r.ort_b64_plates_s),
+                                 ("onnxruntime int8", r.int8_b1_median_ms, r.int8_b64_plates_s)):
+            if r.arch != "crnn" or b1 is None:
+                continue
+            ok1 = b1 <= TARGET_B1_MS
+            ok64 = (b64 or 0) >= TARGET_B64_PLATES_S
             need = TARGET_B64_PLATES_S * r.flops if r.flops == r.flops else float("nan")
+            cost = "" if backend.endswith("int8") else (
+                f" (2,000 plates/s of this model is {need / 1e9:.0f} GFLOP/s = {100 * need / peak:.0f}% of the peak)")
             lines.append(
-                f"targets for {r.name} (onnxruntime): batch-1 median {r.ort_b1_median_ms:.2f} ms "
+                f"targets for {r.name} ({backend}): batch-1 median {b1:.2f} ms "
                 f"{'<=' if ok1 else '>'} {TARGET_B1_MS:g} ms [{'met' if ok1 else 'NOT met'}]; "
-                f"{r.ort_b64_plates_s:,.0f} plates/s at batch 64 {'>=' if ok64 else '<'} "
-                f"{TARGET_B64_PLATES_S:,.0f} [{'met' if ok64 else 'NOT met'}] "
-                f"(2,000 plates/s of this model is {need / 1e9:.0f} GFLOP/s = {100 * need / peak:.0f}% of the peak)")
+                f"{b64:,.0f} plates/s at batch 64 {'>=' if ok64 else '<'} "
+                f"{TARGET_B64_PLATES_S:,.0f} [{'met' if ok64 else 'NOT met'}]{cost}")
     for r in results:
         for label, prof in r.ort_profile.items():
             ops = ", ".join(f"{k} {100 * v:.0f}%" for k, v in prof["op_type"].items())
@@ -430,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ort-spin", default="1", choices=["0", "1"], help="ONNX Runtime intra-op thread spinning")
     ap.add_argument("--matmul-n", type=int, default=2048)
     ap.add_argument("--profile", action="store_true", help="ONNX Runtime profile: time per op type and stage")
+    ap.add_argument("--no-int8", action="store_true", help="skip the ONNX Runtime int8 rows (export.py --int8)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
 
