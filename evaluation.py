@@ -24,12 +24,10 @@ def evaluate(model, loader, accelerator: Accelerator, desc: str = "eval",
     for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
         images = batch["images"].to(accelerator.device)
         preds = net.decode(model(images))
-        has_country = any(p.country is not None for p in preds)
-        has_lines = any(p.lines is not None for p in preds)
+        # Models without a head predict None: PlateMetrics skips those entries.
         gathered = gather_eval_batch(accelerator, [p.text for p in preds], batch["texts"],
                                      batch["countries"], batch["lines"].tolist(),
-                                     [p.country for p in preds] if has_country else None,
-                                     [p.lines for p in preds] if has_lines else None)
+                                     [p.country for p in preds], [p.lines for p in preds])
         metrics.update(*gathered)
     model.train(was_training)
     return metrics.compute()

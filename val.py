@@ -201,10 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
                 zip(preds, batch["texts"], batch["countries"], batch["lines"].tolist(), batch["indices"])]
         if multi:  # every sample once: the padding of the last batch is dropped
             recs = accelerator.gather_for_metrics(recs, use_gather_object=True)
-        has_country = any(r[6] is not None for r in recs)
-        has_lines = any(r[7] is not None for r in recs)
-        metrics.update([r[0] for r in recs], [r[1] for r in recs], [r[2] for r in recs], [r[3] for r in recs],
-                       [r[6] for r in recs] if has_country else None, [r[7] for r in recs] if has_lines else None)
+        metrics.update(*([r[k] for r in recs] for k in (0, 1, 2, 3, 6, 7)))  # None classes are skipped
         samples.extend(recs)
     results = metrics.compute()
     if not accelerator.is_main_process:

@@ -471,6 +471,16 @@ class AttnRecognizer(PlateRecognizer):
     def _step_embedding(self, tokens: torch.Tensor, i: int) -> torch.Tensor:
         return self._content(tokens[:, None], start=i)  # [B, 1, d]
 
+    def _cached_step(self, tokens: torch.Tensor, i: int, memory_kv, cache: KVCache) -> torch.Tensor:
+        """Log-probabilities [B, C] of output ``i`` given the previous ``tokens`` [B]; appends their
+        content keys and values to ``cache``."""
+        content = self._step_embedding(tokens, i)
+        q = self._queries(tokens.shape[0], i, i + 1)
+        for li, (layer, mkv) in enumerate(zip(self.layers, memory_kv)):
+            q = layer(q, cache.append(li, *layer.content_kv(content)), mkv, None)
+        cache.length += 1
+        return self.head(self.norm(q[:, 0])).float().log_softmax(-1)
+
     def _decode_greedy(self, memory_kv, b: int) -> torch.Tensor:
         d0 = memory_kv[0][0]
         heads, head_dim = d0.shape[1], d0.shape[3]
@@ -479,13 +489,7 @@ class AttnRecognizer(PlateRecognizer):
         tokens = torch.full((b,), self.tokenizer.bos, dtype=torch.long, device=d0.device)
         done = torch.zeros(b, dtype=torch.bool, device=d0.device)
         for i in range(self.max_steps):
-            content = self._step_embedding(tokens, i)
-            q = self._queries(b, i, i + 1)
-            for li, (layer, mkv) in enumerate(zip(self.layers, memory_kv)):
-                ckv = cache.append(li, *layer.content_kv(content))
-                q = layer(q, ckv, mkv, None)
-            cache.length += 1
-            logp = self.head(self.norm(q[:, 0])).float().log_softmax(-1)
+            logp = self._cached_step(tokens, i, memory_kv, cache)
             cls = logp.argmax(-1).masked_fill(done, 0)
             out[:, i] = torch.where(done[:, None], out[:, i], logp)
             done = done | (cls == 0)
@@ -531,13 +535,7 @@ class AttnRecognizer(PlateRecognizer):
         tokens = torch.full((bw,), self.tokenizer.bos, dtype=torch.long, device=device)
         base = (torch.arange(b, device=device) * width)[:, None]
         for i in range(steps):
-            content = self._step_embedding(tokens, i)
-            q = self._queries(bw, i, i + 1)
-            for li, (layer, mkv) in enumerate(zip(self.layers, memory_kv)):
-                ckv = cache.append(li, *layer.content_kv(content))
-                q = layer(q, ckv, mkv, None)
-            cache.length += 1
-            logp = self.head(self.norm(q[:, 0])).float().log_softmax(-1).view(b, width, c)
+            logp = self._cached_step(tokens, i, memory_kv, cache).view(b, width, c)
             logp = torch.where(finished[..., None], eos_only, logp)  # a finished beam only carries on
             top, idx = (scores[..., None] + logp).view(b, width * c).topk(width, dim=-1)
             beam, cls = idx // c, idx % c

@@ -136,3 +136,6 @@ def test_plate_metrics_per_country_and_rows_with_predicted_classes():
     plain = PlateMetrics()
     plain.update(["A"], ["A"], ["DE"], [1])
     assert "country" not in plain.compute() and "rows" not in plain.compute()
+    headless = PlateMetrics()  # a model without heads predicts None: scored as no predictions
+    headless.update(["A"], ["A"], ["DE"], [1], pred_countries=[None], pred_lines=[None])
+    assert "country" not in headless.compute() and "rows" not in headless.compute()
