@@ -141,11 +141,11 @@ def loader_workers(cfg: Config, accelerator: Accelerator) -> int:
 
 def build_train_data(cfg: Config, charset: Charset, accelerator: Accelerator, seed: int):
     transform = build_transform(cfg.data.train_pipeline, cfg.data.image_height, cfg.data.image_width,
-                                cfg.data.keep_aspect)
+                                cfg.data.keep_aspect, cfg.data.capture)
     workers = loader_workers(cfg, accelerator)
     if cfg.data.train == SYNTH:
         ds = SyntheticPlateDataset(transform, seed=seed, countries=cfg.data.synth_countries,
-                                   two_row_prob=cfg.data.train_two_row_prob,
+                                   two_row_prob=cfg.data.train_two_row_prob, effects=cfg.data.effects,
                                    rank=accelerator.process_index, world_size=accelerator.num_processes)
         # Not passed to accelerator.prepare: every process generates its own stream.
         loader = DataLoader(ds, batch_size=cfg.train.batch_size, num_workers=workers,
@@ -159,7 +159,8 @@ def build_train_data(cfg: Config, charset: Charset, accelerator: Accelerator, se
         # and worker inside the dataset, so not passed to accelerator.prepare either.
         rank, world = accelerator.process_index, accelerator.num_processes
         synth = SyntheticPlateDataset(transform, seed=seed, countries=cfg.data.synth_countries,
-                                      two_row_prob=cfg.data.train_two_row_prob, rank=rank, world_size=world)
+                                      two_row_prob=cfg.data.train_two_row_prob, effects=cfg.data.effects,
+                                      rank=rank, world_size=world)
         ds = MixedPlateDataset(ds, synth, cfg.data.synth_mix, seed=seed, rank=rank, world_size=world)
         loader = DataLoader(ds, batch_size=cfg.train.batch_size, num_workers=workers,
                             collate_fn=collate_plates, persistent_workers=workers > 0,

@@ -43,15 +43,24 @@ def apply_override(raw: dict, override: str) -> None:
         raise ConfigError(f"override {override!r} must look like section.key=value, e.g. train.lr=0.001")
     key, _, text = override.partition("=")
     parts = key.strip().split(".")
-    if parts[0] not in SECTIONS or (parts[0] == "arch") != (len(parts) == 1) or len(parts) > 2:
-        raise ConfigError(f"override key {key!r} must be arch or one of model.*, data.*, train.*")
+    if parts[0] not in SECTIONS or (parts[0] == "arch") != (len(parts) == 1) or len(parts) > 3:
+        raise ConfigError(f"override key {key!r} must be arch or one of model.*, data.*, train.* "
+                          "(or a mapping's entry, e.g. data.synth_effects.dirt)")
     value = yaml.safe_load(text) if text.strip() else ""
     if len(parts) == 1:
         raw["arch"] = value
-    else:
-        section = raw.setdefault(parts[0], {}) or {}
-        raw[parts[0]] = section
+        return
+    section = raw.setdefault(parts[0], {}) or {}
+    raw[parts[0]] = section
+    if len(parts) == 2:
         section[parts[1]] = value
+        return
+    inner = section.get(parts[1])
+    if inner is None:
+        inner = section[parts[1]] = {}
+    if not isinstance(inner, dict):
+        raise ConfigError(f"override {key!r}: {parts[0]}.{parts[1]} is not a mapping")
+    inner[parts[2]] = value
 
 
 def load_config(arch: str | None = None, path: str | Path | None = None,

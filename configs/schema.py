@@ -115,6 +115,12 @@ class DataConfig:
     synth_test_seed: int = 2
     train_pipeline: str = "train"
     eval_pipeline: str = "eval"
+    # Realism effects of the synthetic training stream ({effect: probability}, see
+    # data.synth.effects); the fixed val/test sets never get them. None: all off.
+    synth_effects: dict | None = None
+    # Camera effects added to the training pipeline ({effect: probability}, see
+    # data.transforms.CAPTURE_EFFECTS). None: none beyond the base augmentation.
+    capture_effects: dict | None = None
     on_invalid_label: str = "error"  # or "skip": drop and count such rows
     num_workers: int = -1  # loader processes; -1: none on CPU (2 cores render faster inline), 4 on GPU
 
@@ -123,7 +129,25 @@ class DataConfig:
         p = self.synth_train_two_row_prob
         return self.synth_two_row_prob if p is None else p
 
+    @property
+    def effects(self):
+        """``data.synth_effects`` as a ``data.synth.effects.SynthEffects``."""
+        from data.synth.effects import SynthEffects
+
+        return SynthEffects.from_mapping(self.synth_effects)
+
+    @property
+    def capture(self) -> dict[str, float]:
+        from data.transforms import check_capture_effects
+
+        return check_capture_effects(self.capture_effects)
+
     def __post_init__(self) -> None:
+        try:
+            self.effects  # noqa: B018 -- validates the mapping
+            self.capture  # noqa: B018
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
         try:
             Charset(self.charset)
         except ValueError as e:

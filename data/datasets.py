@@ -518,6 +518,7 @@ class SyntheticPlateDataset(IterableDataset):
         two_row_prob: float = 0.15,
         rank: int = 0,
         world_size: int = 1,
+        effects=None,
     ):
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
@@ -525,6 +526,7 @@ class SyntheticPlateDataset(IterableDataset):
         self.seed = int(seed)
         self.countries = list(countries) if countries is not None else None
         self.two_row_prob = two_row_prob
+        self.effects = effects  # data.synth.effects.SynthEffects, or None
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
@@ -539,7 +541,8 @@ class SyntheticPlateDataset(IterableDataset):
     def _make_generator(self, seed: int):
         from data.synth import SyntheticPlateGenerator
 
-        return SyntheticPlateGenerator(seed=seed, countries=self.countries, two_row_prob=self.two_row_prob)
+        return SyntheticPlateGenerator(seed=seed, countries=self.countries, two_row_prob=self.two_row_prob,
+                                       effects=self.effects)
 
     def stream_seed(self) -> int:
         info = get_worker_info()

@@ -16,8 +16,10 @@ shrunk if needed so that it never leaves the frame by more than a small
 tolerance: characters are never cut badly.
 
 Command: ``python -m data.transforms --out grid.png [--pipeline train] [--n 32]
-[--height 32 --width 128] [--data DATASET] [--seed 0]`` writes a grid of
-samples (synthetic by default) with their labels.
+[--height 32 --width 128] [--data DATASET] [--seed 0] [--config configs/crnn.yaml]
+[--effect NAME]`` writes a grid of samples (synthetic by default) with their labels;
+``--config`` applies a config's realism and camera effects, ``--effect`` shows one
+effect (or group) always on.
 """
 
 from __future__ import annotations
@@ -213,6 +215,64 @@ _SHIFT = np.array([[1.0, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
 _UNSHIFT = np.array([[1.0, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
 
 
+class NightLook(A.ImageOnlyTransform):
+    """A night capture: an infrared camera's grey, high-contrast frame, or a dark, noisy colour one
+    under sodium or LED light."""
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        r = self.py_random
+        if r.random() < 0.5:
+            g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+            g = (g - 128.0) * r.uniform(1.1, 1.7) + 128.0 + r.uniform(-20.0, 30.0)
+            out = np.repeat(g[..., None], 3, axis=2)
+        else:
+            tint = np.array((1.15, 0.95, 0.7) if r.random() < 0.5 else (0.9, 0.95, 1.15), np.float32)
+            out = img.astype(np.float32) * r.uniform(0.45, 0.8) * tint
+        out += self.random_generator.normal(0.0, r.uniform(2.0, 8.0), size=out.shape[:2])[..., None]
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+
+# Camera effects beyond the base augmentation, each switched by its probability in
+# data.capture_effects (training pipeline only).
+CAPTURE_EFFECTS = ("night", "low_res", "defocus", "motion", "rain")
+
+
+def check_capture_effects(mapping: Any, key: str = "data.capture_effects") -> dict[str, float]:
+    """Validated {effect: probability}; errors name ``key.<effect>``."""
+    if mapping is None:
+        return {}
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{key}: expected a mapping of effect names to probabilities, got {mapping!r}")
+    out = {}
+    for k, v in mapping.items():
+        if k not in CAPTURE_EFFECTS:
+            raise ValueError(f"unknown effect {key}.{k}; effects: {', '.join(CAPTURE_EFFECTS)}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+            raise ValueError(f"{key}.{k}: expected a probability in [0, 1], got {v!r}")
+        out[k] = float(v)
+    return out
+
+
+def _capture(effects: dict[str, float]) -> list[A.BasicTransform]:
+    ops: dict[str, A.BasicTransform] = {
+        "low_res": A.Downscale(scale_range=(0.4, 0.65),
+                               interpolation_pair={"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR}),
+        "defocus": A.Defocus(radius=(1, 1), alias_blur=(0.1, 0.3)),
+        "motion": A.MotionBlur(blur_limit=(5, 9)),
+        "rain": A.RandomRain(slant_range=(-15, 15), drop_length=6, drop_width=1, blur_value=1,
+                             brightness_coefficient=0.85),
+        "night": NightLook(),
+    }
+    out = []
+    for name in CAPTURE_EFFECTS:  # optics first, light last
+        p = effects.get(name, 0.0)
+        if p > 0:
+            op = ops[name]
+            op.p = p
+            out.append(op)
+    return out
+
+
 def _photometric() -> list[A.BasicTransform]:
     """Effects applied on the output-size image, in the order light -> optics -> sensor -> codec."""
     return [
@@ -298,15 +358,20 @@ def to_image(t: torch.Tensor) -> np.ndarray:
     return arr.permute(1, 2, 0).contiguous().numpy()
 
 
-def build_transform(name: str, height: int, width: int, keep_aspect: bool = False) -> PlateTransform:
+def build_transform(name: str, height: int, width: int, keep_aspect: bool = False,
+                    capture_effects: dict[str, float] | None = None) -> PlateTransform:
     """The named pipeline: ``"train"`` (geometry + photometric augmentation, then normalise) or
-    ``"eval"`` (resize -- stretched, or letterboxed when ``keep_aspect`` -- then normalise)."""
+    ``"eval"`` (resize -- stretched, or letterboxed when ``keep_aspect`` -- then normalise).
+    ``capture_effects`` ({name: probability}, see ``CAPTURE_EFFECTS``) adds camera effects to
+    the training pipeline."""
+    capture = check_capture_effects(capture_effects, "capture_effects")
     if name not in PIPELINES:
         raise ValueError(f"unknown transform pipeline {name!r}; choices: {', '.join(PIPELINES)}")
     if height < 1 or width < 1:
         raise ValueError(f"height and width must be positive, got {height}x{width}")
     if name == "train":
-        ops: list[A.BasicTransform] = [PlateWarp(height, width, keep_aspect, jitter=True), *_photometric()]
+        ops: list[A.BasicTransform] = [PlateWarp(height, width, keep_aspect, jitter=True), *_capture(capture),
+                                       *_photometric()]
     else:
         ops = [PlateWarp(height, width, keep_aspect, jitter=False)]
     compose = A.Compose(ops, is_check_shapes=False, strict=False)
@@ -350,9 +415,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cols", type=int, default=4)
     ap.add_argument("--scale", type=int, default=2, help="upscale factor of each tile")
+    ap.add_argument("--config", default=None,
+                    help="take data.synth_effects and data.capture_effects from this config (default: none on)")
+    ap.add_argument("--effect", default=None,
+                    help="show one effect always on, all others off: a generator effect or group "
+                         "(data.synth.effects: fonts, clutter, surface, surround, stroke_fonts, ...) or a "
+                         f"capture effect ({', '.join(CAPTURE_EFFECTS)})")
     args = ap.parse_args(argv)
 
-    tf = build_transform(args.pipeline, args.height, args.width, args.keep_aspect)
+    from data.synth.effects import SynthEffects
+
+    synth_fx, capture = SynthEffects(), {}
+    if args.config:
+        from configs import load_config
+
+        cfg = load_config(path=args.config)
+        synth_fx, capture = cfg.data.effects, cfg.data.capture
+    if args.effect:
+        if args.effect in CAPTURE_EFFECTS:
+            synth_fx, capture = SynthEffects(), {args.effect: 1.0}
+        else:
+            try:
+                synth_fx, capture = SynthEffects().only(args.effect), {}
+            except ValueError as e:
+                ap.error(f"--effect: {e}; capture effects: {', '.join(CAPTURE_EFFECTS)}")
+    tf = build_transform(args.pipeline, args.height, args.width, args.keep_aspect,
+                         capture if args.pipeline == "train" else None)
     tf.set_seed(args.seed)
     images, labels = [], []
     if args.data:
@@ -367,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from data.synth import SyntheticPlateGenerator
 
-        gen = SyntheticPlateGenerator(seed=args.seed)
+        gen = SyntheticPlateGenerator(seed=args.seed, effects=synth_fx)
         for _ in range(args.n):
             plate = gen()
             images.append(tf.augment(plate.image))

@@ -6,6 +6,12 @@ replaced by DejaVu without error.
 
 Each glyph is drawn once per (font, character) with PIL into an 8-bit alpha mask
 (``FontGlyphs.glyph``); plates are then composed from these masks with numpy/cv2.
+
+With the ``fonts`` effects of ``data.synth.effects`` a plate may also use a *stroke font*
+(OpenCV's Hershey outlines drawn with a round pen: the even-stroke, plain-``1`` look of
+many plate typefaces) or a heavier/lighter cut of any font. Such variants are named
+``"<font>/<weight>"``, e.g. ``"stroke_simplex/bold"`` or ``"roboto_bold/heavy"``; see
+:func:`glyphs_for`.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import importlib
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -120,3 +127,109 @@ class FontGlyphs:
         if self._cell_w is None:
             self._cell_w = max(self.glyph(c).shape[1] for c in "0123456789")
         return self._cell_w
+
+
+# --- variants: stroke fonts and weights --------------------------------------------------------
+STROKE_FONTS: dict[str, int] = {
+    "stroke_simplex": cv2.FONT_HERSHEY_SIMPLEX,
+    "stroke_duplex": cv2.FONT_HERSHEY_DUPLEX,
+}
+STROKE_WEIGHTS: dict[str, float] = {"light": 0.09, "regular": 0.13, "bold": 0.18}  # pen width / cap height
+# Weight change of an outline font: dilation (+) or erosion (-) radius in units of its cap height.
+OUTLINE_WEIGHTS: dict[str, float] = {"thin": -0.025, "bold": 0.025, "heavy": 0.05}
+MID_DOT = "\u00b7"  # a separator some plates print instead of a hyphen (old Brazilian plates)
+
+
+def split_variant(key: str) -> tuple[str, str | None]:
+    base, _, weight = key.partition("/")
+    return base, (weight or None)
+
+
+@lru_cache(maxsize=None)
+def _hershey_cap(face: int) -> float:
+    """Cap height of a Hershey face at fontScale 1, measured (getTextSize includes the descent)."""
+    img = np.zeros((300, 300), np.uint8)
+    cv2.putText(img, "H", (20, 250), face, 10.0, 255, 1)
+    rows = np.flatnonzero(img.max(axis=1))
+    return (rows[-1] - rows[0]) / 10.0
+
+
+class StrokeGlyphs(FontGlyphs):
+    """Glyphs of an OpenCV Hershey font drawn with a round pen of ``weight`` (see STROKE_WEIGHTS).
+
+    Zero is drawn as a plain narrow oval: OpenCV's zero is slashed, plate zeros are not.
+    """
+
+    def __init__(self, key: str, cap_px: int = CAP_PX):
+        base, weight = split_variant(key)
+        self.key = key
+        self.face = STROKE_FONTS[base]
+        self.pen = max(2, int(round(STROKE_WEIGHTS[weight or "regular"] * cap_px)))
+        # Hershey glyphs scale with fontScale; the pen is added around the outline.
+        self.scale = (cap_px - self.pen) / _hershey_cap(self.face)
+        self.cap = cap_px
+        self.pad = int(round(PAD_FRAC * self.cap))
+        self.frame_h = self.cap + 2 * self.pad
+        self.mono = False
+        self.font = None
+        self._masks = {}
+        self._cell_w = None
+
+    def _draw(self, ch: str) -> np.ndarray:
+        h = self.frame_h
+        base_y = self.pad + self.cap - self.pen // 2
+        w = self.cap * 2
+        img = np.zeros((h, w), np.uint8)
+        if ch == "0":  # an oval as tall as the H, inside its ink
+            rows = np.flatnonzero(self.glyph("H").max(axis=1) > 24)
+            top, bottom = rows[0] + self.pen // 2, rows[-1] - self.pen // 2
+            cw = int(self.cap * 0.6)
+            cv2.ellipse(img, (self.pen + cw // 2, (top + bottom) // 2), (cw // 2, (bottom - top) // 2),
+                        0, 0, 360, 255, self.pen, cv2.LINE_AA)
+        elif ch == MID_DOT:
+            r = max(1, int(self.pen * 0.75))
+            cv2.circle(img, (self.pen + r, self.pad + self.cap // 2), r, 255, -1, cv2.LINE_AA)
+        else:
+            cv2.putText(img, ch, (self.pen, base_y), self.face, self.scale, 255, self.pen, cv2.LINE_AA)
+        cols = np.flatnonzero(img.max(axis=0) > 24)
+        if cols.size == 0:
+            return np.zeros((h, max(1, self.cap // 4)), np.uint8)
+        return np.ascontiguousarray(img[:, cols[0] : cols[-1] + 1])
+
+
+class WeightedGlyphs(FontGlyphs):
+    """An outline font made bolder or lighter by dilating or eroding its glyph masks."""
+
+    def __init__(self, key: str, cap_px: int = CAP_PX):
+        base, weight = split_variant(key)
+        super().__init__(base, cap_px)
+        self.key = key
+        r = OUTLINE_WEIGHTS[weight] * self.cap
+        self.grow = r > 0
+        k = 2 * max(1, int(round(abs(r)))) + 1
+        self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+
+    def _draw(self, ch: str) -> np.ndarray:
+        m = super()._draw(ch)
+        if self.grow:
+            m = cv2.dilate(np.pad(m, ((0, 0), (self.kernel.shape[1], self.kernel.shape[1]))), self.kernel)
+        else:
+            m = cv2.erode(m, self.kernel)
+        cols = np.flatnonzero(m.max(axis=0) > 24)
+        return np.ascontiguousarray(m[:, cols[0] : cols[-1] + 1]) if cols.size else m[:, :1]
+
+
+def glyphs_for(key: str) -> FontGlyphs:
+    """The glyph source of a font key: a plain font, ``stroke_*/<weight>``, or ``<font>/<weight>``."""
+    base, weight = split_variant(key)
+    if base in STROKE_FONTS:
+        if weight is not None and weight not in STROKE_WEIGHTS:
+            raise ValueError(f"unknown stroke weight {weight!r} in font {key!r}; choices: {', '.join(STROKE_WEIGHTS)}")
+        return StrokeGlyphs(key)
+    if base not in FONT_FILES:
+        raise ValueError(f"unknown font {base!r}; choices: {', '.join([*FONT_FILES, *STROKE_FONTS])}")
+    if weight is None:
+        return FontGlyphs(key)
+    if weight not in OUTLINE_WEIGHTS:
+        raise ValueError(f"unknown weight {weight!r} in font {key!r}; choices: {', '.join(OUTLINE_WEIGHTS)}")
+    return WeightedGlyphs(key)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from data.synth.effects import SynthEffects, mount
 from data.synth.render import PlateRenderer
 from data.synth.textgen import UniformStream, compiled, max_label_length, render_rows
 from data.text import COUNTRIES, normalize_plate_text
@@ -49,12 +50,16 @@ class SyntheticPlateGenerator:
     """Endless stream of rendered plates; the same seed gives the same plates (text and pixels).
 
     Countries are drawn uniformly from ``countries`` (default: all 27); a country with a two-row
-    layout gets one with probability ``two_row_prob``.
+    layout gets one with probability ``two_row_prob``. ``effects`` switches on the realism
+    effects of :mod:`data.synth.effects` (each with its probability).
     """
 
-    def __init__(self, seed: int = 0, countries: Sequence[str] | None = None, two_row_prob: float = 0.15):
+    def __init__(self, seed: int = 0, countries: Sequence[str] | None = None, two_row_prob: float = 0.15,
+                 effects: SynthEffects | None = None):
         if not 0.0 <= two_row_prob <= 1.0:
             raise ValueError(f"two_row_prob must be in [0, 1], got {two_row_prob}")
+        # Realism effects (data.synth.effects); None or all-off renders the classic plates.
+        self.effects = effects if effects is not None and effects.any else None
         self.countries = resolve_countries(countries)
         self.two_row_prob = float(two_row_prob)
         self.seed = seed
@@ -87,6 +92,9 @@ class SyntheticPlateGenerator:
         fmt = cc.pick(lines, u)
         raw = fmt.generate_raw(u)
         style = cc.spec.styles[fmt.fmt.style]
-        image = self.renderer.render(cc.spec, style, raw, lines, u)
+        fx = self.effects
+        image = self.renderer.render(cc.spec, style, raw, lines, u, fx)
+        if fx is not None and fx.surround and u() < fx.surround:
+            image = mount(image, u, fx.frame, self.renderer._put_text_at)
         rows = render_rows(raw, style.emblem_text)
         return SynthPlate(image, normalize_plate_text("".join(rows)), cc.spec.code, lines, tuple(rows))

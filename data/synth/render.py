@@ -17,7 +17,11 @@ import numpy as np
 from data.synth.countries import (
     AT_RED, BLACK, BR_BLUE, EU_BLUE, EU_YELLOW, RGB, US_FG, WHITE, CountrySpec, Style,
 )
-from data.synth.fonts import FontGlyphs, fonts_for
+from data.synth import effects as fxm
+from data.synth.effects import SynthEffects
+from data.synth.fonts import (
+    MID_DOT, MONO_FONTS, OUTLINE_WEIGHTS, STROKE_FONTS, STROKE_WEIGHTS, FontGlyphs, fonts_for, glyphs_for,
+)
 from data.synth.textgen import BOX, EMBLEM, ROW_BREAK, UniformStream
 
 _CAR_COLOURS: tuple[RGB, ...] = (
@@ -109,7 +113,7 @@ class PlateRenderer:
     def font(self, key: str) -> FontGlyphs:
         f = self._fonts.get(key)
         if f is None:
-            f = self._fonts[key] = FontGlyphs(key)
+            f = self._fonts[key] = glyphs_for(key)
         return f
 
     def _scaled(self, f: FontGlyphs, ch: str, gw: int, gh: int) -> np.ndarray:
@@ -390,7 +394,11 @@ class PlateRenderer:
         return self._tile(("emblem", kind, w, h), build)
 
     # --- the plate ---------------------------------------------------------------------------
-    def render(self, spec: CountrySpec, style: Style, raw: str, lines: int, u: UniformStream) -> np.ndarray:
+    def render(self, spec: CountrySpec, style: Style, raw: str, lines: int, u: UniformStream,
+               fx: SynthEffects | None = None) -> np.ndarray:
+        """The plate image. ``fx``: realism effects (``None`` draws exactly what it always drew)."""
+        if fx is not None and fx.separators and "-" in raw and u() < fx.separators:
+            raw = raw.replace("-", MID_DOT if u() < 0.6 else " ")
         rows = raw.split(ROW_BREAK)
         one = lines == 1
         H = int(u.uniform(32, 64.99)) if one else int(u.uniform(58, 108.99))
@@ -448,6 +456,11 @@ class PlateRenderer:
 
         # --- text ----------------------------------------------------------------------------
         fkey = u.choice(fonts_for(spec.fonts))
+        if fx is not None:
+            if fx.stroke_fonts and u() < fx.stroke_fonts:
+                fkey = f"{u.choice(tuple(STROKE_FONTS))}/{u.choice(tuple(STROKE_WEIGHTS))}"
+            elif fx.font_weight and u() < fx.font_weight and fkey not in MONO_FONTS:
+                fkey = f"{fkey}/{u.choice(tuple(OUTLINE_WEIGHTS))}"
         f = self.font(fkey)
         mono = f.mono or u() < 0.15
         sx = u.uniform(0.78, 1.08)
@@ -557,7 +570,49 @@ class PlateRenderer:
             _blend(img, left, int(syc - sh_h / 2), t_, a_)
             t_, a_ = self._emblem_tile(f"canton{ci}{cj if cj != ci else (ci + 1) % 6}", sh_w, sh_h)
             _blend(img, right, int(syc - sh_h / 2), t_, a_)
+        if fx is not None and fx.any:
+            self._plate_effects(img, alpha, fx, u, tt, top_h, (bx0, by0, bx1, by1), hc)
         return img
+
+    def _plate_effects(self, img: np.ndarray, alpha: np.ndarray, fx: SynthEffects, u: UniformStream, tt: int,
+                       top_h: int, text_box: tuple[int, int, int, int], hc: float) -> None:
+        """Surface and clutter effects (``data.synth.effects``), outside the characters' box."""
+        H, W = img.shape[:2]
+        _, by0, _, by1 = text_box
+        if fx.gradient and u() < fx.gradient:
+            fxm.gradient(img, alpha, u)
+        if fx.emboss and u() < fx.emboss:
+            fxm.emboss(img, alpha, hc, u)
+        top_a, top_b = tt + top_h, by0 - 1  # free strips above and below the characters
+        bot_a, bot_b = by1 + 1, H - tt
+        if fx.screws and u() < fx.screws:
+            if top_h >= 4 and u() < 0.5:  # in the caption strip (Brazilian and US plates)
+                fxm.screws(img, tt + top_h / 2, top_h, u)
+            elif top_b - top_a >= 3:
+                fxm.screws(img, (top_a + top_b) / 2, top_b - top_a, u)
+            if bot_b - bot_a >= 3 and u() < 0.5:
+                fxm.screws(img, (bot_a + bot_b) / 2, bot_b - bot_a, u)
+        if fx.stickers and u() < fx.stickers and top_b - top_a >= 4:
+            side = int(W * u.uniform(0.12, 0.22))
+            fxm.sticker(img, tt + 1, tt + side, top_a, top_b, u, self._put_text_at)
+        if fx.small_text and u() < fx.small_text:
+            ink = u.choice(US_FG) if u() < 0.6 else (int(u() * 90),) * 3
+            if bot_b - bot_a >= 4:
+                free = bot_b - bot_a
+                self._put_text_at(img, u.choice(fxm.SLOGANS), free * u.uniform(0.5, 0.8), W * 0.75, W / 2,
+                                  (bot_a + bot_b) / 2, ink)
+            if top_h == 0 and top_b - top_a >= 4 and u() < 0.5:
+                free = top_b - top_a
+                self._put_text_at(img, u.choice(fxm.SLOGANS), free * u.uniform(0.5, 0.8), W * 0.6, W / 2,
+                                  (top_a + top_b) / 2, ink)
+        if fx.dirt and u() < fx.dirt:
+            fxm.dirt(img, u)
+        if fx.glare and u() < fx.glare:
+            fxm.glare(img, u)
+
+    def _put_text_at(self, rgb: np.ndarray, text: str, hc: float, max_w: float, cx: float, cy: float,
+                     colour: RGB) -> None:
+        self._put_text(rgb, text, hc, max_w, cx, cy, tuple(int(c) for c in colour))
 
     def _emblem(self, img: np.ndarray, kind: str, x: float, w: float, yc: float, hc: float, u: UniformStream) -> None:
         if kind == "seals":  # DE: inspection sticker above the state seal

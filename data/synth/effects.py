@@ -1,0 +1,271 @@
+"""Realism effects of the synthetic generator, each with its own probability (config: ``data.synth_effects``).
+
+The fixed synthetic val/test sets are rendered without them (``SynthEffects()`` is all
+off and draws nothing from the random stream, so those sets stay what they were); the
+training stream gets the probabilities of ``data.synth_effects``. Effects come in groups,
+which is how the README's ablation switches them off:
+
+- ``fonts``: stroke fonts (``stroke_fonts``), bolder/lighter cuts (``font_weight``),
+  other separators (``separators``: a mid dot or a gap instead of a hyphen);
+- ``clutter``: things on the plate that are not its text: ``screws``, registration
+  ``stickers``, ``small_text`` (slogans, dealer lines) above/below the characters;
+- ``surface``: ``emboss`` (lit and shaded character edges), ``gradient`` backgrounds,
+  ``dirt``, ``glare`` (a reflection across the plate);
+- ``surround``: the plate mounted on a car (``surround``: body, bumper lines, the
+  recess's shadow, so a loose crop shows a car and not a smeared border) and a plate
+  ``frame`` (often with a dealer's text).
+
+Camera effects (night, low resolution, defocus, rain) are training augmentations
+(``data.capture_effects`` in ``data.transforms``). Nothing here touches the label:
+effects draw only outside the characters' boxes or change their look.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from data.synth.textgen import UniformStream
+
+RGB = tuple[int, int, int]
+
+EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
+    "fonts": ("stroke_fonts", "font_weight", "separators"),
+    "clutter": ("screws", "stickers", "small_text"),
+    "surface": ("emboss", "gradient", "dirt", "glare"),
+    "surround": ("surround", "frame"),
+}
+
+
+@dataclass(frozen=True)
+class SynthEffects:
+    """Probability per plate of each effect; 0 turns it off. The defaults are all off."""
+
+    stroke_fonts: float = 0.0
+    font_weight: float = 0.0
+    separators: float = 0.0
+    screws: float = 0.0
+    stickers: float = 0.0
+    small_text: float = 0.0
+    emboss: float = 0.0
+    gradient: float = 0.0
+    dirt: float = 0.0
+    glare: float = 0.0
+    surround: float = 0.0
+    frame: float = 0.0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                raise ValueError(f"{f.name}: expected a probability in [0, 1], got {v!r}")
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, float] | None, key: str = "data.synth_effects") -> SynthEffects:
+        """From a config mapping; errors name ``key.<effect>``."""
+        if mapping is None:
+            return cls()
+        if not isinstance(mapping, Mapping):
+            raise ValueError(f"{key}: expected a mapping of effect names to probabilities, got {mapping!r}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        for k, v in mapping.items():
+            if k not in names:
+                raise ValueError(f"unknown effect {key}.{k}; effects: {', '.join(names)}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                raise ValueError(f"{key}.{k}: expected a probability in [0, 1], got {v!r}")
+        return cls(**{k: float(v) for k, v in mapping.items()})
+
+    def without(self, *groups: str) -> SynthEffects:
+        """A copy with every effect of the named groups (or single effects) off."""
+        off: list[str] = []
+        for g in groups:
+            if g in EFFECT_GROUPS:
+                off.extend(EFFECT_GROUPS[g])
+            elif g in {f.name for f in dataclasses.fields(self)}:
+                off.append(g)
+            else:
+                raise ValueError(f"unknown effect group {g!r}; groups: {', '.join(EFFECT_GROUPS)}")
+        return dataclasses.replace(self, **{k: 0.0 for k in off})
+
+    def only(self, name: str) -> SynthEffects:
+        """Every effect off except ``name`` (a group or one effect), which is always on (for previews)."""
+        keys = EFFECT_GROUPS.get(name, (name,))
+        valid = {f.name for f in dataclasses.fields(self)}
+        if any(k not in valid for k in keys):
+            raise ValueError(f"unknown effect {name!r}; effects: {', '.join(valid)}; groups: {', '.join(EFFECT_GROUPS)}")
+        return SynthEffects(**{k: 1.0 for k in keys})
+
+    @property
+    def any(self) -> bool:
+        return any(getattr(self, f.name) > 0 for f in dataclasses.fields(self))
+
+    def as_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+def _rng(u: UniformStream) -> np.random.Generator:
+    """A numpy generator seeded from the stream (array draws stay deterministic per plate)."""
+    return np.random.default_rng(int(u() * 2**62))
+
+
+SLOGANS = (
+    "GRAND CANYON STATE", "LAND OF LINCOLN", "SUNSHINE STATE", "THE LONE STAR STATE", "EMPIRE STATE",
+    "GREAT LAKES", "PEACH STATE", "LIVE FREE OR DIE", "WILD WONDERFUL", "DRIVE SAFELY",
+    "AUTO SALES", "MOTORS INC", "CITY TOYOTA", "HONDA OF THE VALLEY", "FORD DEALER", "VISIT OUR WEBSITE",
+    "AMERICA THE BEAUTIFUL", "IN GOD WE TRUST", "AUTOHAUS", "CONCESSIONNAIRE",
+)
+STICKER_COLOURS: tuple[RGB, ...] = (
+    (230, 60, 50), (250, 200, 40), (60, 160, 80), (50, 110, 210), (240, 130, 40), (200, 80, 170), (240, 240, 240),
+)
+GRADIENT_COLOURS: tuple[RGB, ...] = (
+    (150, 190, 230), (250, 190, 120), (250, 230, 140), (170, 220, 170), (235, 170, 190), (200, 200, 205),
+)
+FRAME_COLOURS: tuple[RGB, ...] = ((18, 18, 20), (40, 40, 44), (170, 172, 176), (205, 206, 210), (120, 100, 60))
+CAR_COLOURS: tuple[RGB, ...] = (
+    (28, 28, 30), (58, 60, 64), (110, 112, 116), (168, 170, 174), (214, 214, 216), (236, 236, 234),
+    (24, 38, 84), (120, 22, 26), (38, 58, 44), (196, 190, 170), (70, 44, 30), (150, 20, 24), (30, 60, 120),
+)
+
+
+# --- surface ----------------------------------------------------------------------------------
+def gradient(img: np.ndarray, text_alpha: np.ndarray, u: UniformStream) -> None:
+    """Tint the background (not the characters) with a colour ramp, top to bottom or bottom to top."""
+    H, W = img.shape[:2]
+    col = np.array(u.choice(GRADIENT_COLOURS), np.float32)
+    s = u.uniform(0.3, 0.75)
+    ramp = np.linspace(0.0, 1.0, H, dtype=np.float32)
+    if u() < 0.5:
+        ramp = ramp[::-1]
+    if u() < 0.4:  # a band in the middle of the plate (scenic strips of US designs)
+        ramp = np.exp(-((np.linspace(-1.0, 1.0, H, dtype=np.float32) - u.uniform(-0.4, 0.4)) / 0.35) ** 2)
+    m = (s * ramp)[:, None] * (1.0 - text_alpha.astype(np.float32) / 255.0)
+    out = img.astype(np.float32)
+    out += (col - out) * m[..., None]
+    img[:] = out.astype(np.uint8)
+
+
+def emboss(img: np.ndarray, text_alpha: np.ndarray, hc: float, u: UniformStream) -> None:
+    """Raised characters: a lit edge on one side of each stroke, a shadow on the other."""
+    d = max(1, int(round(hc * u.uniform(0.03, 0.07))))
+    a = text_alpha.astype(np.float32) / 255.0
+    sh = np.zeros_like(a)
+    sh[d:, d:] = a[:-d, :-d]
+    light, shade = np.clip(a - sh, 0, 1), np.clip(sh - a, 0, 1)
+    if u() < 0.5:
+        light, shade = shade, light
+    s = u.uniform(0.4, 1.0)
+    out = img.astype(np.float32)
+    out += (s * 70.0 * light - s * 80.0 * shade)[..., None]
+    img[:] = np.clip(out, 0, 255).astype(np.uint8)
+
+
+def dirt(img: np.ndarray, u: UniformStream) -> None:
+    """Low-frequency grime (darker, browner patches) and a few specks."""
+    H, W = img.shape[:2]
+    rng = _rng(u)
+    field = cv2.resize(rng.random((3, 6), dtype=np.float32), (W, H), interpolation=cv2.INTER_CUBIC)
+    field = np.clip(field, 0, 1) ** 2
+    s = u.uniform(0.2, 0.55)
+    brown = np.array((70, 58, 40), np.float32)
+    out = img.astype(np.float32)
+    out += (brown - out) * (s * field)[..., None]
+    for _ in range(int(u.uniform(0, 12))):
+        x, y = int(rng.integers(0, W)), int(rng.integers(0, H))
+        r = max(1, int(H * rng.uniform(0.005, 0.02)))
+        cv2.circle(out, (x, y), r, tuple(float(v) for v in brown * rng.uniform(0.6, 1.2)), -1, cv2.LINE_AA)
+    img[:] = np.clip(out, 0, 255).astype(np.uint8)
+
+
+def glare(img: np.ndarray, u: UniformStream) -> None:
+    """A soft bright band across the plate (sun or headlight reflection)."""
+    H, W = img.shape[:2]
+    ang = u.uniform(-1.2, 1.2)
+    c, s = math.cos(ang), math.sin(ang)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    t = (xx - W * u.uniform(0.1, 0.9)) * c + (yy - H / 2) * s
+    g = np.exp(-((t / (W * u.uniform(0.05, 0.25))) ** 2)) * u.uniform(0.3, 0.8)
+    out = img.astype(np.float32)
+    out += (255.0 - out) * g[..., None]
+    img[:] = out.astype(np.uint8)
+
+
+# --- clutter ----------------------------------------------------------------------------------
+def screws(img: np.ndarray, y: float, free: float, u: UniformStream) -> None:
+    """Two screw heads on a horizontal line at ``y`` (in a strip ``free`` px high without characters)."""
+    H, W = img.shape[:2]
+    r = int(min(free * 0.42, H * u.uniform(0.03, 0.06)))
+    if r < 1:
+        return
+    metal = tuple(int(v) for v in np.clip(np.array((170, 170, 168)) * u.uniform(0.5, 1.2), 0, 255))
+    rust = u() < 0.3
+    for fx in (u.uniform(0.12, 0.3), u.uniform(0.7, 0.88)):
+        cx, cy = int(W * fx), int(y)
+        cv2.circle(img, (cx, cy), r, (110, 70, 40) if rust else metal, -1, cv2.LINE_AA)
+        cv2.circle(img, (cx + max(1, r // 3), cy + max(1, r // 3)), max(1, r // 2), (40, 40, 40), -1, cv2.LINE_AA)
+
+
+def sticker(img: np.ndarray, x0: int, x1: int, y0: int, y1: int, u: UniformStream, put_text) -> None:
+    """A registration sticker (coloured rectangle, maybe with a small number) inside the given box."""
+    h = y1 - y0
+    if h < 4 or x1 - x0 < 4:
+        return
+    w = min(x1 - x0, int(h * u.uniform(1.0, 1.8)))
+    x = x0 if u() < 0.5 else x1 - w
+    col = u.choice(STICKER_COLOURS)
+    cv2.rectangle(img, (x, y0), (x + w - 1, y1 - 1), col, -1)
+    if h >= 6 and u() < 0.7:
+        put_text(img, f"{int(u.uniform(1, 99)):02d}", h * 0.55, w * 0.9, x + w / 2, y0 + h / 2, (20, 20, 20))
+
+
+# --- surround ---------------------------------------------------------------------------------
+def mount(plate: np.ndarray, u: UniformStream, frame_p: float, put_text) -> np.ndarray:
+    """The plate on a car body: margins, body colour and shading, bumper lines, the recess's
+    shadow, and with probability ``frame_p`` a plate frame whose bars may carry text.
+    ``put_text(img, text, hc, max_w, cx, cy, colour)`` draws a caption."""
+    H, W = plate.shape[:2]
+    ml, mr = (int(H * u.uniform(0.04, 0.45)) for _ in range(2))
+    mt, mb = (int(H * u.uniform(0.05, 0.55)) for _ in range(2))
+    frame = u() < frame_p
+    if frame:
+        ft = max(1, int(H * u.uniform(0.04, 0.09)))
+        fb = max(ft, int(H * u.uniform(0.06, 0.22)))
+        ftop = max(ft, int(H * u.uniform(0.04, 0.16)))
+        ml, mr, mt, mb = ml + ft, mr + ft, mt + ftop, mb + fb
+    out_h, out_w = H + mt + mb, W + ml + mr
+    body = np.array(u.choice(CAR_COLOURS), np.float32) * u.uniform(0.8, 1.15)
+    shade = np.linspace(u.uniform(0.75, 1.2), u.uniform(0.6, 1.1), out_h, dtype=np.float32)
+    canvas = np.clip(body[None, None, :] * shade[:, None, None], 0, 255)
+    canvas = np.broadcast_to(canvas, (out_h, out_w, 3)).copy()
+    for _ in range(int(u.uniform(0, 3))):  # body creases / bumper edges
+        y = int(u() * out_h)
+        col = tuple(float(v) for v in np.clip(body * u.uniform(0.3, 1.5), 0, 255))
+        cv2.line(canvas, (0, y), (out_w - 1, y + int(u.uniform(-0.1, 0.1) * out_h)), col,
+                 max(1, int(H * u.uniform(0.01, 0.05))), cv2.LINE_AA)
+    # The recess: a darker, blurred rectangle a little larger than the plate.
+    rec = np.zeros((out_h, out_w), np.float32)
+    g = max(1, int(H * 0.06))
+    cv2.rectangle(rec, (ml - g, mt - g), (ml + W + g, mt + H + 2 * g), 1.0, -1)
+    k = 2 * max(1, int(H * 0.05)) + 1
+    rec = cv2.GaussianBlur(rec, (k, k), 0) * u.uniform(0.2, 0.6)
+    canvas *= (1.0 - rec)[..., None]
+    out = canvas.astype(np.uint8)
+    out[mt : mt + H, ml : ml + W] = plate
+    if frame:
+        col = u.choice(FRAME_COLOURS)
+        lap = max(1, int(H * 0.015))  # the frame overlaps the plate's edge, never its characters
+        x0, y0, x1, y1 = ml - ft, mt - ftop, ml + W + ft, mt + H + fb
+        cv2.rectangle(out, (x0, y0), (x1 - 1, mt + lap - 1), col, -1)
+        cv2.rectangle(out, (x0, mt + H - lap), (x1 - 1, y1 - 1), col, -1)
+        cv2.rectangle(out, (x0, y0), (ml + lap - 1, y1 - 1), col, -1)
+        cv2.rectangle(out, (ml + W - lap, y0), (x1 - 1, y1 - 1), col, -1)
+        ink = (235, 235, 235) if sum(col) < 300 else (25, 25, 25)
+        if fb >= 5 and u() < 0.7:
+            put_text(out, u.choice(SLOGANS), (fb - lap) * 0.6, W * 0.8, ml + W / 2, mt + H + (fb - lap) / 2 + lap, ink)
+        if ftop >= 5 and u() < 0.4:
+            put_text(out, u.choice(SLOGANS), (ftop - lap) * 0.6, W * 0.7, ml + W / 2, y0 + (ftop - lap) / 2, ink)
+    return out
