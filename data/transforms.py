@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="take data.synth_effects and data.capture_effects from this config (default: none on)")
     ap.add_argument("--effect", default=None,
                     help="show one effect always on, all others off: a generator effect or group "
-                         "(data.synth.effects: fonts, clutter, surface, surround, stroke_fonts, ...) or a "
+                         "(data.synth.effects: fonts, clutter, surface, surround, extra_fonts, ...) or a "
                          f"capture effect ({', '.join(CAPTURE_EFFECTS)})")
     args = ap.parse_args(argv)
 

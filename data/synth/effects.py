@@ -5,7 +5,8 @@ off and draws nothing from the random stream, so those sets stay what they were)
 training stream gets the probabilities of ``data.synth_effects``. Effects come in groups,
 which is how the README's ablation switches them off:
 
-- ``fonts``: stroke fonts (``stroke_fonts``), bolder/lighter cuts (``font_weight``),
+- ``fonts``: OpenCV's faces beside the country's fonts (``extra_fonts``), bolder/lighter
+  cuts (``font_weight``),
   other separators (``separators``: a mid dot or a gap instead of a hyphen);
 - ``clutter``: things on the plate that are not its text: ``screws``, registration
   ``stickers``, ``small_text`` (slogans, dealer lines) above/below the characters;
@@ -35,7 +36,7 @@ from data.synth.textgen import UniformStream
 RGB = tuple[int, int, int]
 
 EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
-    "fonts": ("stroke_fonts", "font_weight", "separators"),
+    "fonts": ("extra_fonts", "font_weight", "separators"),
     "clutter": ("screws", "stickers", "small_text"),
     "surface": ("emboss", "gradient", "dirt", "glare"),
     "surround": ("surround", "frame"),
@@ -46,7 +47,7 @@ EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
 class SynthEffects:
     """Probability per plate of each effect; 0 turns it off. The defaults are all off."""
 
-    stroke_fonts: float = 0.0
+    extra_fonts: float = 0.0
     font_weight: float = 0.0
     separators: float = 0.0
     screws: float = 0.0

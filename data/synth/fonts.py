@@ -7,11 +7,10 @@ replaced by DejaVu without error.
 Each glyph is drawn once per (font, character) with PIL into an 8-bit alpha mask
 (``FontGlyphs.glyph``); plates are then composed from these masks with numpy/cv2.
 
-With the ``fonts`` effects of ``data.synth.effects`` a plate may also use a *stroke font*
-(OpenCV's Hershey outlines drawn with a round pen: the even-stroke, plain-``1`` look of
-many plate typefaces) or a heavier/lighter cut of any font. Such variants are named
-``"<font>/<weight>"``, e.g. ``"stroke_simplex/bold"`` or ``"roboto_bold/heavy"``; see
-:func:`glyphs_for`.
+With the ``fonts`` effects of ``data.synth.effects`` a plate may also use one of OpenCV's
+built-in faces (``cv_simplex``, ``cv_duplex``: a plain ``1`` and serif-less ``I`` as on many
+plates) or a bolder/lighter cut of any font, named ``"<font>/<weight>"``, e.g.
+``"cv_simplex/bold"`` or ``"roboto_bold/heavy"``; see :func:`glyphs_for`.
 """
 
 from __future__ import annotations
@@ -129,14 +128,15 @@ class FontGlyphs:
         return self._cell_w
 
 
-# --- variants: stroke fonts and weights --------------------------------------------------------
-STROKE_FONTS: dict[str, int] = {
-    "stroke_simplex": cv2.FONT_HERSHEY_SIMPLEX,
-    "stroke_duplex": cv2.FONT_HERSHEY_DUPLEX,
+# --- variants: OpenCV's faces and weights -------------------------------------------------------
+# OpenCV's built-in faces (plain sans, a "1" without a foot, an "I" without serifs: close to
+# many plate typefaces); installed with opencv itself.
+CV_FONTS: dict[str, int] = {
+    "cv_simplex": cv2.FONT_HERSHEY_SIMPLEX,
+    "cv_duplex": cv2.FONT_HERSHEY_DUPLEX,
 }
-STROKE_WEIGHTS: dict[str, float] = {"light": 0.09, "regular": 0.13, "bold": 0.18}  # pen width / cap height
-# Weight change of an outline font: dilation (+) or erosion (-) radius in units of its cap height.
-OUTLINE_WEIGHTS: dict[str, float] = {"thin": -0.025, "bold": 0.025, "heavy": 0.05}
+# Weight change: dilation (+) or erosion (-) radius of the glyph masks, in units of the cap height.
+WEIGHTS: dict[str, float] = {"thin": -0.025, "bold": 0.025, "heavy": 0.05}
 MID_DOT = "\u00b7"  # a separator some plates print instead of a hyphen (old Brazilian plates)
 
 
@@ -146,27 +146,21 @@ def split_variant(key: str) -> tuple[str, str | None]:
 
 
 @lru_cache(maxsize=None)
-def _hershey_cap(face: int) -> float:
-    """Cap height of a Hershey face at fontScale 1, measured (getTextSize includes the descent)."""
+def _cv_cap(face: int) -> float:
+    """Cap height of an OpenCV face at fontScale 1, measured (getTextSize includes the descent)."""
     img = np.zeros((300, 300), np.uint8)
-    cv2.putText(img, "H", (20, 250), face, 10.0, 255, 1)
-    rows = np.flatnonzero(img.max(axis=1))
-    return (rows[-1] - rows[0]) / 10.0
+    cv2.putText(img, "H", (20, 250), face, 10.0, 255, 1, cv2.LINE_AA)
+    rows = np.flatnonzero(img.max(axis=1) > 127)
+    return (rows[-1] - rows[0] + 1) / 10.0
 
 
-class StrokeGlyphs(FontGlyphs):
-    """Glyphs of an OpenCV Hershey font drawn with a round pen of ``weight`` (see STROKE_WEIGHTS).
-
-    Zero is drawn as a plain narrow oval: OpenCV's zero is slashed, plate zeros are not.
-    """
+class CvGlyphs(FontGlyphs):
+    """Glyphs of an OpenCV face (``cv2.putText``). Zero is drawn as a plain oval: OpenCV's is slashed."""
 
     def __init__(self, key: str, cap_px: int = CAP_PX):
-        base, weight = split_variant(key)
         self.key = key
-        self.face = STROKE_FONTS[base]
-        self.pen = max(2, int(round(STROKE_WEIGHTS[weight or "regular"] * cap_px)))
-        # Hershey glyphs scale with fontScale; the pen is added around the outline.
-        self.scale = (cap_px - self.pen) / _hershey_cap(self.face)
+        self.face = CV_FONTS[key]
+        self.scale = cap_px / _cv_cap(self.face)
         self.cap = cap_px
         self.pad = int(round(PAD_FRAC * self.cap))
         self.frame_h = self.cap + 2 * self.pad
@@ -177,59 +171,65 @@ class StrokeGlyphs(FontGlyphs):
 
     def _draw(self, ch: str) -> np.ndarray:
         h = self.frame_h
-        base_y = self.pad + self.cap - self.pen // 2
-        w = self.cap * 2
-        img = np.zeros((h, w), np.uint8)
-        if ch == "0":  # an oval as tall as the H, inside its ink
-            rows = np.flatnonzero(self.glyph("H").max(axis=1) > 24)
-            top, bottom = rows[0] + self.pen // 2, rows[-1] - self.pen // 2
-            cw = int(self.cap * 0.6)
-            cv2.ellipse(img, (self.pen + cw // 2, (top + bottom) // 2), (cw // 2, (bottom - top) // 2),
-                        0, 0, 360, 255, self.pen, cv2.LINE_AA)
+        img = np.zeros((h, self.cap * 2), np.uint8)
+        o = self.glyph("O") if ch == "0" else None
+        if o is not None:  # the O's ring, narrowed (stroke kept) into a zero
+            pen = int(np.argmax(o[h // 2] > 127)) or max(2, self.cap // 9)
+            rows = np.flatnonzero(o.max(axis=1) > 127)
+            top, bottom = rows[0] + pen // 2, rows[-1] - pen // 2
+            cw = int(self.cap * 0.62)
+            cv2.ellipse(img, (pen + cw // 2, (top + bottom) // 2), ((cw - pen) // 2, (bottom - top) // 2),
+                        0, 0, 360, 255, pen, cv2.LINE_AA)
         elif ch == MID_DOT:
-            r = max(1, int(self.pen * 0.75))
-            cv2.circle(img, (self.pen + r, self.pad + self.cap // 2), r, 255, -1, cv2.LINE_AA)
+            r = max(2, self.cap // 10)
+            cv2.circle(img, (r + 2, self.pad + self.cap // 2), r, 255, -1, cv2.LINE_AA)
         else:
-            cv2.putText(img, ch, (self.pen, base_y), self.face, self.scale, 255, self.pen, cv2.LINE_AA)
+            cv2.putText(img, ch, (4, self.pad + self.cap), self.face, self.scale, 255, 1, cv2.LINE_AA)
         cols = np.flatnonzero(img.max(axis=0) > 24)
         if cols.size == 0:
             return np.zeros((h, max(1, self.cap // 4)), np.uint8)
         return np.ascontiguousarray(img[:, cols[0] : cols[-1] + 1])
 
 
-class WeightedGlyphs(FontGlyphs):
-    """An outline font made bolder or lighter by dilating or eroding its glyph masks."""
+class WeightedGlyphs:
+    """A font made bolder or lighter by dilating or eroding its glyph masks (same interface)."""
 
     def __init__(self, key: str, cap_px: int = CAP_PX):
         base, weight = split_variant(key)
-        super().__init__(base, cap_px)
+        self.inner = glyphs_for(base)
         self.key = key
-        r = OUTLINE_WEIGHTS[weight] * self.cap
+        self.cap, self.pad, self.frame_h, self.mono = self.inner.cap, self.inner.pad, self.inner.frame_h, False
+        r = WEIGHTS[weight] * self.cap
         self.grow = r > 0
         k = 2 * max(1, int(round(abs(r)))) + 1
         self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+        self._masks: dict[str, np.ndarray] = {}
+        self._cell_w: int | None = None
+
+    glyph = FontGlyphs.glyph
+    cell_w = FontGlyphs.cell_w
 
     def _draw(self, ch: str) -> np.ndarray:
-        m = super()._draw(ch)
+        m = self.inner.glyph(ch)
         if self.grow:
-            m = cv2.dilate(np.pad(m, ((0, 0), (self.kernel.shape[1], self.kernel.shape[1]))), self.kernel)
+            k = self.kernel.shape[1]
+            m = cv2.dilate(np.pad(m, ((0, 0), (k, k))), self.kernel)
         else:
             m = cv2.erode(m, self.kernel)
         cols = np.flatnonzero(m.max(axis=0) > 24)
         return np.ascontiguousarray(m[:, cols[0] : cols[-1] + 1]) if cols.size else m[:, :1]
 
 
-def glyphs_for(key: str) -> FontGlyphs:
-    """The glyph source of a font key: a plain font, ``stroke_*/<weight>``, or ``<font>/<weight>``."""
+def glyphs_for(key: str):
+    """The glyph source of a font key: a font file's, an OpenCV face's (``cv_*``), or either
+    made bolder or lighter (``<font>/<weight>``, weights in ``WEIGHTS``)."""
     base, weight = split_variant(key)
-    if base in STROKE_FONTS:
-        if weight is not None and weight not in STROKE_WEIGHTS:
-            raise ValueError(f"unknown stroke weight {weight!r} in font {key!r}; choices: {', '.join(STROKE_WEIGHTS)}")
-        return StrokeGlyphs(key)
+    if weight is not None:
+        if weight not in WEIGHTS:
+            raise ValueError(f"unknown weight {weight!r} in font {key!r}; choices: {', '.join(WEIGHTS)}")
+        return WeightedGlyphs(key)
+    if base in CV_FONTS:
+        return CvGlyphs(key)
     if base not in FONT_FILES:
-        raise ValueError(f"unknown font {base!r}; choices: {', '.join([*FONT_FILES, *STROKE_FONTS])}")
-    if weight is None:
-        return FontGlyphs(key)
-    if weight not in OUTLINE_WEIGHTS:
-        raise ValueError(f"unknown weight {weight!r} in font {key!r}; choices: {', '.join(OUTLINE_WEIGHTS)}")
-    return WeightedGlyphs(key)
+        raise ValueError(f"unknown font {base!r}; choices: {', '.join([*FONT_FILES, *CV_FONTS])}")
+    return FontGlyphs(key)

@@ -20,7 +20,7 @@ from data.synth.countries import (
 from data.synth import effects as fxm
 from data.synth.effects import SynthEffects
 from data.synth.fonts import (
-    MID_DOT, MONO_FONTS, OUTLINE_WEIGHTS, STROKE_FONTS, STROKE_WEIGHTS, FontGlyphs, fonts_for, glyphs_for,
+    CV_FONTS, MID_DOT, MONO_FONTS, WEIGHTS, FontGlyphs, fonts_for, glyphs_for,
 )
 from data.synth.textgen import BOX, EMBLEM, ROW_BREAK, UniformStream
 
@@ -457,10 +457,10 @@ class PlateRenderer:
         # --- text ----------------------------------------------------------------------------
         fkey = u.choice(fonts_for(spec.fonts))
         if fx is not None:
-            if fx.stroke_fonts and u() < fx.stroke_fonts:
-                fkey = f"{u.choice(tuple(STROKE_FONTS))}/{u.choice(tuple(STROKE_WEIGHTS))}"
-            elif fx.font_weight and u() < fx.font_weight and fkey not in MONO_FONTS:
-                fkey = f"{fkey}/{u.choice(tuple(OUTLINE_WEIGHTS))}"
+            if fx.extra_fonts and u() < fx.extra_fonts:
+                fkey = u.choice(tuple(CV_FONTS))
+            if fx.font_weight and u() < fx.font_weight and fkey not in MONO_FONTS:
+                fkey = f"{fkey}/{u.choice(tuple(WEIGHTS))}"
         f = self.font(fkey)
         mono = f.mono or u() < 0.15
         sx = u.uniform(0.78, 1.08)
@@ -612,7 +612,11 @@ class PlateRenderer:
 
     def _put_text_at(self, rgb: np.ndarray, text: str, hc: float, max_w: float, cx: float, cy: float,
                      colour: RGB) -> None:
-        self._put_text(rgb, text, hc, max_w, cx, cy, tuple(int(c) for c in colour))
+        """A caption, its tile cached by text and whole-pixel size (slogans repeat)."""
+        hc, max_w = max(2, int(round(hc))), int(max_w) // 4 * 4
+        colour = tuple(int(c) for c in colour)
+        t, a = self._tile(("caption", text, hc, max_w, colour), lambda: self._caption(text, hc, max_w, colour))
+        _blend(rgb, int(round(cx - t.shape[1] / 2)), int(round(cy - t.shape[0] / 2)), t, a)
 
     def _emblem(self, img: np.ndarray, kind: str, x: float, w: float, yc: float, hc: float, u: UniformStream) -> None:
         if kind == "seals":  # DE: inspection sticker above the state seal

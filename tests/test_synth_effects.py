@@ -1,0 +1,173 @@
+"""Realism effects of the generator (data.synth.effects), OpenCV faces and weights, camera effects, config."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from configs import ConfigError, load_config
+from data.synth import SyntheticPlateGenerator
+from data.synth.effects import EFFECT_GROUPS, SynthEffects
+from data.synth.fonts import CV_FONTS, MID_DOT, WEIGHTS, glyphs_for
+from data.synth.textgen import is_valid_plate_text
+from data.text import COUNTRIES, normalize_plate_text
+from data.transforms import CAPTURE_EFFECTS, build_transform, check_capture_effects
+from data.transforms import main as grid_main
+
+EFFECTS = [f.name for f in dataclasses.fields(SynthEffects)]
+TWO_ROW = [c for c in COUNTRIES if SyntheticPlateGenerator(countries=[c])._compiled[0].has_two_rows]
+
+
+def _plates(gen: SyntheticPlateGenerator, country: str, n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    for lines in (1, 2) if country in TWO_ROW else (1,):
+        for _ in range(n):
+            yield gen.render_text(country, rng, lines)
+
+
+@pytest.mark.parametrize("effect", EFFECTS)
+def test_every_effect_renders_every_country_and_layout(effect):
+    fx = SynthEffects().only(effect)
+    gen = SyntheticPlateGenerator(seed=3, effects=fx)
+    for country in COUNTRIES:
+        for p in _plates(gen, country, 2):
+            im = p.image
+            assert im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3, (effect, country)
+            assert im.std() > 5, (effect, country)
+            # The label comes from the generated text, never from what the effect drew.
+            assert is_valid_plate_text(country, p.text), (effect, country, p.text)
+            assert p.text == normalize_plate_text("".join(p.rows))
+
+
+def test_labels_do_not_depend_on_the_effects():
+    """Same seed, effects on or off: the same texts (effects draw after the text is chosen)."""
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    plain = SyntheticPlateGenerator(seed=0)
+    fancy = SyntheticPlateGenerator(seed=0, effects=SynthEffects().only("fonts"))
+    for country in ("BR", "US", "DE", "VN"):
+        a = plain.render_text(country, rng_a)
+        b = fancy.render_text(country, rng_b)
+        assert a.text == b.text and a.rows == b.rows
+
+
+def test_surround_makes_a_larger_image_with_the_plate_inside():
+    gen_plain = SyntheticPlateGenerator(seed=0)
+    gen_mount = SyntheticPlateGenerator(seed=0, effects=SynthEffects(surround=1.0, frame=1.0))
+    a = gen_plain.render_text("US", np.random.default_rng(2))
+    b = gen_mount.render_text("US", np.random.default_rng(2))
+    assert b.image.shape[0] > a.image.shape[0] and b.image.shape[1] > a.image.shape[1]
+    assert a.text == b.text
+
+
+def test_all_off_is_the_classic_generator():
+    """The fixed val/test sets are made with effects off: they must stay byte-identical."""
+    a = SyntheticPlateGenerator(seed=11)
+    b = SyntheticPlateGenerator(seed=11, effects=SynthEffects())
+    assert b.effects is None
+    for _ in range(40):
+        pa, pb = a(), b()
+        assert pa.text == pb.text and np.array_equal(pa.image, pb.image)
+
+
+def test_effects_are_deterministic_and_change_pixels():
+    fx = SynthEffects(**{k: 0.5 for k in EFFECTS})
+    g1, g2 = SyntheticPlateGenerator(seed=4, effects=fx), SyntheticPlateGenerator(seed=4, effects=fx)
+    plain = SyntheticPlateGenerator(seed=4)
+    changed = 0
+    for _ in range(30):
+        p1, p2, p0 = g1(), g2(), plain()
+        assert p1.text == p2.text and np.array_equal(p1.image, p2.image)
+        changed += p1.image.shape != p0.image.shape or not np.array_equal(p1.image, p0.image)
+    assert changed >= 20
+
+
+@pytest.mark.parametrize("key", [*CV_FONTS, *(f"{f}/{w}" for f in CV_FONTS for w in WEIGHTS),
+                                 *(f"roboto_bold/{w}" for w in WEIGHTS)])
+def test_font_variants_draw_every_character(key):
+    g = glyphs_for(key)
+    for ch in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-." + MID_DOT:
+        m = g.glyph(ch)
+        assert m.dtype == np.uint8 and m.shape[0] == g.frame_h and m.max() > 200, (key, ch)
+
+
+def test_font_weights_change_the_ink():
+    for font in ("roboto_bold", "cv_simplex"):
+        ink = {w: (glyphs_for(f"{font}/{w}").glyph("H") > 127).sum() for w in WEIGHTS}
+        ink["plain"] = (glyphs_for(font).glyph("H") > 127).sum()
+        assert ink["thin"] < ink["plain"] < ink["bold"] < ink["heavy"], font
+
+
+def test_opencv_zero_is_not_slashed():
+    """The zero is the O's ring narrowed: its centre column is empty in the middle third."""
+    z = glyphs_for("cv_simplex").glyph("0")
+    mid = z[z.shape[0] // 2 - 4 : z.shape[0] // 2 + 4, z.shape[1] // 2 - 2 : z.shape[1] // 2 + 2]
+    assert mid.max() < 64
+    assert z.shape[1] < glyphs_for("cv_simplex").glyph("O").shape[1]
+
+
+def test_unknown_font_variant():
+    with pytest.raises(ValueError, match="unknown weight"):
+        glyphs_for("roboto_bold/ultra")
+    with pytest.raises(ValueError, match="unknown font"):
+        glyphs_for("comic_sans")
+
+
+def test_effects_without_and_only():
+    fx = SynthEffects(**{k: 0.5 for k in EFFECTS})
+    off = fx.without("clutter", "glare")
+    assert all(getattr(off, k) == 0 for k in (*EFFECT_GROUPS["clutter"], "glare"))
+    assert off.emboss == 0.5
+    only = SynthEffects().only("surface")
+    assert {k for k in EFFECTS if getattr(only, k) > 0} == set(EFFECT_GROUPS["surface"])
+    with pytest.raises(ValueError, match="unknown effect group"):
+        fx.without("weather")
+
+
+def test_effects_config_validation():
+    cfg = load_config("crnn")
+    assert cfg.data.effects.any  # the defaults switch them on for training
+    with pytest.raises(ConfigError, match=r"data\.synth_effects\.smudge"):
+        load_config("crnn", overrides=["data.synth_effects.smudge=0.2"])
+    with pytest.raises(ConfigError, match=r"data\.synth_effects\.dirt"):
+        load_config("crnn", overrides=["data.synth_effects.dirt=1.5"])
+    with pytest.raises(ConfigError, match=r"data\.capture_effects\.snow"):
+        load_config("crnn", overrides=["data.capture_effects.snow=0.1"])
+    c = load_config("crnn", overrides=["data.synth_effects.dirt=0", "data.capture_effects.night=0.5"])
+    assert c.data.effects.dirt == 0.0 and c.data.effects.emboss == cfg.data.effects.emboss
+    assert c.data.capture["night"] == 0.5
+    none = load_config("crnn", overrides=["data.synth_effects=null", "data.capture_effects=null"])
+    assert not none.data.effects.any and none.data.capture == {}
+
+
+@pytest.mark.parametrize("effect", CAPTURE_EFFECTS)
+def test_capture_effects_apply(effect):
+    tf = build_transform("train", 32, 160, capture_effects={effect: 1.0})
+    tf.set_seed(0)
+    plate = SyntheticPlateGenerator(seed=0)()
+    out = tf.augment(plate.image)
+    assert out.shape == (32, 160, 3) and out.dtype == np.uint8
+    t = tf(plate.image)
+    assert t.shape == (3, 32, 160) and float(t.min()) >= -1.0 and float(t.max()) <= 1.0
+
+
+def test_capture_effects_validation():
+    assert check_capture_effects({"night": 0.2}) == {"night": 0.2}
+    with pytest.raises(ValueError, match="unknown effect"):
+        check_capture_effects({"fog": 0.2})
+    with pytest.raises(ValueError, match="probability"):
+        check_capture_effects({"rain": -0.1})
+
+
+@pytest.mark.parametrize("effect", ["surround", "fonts", "night"])
+def test_grid_shows_one_effect(tmp_path, effect):
+    out = tmp_path / f"{effect}.png"
+    assert grid_main(["--out", str(out), "--n", "4", "--effect", effect]) == 0
+    assert out.stat().st_size > 1000
+
+
+def test_grid_with_config(tmp_path):
+    out = tmp_path / "grid.png"
+    assert grid_main(["--out", str(out), "--n", "4", "--config", "configs/crnn.yaml"]) == 0
+    assert out.is_file()
