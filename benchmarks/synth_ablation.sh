@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# What each group of synthetic realism effects is worth on real crops (README: "Synthetic to
+# real"). Trains one short run per variant on synthetic plates only, then reads
+# ../shared/realplates-dev (evaluation only) and the fixed synthetic test set. From the repo root:
+#
+#     bash benchmarks/synth_ablation.sh                 # all variants, 1,500 steps each
+#     STEPS=3000 ARCH=attn bash benchmarks/synth_ablation.sh all none
+#
+# Variants: all (the config's effects), none (no realism and no extra camera effects: the
+# classic generator), no-<group> (one group off: fonts, clutter, surface, surround, capture).
+# A variant whose run already has best/ is not trained again. Prints a Markdown table.
+set -euo pipefail
+
+ARCH=${ARCH:-crnn}
+STEPS=${STEPS:-1500}
+DEV=${DEV:-../shared/realplates-dev}
+OUT=${OUT:-runs/ablation/$ARCH-$STEPS}
+VARIANTS=("$@")
+[ ${#VARIANTS[@]} -eq 0 ] && VARIANTS=(all none no-fonts no-clutter no-surface no-surround no-capture)
+
+overrides() {
+    case $1 in
+        all) ;;
+        none) echo "data.synth_effects=null data.capture_effects=null" ;;
+        no-fonts) echo "data.synth_effects.extra_fonts=0 data.synth_effects.font_weight=0 data.synth_effects.separators=0" ;;
+        no-clutter) echo "data.synth_effects.screws=0 data.synth_effects.stickers=0 data.synth_effects.small_text=0" ;;
+        no-surface) echo "data.synth_effects.emboss=0 data.synth_effects.gradient=0 data.synth_effects.dirt=0 data.synth_effects.glare=0" ;;
+        no-surround) echo "data.synth_effects.surround=0 data.synth_effects.frame=0" ;;
+        no-capture) echo "data.capture_effects=null" ;;
+        *) echo "unknown variant $1" >&2; exit 2 ;;
+    esac
+}
+
+for v in "${VARIANTS[@]}"; do
+    ov=$(overrides "$v")
+    run=$OUT/$v
+    if [ ! -d "$run/best" ]; then
+        # shellcheck disable=SC2086
+        accelerate launch train_accelerate.py --arch "$ARCH" --output-dir "$run" \
+            train.max_steps="$STEPS" train.eval_every=500 train.checkpoint_every=500 $ov
+    fi
+    python val.py --weights "$run/best" --data "$DEV" --equiv US:O=0 --out "$run/dev.json" --no-gallery > /dev/null
+done
+
+python - "$OUT" "$DEV" "${VARIANTS[@]}" <<'EOF'
+import json, sys
+from pathlib import Path
+
+out, dev, variants = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
+pct = lambda x: f"{100 * x:.2f}"
+rows = []
+for v in variants:
+    d = json.loads((out / v / "dev.json").read_text())
+    t = json.loads((out / v / "test_metrics.json").read_text())
+    synth = t["test"]["synth-test"]["overall"]["exact_match"]
+    rows.append((v, d, synth))
+countries = sorted({c for _, d, _ in rows for c in d["by_country"]})
+print(f"\n| variant | {dev} exact match | " + " | ".join(countries) + " | synthetic test |")
+print("|---|---:|" + "---:|" * len(countries) + "---:|")
+for v, d, synth in rows:
+    per = " | ".join(pct(d["by_country"][c]["exact_match"]) if c in d["by_country"] else "-" for c in countries)
+    print(f"| {v} | {pct(d['overall']['exact_match'])} | {per} | {pct(synth) if synth is not None else '-'} |")
+print(f"\nruns under {out}; realplates-dev scored with --equiv US:O=0")
+EOF
