@@ -139,14 +139,16 @@ def loader_workers(cfg: Config, accelerator: Accelerator) -> int:
     return 0 if accelerator.device.type == "cpu" else 4
 
 
-def build_train_data(cfg: Config, charset: Charset, accelerator: Accelerator, seed: int):
+def build_train_data(cfg: Config, charset: Charset, accelerator: Accelerator, seed: int, start_step: int = 0):
+    bs = cfg.train.batch_size * cfg.train.grad_accum_steps
+    ramp = (cfg.data.synth_effects_ramp_steps * bs, start_step * bs)  # in samples of this process
     transform = build_transform(cfg.data.train_pipeline, cfg.data.image_height, cfg.data.image_width,
                                 cfg.data.keep_aspect, cfg.data.capture)
     workers = loader_workers(cfg, accelerator)
     if cfg.data.train == SYNTH:
         ds = SyntheticPlateDataset(transform, seed=seed, countries=cfg.data.synth_countries,
                                    two_row_prob=cfg.data.train_two_row_prob, effects=cfg.data.effects,
-                                   rank=accelerator.process_index, world_size=accelerator.num_processes)
+                                   effects_ramp=ramp, rank=accelerator.process_index, world_size=accelerator.num_processes)
         # Not passed to accelerator.prepare: every process generates its own stream.
         loader = DataLoader(ds, batch_size=cfg.train.batch_size, num_workers=workers,
                             collate_fn=collate_plates, persistent_workers=workers > 0,
@@ -160,7 +162,7 @@ def build_train_data(cfg: Config, charset: Charset, accelerator: Accelerator, se
         rank, world = accelerator.process_index, accelerator.num_processes
         synth = SyntheticPlateDataset(transform, seed=seed, countries=cfg.data.synth_countries,
                                       two_row_prob=cfg.data.train_two_row_prob, effects=cfg.data.effects,
-                                      rank=rank, world_size=world)
+                                      effects_ramp=ramp, rank=rank, world_size=world)
         ds = MixedPlateDataset(ds, synth, cfg.data.synth_mix, seed=seed, rank=rank, world_size=world)
         loader = DataLoader(ds, batch_size=cfg.train.batch_size, num_workers=workers,
                             collate_fn=collate_plates, persistent_workers=workers > 0,
@@ -368,7 +370,8 @@ def main(argv: list[str] | None = None) -> dict:
     accelerator.wait_for_everyone()
 
     # A resumed synthetic stream continues from a seed tied to the step, not from the start.
-    train_ds, train_loader, prepared = build_train_data(cfg, charset, accelerator, seed=tc.seed + 7919 * state.step)
+    train_ds, train_loader, prepared = build_train_data(cfg, charset, accelerator, seed=tc.seed + 7919 * state.step,
+                                                        start_step=state.step)
     net: PlateRecognizer = accelerator.unwrap_model(model)
     try:
         net.check_label_length(*max_train_label_length(cfg, train_ds))

@@ -118,6 +118,9 @@ class DataConfig:
     # Realism effects of the synthetic training stream ({effect: probability}, see
     # data.synth.effects); the fixed val/test sets never get them. None: all off.
     synth_effects: dict | None = None
+    # Steps over which the share of plates with those effects grows from 0 to all (clean plates
+    # first: with every effect on from step 0 a short run learns much more slowly). 0: all from the start.
+    synth_effects_ramp_steps: int = 0
     # Camera effects added to the training pipeline ({effect: probability}, see
     # data.transforms.CAPTURE_EFFECTS). None: none beyond the base augmentation.
     capture_effects: dict | None = None
@@ -164,6 +167,8 @@ class DataConfig:
         if self.synth_mix > 0 and self.train == SYNTH:
             raise ConfigError("data.synth_mix mixes synthetic plates into a real training set; it needs "
                               f"data.train to be a dataset path, not {SYNTH!r}")
+        if self.synth_effects_ramp_steps < 0:
+            raise ConfigError(f"data.synth_effects_ramp_steps must be >= 0, got {self.synth_effects_ramp_steps}")
         if self.on_invalid_label not in ("error", "skip"):
             raise ConfigError(f"data.on_invalid_label must be 'error' or 'skip', got {self.on_invalid_label!r}")
         if self.num_workers < -1:

@@ -519,6 +519,7 @@ class SyntheticPlateDataset(IterableDataset):
         rank: int = 0,
         world_size: int = 1,
         effects=None,
+        effects_ramp: tuple[int, int] = (0, 0),
     ):
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
@@ -527,6 +528,9 @@ class SyntheticPlateDataset(IterableDataset):
         self.countries = list(countries) if countries is not None else None
         self.two_row_prob = two_row_prob
         self.effects = effects  # data.synth.effects.SynthEffects, or None
+        # (ramp, start) in samples of this process: the share of plates with effects grows from
+        # 0 to 1 over the first ``ramp`` samples; ``start`` samples were seen before (a resumed run).
+        self.effects_ramp = effects_ramp
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
@@ -556,7 +560,14 @@ class SyntheticPlateDataset(IterableDataset):
         set_seed = getattr(transform, "set_seed", None)
         if callable(set_seed):
             set_seed(s ^ 0x5EED)
+        ramp, start = self.effects_ramp
+        info = get_worker_info()
+        workers = info.num_workers if info is not None else 1
+        i = 0
         while True:
+            if ramp > 0 and generator.effects is not None:
+                generator.effects_share = min(1.0, (start + i * workers) / ramp)
+                i += 1
             plate = generator()
             img = transform(plate.image) if transform is not None else plate.image
             yield {"image": img, "text": plate.text, "country": plate.country, "lines": int(plate.lines)}

@@ -171,3 +171,27 @@ def test_grid_with_config(tmp_path):
     out = tmp_path / "grid.png"
     assert grid_main(["--out", str(out), "--n", "4", "--config", "configs/crnn.yaml"]) == 0
     assert out.is_file()
+
+
+def test_effects_ramp_in_the_training_stream(monkeypatch):
+    """data.synth_effects_ramp_steps: few plates get effects early, all once the ramp is over
+    (a resumed run starts where its ramp was)."""
+    import data.synth.generator as generator_module
+    from data.datasets import SyntheticPlateDataset
+
+    calls = []
+    real_mount = generator_module.mount
+    monkeypatch.setattr(generator_module, "mount", lambda *a, **k: calls.append(1) or real_mount(*a, **k))
+
+    def mounted(ramp: tuple[int, int], n: int = 60) -> int:
+        calls.clear()
+        ds = SyntheticPlateDataset(None, seed=1, two_row_prob=0.0, effects=SynthEffects(surround=1.0),
+                                   effects_ramp=ramp)
+        it = iter(ds)
+        for _ in range(n):
+            next(it)
+        return len(calls)
+
+    assert mounted((10_000, 0)) <= 6  # the share grows from 0: ~0.3 % on average over the first 60
+    assert mounted((10_000, 10_000)) == 60
+    assert mounted((0, 0)) == 60

@@ -60,6 +60,7 @@ class SyntheticPlateGenerator:
             raise ValueError(f"two_row_prob must be in [0, 1], got {two_row_prob}")
         # Realism effects (data.synth.effects); None or all-off renders the classic plates.
         self.effects = effects if effects is not None and effects.any else None
+        self.effects_share = 1.0  # share of plates that get the effects at all (a training ramp sets it)
         self.countries = resolve_countries(countries)
         self.two_row_prob = float(two_row_prob)
         self.seed = seed
@@ -93,6 +94,8 @@ class SyntheticPlateGenerator:
         raw = fmt.generate_raw(u)
         style = cc.spec.styles[fmt.fmt.style]
         fx = self.effects
+        if fx is not None and self.effects_share < 1.0 and u() >= self.effects_share:
+            fx = None
         image = self.renderer.render(cc.spec, style, raw, lines, u, fx)
         if fx is not None and fx.surround and u() < fx.surround:
             image = mount(image, u, fx.frame, self.renderer._put_text_at)
