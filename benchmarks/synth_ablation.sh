@@ -1,31 +1,25 @@
 #!/usr/bin/env bash
-# What each group of synthetic realism effects is worth on real crops (README: "Synthetic to
-# real"). Trains one short run per variant on synthetic plates only, then reads
-# ../shared/realplates-dev (evaluation only) and the fixed synthetic test set. From the repo root:
+# What each group of synthetic realism effects is worth on real crops (README: "Synthetic
+# plates that look like real ones"). From a model trained on the classic plates (INIT), one run
+# per variant continues for STEPS steps with configs/realism_<arch>.yaml (synthetic data only),
+# then reads ../shared/realplates-dev (evaluation only). From the repository root:
 #
-#     INIT=weights/crnn-classic STEPS=1000 bash benchmarks/synth_ablation.sh   # the README's table
-#     STEPS=1500 bash benchmarks/synth_ablation.sh all none                     # from scratch
+#     INIT=runs/crnn/classic/best bash benchmarks/synth_ablation.sh                 # all variants
+#     INIT=weights/attn bash benchmarks/synth_ablation.sh all none
 #
-# With INIT (a model folder trained on the classic plates) every variant continues from it for
-# STEPS steps with the effects at full strength from the start: equal budgets from a converged
-# model, so a variant's score says what its plates teach rather than how fast it is learnt
-# (from scratch, 1,500 steps reward the easiest data). The table then starts with INIT itself.
-#
-# Variants: all (the config's effects), none (no realism and no extra camera effects: the
-# classic generator), no-<group> (one group off: fonts, clutter, surface, surround, capture).
-# A variant whose run already has best/ is not trained again. Prints a Markdown table.
+# Variants: all (the config's effects), none (no realism and no camera effects: INIT's own
+# training data, so it measures the extra steps alone), no-<group> (one group off: fonts,
+# clutter, surface, surround, capture). Continuing from a converged model gives every variant
+# the same budget and start, so a score says what its plates teach rather than how fast they
+# are learnt (trained from scratch for 1,500 steps, the hardest mix simply lags). A variant
+# whose run already has best/ is not trained again. Prints a Markdown table starting with INIT.
 set -euo pipefail
 
-ARCH=${ARCH:-crnn}
-STEPS=${STEPS:-1500}
+: "${INIT:?set INIT to a model folder trained on the classic plates, e.g. INIT=runs/crnn/classic/best}"
+ARCH=$(python -c "import json, sys; print(json.load(open(sys.argv[1]))['arch'])" "$INIT/config.json")
+STEPS=${STEPS:-1000}
 DEV=${DEV:-../shared/realplates-dev}
-INIT=${INIT:-}
-if [ -n "$INIT" ]; then
-    ARCH=$(python -c "import json, sys; print(json.load(open(sys.argv[1]))['arch'])" "$INIT/config.json")
-    OUT=${OUT:-runs/ablation/$ARCH-$STEPS-from-$(basename "$INIT")}
-else
-    OUT=${OUT:-runs/ablation/$ARCH-$STEPS}
-fi
+OUT=${OUT:-runs/ablation/$ARCH-$STEPS-from-$(basename "$(dirname "$INIT")")-$(basename "$INIT")}
 VARIANTS=("$@")
 [ ${#VARIANTS[@]} -eq 0 ] && VARIANTS=(all none no-fonts no-clutter no-surface no-surround no-capture)
 
@@ -47,28 +41,21 @@ for v in "${VARIANTS[@]}"; do
     run=$OUT/$v
     if [ ! -d "$run/best" ]; then
         # shellcheck disable=SC2086
-        if [ -n "$INIT" ]; then
-            accelerate launch train_accelerate.py --arch "$ARCH" --init-from "$INIT" --output-dir "$run" \
-                train.max_steps="$STEPS" train.eval_every=500 train.checkpoint_every=500 \
-                train.warmup_steps=100 data.synth_effects_ramp_steps=0 $ov
-        else
-            accelerate launch train_accelerate.py --arch "$ARCH" --output-dir "$run" \
-                train.max_steps="$STEPS" train.eval_every=500 train.checkpoint_every=500 $ov
-        fi
+        accelerate launch train_accelerate.py --config "configs/realism_$ARCH.yaml" --init-from "$INIT" \
+            --output-dir "$run" train.max_steps="$STEPS" $ov
     fi
     python val.py --weights "$run/best" --data "$DEV" --equiv US:O=0 --out "$run/dev.json" --no-gallery > /dev/null
 done
 
-if [ -n "$INIT" ]; then
-    mkdir -p "$OUT/start"
-    [ -f "$OUT/start/dev.json" ] || python val.py --weights "$INIT" --data "$DEV" --equiv US:O=0 \
-        --out "$OUT/start/dev.json" --no-gallery > /dev/null
-    [ -f "$OUT/start/test_metrics.json" ] || python val.py --weights "$INIT" \
-        --data datasets/synth/test_n2000_seed2_2row0.15 --out "$OUT/start/synth.json" --no-gallery > /dev/null
-    [ -f "$OUT/start/test_metrics.json" ] || python -c "import json, sys; json.dump({'test': {'synth-test': json.load(open(sys.argv[1]))}}, open(sys.argv[2], 'w'))" \
-        "$OUT/start/synth.json" "$OUT/start/test_metrics.json"
-    VARIANTS=(start "${VARIANTS[@]}")
-fi
+# INIT itself, on the same two sets
+mkdir -p "$OUT/start"
+[ -f "$OUT/start/dev.json" ] || python val.py --weights "$INIT" --data "$DEV" --equiv US:O=0 \
+    --out "$OUT/start/dev.json" --no-gallery > /dev/null
+[ -f "$OUT/start/test_metrics.json" ] || python val.py --weights "$INIT" \
+    --data datasets/synth/test_n2000_seed2_2row0.15 --out "$OUT/start/synth.json" --no-gallery > /dev/null
+[ -f "$OUT/start/test_metrics.json" ] || python -c "import json, sys; json.dump({'test': {'synth-test': json.load(open(sys.argv[1]))}}, open(sys.argv[2], 'w'))" \
+    "$OUT/start/synth.json" "$OUT/start/test_metrics.json"
+VARIANTS=(start "${VARIANTS[@]}")
 
 python - "$OUT" "$DEV" "${VARIANTS[@]}" <<'EOF'
 import json, sys

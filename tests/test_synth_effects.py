@@ -126,18 +126,23 @@ def test_effects_without_and_only():
 
 
 def test_effects_config_validation():
-    cfg = load_config("crnn")
-    assert cfg.data.effects.any  # the defaults switch them on for training
+    cfg = load_config(path="configs/realism_crnn.yaml")
+    assert cfg.data.effects.any and cfg.data.capture  # stage 2 of the shipped models
+    assert not load_config("crnn").data.effects.any  # stage 1: the classic plates
     with pytest.raises(ConfigError, match=r"data\.synth_effects\.smudge"):
         load_config("crnn", overrides=["data.synth_effects.smudge=0.2"])
+    with pytest.raises(ConfigError, match=r"data\.synth_effects\.gradient"):
+        load_config("crnn", overrides=["data.synth_effects.gradient=yes"])
     with pytest.raises(ConfigError, match=r"data\.synth_effects\.dirt"):
         load_config("crnn", overrides=["data.synth_effects.dirt=1.5"])
     with pytest.raises(ConfigError, match=r"data\.capture_effects\.snow"):
         load_config("crnn", overrides=["data.capture_effects.snow=0.1"])
-    c = load_config("crnn", overrides=["data.synth_effects.dirt=0", "data.capture_effects.night=0.5"])
+    c = load_config(path="configs/realism_crnn.yaml",
+                    overrides=["data.synth_effects.dirt=0", "data.capture_effects.night=0.5"])
     assert c.data.effects.dirt == 0.0 and c.data.effects.emboss == cfg.data.effects.emboss
     assert c.data.capture["night"] == 0.5
-    none = load_config("crnn", overrides=["data.synth_effects=null", "data.capture_effects=null"])
+    none = load_config(path="configs/realism_crnn.yaml",
+                       overrides=["data.synth_effects=null", "data.capture_effects=null"])
     assert not none.data.effects.any and none.data.capture == {}
 
 
@@ -169,7 +174,7 @@ def test_grid_shows_one_effect(tmp_path, effect):
 
 def test_grid_with_config(tmp_path):
     out = tmp_path / "grid.png"
-    assert grid_main(["--out", str(out), "--n", "4", "--config", "configs/crnn.yaml"]) == 0
+    assert grid_main(["--out", str(out), "--n", "4", "--config", "configs/realism_crnn.yaml"]) == 0
     assert out.is_file()
 
 
