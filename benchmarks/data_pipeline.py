@@ -54,15 +54,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--config", default=None,
+                    help="use this config's data.synth_effects and data.capture_effects (e.g. configs/realism_crnn.yaml)")
     args = ap.parse_args(argv)
     one_thread()
 
     from data.synth import SyntheticPlateGenerator
 
-    gen = SyntheticPlateGenerator(seed=args.seed)
-    tf = build_transform("train", args.height, args.width)
+    effects, capture = None, None
+    if args.config:
+        from configs import load_config
+
+        data_cfg = load_config(path=args.config).data
+        effects, capture = data_cfg.effects, data_cfg.capture
+    gen = SyntheticPlateGenerator(seed=args.seed, effects=effects)
+    tf = build_transform("train", args.height, args.width, capture_effects=capture)
     tf.set_seed(args.seed)
-    print(f"input {args.height}x{args.width}, one core (torch threads {torch.get_num_threads()}, "
+    print(f"{args.config or 'no realism or camera effects'}; "
+          f"input {args.height}x{args.width}, one core (torch threads {torch.get_num_threads()}, "
           f"cv2 threads {cv2.getNumThreads()}), {args.seconds:.0f}s per figure")
 
     results = {}
@@ -70,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     results["render + train transform"] = rate(lambda: tf(gen().image), args.seconds)
 
     for workers in (0, 1):
-        ds = SyntheticPlateDataset(build_transform("train", args.height, args.width), seed=args.seed)
+        ds = SyntheticPlateDataset(build_transform("train", args.height, args.width, capture_effects=capture),
+                                   seed=args.seed, effects=effects)
         loader = DataLoader(ds, batch_size=args.batch_size, num_workers=workers, collate_fn=collate_plates,
                             worker_init_fn=one_thread if workers else None,
                             prefetch_factor=4 if workers else None)
