@@ -74,12 +74,13 @@ class SynthEffects:
         if not isinstance(mapping, Mapping):
             raise ValueError(f"{key}: expected a mapping of effect names to probabilities, got {mapping!r}")
         names = [f.name for f in dataclasses.fields(cls)]
-        for k, v in mapping.items():
+        for k in mapping:
             if k not in names:
                 raise ValueError(f"unknown effect {key}.{k}; effects: {', '.join(names)}")
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-                raise ValueError(f"{key}.{k}: expected a probability in [0, 1], got {v!r}")
-        return cls(**{k: float(v) for k, v in mapping.items()})
+        try:
+            return cls(**mapping)
+        except ValueError as e:  # __post_init__ names the effect; add where it was set
+            raise ValueError(f"{key}.{e}") from e
 
     def without(self, *groups: str) -> SynthEffects:
         """A copy with every effect of the named groups (or single effects) off."""
