@@ -31,9 +31,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from data.synth.countries import CAR_COLOURS, RGB
 from data.synth.textgen import UniformStream
-
-RGB = tuple[int, int, int]
 
 EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
     "fonts": ("extra_fonts", "font_weight", "separators"),
@@ -128,10 +127,7 @@ GRADIENT_COLOURS: tuple[RGB, ...] = (
     (150, 190, 230), (250, 190, 120), (250, 230, 140), (170, 220, 170), (235, 170, 190), (200, 200, 205),
 )
 FRAME_COLOURS: tuple[RGB, ...] = ((18, 18, 20), (40, 40, 44), (170, 172, 176), (205, 206, 210), (120, 100, 60))
-CAR_COLOURS: tuple[RGB, ...] = (
-    (28, 28, 30), (58, 60, 64), (110, 112, 116), (168, 170, 174), (214, 214, 216), (236, 236, 234),
-    (24, 38, 84), (120, 22, 26), (38, 58, 44), (196, 190, 170), (70, 44, 30), (150, 20, 24), (30, 60, 120),
-)
+BODY_COLOURS: tuple[RGB, ...] = CAR_COLOURS + ((150, 20, 24), (30, 60, 120))
 
 
 # --- surface ----------------------------------------------------------------------------------
@@ -239,7 +235,7 @@ def mount(plate: np.ndarray, u: UniformStream, frame_p: float, put_text) -> np.n
         ftop = max(ft, int(H * u.uniform(0.04, 0.16)))
         ml, mr, mt, mb = ml + ft, mr + ft, mt + ftop, mb + fb
     out_h, out_w = H + mt + mb, W + ml + mr
-    body = np.array(u.choice(CAR_COLOURS), np.float32) * u.uniform(0.8, 1.15)
+    body = np.array(u.choice(BODY_COLOURS), np.float32) * u.uniform(0.8, 1.15)
     shade = np.linspace(u.uniform(0.75, 1.2), u.uniform(0.6, 1.1), out_h, dtype=np.float32)
     canvas = np.clip(body[None, None, :] * shade[:, None, None], 0, 255)
     canvas = np.broadcast_to(canvas, (out_h, out_w, 3)).copy()

@@ -98,6 +98,6 @@ class SyntheticPlateGenerator:
             fx = None
         image = self.renderer.render(cc.spec, style, raw, lines, u, fx)
         if fx is not None and fx.surround and u() < fx.surround:
-            image = mount(image, u, fx.frame, self.renderer._put_text_at)
+            image = mount(image, u, fx.frame, self.renderer.put_caption)
         rows = render_rows(raw, style.emblem_text)
         return SynthPlate(image, normalize_plate_text("".join(rows)), cc.spec.code, lines, tuple(rows))

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from data.synth.countries import (
-    AT_RED, BLACK, BR_BLUE, EU_BLUE, EU_YELLOW, RGB, US_FG, WHITE, CountrySpec, Style,
+    AT_RED, BLACK, BR_BLUE, CAR_COLOURS, EU_BLUE, EU_YELLOW, RGB, US_FG, WHITE, CountrySpec, Style,
 )
 from data.synth import effects as fxm
 from data.synth.effects import SynthEffects
@@ -24,10 +24,6 @@ from data.synth.fonts import (
 )
 from data.synth.textgen import BOX, EMBLEM, ROW_BREAK, UniformStream
 
-_CAR_COLOURS: tuple[RGB, ...] = (
-    (28, 28, 30), (58, 60, 64), (110, 112, 116), (168, 170, 174), (214, 214, 216), (236, 236, 234),
-    (24, 38, 84), (120, 22, 26), (38, 58, 44), (196, 190, 170), (70, 44, 30),
-)
 _SEAL_COLOURS: tuple[RGB, ...] = (
     (214, 120, 40), (40, 120, 200), (230, 200, 60), (120, 170, 80), (200, 110, 150), (140, 90, 60),
 )
@@ -406,7 +402,7 @@ class PlateRenderer:
         W = int(round(H * (style.aspect if one else style.aspect2) * u.uniform(0.96, 1.04)))
         bg = _jitter(u.choice(style.bg), u, 7)
         fg = _jitter(u.choice(style.fg), u, 10)
-        car = _jitter(u.choice(_CAR_COLOURS), u, 14)
+        car = _jitter(u.choice(CAR_COLOURS), u, 14)
 
         img = np.empty((H, W, 3), np.uint8)
         _rect(img, 0, 0, W, H, car)
@@ -594,24 +590,24 @@ class PlateRenderer:
                 fxm.screws(img, (bot_a + bot_b) / 2, bot_b - bot_a, u)
         if fx.stickers and u() < fx.stickers and top_b - top_a >= 4:
             side = int(W * u.uniform(0.12, 0.22))
-            fxm.sticker(img, tt + 1, tt + side, top_a, top_b, u, self._put_text_at)
+            fxm.sticker(img, tt + 1, tt + side, top_a, top_b, u, self.put_caption)
         if fx.small_text and u() < fx.small_text:
             ink = u.choice(US_FG) if u() < 0.6 else (int(u() * 90),) * 3
             if bot_b - bot_a >= 4:
                 free = bot_b - bot_a
-                self._put_text_at(img, u.choice(fxm.SLOGANS), free * u.uniform(0.5, 0.8), W * 0.75, W / 2,
+                self.put_caption(img, u.choice(fxm.SLOGANS), free * u.uniform(0.5, 0.8), W * 0.75, W / 2,
                                   (bot_a + bot_b) / 2, ink)
             if top_h == 0 and top_b - top_a >= 4 and u() < 0.5:
                 free = top_b - top_a
-                self._put_text_at(img, u.choice(fxm.SLOGANS), free * u.uniform(0.5, 0.8), W * 0.6, W / 2,
+                self.put_caption(img, u.choice(fxm.SLOGANS), free * u.uniform(0.5, 0.8), W * 0.6, W / 2,
                                   (top_a + top_b) / 2, ink)
         if fx.dirt and u() < fx.dirt:
             fxm.dirt(img, u)
         if fx.glare and u() < fx.glare:
             fxm.glare(img, u)
 
-    def _put_text_at(self, rgb: np.ndarray, text: str, hc: float, max_w: float, cx: float, cy: float,
-                     colour: RGB) -> None:
+    def put_caption(self, rgb: np.ndarray, text: str, hc: float, max_w: float, cx: float, cy: float,
+                    colour: RGB) -> None:
         """A caption, its tile cached by text and whole-pixel size (slogans repeat)."""
         hc, max_w = max(2, int(round(hc))), int(max_w) // 4 * 4
         colour = tuple(int(c) for c in colour)
