@@ -10,7 +10,7 @@ import pytest
 from configs import ConfigError, load_config
 from data.synth import SyntheticPlateGenerator
 from data.synth.effects import EFFECT_GROUPS, SynthEffects
-from data.synth.fonts import CV_FONTS, MID_DOT, WEIGHTS, glyphs_for
+from data.synth.fonts import CV_FONTS, MID_DOT, STROKE_FONTS, WEIGHTS, glyphs_for
 from data.synth.textgen import is_valid_plate_text
 from data.text import COUNTRIES, normalize_plate_text
 from data.transforms import CAPTURE_EFFECTS, build_transform, check_capture_effects
@@ -84,7 +84,7 @@ def test_effects_are_deterministic_and_change_pixels():
 
 
 @pytest.mark.parametrize("key", [*CV_FONTS, *(f"{f}/{w}" for f in CV_FONTS for w in WEIGHTS),
-                                 *(f"roboto_bold/{w}" for w in WEIGHTS)])
+                                 *(f"roboto_bold/{w}" for w in WEIGHTS), *STROKE_FONTS, "stroke_bold/heavy"])
 def test_font_variants_draw_every_character(key):
     g = glyphs_for(key)
     for ch in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-." + MID_DOT:
@@ -97,6 +97,40 @@ def test_font_weights_change_the_ink():
         ink = {w: (glyphs_for(f"{font}/{w}").glyph("H") > 127).sum() for w in WEIGHTS}
         ink["plain"] = (glyphs_for(font).glyph("H") > 127).sum()
         assert ink["thin"] < ink["plain"] < ink["bold"] < ink["heavy"], font
+
+
+def test_stroke_face_shapes():
+    """The plate-face traits it is there for: heavier pens ink more, the 1 has no foot (its
+    bottom row is one stem, narrower than the flag row), zero narrower than O, O with straight sides."""
+    ink = [(glyphs_for(k).glyph("H") > 127).sum() for k in STROKE_FONTS]
+    assert ink == sorted(ink) and ink[0] < ink[-1]
+    g = glyphs_for("stroke_regular")
+    one = g.glyph("1") > 127
+    rows = np.flatnonzero(one.any(axis=1))
+    width_at = lambda r: np.ptp(np.flatnonzero(one[r])) + 1
+    assert width_at(rows[-1] - 2) < 0.6 * width_at(rows[0] + int(0.15 * g.cap))
+    assert g.glyph("0").shape[1] < g.glyph("O").shape[1]
+    o = g.glyph("O") > 127
+    left = [int(np.argmax(o[r])) for r in range(g.pad + g.cap // 3, g.pad + 2 * g.cap // 3)]
+    assert max(left) - min(left) <= 1  # a straight left side over the middle third
+    # Characters it does not define come from the fallback font in the same frame.
+    assert g.glyph(".").shape[0] == g.frame_h
+
+
+def test_us_scenes_draw_on_us_plates_only():
+    fx = SynthEffects(us_scenes=1.0)
+    plain, scenic = SyntheticPlateGenerator(seed=0), SyntheticPlateGenerator(seed=0, effects=fx)
+    for country in ("DE", "BR"):
+        a = plain.render_text(country, np.random.default_rng(1))
+        b = scenic.render_text(country, np.random.default_rng(1))
+        assert np.array_equal(a.image, b.image), country
+    changed = 0
+    for seed in range(5):
+        a = plain.render_text("US", np.random.default_rng(seed))
+        b = scenic.render_text("US", np.random.default_rng(seed))
+        assert a.text == b.text
+        changed += a.image.shape != b.image.shape or not np.array_equal(a.image, b.image)
+    assert changed == 5
 
 
 def test_opencv_zero_is_not_slashed():

@@ -5,11 +5,12 @@ off and draws nothing from the random stream, so those sets stay what they were)
 training stream gets the probabilities of ``data.synth_effects``. Effects come in groups,
 which is how the README's ablation switches them off:
 
-- ``fonts``: OpenCV's faces beside the country's fonts (``extra_fonts``), bolder/lighter
-  cuts (``font_weight``),
+- ``fonts``: OpenCV's faces beside the country's fonts (``extra_fonts``), the condensed
+  monoline stroke face of ``strokefont.py`` (``stroke_font``), bolder/lighter cuts (``font_weight``),
   other separators (``separators``: a mid dot or a gap instead of a hyphen);
 - ``clutter``: things on the plate that are not its text: ``screws``, registration
-  ``stickers``, ``small_text`` (slogans, dealer lines) above/below the characters;
+  ``stickers``, ``small_text`` (slogans, dealer lines) above/below the characters,
+  ``us_scenes`` (US state designs: sky, hills, a picture, an icon between the groups);
 - ``surface``: ``emboss`` (lit and shaded character edges), ``gradient`` backgrounds,
   ``dirt``, ``glare`` (a reflection across the plate);
 - ``surround``: the plate mounted on a car (``surround``: body, bumper lines, the
@@ -35,8 +36,8 @@ from data.synth.countries import CAR_COLOURS, RGB
 from data.synth.textgen import UniformStream
 
 EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
-    "fonts": ("extra_fonts", "font_weight", "separators"),
-    "clutter": ("screws", "stickers", "small_text"),
+    "fonts": ("extra_fonts", "stroke_font", "font_weight", "separators"),
+    "clutter": ("screws", "stickers", "small_text", "us_scenes"),
     "surface": ("emboss", "gradient", "dirt", "glare"),
     "surround": ("surround", "frame"),
 }
@@ -47,11 +48,13 @@ class SynthEffects:
     """Probability per plate of each effect; 0 turns it off. The defaults are all off."""
 
     extra_fonts: float = 0.0
+    stroke_font: float = 0.0
     font_weight: float = 0.0
     separators: float = 0.0
     screws: float = 0.0
     stickers: float = 0.0
     small_text: float = 0.0
+    us_scenes: float = 0.0
     emboss: float = 0.0
     gradient: float = 0.0
     dirt: float = 0.0
@@ -145,6 +148,91 @@ def gradient(img: np.ndarray, text_alpha: np.ndarray, u: UniformStream) -> None:
     out = img.astype(np.float32)
     out += (col - out) * m[..., None]
     img[:] = out.astype(np.uint8)
+
+
+SCENE_SKIES: tuple[RGB, ...] = ((150, 200, 240), (250, 200, 150), (250, 236, 150), (240, 180, 200), (190, 230, 250))
+SCENE_LAND: tuple[RGB, ...] = ((150, 110, 180), (190, 140, 90), (110, 170, 110), (100, 150, 210), (230, 150, 80))
+ICON_COLOURS: tuple[RGB, ...] = ((240, 130, 20), (200, 30, 40), (30, 90, 170), (40, 130, 60), (230, 180, 30))
+
+
+def us_scene(img: np.ndarray, text_alpha: np.ndarray, u: UniformStream, y0: int, y1: int, x0: int, x1: int,
+             text_box: tuple[int, int, int, int], hc: float) -> None:
+    """A US state design behind the characters: a sky ramp, a hill or mountain line, maybe a
+    picture left of the text (a cactus, a tree), maybe an icon in the gap between the groups."""
+    H, W = img.shape[:2]
+    if y1 - y0 < 4 or x1 - x0 < 8:
+        return
+    layer = np.zeros((H, W, 3), np.float32)
+    la = np.zeros((H, W), np.float32)
+    sky = np.array(u.choice(SCENE_SKIES), np.float32)
+    ramp = np.linspace(u.uniform(0.5, 0.9), 0.0, y1 - y0, dtype=np.float32)
+    layer[y0:y1, x0:x1] = sky
+    la[y0:y1, x0:x1] = ramp[:, None]
+    land = u.choice(SCENE_LAND)
+    n = 4 + u.randint(6)
+    xs = np.linspace(x0, x1, n)
+    jag = u() < 0.5  # mountains (peaks) or rolling hills
+    ys = [y0 + (y1 - y0) * u.uniform(0.55 if jag else 0.65, 0.9) for _ in range(n)]
+    pts = [(x0, y1)] + [(int(x), int(y)) for x, y in zip(xs, ys)] + [(x1, y1)]
+    if not jag:
+        fine = np.linspace(x0, x1, 40)
+        pts = [(x0, y1)] + [(int(x), int(np.interp(x, xs, ys))) for x in fine] + [(x1, y1)]
+    hill = np.zeros((H, W), np.uint8)
+    cv2.fillPoly(hill, [np.array(pts, np.int32)], 255, cv2.LINE_AA)
+    h = hill.astype(np.float32) / 255.0 * u.uniform(0.45, 0.85)
+    layer += (np.array(land, np.float32) - layer) * (hill[..., None] > 0)
+    la = np.maximum(la, h)
+    bx0, by0, bx1, by1 = text_box
+    if u() < 0.5 and bx0 - x0 > 0.1 * H:  # a picture left of the characters
+        pic = np.zeros((H, W), np.uint8)
+        cx, w = (x0 + bx0) // 2, max(2, int((bx0 - x0) * 0.3))
+        top = int(y0 + (y1 - y0) * u.uniform(0.1, 0.4))
+        if u() < 0.5:  # cactus: a trunk and two arms
+            cv2.line(pic, (cx, y1), (cx, top), 255, w)
+            ay = int((top + y1) / 2)
+            cv2.line(pic, (cx, ay), (cx - w * 2, ay), 255, max(1, w * 2 // 3))
+            cv2.line(pic, (cx - w * 2, ay), (cx - w * 2, ay - (y1 - top) // 4), 255, max(1, w * 2 // 3))
+        else:  # a conifer
+            tri = np.array([(cx, top), (cx - 2 * w, y1), (cx + 2 * w, y1)], np.int32)
+            cv2.fillPoly(pic, [tri], 255, cv2.LINE_AA)
+        p = pic.astype(np.float32) / 255.0
+        layer += (np.array(u.choice(SCENE_LAND), np.float32) * 0.6 - layer) * p[..., None]
+        la = np.maximum(la, p)
+    m = la * (1.0 - text_alpha.astype(np.float32) / 255.0)
+    out = img.astype(np.float32)
+    out += (layer - out) * m[..., None]
+    img[:] = out.astype(np.uint8)
+    if u() < 0.6 and bx1 - bx0 > hc:  # an icon in the widest gap between character groups
+        cols = text_alpha[by0:by1, bx0:bx1].max(axis=0) > 24
+        best, run, start = (0, 0), 0, 0
+        for i, ink in enumerate(cols):
+            if ink:
+                run = 0
+            else:
+                start = i if run == 0 else start
+                run += 1
+                if run > best[1]:
+                    best = (start, run)
+        gx, gw = best
+        if gw >= 0.3 * hc:
+            r = int(min(gw * 0.4, hc * 0.38))
+            cx, cy = bx0 + gx + gw // 2, (by0 + by1) // 2
+            col = u.choice(ICON_COLOURS)
+            kind = u.randint(3)
+            if kind == 0:  # a fruit with a leaf
+                cv2.circle(img, (cx, cy), r, col, -1, cv2.LINE_AA)
+                cv2.ellipse(img, (cx + r // 2, cy - r), (max(1, r // 2), max(1, r // 4)), -30, 0, 360,
+                            (40, 130, 60), -1, cv2.LINE_AA)
+            elif kind == 1:  # a star
+                a = np.linspace(-math.pi / 2, 1.5 * math.pi, 11)[:-1]
+                rr = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
+                star = np.stack([cx + rr * np.cos(a), cy + rr * np.sin(a)], 1).astype(np.int32)
+                cv2.fillPoly(img, [star], col, cv2.LINE_AA)
+            else:  # a state outline
+                a = np.sort(np.array([u.uniform(0, 2 * math.pi) for _ in range(7)]))
+                rr = np.array([r * u.uniform(0.6, 1.0) for _ in range(7)])
+                poly = np.stack([cx + rr * np.cos(a), cy + rr * np.sin(a)], 1).astype(np.int32)
+                cv2.fillPoly(img, [poly], col, cv2.LINE_AA)
 
 
 def emboss(img: np.ndarray, text_alpha: np.ndarray, hc: float, u: UniformStream) -> None:

@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from data.synth.strokefont import STROKE_WEIGHTS, draw_glyph
+
 # key -> (package whose files/ folder holds it, or "matplotlib"; file name)
 FONT_FILES: dict[str, tuple[str, str]] = {
     "dejavu_bold": ("matplotlib", "DejaVuSans-Bold.ttf"),
@@ -135,6 +137,8 @@ CV_FONTS: dict[str, int] = {
     "cv_simplex": cv2.FONT_HERSHEY_SIMPLEX,
     "cv_duplex": cv2.FONT_HERSHEY_DUPLEX,
 }
+# The stroke face (data.synth.strokefont) in its weights: a condensed monoline plate typeface.
+STROKE_FONTS: tuple[str, ...] = tuple(f"stroke_{w}" for w in STROKE_WEIGHTS)
 # Weight change: dilation (+) or erosion (-) radius of the glyph masks, in units of the cap height.
 WEIGHTS: dict[str, float] = {"thin": -0.025, "bold": 0.025, "heavy": 0.05}
 MID_DOT = "\u00b7"  # a separator some plates print instead of a hyphen (old Brazilian plates)
@@ -191,6 +195,25 @@ class CvGlyphs(FontGlyphs):
         return np.ascontiguousarray(img[:, cols[0] : cols[-1] + 1])
 
 
+class StrokeGlyphs(FontGlyphs):
+    """The monoline stroke face of :mod:`data.synth.strokefont` (``stroke_<weight>``); characters it
+    does not define (dots, other scripts) come from DejaVu Bold in the same frame."""
+
+    def __init__(self, key: str, cap_px: int = CAP_PX):
+        super().__init__(FALLBACK_FONT, cap_px)
+        self.key = key
+        self.pen = STROKE_WEIGHTS[key.removeprefix("stroke_")]
+
+    def _draw(self, ch: str) -> np.ndarray:
+        if ch == MID_DOT:
+            r = max(2, round(self.cap * self.pen * 0.8))
+            img = np.zeros((self.frame_h, 2 * r + 3), np.uint8)
+            cv2.circle(img, (r + 1, self.pad + self.cap // 2), r, 255, -1, cv2.LINE_AA)
+            return img
+        m = draw_glyph(ch, self.cap, self.pad, self.pen)
+        return m if m is not None else super()._draw(ch)
+
+
 class WeightedGlyphs:
     """A font made bolder or lighter by dilating or eroding its glyph masks (same interface)."""
 
@@ -221,7 +244,8 @@ class WeightedGlyphs:
 
 
 def glyphs_for(key: str):
-    """The glyph source of a font key: a font file's, an OpenCV face's (``cv_*``), or either
+    """The glyph source of a font key: a font file's, an OpenCV face's (``cv_*``), the stroke face's
+    (``stroke_*``), or any of them
     made bolder or lighter (``<font>/<weight>``, weights in ``WEIGHTS``)."""
     base, weight = split_variant(key)
     if weight is not None:
@@ -230,6 +254,8 @@ def glyphs_for(key: str):
         return WeightedGlyphs(key)
     if base in CV_FONTS:
         return CvGlyphs(key)
+    if base in STROKE_FONTS:
+        return StrokeGlyphs(key)
     if base not in FONT_FILES:
-        raise ValueError(f"unknown font {base!r}; choices: {', '.join([*FONT_FILES, *CV_FONTS])}")
+        raise ValueError(f"unknown font {base!r}; choices: {', '.join([*FONT_FILES, *CV_FONTS, *STROKE_FONTS])}")
     return FontGlyphs(key)

@@ -20,7 +20,7 @@ from data.synth.countries import (
 from data.synth import effects as fxm
 from data.synth.effects import SynthEffects
 from data.synth.fonts import (
-    CV_FONTS, MID_DOT, MONO_FONTS, WEIGHTS, FontGlyphs, fonts_for, glyphs_for,
+    CV_FONTS, MID_DOT, MONO_FONTS, STROKE_FONTS, WEIGHTS, FontGlyphs, fonts_for, glyphs_for,
 )
 from data.synth.textgen import BOX, EMBLEM, ROW_BREAK, UniformStream
 
@@ -455,6 +455,8 @@ class PlateRenderer:
         if fx is not None:
             if fx.extra_fonts and u() < fx.extra_fonts:
                 fkey = u.choice(tuple(CV_FONTS))
+            if fx.stroke_font and u() < fx.stroke_font:
+                fkey = u.choice(STROKE_FONTS)
             if fx.font_weight and u() < fx.font_weight and fkey not in MONO_FONTS:
                 fkey = f"{fkey}/{u.choice(tuple(WEIGHTS))}"
         f = self.font(fkey)
@@ -462,6 +464,9 @@ class PlateRenderer:
         sx = u.uniform(0.78, 1.08)
         tracking = u.uniform(0.06, 0.15) if not mono else u.uniform(0.03, 0.08)
         space = u.uniform(0.28, 0.55)
+        scene = fx is not None and fx.us_scenes > 0 and "us_state" in decor and u() < fx.us_scenes
+        if scene and u() < 0.6:
+            space = u.uniform(0.7, 1.2)  # room for an icon between the groups
         align = u.uniform(0.4, 0.6)
         alpha = np.zeros((H, W), np.uint8)
         boxes: list[tuple[int, int, int, int]] = []
@@ -567,14 +572,16 @@ class PlateRenderer:
             t_, a_ = self._emblem_tile(f"canton{ci}{cj if cj != ci else (ci + 1) % 6}", sh_w, sh_h)
             _blend(img, right, int(syc - sh_h / 2), t_, a_)
         if fx is not None and fx.any:
-            self._plate_effects(img, alpha, fx, u, tt, top_h, (bx0, by0, bx1, by1), hc)
+            self._plate_effects(img, alpha, fx, u, tt, top_h, (bx0, by0, bx1, by1), hc, scene)
         return img
 
     def _plate_effects(self, img: np.ndarray, alpha: np.ndarray, fx: SynthEffects, u: UniformStream, tt: int,
-                       top_h: int, text_box: tuple[int, int, int, int], hc: float) -> None:
+                       top_h: int, text_box: tuple[int, int, int, int], hc: float, scene: bool = False) -> None:
         """Surface and clutter effects (``data.synth.effects``), outside the characters' box."""
         H, W = img.shape[:2]
         _, by0, _, by1 = text_box
+        if scene:
+            fxm.us_scene(img, alpha, u, tt + top_h, H - tt, tt, W - tt, text_box, hc)
         if fx.gradient and u() < fx.gradient:
             fxm.gradient(img, alpha, u)
         if fx.emboss and u() < fx.emboss:
