@@ -582,6 +582,16 @@ class PlateRenderer:
         _, by0, _, by1 = text_box
         if scene:
             fxm.us_scene(img, alpha, u, tt + top_h, H - tt, tt, W - tt, text_box, hc)
+            bx0, _, bx1, _ = text_box
+            if u() < 0.4:  # small stacked characters beside the text (not part of the label)
+                free_l, free_r = bx0 - tt, W - tt - bx1
+                if max(free_l, free_r) > 0.3 * hc:
+                    cx = (tt + bx0) / 2 if free_l > free_r else (bx1 + W - tt) / 2
+                    ink = u.choice(US_FG)
+                    chars = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
+                    for dy in (-0.25, 0.25):
+                        self.put_caption(img, u.choice(chars) + (u.choice(chars) if u() < 0.3 else ""),
+                                         hc * 0.32, max(free_l, free_r) * 0.9, cx, (by0 + by1) / 2 + dy * hc, ink)
         if fx.gradient and u() < fx.gradient:
             fxm.gradient(img, alpha, u)
         if fx.emboss and u() < fx.emboss:
@@ -595,9 +605,13 @@ class PlateRenderer:
                 fxm.screws(img, (top_a + top_b) / 2, top_b - top_a, u)
             if bot_b - bot_a >= 3 and u() < 0.5:
                 fxm.screws(img, (bot_a + bot_b) / 2, bot_b - bot_a, u)
-        if fx.stickers and u() < fx.stickers and top_b - top_a >= 4:
+        if fx.stickers and u() < fx.stickers:
             side = int(W * u.uniform(0.12, 0.22))
-            fxm.sticker(img, tt + 1, tt + side, top_a, top_b, u, self.put_caption)
+            left = u() < 0.5
+            sa = tt + 1 if scene or top_b - top_a < 4 else top_a  # US: in the caption strip's corners too
+            if top_b - sa >= 4:
+                xa = tt + 1 if left else W - tt - side
+                fxm.sticker(img, xa, xa + side, sa, top_b, u, self.put_caption)
         if fx.small_text and u() < fx.small_text:
             ink = u.choice(US_FG) if u() < 0.6 else (int(u() * 90),) * 3
             if bot_b - bot_a >= 4:
