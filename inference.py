@@ -51,6 +51,7 @@ from data.tokenizers import CTCTokenizer
 from data.transforms import build_transform
 from models.base import CONFIG_FILE, WEIGHTS_FILE, InputSpec, PlatePrediction
 from models.heads import add_class_predictions
+from models.plate_formats import char_probabilities, check_country, constrain_to_formats
 
 # The shipped default model (a save_pretrained folder), relative to the repository root.
 DEFAULT_WEIGHTS = Path("weights/crnn")
@@ -196,6 +197,9 @@ class PlateReader:
     backend: ClassVar[str] = "?"
 
     def __init__(self, config: dict, source: Path, batch_size: int = 64):
+        # Read under a country's plate formats (models/plate_formats.py): None (off), "auto" (the
+        # country head's prediction) or a country code.
+        self.country: str | None = None
         self.config = config
         self.source = Path(source)
         self.arch: str = config["arch"]
@@ -211,11 +215,30 @@ class PlateReader:
                 f"input={s.height}x{s.width}, charset={len(self.charset)} chars)")
 
     # --- what a backend provides -----------------------------------------
-    def predict_tensor(self, images: torch.Tensor) -> list[PlatePrediction]:  # pragma: no cover
-        """Predictions for a preprocessed batch ``[B, 3, H, W]`` in [-1, 1] (the eval transform's output)."""
+    def forward(self, images: torch.Tensor) -> Any:  # pragma: no cover
+        """The model's raw outputs for a preprocessed batch (a dict of tensors or arrays)."""
+        raise NotImplementedError
+
+    def decode(self, outputs: Any) -> list[PlatePrediction]:  # pragma: no cover
         raise NotImplementedError
 
     # --- shared ------------------------------------------------------------
+    @torch.inference_mode()
+    def predict_tensor(self, images: torch.Tensor, countries: Sequence[str | None] | None = None,
+                       ) -> list[PlatePrediction]:
+        """Predictions for a preprocessed batch ``[B, 3, H, W]`` in [-1, 1] (the eval transform's output).
+
+        ``countries`` (one per image) reads each plate under that country's formats, overriding
+        :attr:`country` (``val.py --formats label`` passes the labels' countries)."""
+        outputs = self.forward(images)
+        preds = self.decode(outputs)
+        if countries is None and self.country is None:
+            return preds
+        if countries is None:
+            countries = [p.country if self.country == "auto" else self.country for p in preds]
+        return [constrain_to_formats(p, cp, self.charset.chars, c)
+                for p, cp, c in zip(preds, char_probabilities(outputs), countries)]
+
     def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
         """RGB uint8 HxWx3 -> the model's input tensor 3xHxW."""
         return self.transform(rgb)
@@ -284,9 +307,8 @@ class TorchPlateReader(PlateReader):
         """The model's raw outputs for a preprocessed batch: a dict (CRNN: ``logits`` [B, T, classes], ...)."""
         return self.model(images.to(self.device))
 
-    @torch.inference_mode()
-    def predict_tensor(self, images: torch.Tensor) -> list[PlatePrediction]:
-        return self.model.decode(self.forward(images))
+    def decode(self, outputs: Any) -> list[PlatePrediction]:
+        return self.model.decode(outputs)
 
 
 # Decoders of exported graphs, by the "decoder" entry of their metadata: (config, outputs) -> predictions.
@@ -371,8 +393,7 @@ class OnnxPlateReader(PlateReader):
         x = np.ascontiguousarray(x, dtype=np.float32)
         return dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: x})))
 
-    def predict_tensor(self, images: torch.Tensor) -> list[PlatePrediction]:
-        outputs = self.forward(images)
+    def decode(self, outputs: dict[str, np.ndarray]) -> list[PlatePrediction]:
         return add_class_predictions(self.decoder(self.config, outputs), outputs)
 
 
@@ -475,6 +496,7 @@ def load_model(
     threads: int | None = None,
     expected_arch: str | None = None,
     expected_charset: Charset | str | None = None,
+    country: str | None = None,
 ) -> PlateReader:
     """A :class:`PlateReader` for a model folder (PyTorch) or an ``.onnx`` file (ONNX Runtime).
 
@@ -482,8 +504,11 @@ def load_model(
     / ``expected_charset`` refuse a model of another architecture or charset.
     ``threads`` applies to ONNX Runtime (intra-op threads); set PyTorch's with
     ``torch.set_num_threads``. Raises :class:`WeightsError` (a ValueError) with
-    a message saying what is wrong.
+    a message saying what is wrong. ``country`` reads every plate under that country's formats
+    (``"auto"``: the country the model's head predicts; see ``models/plate_formats.py``).
     """
+    if country is not None:
+        country = check_country(country, "country")
     kind, p = resolve_weights(path)
     if isinstance(expected_charset, str):
         expected_charset = Charset(expected_charset)
@@ -504,6 +529,7 @@ def load_model(
             f"{p} reads charset {reader.charset.chars!r}, which differs from the expected "
             f"{expected_charset.chars!r}"
         )
+    reader.country = country
     return reader
 
 

@@ -130,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="PyTorch device: cpu, cuda, auto (ignored for .onnx)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (torch and onnxruntime)")
     ap.add_argument("--show", type=int, default=10, help="rows to print (0: none)")
+    ap.add_argument("--country", default=None,
+                    help="read every plate under this country's formats (e.g. BR), or 'auto' for the country "
+                         "the model's head predicts: fixes look-alike characters (1/I, 0/O) in positions "
+                         "the format fixes as digits or letters")
     args = ap.parse_args(argv)
     if args.batch_size < 1:
         ap.error("--batch-size must be >= 1")
@@ -140,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        reader = load_model(args.weights, device=args.device, batch_size=args.batch_size, threads=args.threads)
+        reader = load_model(args.weights, device=args.device, batch_size=args.batch_size, threads=args.threads,
+                            country=args.country)
     except (InputError, WeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

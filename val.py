@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from data.datasets import ImageReadError, PlateDataset, collate_plates, load_records, read_image_rgb
 from inference import load_model
+from models.plate_formats import check_country
 from metrics import PlateMetrics, format_metrics_table, score_texts
 
 
@@ -158,6 +159,20 @@ def write_confusion_png(path: str | Path, country: dict, title: str = "") -> Pat
     return Path(path)
 
 
+def parse_formats(value: str | None) -> tuple[bool, set[str] | None]:
+    """``--formats``: (use the labels' countries, the countries it is limited to or None for all)."""
+    if value is None or not value.startswith("label"):
+        if value is not None:
+            check_country(value, "--formats")
+        return False, None
+    head, _, rest = value.partition(":")
+    if head != "label":
+        raise ValueError(f"--formats: expected label, label:CC,CC, auto or a country code, got {value!r}")
+    if not rest:
+        return True, None
+    return True, {check_country(c, "--formats") for c in rest.split(",") if c.strip()}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", required=True, help="model folder (config.json + model.safetensors) or .onnx file")
@@ -176,11 +191,16 @@ def main(argv: list[str] | None = None) -> dict:
                    help="country confusion matrix PNG, for models with a country head "
                         "(default: <out stem>_country_confusion.png next to --out, else country_confusion.png "
                         "next to --gallery or in the current folder)")
+    p.add_argument("--formats", default=None, metavar="label[:CC,..]|auto|CC",
+                   help="read under plate formats (models/plate_formats.py): 'label' uses each sample's labelled "
+                        "country (a deployment that knows its country), 'label:BR,SK' only for those labelled "
+                        "countries, 'auto' the country the model's head predicts, or one country code for all")
     args = p.parse_args(argv)
 
     accelerator = Accelerator()
     try:
-        reader = load_model(args.weights, device=accelerator.device)
+        by_label, only = parse_formats(args.formats)
+        reader = load_model(args.weights, device=accelerator.device, country=None if by_label else args.formats)
         records = load_records(Path(args.data), reader.charset,
                                on_invalid_label="skip" if args.skip_invalid else "error", allow_mask=True)
     except ValueError as e:
@@ -196,7 +216,10 @@ def main(argv: list[str] | None = None) -> dict:
     metrics = PlateMetrics(equivalences=equivalences)
     samples: list[tuple] = []
     for batch in tqdm(loader, desc="val", leave=False, disable=not accelerator.is_local_main_process):
-        preds = reader.predict_tensor(batch["images"])
+        countries = None
+        if by_label:  # the labelled country where the constraint applies, else none
+            countries = [c if only is None or c in only else None for c in batch["countries"]]
+        preds = reader.predict_tensor(batch["images"], countries)
         recs = [(pr.text, t, c, int(nl), float(pr.confidence), int(i), pr.country, pr.lines) for pr, t, c, nl, i in
                 zip(preds, batch["texts"], batch["countries"], batch["lines"].tolist(), batch["indices"])]
         if multi:  # every sample once: the padding of the last batch is dropped

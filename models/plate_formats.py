@@ -1,0 +1,136 @@
+"""Reading a plate under its country's formats (opt-in decoding step, for both architectures).
+
+Some plate characters cannot be told apart by their look: the grey Brazilian plates print a
+``1`` that is a plain bar like the ``I``, many faces draw ``O`` and ``0`` alike. A country's
+format tells which positions hold letters and which digits (Brazil: ``LLL DDDD`` or
+``LLL D L DD``). Given a country, :func:`constrain_to_formats` keeps the model's reading if it
+is a valid plate of that country; otherwise it takes the most probable reading of the same
+length that is, searching the per-character alternatives best first (substitutions only: a
+reading with a missing or extra character is left as it is). The formats are those of the
+synthetic generator (``data.synth.textgen.plate_regex``); where a country's real plates have
+formats the generator does not draw (US vanity and state formats), a constraint can turn a
+right reading into a wrong one, so it is opt-in and measured per country in the README.
+
+Per-character alternatives come from the model's raw outputs (:func:`char_probabilities`):
+CTC, the step that emitted each character; attention, each decoding step.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+from dataclasses import replace
+
+import numpy as np
+
+from data.synth.textgen import plate_regex
+from data.text import COUNTRIES
+from models.base import PlatePrediction
+
+TOP_K = 4  # alternatives per character
+MAX_TRIES = 2000  # readings tried per plate before giving up (a reading is a regex fullmatch)
+
+
+def _as_numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+def ctc_char_probabilities(probs: np.ndarray) -> np.ndarray:
+    """[n, charset] for one plate from CTC softmax outputs [T, blank + charset]: for each character
+    of the greedy reading, the distribution at the step where it was most probable (blank dropped)."""
+    best = probs.argmax(-1)
+    rows: list[np.ndarray] = []
+    prev, frame = 0, -1
+    for t, k in enumerate(best):
+        if k != 0:
+            if k != prev:
+                if frame >= 0:
+                    rows.append(probs[frame, 1:])
+                frame = t
+            elif probs[t, k] > probs[frame, k]:
+                frame = t
+        prev = k
+    if frame >= 0:
+        rows.append(probs[frame, 1:])
+    if not rows:
+        return np.zeros((0, probs.shape[-1] - 1), np.float32)
+    m = np.stack(rows)
+    return m / np.maximum(m.sum(-1, keepdims=True), 1e-12)
+
+
+def attn_char_probabilities(log_probs: np.ndarray) -> np.ndarray:
+    """[n, charset] for one plate from the attention decoder's [T, EOS + charset]: the steps up to
+    the first EOS (EOS dropped)."""
+    best = log_probs.argmax(-1)
+    n = int(np.argmax(best == 0)) if (best == 0).any() else len(best)
+    m = np.exp(log_probs[:n, 1:].astype(np.float64))
+    return (m / np.maximum(m.sum(-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def char_probabilities(outputs: dict) -> list[np.ndarray]:
+    """Per plate of a batch, the per-character distributions [n, charset] of its reading, from a
+    model's raw outputs (PyTorch or ONNX Runtime): CRNN ``logits``, attention ``log_probs``."""
+    if "log_probs" in outputs:
+        return [attn_char_probabilities(x) for x in _as_numpy(outputs["log_probs"])]
+    logits = _as_numpy(outputs["logits"])
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    probs = e / e.sum(-1, keepdims=True)
+    return [ctc_char_probabilities(x) for x in probs]
+
+
+def best_matching_reading(char_probs: np.ndarray, chars: str, pattern: re.Pattern,
+                          top_k: int = TOP_K, max_tries: int = MAX_TRIES) -> tuple[str, float] | None:
+    """The most probable string (product of per-character probabilities, one character from each
+    row's ``top_k`` alternatives) that ``pattern`` fully matches, or None within ``max_tries``."""
+    n = len(char_probs)
+    if n == 0:
+        return None
+    k = min(top_k, char_probs.shape[1])
+    order = np.argsort(-char_probs, axis=1)[:, :k]  # [n, k] class indices, best first
+    cost = -np.log(np.maximum(np.take_along_axis(char_probs, order, 1), 1e-12))  # [n, k]
+    # Best-first over index vectors; a successor raises one position at or after the last raised
+    # one, so each vector is reached once.
+    start = (0,) * n
+    heap = [(float(cost[:, 0].sum()), start, 0)]
+    for _ in range(max_tries):
+        if not heap:
+            return None
+        c, idx, low = heapq.heappop(heap)
+        text = "".join(chars[order[i, j]] for i, j in enumerate(idx))
+        if pattern.fullmatch(text):
+            return text, math.exp(-c)
+        for i in range(low, n):
+            if idx[i] + 1 < k:
+                nxt = idx[:i] + (idx[i] + 1,) + idx[i + 1:]
+                heapq.heappush(heap, (c - cost[i, idx[i]] + cost[i, idx[i] + 1], nxt, i))
+    return None
+
+
+def constrain_to_formats(pred: PlatePrediction, char_probs: np.ndarray, chars: str,
+                         country: str | None) -> PlatePrediction:
+    """``pred`` read under ``country``'s formats (see the module doc). Unknown country (None,
+    ``EU``, ``unknown``), a reading already valid, or no valid reading within reach: unchanged."""
+    if not country or country not in COUNTRIES or len(char_probs) != len(pred.text):
+        return pred
+    pattern = plate_regex(country)
+    if pattern.fullmatch(pred.text):
+        return pred
+    found = best_matching_reading(char_probs, chars, pattern)
+    if found is None:
+        return pred
+    text, conf = found
+    confs = [float(char_probs[i, chars.index(c)]) for i, c in enumerate(text)]
+    return replace(pred, text=text, confidence=conf, char_confidences=confs)
+
+
+def check_country(code: str, key: str = "--country") -> str:
+    """A country code for the constraint, upper-cased: one of the generator's, or ``auto``."""
+    c = str(code).strip()
+    if c.lower() == "auto":
+        return "auto"
+    if c.upper() not in COUNTRIES:
+        raise ValueError(f"{key}: unknown country {code!r}; expected auto or one of {', '.join(COUNTRIES)}")
+    return c.upper()

@@ -1,0 +1,144 @@
+"""Reading under a country's plate formats (models/plate_formats.py), the reader's and val.py's options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from data.text import Charset
+from inference import load_model
+from models.base import PlatePrediction
+from models.plate_formats import (
+    attn_char_probabilities, best_matching_reading, char_probabilities, check_country, constrain_to_formats,
+    ctc_char_probabilities,
+)
+from data.synth.textgen import plate_regex
+from tests._inference_fixtures import make_plates, make_tiny_model
+from val import main as val_main
+from val import parse_formats
+
+CHARS = Charset().chars
+
+
+def _probs(reading: str, second: dict[int, str] | None = None, p1: float = 0.6, p2: float = 0.3) -> np.ndarray:
+    """Per-character distributions: ``reading`` first, and at given positions a second choice."""
+    m = np.full((len(reading), len(CHARS)), (1.0 - p1 - p2) / (len(CHARS) - 2), np.float32)
+    for i, c in enumerate(reading):
+        m[i, CHARS.index(c)] = p1
+        alt = (second or {}).get(i)
+        if alt is not None:
+            m[i, CHARS.index(alt)] = p2
+    return m / m.sum(-1, keepdims=True)
+
+
+def test_a_look_alike_in_a_digit_position_is_replaced():
+    # Grey Brazilian plate LLL DDDD read with I for 1: I is first choice, 1 second.
+    probs = _probs("JSQI4I3", {3: "1", 5: "1"})
+    pred = PlatePrediction("JSQI4I3", 0.1, [0.6] * 7)
+    out = constrain_to_formats(pred, probs, CHARS, "BR")
+    assert out.text == "JSQ1413"
+    assert plate_regex("BR").fullmatch(out.text)
+    assert out.char_confidences[3] == pytest.approx(probs[3, CHARS.index("1")])
+    assert 0 < out.confidence < 1
+
+
+def test_valid_readings_unknown_countries_and_length_mismatches_are_kept():
+    pred = PlatePrediction("JSQ1413", 0.5, [0.9] * 7)
+    assert constrain_to_formats(pred, _probs("JSQ1413"), CHARS, "BR") is pred
+    bad = PlatePrediction("JSQI4I3", 0.1, [0.6] * 7)
+    for country in (None, "EU", "unknown"):
+        assert constrain_to_formats(bad, _probs("JSQI4I3", {3: "1"}), CHARS, country) is bad
+    assert constrain_to_formats(bad, _probs("JSQI4I"), CHARS, "BR") is bad  # rows do not match the text
+
+
+def test_no_valid_reading_within_the_alternatives_keeps_the_reading():
+    # Eight characters: no Brazilian format has eight, whatever the alternatives.
+    pred = PlatePrediction("ABCDEFGH", 0.1, [0.6] * 8)
+    assert constrain_to_formats(pred, _probs("ABCDEFGH", {0: "1"}), CHARS, "BR") is pred
+    assert best_matching_reading(_probs("ABCDEFGH"), CHARS, plate_regex("BR")) is None
+
+
+def test_best_first_search_takes_the_most_probable_valid_reading():
+    # Position 3 must become a digit: '8' (p=0.3) beats '0' (p=0.05).
+    probs = _probs("ABCB123", {3: "8"})
+    probs[3, CHARS.index("0")] = 0.05
+    probs /= probs.sum(-1, keepdims=True)
+    text, conf = best_matching_reading(probs, CHARS, plate_regex("BR"))
+    assert text == "ABC8123"
+    expected = np.prod([probs[i, CHARS.index(c)] for i, c in enumerate(text)])
+    assert conf == pytest.approx(expected, rel=1e-5)
+
+
+def test_ctc_and_attention_character_distributions():
+    # CTC: blank=0; path "A A - A B -" emits A, A, B; the row of each is where it was most probable.
+    c = len(CHARS) + 1
+    probs = np.full((6, c), 0.01, np.float32)
+    a, b = CHARS.index("A") + 1, CHARS.index("B") + 1
+    for t, (k, p) in enumerate([(a, 0.5), (a, 0.9), (0, 0.9), (a, 0.7), (b, 0.8), (0, 0.9)]):
+        probs[t, k] = p
+    rows = ctc_char_probabilities(probs)
+    assert rows.shape == (3, len(CHARS))
+    assert [CHARS[i] for i in rows.argmax(-1)] == ["A", "A", "B"]
+    assert rows[0, a - 1] == pytest.approx(0.9 / (0.9 + 0.01 * (c - 2)), rel=1e-4)
+    np.testing.assert_allclose(rows.sum(-1), 1.0, rtol=1e-5)
+    # Attention: EOS=0; steps up to the first EOS.
+    logp = np.log(np.full((5, c), 0.01, np.float32))
+    for t, k in enumerate([a, b, 0, a, 0]):
+        logp[t, k] = np.log(0.9)
+    rows = attn_char_probabilities(logp)
+    assert [CHARS[i] for i in rows.argmax(-1)] == ["A", "B"]
+    # Through the outputs dicts: the key says which decoder.
+    assert len(char_probabilities({"logits": torch.from_numpy(np.log(probs[None]))})[0]) == 3
+    assert len(char_probabilities({"log_probs": logp[None]})[0]) == 2
+
+
+def test_country_option_validation(tmp_path):
+    assert check_country("br") == "BR" and check_country("AUTO") == "auto"
+    with pytest.raises(ValueError, match="--country: unknown country 'XX'"):
+        check_country("XX")
+    with pytest.raises(ValueError, match="country: unknown country 'ZZ'"):
+        load_model(make_tiny_model(tmp_path / "m"), country="ZZ")
+    assert parse_formats(None) == (False, None)
+    assert parse_formats("label") == (True, None)
+    assert parse_formats("label:br,SK") == (True, {"BR", "SK"})
+    assert parse_formats("BR") == (False, None)
+    with pytest.raises(ValueError, match="--formats"):
+        parse_formats("labels")
+
+
+def _ctc_logits(reading: str, second: dict[int, str]) -> torch.Tensor:
+    """CRNN outputs [1, T, blank + charset] whose greedy reading is ``reading`` (a blank after each
+    character), with a second choice at some positions."""
+    probs = np.full((2 * len(reading), len(CHARS) + 1), 1e-3, np.float32)
+    for i, c in enumerate(reading):
+        probs[2 * i, CHARS.index(c) + 1] = 0.6
+        if i in second:
+            probs[2 * i, CHARS.index(second[i]) + 1] = 0.35
+        probs[2 * i + 1, 0] = 0.9
+    return torch.from_numpy(np.log(probs))[None]
+
+
+def test_reader_and_val_read_under_formats(tmp_path, monkeypatch):
+    weights = make_tiny_model(tmp_path / "m")
+    plain, under = load_model(weights), load_model(weights, country="BR")
+    logits = _ctc_logits("JSQI4I3", {3: "1", 5: "1"})
+    for reader in (plain, under):
+        monkeypatch.setattr(reader, "forward", lambda images: {"logits": logits.expand(len(images), -1, -1)})
+    images = torch.zeros(2, 3, 32, 96)
+    assert [p.text for p in plain.predict_tensor(images)] == ["JSQI4I3"] * 2
+    assert [p.text for p in under.predict_tensor(images)] == ["JSQ1413"] * 2
+    # Per image (val.py --formats label): the given countries override the reader's.
+    assert [p.text for p in plain.predict_tensor(images, ["BR", None])] == ["JSQ1413", "JSQI4I3"]
+    assert [p.text for p in under.predict_tensor(images, ["EU", "BR"])] == ["JSQI4I3", "JSQ1413"]
+    # "auto": the head's country; this model has none, so nothing changes.
+    auto = load_model(weights, country="auto")
+    monkeypatch.setattr(auto, "forward", lambda images: {"logits": logits.expand(len(images), -1, -1)})
+    assert [p.text for p in auto.predict_tensor(images)] == ["JSQI4I3"] * 2
+
+
+def test_val_with_formats(tmp_path):
+    plates = make_plates(tmp_path / "plates", n=8, seed=5)
+    weights = make_tiny_model(tmp_path / "m")
+    res = val_main(["--weights", str(weights), "--data", str(plates), "--no-gallery", "--formats", "label:DE,BR"])
+    assert res["overall"]["n"] == 8
