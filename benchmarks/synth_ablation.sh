@@ -9,7 +9,7 @@
 #
 # Variants: all (the config's effects), none (no realism and no camera effects: INIT's own
 # training data, so it measures the extra steps alone), no-<group> (one group off: fonts,
-# clutter, surface, surround, capture). Continuing from a converged model gives every variant
+# clutter, surface, surround, capture), no-<effect> (one effect off, e.g. no-stroke_font). Continuing from a converged model gives every variant
 # the same budget and start, so a score says what its plates teach rather than how fast they
 # are learnt (trained from scratch for 1,500 steps, the hardest mix simply lags). A variant
 # whose run already has best/ is not trained again. Prints a Markdown table starting with INIT.
@@ -27,11 +27,15 @@ overrides() {
     case $1 in
         all) ;;
         none) echo "data.synth_effects=null data.capture_effects=null" ;;
-        no-fonts) echo "data.synth_effects.extra_fonts=0 data.synth_effects.font_weight=0 data.synth_effects.separators=0" ;;
-        no-clutter) echo "data.synth_effects.screws=0 data.synth_effects.stickers=0 data.synth_effects.small_text=0" ;;
-        no-surface) echo "data.synth_effects.emboss=0 data.synth_effects.gradient=0 data.synth_effects.dirt=0 data.synth_effects.glare=0" ;;
-        no-surround) echo "data.synth_effects.surround=0 data.synth_effects.frame=0" ;;
         no-capture) echo "data.capture_effects=null" ;;
+        no-*) PYTHONPATH=. python -c "
+import sys
+from data.synth.effects import EFFECT_GROUPS, SynthEffects
+name = sys.argv[1]
+keys = EFFECT_GROUPS.get(name, (name,))
+if any(k not in SynthEffects.__dataclass_fields__ for k in keys):
+    sys.exit(f'unknown variant no-{name}: groups {sorted(EFFECT_GROUPS)}, or an effect name')
+print(' '.join(f'data.synth_effects.{k}=0' for k in keys))" "${1#no-}" ;;
         *) echo "unknown variant $1" >&2; exit 2 ;;
     esac
 }

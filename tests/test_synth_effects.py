@@ -113,6 +113,9 @@ def test_stroke_face_shapes():
     o = g.glyph("O") > 127
     left = [int(np.argmax(o[r])) for r in range(g.pad + g.cap // 3, g.pad + 2 * g.cap // 3)]
     assert max(left) - min(left) <= 1  # a straight left side over the middle third
+    # The Brazilian variant draws the 1 as a plain bar, the I's shape.
+    bar = glyphs_for("stroke_regular_bar1")
+    assert np.array_equal(bar.glyph("1"), bar.glyph("I")) and not np.array_equal(g.glyph("1"), g.glyph("I"))
     # Characters it does not define come from the fallback font in the same frame.
     assert g.glyph(".").shape[0] == g.frame_h
 
