@@ -232,9 +232,23 @@ class NightLook(A.ImageOnlyTransform):
         return np.clip(out, 0, 255).astype(np.uint8)
 
 
+class FadedLook(A.ImageOnlyTransform):
+    """A washed-out frame: contrast squeezed to 12-40 %, the whole plate darker (dusk, a dirty
+    lens) or lighter (haze, over-exposure), with sensor noise: faint plates that read as grey on grey."""
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        r = self.py_random
+        out = img.astype(np.float32)
+        mean = out.mean(axis=(0, 1), keepdims=True)
+        target = mean.mean() + (r.uniform(-90.0, -30.0) if r.random() < 0.6 else r.uniform(10.0, 50.0))
+        out = (out - mean) * r.uniform(0.12, 0.4) + target + (mean - mean.mean()) * 0.3
+        out += self.random_generator.normal(0.0, r.uniform(1.5, 5.0), size=out.shape[:2])[..., None]
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+
 # Camera effects beyond the base augmentation, each switched by its probability in
 # data.capture_effects (training pipeline only).
-CAPTURE_EFFECTS = ("night", "low_res", "defocus", "motion", "rain")
+CAPTURE_EFFECTS = ("night", "low_res", "defocus", "motion", "rain", "faded")
 
 
 def check_capture_effects(mapping: Any, key: str = "data.capture_effects") -> dict[str, float]:
@@ -262,6 +276,7 @@ def _capture(effects: dict[str, float]) -> list[A.BasicTransform]:
         "rain": A.RandomRain(slant_range=(-15, 15), drop_length=6, drop_width=1, blur_value=1,
                              brightness_coefficient=0.85),
         "night": NightLook(),
+        "faded": FadedLook(),
     }
     out = []
     for name in CAPTURE_EFFECTS:  # optics first, light last
