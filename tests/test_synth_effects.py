@@ -84,7 +84,8 @@ def test_effects_are_deterministic_and_change_pixels():
 
 
 @pytest.mark.parametrize("key", [*CV_FONTS, *(f"{f}/{w}" for f in CV_FONTS for w in WEIGHTS),
-                                 *(f"roboto_bold/{w}" for w in WEIGHTS), *STROKE_FONTS, "stroke_bold/heavy"])
+                                 *(f"roboto_bold/{w}" for w in WEIGHTS), *STROKE_FONTS, "stroke_bold/heavy",
+                                 "stroke_light_box", "stroke_regular_box_bar1"])
 def test_font_variants_draw_every_character(key):
     g = glyphs_for(key)
     for ch in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-." + MID_DOT:
@@ -116,6 +117,13 @@ def test_stroke_face_shapes():
     # The Brazilian variant draws the 1 as a plain bar, the I's shape.
     bar = glyphs_for("stroke_regular_bar1")
     assert np.array_equal(bar.glyph("1"), bar.glyph("I")) and not np.array_equal(g.glyph("1"), g.glyph("I"))
+    # The boxy variant: the O's corners filled out towards its bounding box (more ink near them).
+    box = glyphs_for("stroke_regular_box")
+    def corner_ink(m):
+        rows = np.flatnonzero((m > 127).any(axis=1))
+        q = (rows[-1] - rows[0]) // 5
+        return (m[rows[0] : rows[0] + q, : m.shape[1] // 5] > 127).sum()
+    assert corner_ink(box.glyph("O")) > 1.5 * corner_ink(g.glyph("O"))
     # Characters it does not define come from the fallback font in the same frame.
     assert g.glyph(".").shape[0] == g.frame_h
 

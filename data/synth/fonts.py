@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from data.synth.strokefont import STROKE_WEIGHTS, draw_glyph
+from data.synth.strokefont import BOXY, STROKE_WEIGHTS, draw_glyph
 
 # key -> (package whose files/ folder holds it, or "matplotlib"; file name)
 FONT_FILES: dict[str, tuple[str, str]] = {
@@ -140,6 +140,7 @@ CV_FONTS: dict[str, int] = {
 # The stroke face (data.synth.strokefont) in its weights: a condensed monoline plate typeface.
 STROKE_FONTS: tuple[str, ...] = tuple(f"stroke_{w}" for w in STROKE_WEIGHTS)
 BAR_ONE = "_bar1"  # suffix of a stroke face whose 1 is a plain bar, as on the grey Brazilian plates
+BOX_BOWLS = "_box"  # suffix of a stroke face with rounded-rectangle bowls (O, 0, D, 6, 8, ...)
 # Weight change: dilation (+) or erosion (-) radius of the glyph masks, in units of the cap height.
 WEIGHTS: dict[str, float] = {"thin": -0.025, "bold": 0.025, "heavy": 0.05}
 MID_DOT = "\u00b7"  # a separator some plates print instead of a hyphen (old Brazilian plates)
@@ -203,9 +204,10 @@ class StrokeGlyphs(FontGlyphs):
     def __init__(self, key: str, cap_px: int = CAP_PX):
         super().__init__(FALLBACK_FONT, cap_px)
         self.key = key
-        weight, _, variant = key.removeprefix("stroke_").partition("_")
+        weight, *variants = key.removeprefix("stroke_").split("_")
         self.pen = STROKE_WEIGHTS[weight]
-        self.bar_one = variant == "bar1"  # a 1 without its flag: a plain bar like the I (grey BR plates)
+        self.bar_one = "bar1" in variants  # a 1 without its flag: a plain bar like the I (grey BR plates)
+        self.squareness = BOXY if "box" in variants else 2.0  # rounded-rectangle bowls
 
     def _draw(self, ch: str) -> np.ndarray:
         if ch == MID_DOT:
@@ -213,7 +215,7 @@ class StrokeGlyphs(FontGlyphs):
             img = np.zeros((self.frame_h, 2 * r + 3), np.uint8)
             cv2.circle(img, (r + 1, self.pad + self.cap // 2), r, 255, -1, cv2.LINE_AA)
             return img
-        m = draw_glyph("I" if ch == "1" and self.bar_one else ch, self.cap, self.pad, self.pen)
+        m = draw_glyph("I" if ch == "1" and self.bar_one else ch, self.cap, self.pad, self.pen, self.squareness)
         return m if m is not None else super()._draw(ch)
 
 
@@ -257,7 +259,7 @@ def glyphs_for(key: str):
         return WeightedGlyphs(key)
     if base in CV_FONTS:
         return CvGlyphs(key)
-    if base.removesuffix(BAR_ONE) in STROKE_FONTS:
+    if base.removesuffix(BAR_ONE).removesuffix(BOX_BOWLS) in STROKE_FONTS:
         return StrokeGlyphs(key)
     if base not in FONT_FILES:
         raise ValueError(f"unknown font {base!r}; choices: {', '.join([*FONT_FILES, *CV_FONTS, *STROKE_FONTS])}")
