@@ -32,6 +32,7 @@ from pathlib import Path
 
 from data.datasets import IMAGE_EXTENSIONS
 from inference import Prediction, WeightsError, load_model
+from models.plate_formats import check_country
 
 EXTENSIONS = IMAGE_EXTENSIONS | {".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2"}
 
@@ -137,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.batch_size < 1:
         ap.error("--batch-size must be >= 1")
+    if args.country is not None:
+        try:
+            check_country(args.country, "--country")
+        except ValueError as e:
+            ap.error(str(e))
 
     try:
         items, labels = list_inputs(args.input)

@@ -142,3 +142,17 @@ def test_val_with_formats(tmp_path):
     weights = make_tiny_model(tmp_path / "m")
     res = val_main(["--weights", str(weights), "--data", str(plates), "--no-gallery", "--formats", "label:DE,BR"])
     assert res["overall"]["n"] == 8
+
+
+def test_predict_cli_country(tmp_path, capsys):
+    from predict import main as predict_main
+
+    plates = make_plates(tmp_path / "plates", n=3, seed=5)
+    weights = make_tiny_model(tmp_path / "m")
+    with pytest.raises(SystemExit) as e:
+        predict_main(["--input", str(plates), "--weights", str(weights), "--country", "XX"])
+    assert e.value.code == 2 and "--country: unknown country 'XX'" in capsys.readouterr().err
+    out = tmp_path / "preds.csv"
+    assert predict_main(["--input", str(plates), "--weights", str(weights), "--country", "br",
+                         "--output", str(out), "--show", "0"]) in (0, None)
+    assert out.read_text().count("\n") == 4  # header + 3 plates
