@@ -141,7 +141,6 @@ CV_FONTS: dict[str, int] = {
 STROKE_FONTS: tuple[str, ...] = tuple(f"stroke_{w}" for w in STROKE_WEIGHTS)
 BAR_ONE = "_bar1"  # suffix of a stroke face whose 1 is a plain bar, as on the grey Brazilian plates
 BOX_BOWLS = "_box"  # suffix of a stroke face with rounded-rectangle bowls (O, 0, D, 6, 8, ...)
-GOTHIC = "_gothic"  # suffix of a stroke face with the US state faces' M, W and 2
 # Weight change: dilation (+) or erosion (-) radius of the glyph masks, in units of the cap height.
 WEIGHTS: dict[str, float] = {"thin": -0.025, "bold": 0.025, "heavy": 0.05}
 MID_DOT = "\u00b7"  # a separator some plates print instead of a hyphen (old Brazilian plates)
@@ -209,7 +208,6 @@ class StrokeGlyphs(FontGlyphs):
         self.pen = STROKE_WEIGHTS[weight]
         self.bar_one = "bar1" in variants  # a 1 without its flag: a plain bar like the I (grey BR plates)
         self.squareness = BOXY if "box" in variants else 2.0  # rounded-rectangle bowls
-        self.gothic = "gothic" in variants  # the US state faces' M, W and 2
 
     def _draw(self, ch: str) -> np.ndarray:
         if ch == MID_DOT:
@@ -217,8 +215,7 @@ class StrokeGlyphs(FontGlyphs):
             img = np.zeros((self.frame_h, 2 * r + 3), np.uint8)
             cv2.circle(img, (r + 1, self.pad + self.cap // 2), r, 255, -1, cv2.LINE_AA)
             return img
-        m = draw_glyph("I" if ch == "1" and self.bar_one else ch, self.cap, self.pad, self.pen, self.squareness,
-                       self.gothic)
+        m = draw_glyph("I" if ch == "1" and self.bar_one else ch, self.cap, self.pad, self.pen, self.squareness)
         return m if m is not None else super()._draw(ch)
 
 
@@ -262,7 +259,7 @@ def glyphs_for(key: str):
         return WeightedGlyphs(key)
     if base in CV_FONTS:
         return CvGlyphs(key)
-    if base.removesuffix(BAR_ONE).removesuffix(GOTHIC).removesuffix(BOX_BOWLS) in STROKE_FONTS:
+    if base.removesuffix(BAR_ONE).removesuffix(BOX_BOWLS) in STROKE_FONTS:
         return StrokeGlyphs(key)
     if base not in FONT_FILES:
         raise ValueError(f"unknown font {base!r}; choices: {', '.join([*FONT_FILES, *CV_FONTS, *STROKE_FONTS])}")

@@ -20,8 +20,8 @@ from data.synth.countries import (
 from data.synth import effects as fxm
 from data.synth.effects import SynthEffects
 from data.synth.fonts import (
-    BAR_ONE, BOX_BOWLS, CV_FONTS, GOTHIC, MID_DOT, MONO_FONTS, STROKE_FONTS, WEIGHTS, FontGlyphs,
-    fonts_for, glyphs_for,
+    BAR_ONE, BOX_BOWLS, CV_FONTS, MID_DOT, MONO_FONTS, STROKE_FONTS, WEIGHTS, FontGlyphs, fonts_for,
+    glyphs_for,
 )
 from data.synth.textgen import BOX, EMBLEM, ROW_BREAK, UniformStream
 
@@ -460,8 +460,6 @@ class PlateRenderer:
                 fkey = u.choice(STROKE_FONTS)
                 if u() < 0.4:
                     fkey += BOX_BOWLS
-                if spec.code == "US" and u() < 0.5:
-                    fkey += GOTHIC
                 if spec.code == "BR" and u() < 0.5:
                     fkey += BAR_ONE
             if fx.font_weight and u() < fx.font_weight and fkey not in MONO_FONTS:

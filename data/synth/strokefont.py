@@ -98,32 +98,18 @@ def _glyphs() -> dict[str, tuple[float, list[Path]]]:
         "-": (30, [[(0, 52), (30, 52)]]),
     }
 
-# The US state faces (Penitentiary Gothic and its kin): an M and a W whose middle strokes meet
-# halfway, a 2 with a small tight top over a long straight diagonal.
-_GOTHIC: dict[str, tuple[float, list[Path]]] = {
-    "M": (64, [[(0, 100), (0, 0), (32, 52), (64, 0), (64, 100)]]),
-    "W": (70, [[(0, 0), (16, 100), (35, 48), (54, 100), (70, 0)]]),
-}
-
-
-def glyph_set(squareness: float = 2.0, gothic: bool = False) -> dict[str, tuple[float, list[Path]]]:
-    """The glyphs with round strokes as ellipses (2.0) or boxier superellipses (e.g. 3.5);
-    ``gothic``: with the US state faces' M, W and 2."""
-    key = (squareness, gothic)
-    if key not in _SETS:
+def glyph_set(squareness: float = 2.0) -> dict[str, tuple[float, list[Path]]]:
+    """The glyphs with round strokes as ellipses (2.0) or boxier superellipses (e.g. 3.5)."""
+    if squareness not in _SETS:
         _SQUARENESS[0] = squareness
         try:
-            glyphs = _glyphs()
-            if gothic:
-                glyphs.update(_GOTHIC)
-                glyphs["2"] = (_W, [[*_arc(30, 20, 25, 20, 200, 380), (0, 100), (56, 100)]])
-            _SETS[key] = glyphs
+            _SETS[squareness] = _glyphs()
         finally:
             _SQUARENESS[0] = 2.0
-    return _SETS[key]
+    return _SETS[squareness]
 
 
-_SETS: dict[tuple[float, bool], dict[str, tuple[float, list[Path]]]] = {}
+_SETS: dict[float, dict[str, tuple[float, list[Path]]]] = {}
 GLYPHS = glyph_set(2.0)
 BOXY = 3.5  # squareness of the boxy variant (the grey Brazilian plates' rounded-rectangle O, 0, D)
 
@@ -131,10 +117,9 @@ BOXY = 3.5  # squareness of the boxy variant (the grey Brazilian plates' rounded
 STROKE_WEIGHTS: dict[str, float] = {"light": 0.1, "regular": 0.135, "bold": 0.17}
 
 
-def draw_glyph(ch: str, cap: int, pad: int, pen_frac: float, squareness: float = 2.0,
-               gothic: bool = False) -> np.ndarray | None:
+def draw_glyph(ch: str, cap: int, pad: int, pen_frac: float, squareness: float = 2.0) -> np.ndarray | None:
     """Alpha mask (``cap + 2 * pad`` rows, cropped to the ink) of ``ch``; None if not defined."""
-    g = glyph_set(squareness, gothic).get(ch)
+    g = glyph_set(squareness).get(ch)
     if g is None:
         return None
     width, paths = g
