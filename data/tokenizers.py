@@ -22,6 +22,21 @@ class DecodedText:
     char_confidences: list[float]
 
 
+def best_path_steps(classes: list[int], confs: list[float], blank: int = 0) -> list[tuple[int, int]]:
+    """The characters of a CTC best path: (class, step) per emitted character, repeats collapsed,
+    blanks dropped; the step is the one of its run where the character was most probable."""
+    out: list[tuple[int, int]] = []
+    prev = blank
+    for t, k in enumerate(classes):
+        if k != blank:
+            if k != prev:
+                out.append((k, t))
+            elif confs[t] > confs[out[-1][1]]:
+                out[-1] = (k, t)
+        prev = k
+    return out
+
+
 class CTCTokenizer:
     """Class 0 is the CTC blank; class i+1 is ``charset.chars[i]``."""
 
@@ -62,17 +77,9 @@ class CTCTokenizer:
             idx, conf = best.tolist(), np.take_along_axis(probs, best[..., None], -1)[..., 0].tolist()
         out = []
         for seq, seq_conf in zip(idx, conf):
-            chars: list[str] = []
-            confs: list[float] = []
-            prev = self.blank
-            for k, p in zip(seq, seq_conf):
-                if k != self.blank:
-                    if k != prev:
-                        chars.append(self.charset.chars[k - 1])
-                        confs.append(p)
-                    elif p > confs[-1]:
-                        confs[-1] = p
-                prev = k
+            emitted = best_path_steps(seq, seq_conf, self.blank)
+            chars = [self.charset.chars[k - 1] for k, _ in emitted]
+            confs = [seq_conf[t] for _, t in emitted]
             plate_conf = 1.0
             for p in confs:
                 plate_conf *= p

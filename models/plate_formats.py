@@ -25,6 +25,7 @@ from dataclasses import replace
 import numpy as np
 
 from data.synth.textgen import plate_regex
+from data.tokenizers import best_path_steps
 from data.text import COUNTRIES
 from models.base import PlatePrediction
 
@@ -42,21 +43,10 @@ def ctc_char_probabilities(probs: np.ndarray) -> np.ndarray:
     """[n, charset] for one plate from CTC softmax outputs [T, blank + charset]: for each character
     of the greedy reading, the distribution at the step where it was most probable (blank dropped)."""
     best = probs.argmax(-1)
-    rows: list[np.ndarray] = []
-    prev, frame = 0, -1
-    for t, k in enumerate(best):
-        if k != 0:
-            if k != prev:
-                if frame >= 0:
-                    rows.append(probs[frame, 1:])
-                frame = t
-            elif probs[t, k] > probs[frame, k]:
-                frame = t
-        prev = k
-    if frame >= 0:
-        rows.append(probs[frame, 1:])
-    if not rows:
+    steps = best_path_steps(best.tolist(), probs.max(-1).tolist())
+    if not steps:
         return np.zeros((0, probs.shape[-1] - 1), np.float32)
+    rows = [probs[t, 1:] for _, t in steps]
     m = np.stack(rows)
     return m / np.maximum(m.sum(-1, keepdims=True), 1e-12)
 
