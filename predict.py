@@ -4,6 +4,7 @@
     python predict.py --input crops/ --output preds.csv            # a folder, searched recursively
     python predict.py --input datasets/x/labels.csv                 # a dataset CSV (filename[,text] columns)
     python predict.py --input crops/ --weights model.onnx           # run an exported model with onnxruntime
+    python predict.py --input crops/ --country BR                   # read under Brazil's plate formats
 
 Without --weights the shipped default model (weights/crnn) is used. The CSV has
 the columns filename,text,confidence,country,country_confidence,lines,error

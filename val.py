@@ -6,6 +6,7 @@ the country confusion matrix as PNG (``--confusion``).
     python val.py --weights runs/crnn/<run>/best --data datasets/synth/test_n2000_seed2_2row0.15
     python val.py --weights runs/crnn/<run>/best --data ../shared/realplates-dev --equiv US:O=0 --out dev.json
     python val.py --weights model.onnx --data DATASET        # an exported model, run by onnxruntime
+    python val.py --weights W --data DATASET --formats label:BR,SK   # read under the labelled country's formats
 
 The gallery (``--gallery``, default ``<out stem>_errors.png`` next to ``--out``,
 else ``errors.png`` in the current folder) shows the worst predictions first:
