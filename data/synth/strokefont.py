@@ -12,6 +12,7 @@ Coordinates: the cap height is 100 units, y grows downwards, x starts at 0 on th
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -19,13 +20,9 @@ import numpy as np
 Path = list[tuple[float, float]]
 
 
-_SQUARENESS = [2.0]  # exponent of the round strokes while a glyph set is built (2: ellipses)
-
-
-def _arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float) -> Path:
+def _arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float, e: float = 2.0) -> Path:
     """Points on an ellipse from angle a0 to a1 (degrees; 90 points down, as y grows downwards);
-    with a squareness above 2, on a superellipse: the boxy bowls of some plate faces."""
-    e = _SQUARENESS[0]
+    with a squareness ``e`` above 2, on a superellipse: the boxy bowls of some plate faces."""
     out = []
     for a in np.linspace(a0, a1, max(3, int(abs(a1 - a0) / 6) + 1)):
         c, s = math.cos(math.radians(a)), math.sin(math.radians(a))
@@ -34,9 +31,9 @@ def _arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float) -> Pa
     return out
 
 
-def _stadium(w: float, r: float) -> Path:
+def _stadium(w: float, r: float, e: float) -> Path:
     """A closed round letter with straight sides (DIN's O and 0)."""
-    return (_arc(w / 2, r, w / 2, r, 180, 360) + _arc(w / 2, 100 - r, w / 2, r, 0, 180)
+    return (_arc(w / 2, r, w / 2, r, 180, 360, e) + _arc(w / 2, 100 - r, w / 2, r, 0, 180, e)
             + [(0, r)])
 
 
@@ -45,51 +42,55 @@ def _flip(paths: list[Path], w: float) -> list[Path]:
     return [[(w - x, 100 - y) for x, y in p] for p in paths]
 
 
-def _six(w: float) -> list[Path]:
+def _six(w: float, e: float) -> list[Path]:
     r = w / 2
-    return [[*_arc(r, 28, r, 28, 315, 180), (0, 70)], _arc(r, 70, r, 30, 0, 360)]
+    return [[*_arc(r, 28, r, 28, 315, 180, e), (0, 70)], _arc(r, 70, r, 30, 0, 360, e)]
 
 
 _W = 56.0  # the width of most letters and digits, in cap-height units
 _P = [(0.0, 48.0), (30.0, 48.0)]  # P, R: the bowl's bottom bar
 
 
-def _glyphs() -> dict[str, tuple[float, list[Path]]]:
-    """character -> (advance width, centre-line paths), at the current squareness."""
+def _glyphs(e: float) -> dict[str, tuple[float, list[Path]]]:
+    """character -> (advance width, centre-line paths), round strokes at squareness ``e``."""
+
+    def arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float) -> Path:
+        return _arc(cx, cy, rx, ry, a0, a1, e)
+
     return {
-        "0": (50, [_stadium(50, 25)]),
+        "0": (50, [_stadium(50, 25, e)]),
         "1": (28, [[(2, 20), (28, 0), (28, 100)]]),
-        "2": (_W, [[*_arc(28, 27, 27, 27, 195, 370), (0, 100), (56, 100)]]),
-        "3": (_W, [_arc(27, 25, 25, 25, 200, 450), [(22, 50), (28, 50)], _arc(28, 73, 28, 27, 270, 520)]),
+        "2": (_W, [[*arc(28, 27, 27, 27, 195, 370), (0, 100), (56, 100)]]),
+        "3": (_W, [arc(27, 25, 25, 25, 200, 450), [(22, 50), (28, 50)], arc(28, 73, 28, 27, 270, 520)]),
         "4": (_W, [[(42, 100), (42, 0), (0, 68), (56, 68)]]),
-        "5": (_W, [[(52, 0), (6, 0), (3, 47), *_arc(28, 70, 28, 30, 215, 520)]]),
-        "6": (_W, _six(_W)),
+        "5": (_W, [[(52, 0), (6, 0), (3, 47), *arc(28, 70, 28, 30, 215, 520)]]),
+        "6": (_W, _six(_W, e)),
         "7": (_W, [[(0, 0), (56, 0), (16, 100)]]),
-        "8": (_W, [_arc(28, 24, 24, 24, 0, 360), _arc(28, 73, 28, 27, 0, 360)]),
-        "9": (_W, _flip(_six(_W), _W)),
+        "8": (_W, [arc(28, 24, 24, 24, 0, 360), arc(28, 73, 28, 27, 0, 360)]),
+        "9": (_W, _flip(_six(_W, e), _W)),
         "A": (58, [[(0, 100), (29, 0), (58, 100)], [(9, 68), (49, 68)]]),
-        "B": (_W, [[(0, 48), (28, 48), *_arc(28, 24, 24, 24, 90, -90), (0, 0), (0, 100), (30, 100),
-                    *_arc(30, 74, 26, 26, 90, -90), (28, 48)]]),
-        "C": (_W, [[*_arc(28, 28, 28, 28, 330, 180), (0, 72), *_arc(28, 72, 28, 28, 180, 30)]]),
-        "D": (_W, [[(0, 0), (26, 0), *_arc(26, 30, 30, 30, 270, 360), (56, 70), *_arc(26, 70, 30, 30, 0, 90),
+        "B": (_W, [[(0, 48), (28, 48), *arc(28, 24, 24, 24, 90, -90), (0, 0), (0, 100), (30, 100),
+                    *arc(30, 74, 26, 26, 90, -90), (28, 48)]]),
+        "C": (_W, [[*arc(28, 28, 28, 28, 330, 180), (0, 72), *arc(28, 72, 28, 28, 180, 30)]]),
+        "D": (_W, [[(0, 0), (26, 0), *arc(26, 30, 30, 30, 270, 360), (56, 70), *arc(26, 70, 30, 30, 0, 90),
                     (0, 100), (0, 0)]]),
         "E": (50, [[(50, 0), (0, 0), (0, 100), (50, 100)], [(0, 48), (42, 48)]]),
         "F": (48, [[(48, 0), (0, 0), (0, 100)], [(0, 48), (40, 48)]]),
-        "G": (_W, [[*_arc(28, 28, 28, 28, 330, 180), (0, 72), *_arc(28, 72, 28, 28, 180, 0), (56, 52), (30, 52)]]),
+        "G": (_W, [[*arc(28, 28, 28, 28, 330, 180), (0, 72), *arc(28, 72, 28, 28, 180, 0), (56, 52), (30, 52)]]),
         "H": (_W, [[(0, 0), (0, 100)], [(56, 0), (56, 100)], [(0, 48), (56, 48)]]),
         "I": (0, [[(0, 0), (0, 100)]]),
-        "J": (48, [[(48, 0), *_arc(24, 74, 24, 26, 0, 165)]]),
+        "J": (48, [[(48, 0), *arc(24, 74, 24, 26, 0, 165)]]),
         "K": (_W, [[(0, 0), (0, 100)], [(54, 0), (0, 62)], [(18, 44), (56, 100)]]),
         "L": (48, [[(0, 0), (0, 100), (48, 100)]]),
         "M": (68, [[(0, 100), (0, 0), (34, 72), (68, 0), (68, 100)]]),
         "N": (_W, [[(0, 100), (0, 0), (56, 100), (56, 0)]]),
-        "O": (58, [_stadium(58, 29)]),
-        "P": (_W, [[(0, 100), (0, 0), (30, 0), *_arc(30, 24, 26, 24, -90, 90), *_P[::-1]]]),
-        "Q": (58, [_stadium(58, 29), [(34, 72), (60, 104)]]),
-        "R": (_W, [[(0, 100), (0, 0), (30, 0), *_arc(30, 24, 26, 24, -90, 90), *_P[::-1]], [(26, 48), (56, 100)]]),
-        "S": (_W, [[*_arc(28, 26, 26, 26, 340, 130), *_arc(28, 74, 28, 26, 310, 520)]]),
+        "O": (58, [_stadium(58, 29, e)]),
+        "P": (_W, [[(0, 100), (0, 0), (30, 0), *arc(30, 24, 26, 24, -90, 90), *_P[::-1]]]),
+        "Q": (58, [_stadium(58, 29, e), [(34, 72), (60, 104)]]),
+        "R": (_W, [[(0, 100), (0, 0), (30, 0), *arc(30, 24, 26, 24, -90, 90), *_P[::-1]], [(26, 48), (56, 100)]]),
+        "S": (_W, [[*arc(28, 26, 26, 26, 340, 130), *arc(28, 74, 28, 26, 310, 520)]]),
         "T": (_W, [[(0, 0), (56, 0)], [(28, 0), (28, 100)]]),
-        "U": (_W, [[(0, 0), (0, 72), *_arc(28, 72, 28, 28, 180, 0), (56, 0)]]),
+        "U": (_W, [[(0, 0), (0, 72), *arc(28, 72, 28, 28, 180, 0), (56, 0)]]),
         "V": (_W, [[(0, 0), (28, 100), (56, 0)]]),
         "W": (74, [[(0, 0), (17, 100), (37, 22), (57, 100), (74, 0)]]),
         "X": (_W, [[(0, 0), (56, 100)], [(56, 0), (0, 100)]]),
@@ -98,19 +99,13 @@ def _glyphs() -> dict[str, tuple[float, list[Path]]]:
         "-": (30, [[(0, 52), (30, 52)]]),
     }
 
+
+@lru_cache(maxsize=None)
 def glyph_set(squareness: float = 2.0) -> dict[str, tuple[float, list[Path]]]:
     """The glyphs with round strokes as ellipses (2.0) or boxier superellipses (e.g. 3.5)."""
-    if squareness not in _SETS:
-        _SQUARENESS[0] = squareness
-        try:
-            _SETS[squareness] = _glyphs()
-        finally:
-            _SQUARENESS[0] = 2.0
-    return _SETS[squareness]
+    return _glyphs(squareness)
 
 
-_SETS: dict[float, dict[str, tuple[float, list[Path]]]] = {}
-GLYPHS = glyph_set(2.0)
 BOXY = 3.5  # squareness of the boxy variant (the grey Brazilian plates' rounded-rectangle O, 0, D)
 
 # Pen widths (fraction of the cap height) of the weights: "light", "regular", "bold".
