@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from data.synth.countries import CAR_COLOURS, RGB
+from data.synth.countries import CAR_COLOURS, RGB, US_FG
 from data.synth.textgen import UniformStream
 
 EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
@@ -233,6 +233,24 @@ def us_scene(img: np.ndarray, text_alpha: np.ndarray, u: UniformStream, y0: int,
                 rr = np.array([r * u.uniform(0.6, 1.0) for _ in range(7)])
                 poly = np.stack([cx + rr * np.cos(a), cy + rr * np.sin(a)], 1).astype(np.int32)
                 cv2.fillPoly(img, [poly], col, cv2.LINE_AA)
+
+
+STACKED_CHARS = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
+
+
+def stacked_characters(img: np.ndarray, u: UniformStream, x0: int, x1: int, text_box: tuple[int, int, int, int],
+                       hc: float, put_text) -> None:
+    """Two small characters (or pairs) stacked beside the text, in the wider free side within
+    [x0, x1], as US plates print them (not part of the label)."""
+    bx0, by0, bx1, by1 = text_box
+    free_l, free_r = bx0 - x0, x1 - bx1
+    if max(free_l, free_r) <= 0.3 * hc:
+        return
+    cx = (x0 + bx0) / 2 if free_l > free_r else (bx1 + x1) / 2
+    ink = u.choice(US_FG)
+    for dy in (-0.25, 0.25):
+        text = u.choice(STACKED_CHARS) + (u.choice(STACKED_CHARS) if u() < 0.3 else "")
+        put_text(img, text, hc * 0.32, max(free_l, free_r) * 0.9, cx, (by0 + by1) / 2 + dy * hc, ink)
 
 
 def emboss(img: np.ndarray, text_alpha: np.ndarray, hc: float, u: UniformStream) -> None:

@@ -587,16 +587,8 @@ class PlateRenderer:
         _, by0, _, by1 = text_box
         if scene:
             fxm.us_scene(img, alpha, u, tt + top_h, H - tt, tt, W - tt, text_box, hc)
-            bx0, _, bx1, _ = text_box
-            if u() < 0.4:  # small stacked characters beside the text (not part of the label)
-                free_l, free_r = bx0 - tt, W - tt - bx1
-                if max(free_l, free_r) > 0.3 * hc:
-                    cx = (tt + bx0) / 2 if free_l > free_r else (bx1 + W - tt) / 2
-                    ink = u.choice(US_FG)
-                    chars = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
-                    for dy in (-0.25, 0.25):
-                        self.put_caption(img, u.choice(chars) + (u.choice(chars) if u() < 0.3 else ""),
-                                         hc * 0.32, max(free_l, free_r) * 0.9, cx, (by0 + by1) / 2 + dy * hc, ink)
+            if u() < 0.4:
+                fxm.stacked_characters(img, u, tt, W - tt, text_box, hc, self.put_caption)
         if fx.gradient and u() < fx.gradient:
             fxm.gradient(img, alpha, u)
         if fx.emboss and u() < fx.emboss:
