@@ -309,7 +309,7 @@ def apply_init_from(cfg: Config, overrides: list[str]) -> Config:
 def load_init_weights(model: PlateRecognizer, source: str) -> dict:
     """Copy the weights of model folder ``source`` into ``model`` (which apply_init_from configured)."""
     try:
-        model.load_state_dict(load_model(source).state_dict())
+        model.load_state_dict(model.weights_from(load_model(source)))
     except (ValueError, RuntimeError) as e:
         raise ConfigError(f"--init-from {source} (train.init_from): its weights do not fit the configured "
                           f"model (a model.* or data.image_* override changed its shape): {str(e)[:500]}") from e

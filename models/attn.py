@@ -48,6 +48,7 @@ import math
 from dataclasses import dataclass, field
 
 import timm
+from timm.layers import resample_abs_pos_embed
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -334,6 +335,24 @@ class AttnRecognizer(PlateRecognizer):
         self.drop = nn.Dropout(config.dropout)
         nn.init.normal_(self.embed.weight, std=0.02)
         self.class_head = PlateClassHead(d, dropout=config.dropout) if config.country_head is not False else None
+
+    def weights_from(self, source: PlateRecognizer) -> dict[str, torch.Tensor]:
+        """``source``'s weights with its position embeddings resampled to this model's token grid
+        (linearly along each axis), when the two were built for different input sizes."""
+        state = source.state_dict()
+        if self.encoder_kind == "cnn":
+            for name, axis in (("row_pos", 0), ("col_pos", 1)):
+                key, own = f"encoder.{name}", getattr(self.encoder, name)
+                if key in state and state[key].shape != own.shape:
+                    pos = state[key].movedim(axis, -1).reshape(1, -1, state[key].shape[axis])  # [1, d, n]
+                    pos = F.interpolate(pos, size=own.shape[axis], mode="linear", align_corners=False)
+                    state[key] = pos[0].t().unsqueeze(1 - axis)  # [n, 1, d] or [1, n, d]
+        elif getattr(source, "encoder_kind", None) == "vit":
+            key, own = "encoder.vit.pos_embed", self.encoder.vit.pos_embed
+            if key in state and state[key].shape != own.shape:
+                state[key] = resample_abs_pos_embed(state[key], list(self.encoder.grid), list(source.encoder.grid),
+                                                    num_prefix_tokens=0)
+        return state
 
     # ----------------------------------------------------------------- pieces
     def encode(self, images: torch.Tensor) -> torch.Tensor:

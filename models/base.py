@@ -109,6 +109,12 @@ class PlateRecognizer(nn.Module):
         finally:
             self.train(was_training)
 
+    def weights_from(self, source: PlateRecognizer) -> dict[str, torch.Tensor]:
+        """The weights of ``source`` (same architecture, maybe another input size) fitted to this
+        model, for ``load_state_dict`` (a fine-tune at a new ``data.image_height`` / ``image_width``).
+        Models with input-sized parameters (learned 2D positions) resample those; others copy."""
+        return source.state_dict()
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

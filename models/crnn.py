@@ -13,6 +13,12 @@ side by side (each resized to H x W/2). In training the label's row count
 routes the plate; at inference, the router's prediction. The view is chosen
 per sample with ``torch.where``, so one backbone pass serves a mixed batch
 and the exported graph has no branches.
+
+``read_height`` below the input height (e.g. 32 for 64-pixel inputs) keeps each
+row of a two-row plate at full resolution: a one-row plate is scaled down to
+read_height x W, a two-row plate's halves are each read_height x W/2. The
+backbone, RNN and router see the same size as with a read_height-tall input,
+so weights trained at that input height load unchanged.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ class CRNNConfig:
     dropout: float = 0.1
     steps_per_column: int = 1  # CTC time steps per feature-map column (2: room for repeated characters)
     row_split: bool = True  # read two-row plates as their rows side by side, routed by a row classifier
+    read_height: int | None = None  # height the backbone reads (None: the input height); see the module doc
     country_head: bool | None = None  # None: on (training turns it off when the data has no country labels)
     cls_loss_weight: float = 0.5  # weight of the country + rows losses beside the CTC loss
 
@@ -56,6 +63,8 @@ class CRNNConfig:
                 raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.read_height is not None and self.read_height < 8:
+            raise ValueError(f"model.read_height must be null or >= 8, got {self.read_height}")
 
 
 class CTCHead(nn.Module):
@@ -76,9 +85,16 @@ class CRNN(PlateRecognizer):
 
     def __init__(self, config: CRNNConfig, charset: Charset, input_spec: InputSpec):
         super().__init__(config, charset, input_spec)
+        self.read_height = config.read_height or input_spec.height
+        if self.read_height > input_spec.height:
+            raise ValueError(f"model.read_height ({config.read_height}) must not exceed data.image_height "
+                             f"({input_spec.height}): it only scales plates down")
+        if self.read_height != input_spec.height and not config.row_split:
+            raise ValueError("model.read_height below data.image_height needs model.row_split: true "
+                             "(it exists to read each row of a two-row plate at full resolution)")
         self.tokenizer = CTCTokenizer(charset)
         self.backbone = TimmFeatures(config.backbone, config.backbone_stage, config.pretrained)
-        channels, feat_h, feat_w = self.backbone.output_shape(input_spec.height, input_spec.width)
+        channels, feat_h, feat_w = self.backbone.output_shape(self.read_height, input_spec.width)
         self.feature_height = feat_h
         self.sequence_length = feat_w * config.steps_per_column
         self.rnn_features_num = channels * feat_h
@@ -93,7 +109,7 @@ class CRNN(PlateRecognizer):
         )
         self.dropout = nn.Dropout(config.dropout)
         self.head = CTCHead(2 * config.rnn_hidden_size, self.tokenizer.num_classes)
-        self.router = RowRouter(input_spec.height) if config.row_split else None
+        self.router = RowRouter(self.read_height) if config.row_split else None
         self.class_head = (PlateClassHead(channels, rows=False, dropout=config.dropout)
                            if config.country_head is not False else None)
 
@@ -106,9 +122,14 @@ class CRNN(PlateRecognizer):
         """
         out = {}
         if self.router is not None:
-            out["rows_logits"] = self.router(images)
+            one_row = images
+            if images.shape[-2] != self.read_height:
+                one_row = F.interpolate(images, size=(self.read_height, images.shape[-1]), mode="bilinear",
+                                        align_corners=False)
+            out["rows_logits"] = self.router(one_row)
             two_rows = (lines.to(images.device) == 2) if lines is not None else out["rows_logits"].argmax(-1) == 1
-            images = torch.where(two_rows[:, None, None, None], rows_side_by_side(images), images)
+            images = torch.where(two_rows[:, None, None, None], rows_side_by_side(images, self.read_height),
+                                 one_row)
         f = self.backbone(images)  # [B, C, Hf, Wf]
         if self.class_head is not None:
             out.update(self.class_head(f))

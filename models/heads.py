@@ -89,17 +89,19 @@ class RowRouter(nn.Module):
         return self.fc(f.flatten(1))
 
 
-def rows_side_by_side(images: torch.Tensor) -> torch.Tensor:
-    """A two-row plate [B, 3, H, W] as one line: the top half and the bottom half, each
-    resized to H x W/2, placed left and right (what a CTC reader can read in order)."""
+def rows_side_by_side(images: torch.Tensor, height: int | None = None) -> torch.Tensor:
+    """A two-row plate [B, 3, H, W] as one line [B, 3, height, W]: the top half and the bottom
+    half, each resized to height x W/2 (default height: H), placed left and right (what a CTC
+    reader can read in order)."""
     h, w = images.shape[-2:]
     half = h // 2
-    size = (h, w // 2)
+    height = height or h
+    size = (height, w // 2)
     top = F.interpolate(images[..., :half, :], size=size, mode="bilinear", align_corners=False)
     bottom = F.interpolate(images[..., half:, :], size=size, mode="bilinear", align_corners=False)
     out = torch.cat([top, bottom], dim=-1)
     if out.shape[-1] != w:  # odd width: stretch the last column
-        out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
+        out = F.interpolate(out, size=(height, w), mode="bilinear", align_corners=False)
     return out
 
 

@@ -198,3 +198,27 @@ def test_train_accelerate_attn_end_to_end(tmp_path):
                            "model.max_label_length=5"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "model.max_label_length" in proc.stderr
     assert not (tmp_path / "short" / "checkpoint").exists()
+
+
+@pytest.mark.parametrize("options", [TINY_CNN, TINY_VIT], ids=["cnn", "vit"])
+def test_weights_from_another_input_size_resample_the_positions(options):
+    torch.manual_seed(0)
+    source = create_model("attn", options, CHARSET, SPEC)
+    taller = create_model("attn", options, CHARSET, InputSpec(64, 64))
+    state = taller.weights_from(source)
+    taller.load_state_dict(state)  # strict: every shape fits
+    grid = taller.encoder.grid
+    assert grid[0] == 2 * source.encoder.grid[0] and grid[1] == source.encoder.grid[1]
+    if "vit_dim" in options:
+        pos = taller.encoder.vit.pos_embed.detach().reshape(grid[0], grid[1], -1)
+        old = source.encoder.vit.pos_embed.detach().reshape(*source.encoder.grid, -1)
+    else:
+        pos = taller.encoder.row_pos.detach()[:, 0]
+        old = source.encoder.row_pos.detach()[:, 0]
+        assert torch.equal(taller.encoder.col_pos, source.encoder.col_pos)  # same width: copied
+    # Doubled rows: each old row's position spans two new rows, the outer ones exactly.
+    assert torch.allclose(pos[0], old[0], atol=1e-2) and torch.allclose(pos[-1], old[-1], atol=1e-2)
+    same = {k for k, v in source.state_dict().items() if "pos" not in k}
+    assert all(torch.equal(state[k], source.state_dict()[k]) for k in same)
+    # Same input size: the weights come back unchanged.
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in source.weights_from(source).items())

@@ -83,6 +83,32 @@ def test_export_refuses_non_folders(exported, tmp_path, capsys):
         load_model(tmp_path / "missing")
 
 
+@pytest.mark.parametrize("route", ["one-row", "two-row"])
+def test_crnn_with_read_height_exports_both_routes(tmp_path, plates, route):
+    from data.text import Charset
+    from models import InputSpec, create_model
+    from tests._inference_fixtures import TINY_OPTIONS
+
+    torch.manual_seed(0)
+    model = create_model("crnn", {**TINY_OPTIONS, "read_height": 32}, Charset(), InputSpec(64, 96))
+    with torch.no_grad():
+        model.head.fc.weight.mul_(20.0)
+        model.router.fc.bias.copy_(torch.tensor([100.0, -100.0] if route == "one-row" else [-100.0, 100.0]))
+    folder = model.save_pretrained(tmp_path / "crnn64")
+    onnx_path = tmp_path / "crnn64.onnx"
+    export.export_onnx(model, onnx_path)
+    pt, ox = load_model(folder), load_model(onnx_path)
+    assert ox.input_spec.height == 64
+    images = [read_image_rgb(p) for p in sorted((plates / "images").glob("*.png"))]
+    x = torch.stack([pt.preprocess(im) for im in images])
+    ref, got = pt.forward(x), ox.forward(x)
+    for k in ref:
+        np.testing.assert_allclose(got[k], ref[k].numpy(), atol=1e-4, rtol=1e-4)
+    b = ox.predict(images)
+    assert [p.text for p in pt.predict(images)] == [p.text for p in b]
+    assert {p.lines for p in b} == {1 if route == "one-row" else 2}
+
+
 @pytest.mark.skipif("attn" not in __import__("models").list_models(), reason="no attention model registered")
 def test_attention_model_exports_its_greedy_loop(tmp_path, plates):
     from data.text import Charset

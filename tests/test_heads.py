@@ -58,6 +58,40 @@ def test_rows_side_by_side_puts_the_top_row_left():
     assert RowRouter(32)(img).shape == (1, 2)
 
 
+def test_rows_side_by_side_to_a_lower_height_keeps_each_row():
+    img = torch.zeros(2, 3, 64, 96)
+    img[..., :32, :] = 1.0
+    out = rows_side_by_side(img, height=32)
+    assert out.shape == (2, 3, 32, 96)
+    assert torch.allclose(out[..., :48], torch.ones(2, 3, 32, 48))
+    assert torch.allclose(out[..., 48:], torch.zeros(2, 3, 32, 48))
+
+
+def test_crnn_read_height_reads_rows_at_full_resolution_with_the_same_weights():
+    torch.manual_seed(0)
+    small = create_model("crnn", TINY["crnn"], CHARSET, SPEC).eval()
+    tall = create_model("crnn", {**TINY["crnn"], "read_height": 32}, CHARSET, InputSpec(64, 96)).eval()
+    assert tall.sequence_length == small.sequence_length and tall.rnn_features_num == small.rnn_features_num
+    tall.load_state_dict(small.state_dict())  # same shapes: a 32-pixel model loads as it is
+    x = torch.rand(3, 3, 64, 96) * 2 - 1
+    halved = (x[..., 0::2, :] + x[..., 1::2, :]) / 2  # what a 2x bilinear downscale is
+    with torch.no_grad():
+        one_row = tall(x, lines=torch.tensor([1, 1, 1]))
+        assert torch.allclose(one_row["logits"], small(halved, lines=torch.tensor([1, 1, 1]))["logits"], atol=1e-4)
+        assert torch.allclose(one_row["rows_logits"], small.router(halved), atol=1e-4)
+        # A two-row plate: each half (32 rows of the input) is read, not a 16-pixel squeeze of it.
+        two_row = tall(x, lines=torch.tensor([2, 2, 2]))["logits"]
+        assert torch.allclose(two_row, small(rows_side_by_side(x, 32), lines=torch.tensor([1, 1, 1]))["logits"],
+                              atol=1e-4)
+        assert not torch.allclose(two_row, small(halved, lines=torch.tensor([2, 2, 2]))["logits"], atol=1e-3)
+    with pytest.raises(ValueError, match="read_height"):
+        create_model("crnn", {**TINY["crnn"], "read_height": 48}, CHARSET, SPEC)
+    with pytest.raises(ValueError, match="read_height.*row_split"):
+        create_model("crnn", {**TINY["crnn"], "read_height": 32, "row_split": False}, CHARSET, InputSpec(64, 96))
+    with pytest.raises(ValueError, match="model.read_height"):
+        create_model("crnn", {**TINY["crnn"], "read_height": 4}, CHARSET, InputSpec(64, 96))
+
+
 def test_crnn_routes_by_label_in_training_and_by_router_at_inference():
     torch.manual_seed(0)
     model = create_model("crnn", TINY["crnn"], CHARSET, SPEC).eval()
