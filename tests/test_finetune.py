@@ -43,8 +43,9 @@ def test_finetune_starts_from_the_init_weights_with_mixed_data_then_resumes(init
                 "--output-dir", str(ft), *RUN_TINY, synth, f"data.train={real}", f"data.val={real}",
                 "data.synth_mix=0.5", "train.max_steps=2", "train.lr=1.0e-9", "train.trackers=[]"])
     out = proc.stdout + proc.stderr
-    # configs/crnn.yaml's model options and 32x160 input were replaced by the init model's.
-    assert "model.backbone_stage=2 -> 1" in out and "data.image_width=160 -> 96" in out
+    # configs/crnn.yaml's model options and 64x224 input were replaced by the init model's.
+    assert "model.backbone_stage=2 -> 1" in out and "data.image_width=224 -> 96" in out
+    assert "data.image_height=64 -> 32" in out
     assert "initialised from" in out and "fresh optimiser" in out
     cfg = yaml.safe_load((ft / "config.yaml").read_text())
     assert cfg["train"]["init_from"] == str(init) and cfg["data"]["synth_mix"] == 0.5
