@@ -9,7 +9,7 @@ Sizes are derived, never configured twice:
 Two-row plates: CTC reads one left-to-right sequence, so with ``row_split`` a
 small row classifier (:class:`~models.heads.RowRouter`) looks at the plate
 first, and a plate it calls two-row is read as its top half and bottom half
-side by side (each resized to H x W/2). In training the label's row count
+side by side (each resized to read_height x W/2). In training the label's row count
 routes the plate; at inference, the router's prediction. The view is chosen
 per sample with ``torch.where``, so one backbone pass serves a mixed batch
 and the exported graph has no branches.
