@@ -347,9 +347,9 @@ class AttnRecognizer(PlateRecognizer):
                     pos = state[key].movedim(axis, -1).reshape(1, -1, state[key].shape[axis])  # [1, d, n]
                     pos = F.interpolate(pos, size=own.shape[axis], mode="linear", align_corners=False)
                     state[key] = pos[0].t().unsqueeze(1 - axis)  # [n, 1, d] or [1, n, d]
-        elif getattr(source, "encoder_kind", None) == "vit":
+        else:
             key, own = "encoder.vit.pos_embed", self.encoder.vit.pos_embed
-            if key in state and state[key].shape != own.shape:
+            if key in state and state[key].shape != own.shape:  # the key: a ViT source, with its grid
                 state[key] = resample_abs_pos_embed(state[key], list(self.encoder.grid), list(source.encoder.grid),
                                                     num_prefix_tokens=0)
         return state
