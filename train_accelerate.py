@@ -306,15 +306,27 @@ def apply_init_from(cfg: Config, overrides: list[str]) -> Config:
                                data=dataclasses.replace(cfg.data, **inputs))
 
 
+# The country/rows head: an init model without one gives the run a fresh head (adding the head
+# to a trained reader); a run with model.country_head=false drops the init model's.
+CLASS_HEAD_PREFIX = "class_head."
+
+
 def load_init_weights(model: PlateRecognizer, source: str) -> dict:
     """Copy the weights of model folder ``source`` into ``model`` (which apply_init_from configured)."""
+    weights = model.weights_from(load_model(source))
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unused = [k for k in weights if k not in own]
+    if all(k.startswith(CLASS_HEAD_PREFIX) for k in missing + unused):
+        weights = {k: v for k, v in weights.items() if k in own} | {k: own[k] for k in missing}
     try:
-        model.load_state_dict(model.weights_from(load_model(source)))
+        model.load_state_dict(weights)
     except (ValueError, RuntimeError) as e:
         raise ConfigError(f"--init-from {source} (train.init_from): its weights do not fit the configured "
                           f"model (a model.* or data.image_* override changed its shape): {str(e)[:500]}") from e
     digest = hashlib.sha256((Path(source) / "model.safetensors").read_bytes()).hexdigest()
-    return {"step": 0, "init_from": str(source), "init_sha256": digest}
+    head = "fresh" if missing else "dropped" if unused else "copied"
+    return {"step": 0, "init_from": str(source), "init_sha256": digest, "init_class_head": head}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -395,7 +407,10 @@ def main(argv: list[str] | None = None) -> dict:
     if init_info is not None:
         log(init_info)
         accelerator.print(f"initialised from {tc.init_from} (sha256 {init_info['init_sha256'][:12]}); "
-                          "fresh optimiser and learning-rate schedule")
+                          "fresh optimiser and learning-rate schedule"
+                          + {"fresh": "; the country/rows head starts fresh (the init model has none)",
+                             "dropped": "; the init model's country/rows head is not used"}.get(
+                              init_info["init_class_head"], ""))
     accelerator.print(
         f"{cfg.arch}: {net.num_parameters() / 1e6:.2f}M parameters, input {dc.image_height}x{dc.image_width}, "
         f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision {accelerator.mixed_precision}; "

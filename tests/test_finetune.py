@@ -103,3 +103,43 @@ def test_init_from_with_an_override_that_changes_the_shapes_stops_at_start(init_
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "--init-from" in proc.stderr and "do not fit" in proc.stderr
     assert not (tmp_path / "r" / "checkpoint").exists()
+
+
+@pytest.mark.parametrize("arch", ["crnn", "attn"])
+def test_init_from_adds_or_drops_the_country_head(tmp_path, arch):
+    """A reader trained without the head gains a fresh one (the rest copied); a headless run drops it."""
+    import torch
+
+    from data.text import Charset
+    from models import InputSpec, create_model
+    from train_accelerate import load_init_weights
+
+    opts = {"crnn": {"backbone_stage": 1, "rnn_hidden_size": 16, "rnn_layers": 1},
+            "attn": {"d_model": 32, "dec_layers": 1, "dec_heads": 2}}[arch]
+    charset, spec = Charset("0123456789ABC"), InputSpec(32, 96)
+    torch.manual_seed(0)
+    with_head = create_model(arch, {**opts, "country_head": True}, charset, spec)
+    without = create_model(arch, {**opts, "country_head": False}, charset, spec)
+    with_head.save_pretrained(tmp_path / "with")
+    without.save_pretrained(tmp_path / "without")
+
+    target = create_model(arch, {**opts, "country_head": True}, charset, spec)
+    fresh = {k: v.clone() for k, v in target.state_dict().items() if k.startswith("class_head.")}
+    assert fresh
+    info = load_init_weights(target, str(tmp_path / "without"))
+    assert info["init_class_head"] == "fresh"
+    for k, v in target.state_dict().items():
+        expected = fresh[k] if k.startswith("class_head.") else without.state_dict()[k]
+        assert torch.equal(v, expected), k
+
+    headless = create_model(arch, {**opts, "country_head": False}, charset, spec)
+    assert load_init_weights(headless, str(tmp_path / "with"))["init_class_head"] == "dropped"
+    for k, v in headless.state_dict().items():
+        assert torch.equal(v, with_head.state_dict()[k]), k
+    assert load_init_weights(target, str(tmp_path / "with"))["init_class_head"] == "copied"
+
+    # Any other missing weight is still a shape mismatch, named.
+    other = create_model(arch, {**opts, "country_head": True,
+                                **({"rnn_layers": 2} if arch == "crnn" else {"dec_layers": 2})}, charset, spec)
+    with pytest.raises(ConfigError, match="do not fit"):
+        load_init_weights(other, str(tmp_path / "without"))
