@@ -8,6 +8,7 @@ value out of range is an error that names the key (``train.lr``,
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ BEST_METRICS = {"exact_match": "max", "cer": "min", "mean_edit_distance": "min"}
 
 class ConfigError(ValueError):
     pass
+
+
+_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:
@@ -52,6 +56,9 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        # PyYAML reads 3e-4 (no dot) as a string (YAML 1.1); take it as the number it is.
+        if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)

@@ -65,3 +65,14 @@ def test_finetune_configs_load():
         assert 0 < cfg.data.synth_mix < 1 and cfg.train.lr < 1e-3
     cfg = load_config("crnn", overrides=["data.train=crops", "data.synth_mix=0.25", "train.init_from=w"])
     assert cfg.data.synth_mix == 0.25 and cfg.train.init_from == "w"
+
+
+def test_scientific_notation_without_a_dot_is_a_number(tmp_path):
+    """PyYAML reads 3e-4 as a string; a float key takes it as 0.0003, from the command line or a file."""
+    cfg = load_config("crnn", overrides=["train.lr=3e-4", "train.weight_decay=1E-2"])
+    assert cfg.train.lr == pytest.approx(3e-4) and cfg.train.weight_decay == pytest.approx(1e-2)
+    f = tmp_path / "c.yaml"
+    f.write_text("arch: crnn\ntrain:\n  lr: 5e-4\n")
+    assert load_config(path=f).train.lr == pytest.approx(5e-4)
+    with pytest.raises(ConfigError, match="train.lr: expected a number"):
+        load_config("crnn", overrides=["train.lr=3e"])
