@@ -148,7 +148,8 @@ def build_train_data(cfg: Config, charset: Charset, accelerator: Accelerator, se
     if cfg.data.train == SYNTH:
         ds = SyntheticPlateDataset(transform, seed=seed, countries=cfg.data.synth_countries,
                                    two_row_prob=cfg.data.train_two_row_prob, effects=cfg.data.effects,
-                                   effects_ramp=ramp, rank=accelerator.process_index, world_size=accelerator.num_processes)
+                                   effects_ramp=ramp, country_weights=cfg.data.synth_country_weights,
+                                   rank=accelerator.process_index, world_size=accelerator.num_processes)
         # Not passed to accelerator.prepare: every process generates its own stream.
         loader = DataLoader(ds, batch_size=cfg.train.batch_size, num_workers=workers,
                             collate_fn=collate_plates, persistent_workers=workers > 0,
@@ -162,7 +163,8 @@ def build_train_data(cfg: Config, charset: Charset, accelerator: Accelerator, se
         rank, world = accelerator.process_index, accelerator.num_processes
         synth = SyntheticPlateDataset(transform, seed=seed, countries=cfg.data.synth_countries,
                                       two_row_prob=cfg.data.train_two_row_prob, effects=cfg.data.effects,
-                                      effects_ramp=ramp, rank=rank, world_size=world)
+                                      effects_ramp=ramp, country_weights=cfg.data.synth_country_weights,
+                                      rank=rank, world_size=world)
         ds = MixedPlateDataset(ds, synth, cfg.data.synth_mix, seed=seed, rank=rank, world_size=world)
         loader = DataLoader(ds, batch_size=cfg.train.batch_size, num_workers=workers,
                             collate_fn=collate_plates, persistent_workers=workers > 0,

@@ -110,6 +110,9 @@ class DataConfig:
     test: str = SYNTH
     extra_test: list[str] = field(default_factory=list)  # more test sets, e.g. real crops
     synth_countries: list[str] | None = None  # None: all 27
+    # Sampling weights of the training stream's countries ({code: weight}, others 1), e.g.
+    # {US: 4} for a reader mostly of US plates. The fixed val/test sets stay uniform.
+    synth_country_weights: dict | None = None
     synth_two_row_prob: float = 0.15  # share of two-row plates in the fixed val/test sets
     synth_train_two_row_prob: float | None = None  # in the training stream; None: as synth_two_row_prob
     # With data.train a dataset path: share of each training batch drawn from the synthetic
@@ -185,6 +188,13 @@ class DataConfig:
                 normalize_country(c)
             except ValueError as e:
                 raise ConfigError(f"data.synth_countries: {e}") from e
+        if self.synth_country_weights:
+            from data.synth.generator import resolve_countries, resolve_country_weights
+
+            try:
+                resolve_country_weights(resolve_countries(self.synth_countries), self.synth_country_weights)
+            except ValueError as e:
+                raise ConfigError(f"data.synth_country_weights: {e}") from e
 
 
 @dataclass

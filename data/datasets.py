@@ -520,6 +520,7 @@ class SyntheticPlateDataset(IterableDataset):
         world_size: int = 1,
         effects=None,
         effects_ramp: tuple[int, int] = (0, 0),
+        country_weights: dict[str, float] | None = None,
     ):
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
@@ -528,6 +529,7 @@ class SyntheticPlateDataset(IterableDataset):
         self.countries = list(countries) if countries is not None else None
         self.two_row_prob = two_row_prob
         self.effects = effects  # data.synth.effects.SynthEffects, or None
+        self.country_weights = country_weights
         # (ramp, start) in samples of this process: the share of plates with effects grows from
         # 0 to 1 over the first ``ramp`` samples; ``start`` samples were seen before (a resumed run).
         self.effects_ramp = effects_ramp
@@ -546,7 +548,7 @@ class SyntheticPlateDataset(IterableDataset):
         from data.synth import SyntheticPlateGenerator
 
         return SyntheticPlateGenerator(seed=seed, countries=self.countries, two_row_prob=self.two_row_prob,
-                                       effects=self.effects)
+                                       effects=self.effects, country_weights=self.country_weights)
 
     def stream_seed(self) -> int:
         info = get_worker_info()

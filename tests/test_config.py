@@ -76,3 +76,12 @@ def test_scientific_notation_without_a_dot_is_a_number(tmp_path):
     assert load_config(path=f).train.lr == pytest.approx(5e-4)
     with pytest.raises(ConfigError, match="train.lr: expected a number"):
         load_config("crnn", overrides=["train.lr=3e"])
+
+
+def test_synth_country_weights_are_checked_against_the_generated_countries():
+    cfg = load_config("crnn", overrides=["data.synth_country_weights={US: 4, br: 2}"])
+    assert cfg.data.synth_country_weights == {"US": 4, "br": 2}
+    with pytest.raises(ConfigError, match="data.synth_country_weights: country 'US' is not among"):
+        load_config("crnn", overrides=["data.synth_countries=[DE]", "data.synth_country_weights={US: 2}"])
+    with pytest.raises(ConfigError, match="data.synth_country_weights: the weight of 'US'"):
+        load_config("crnn", overrides=["data.synth_country_weights={US: lots}"])

@@ -274,3 +274,31 @@ def test_cli(tmp_path):
     res = subprocess.run(cmd[:4] + [str(tmp_path / "bad"), "--n", "2", "--seed", "1", "--countries", "DE,QQ"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and "QQ" in res.stderr
+
+
+def test_country_weights_draw_some_countries_more_often():
+    from collections import Counter
+
+    from data.synth.generator import SyntheticPlateGenerator
+
+    n = 1500
+    plain = SyntheticPlateGenerator(seed=3, countries=["DE", "US", "BR"])
+    uniform = Counter(plain().country for _ in range(n))
+    weighted = SyntheticPlateGenerator(seed=3, countries=["DE", "US", "BR"], country_weights={"us": 4, "BR": 0})
+    counts = Counter(weighted().country for _ in range(n))
+    assert counts["BR"] == 0 and set(counts) == {"DE", "US"}
+    assert 0.72 < counts["US"] / n < 0.88  # 4 / 5
+    assert all(0.25 < uniform[c] / n < 0.42 for c in ("DE", "US", "BR"))
+    for bad, message in (({"XX": 2}, "'XX' is not among"), ({"US": -1}, "must be a number >= 0"),
+                         ({"DE": 0, "US": 0, "BR": 0}, "every country has weight 0")):
+        with pytest.raises(ValueError, match=message):
+            SyntheticPlateGenerator(seed=0, countries=["DE", "US", "BR"], country_weights=bad)
+
+
+def test_the_training_stream_passes_the_country_weights_on():
+    from itertools import islice
+
+    from data.datasets import SyntheticPlateDataset
+
+    ds = SyntheticPlateDataset(None, seed=0, countries=["DE", "US", "BR"], country_weights={"DE": 0, "BR": 0})
+    assert {item["country"] for item in islice(iter(ds), 30)} == {"US"}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,16 +48,37 @@ def resolve_countries(countries: Sequence[str] | str | None) -> tuple[str, ...]:
     return tuple(out)
 
 
+def resolve_country_weights(countries: Sequence[str], weights: Mapping[str, float] | None) -> list[float] | None:
+    """Sampling weight of each of ``countries`` (unnamed ones weigh 1); None for uniform.
+
+    ValueError naming a code that is not among ``countries``, or a weight below 0.
+    """
+    if not weights:
+        return None
+    out = {c: 1.0 for c in countries}
+    for code, w in weights.items():
+        c = str(code).strip().upper()
+        if c not in out:
+            raise ValueError(f"country {code!r} is not among the generated countries ({', '.join(countries)})")
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0:
+            raise ValueError(f"the weight of {code!r} must be a number >= 0, got {w!r}")
+        out[c] = float(w)
+    if not any(out.values()):
+        raise ValueError("every country has weight 0")
+    return [out[c] for c in countries]
+
+
 class SyntheticPlateGenerator:
     """Endless stream of rendered plates; the same seed gives the same plates (text and pixels).
 
     Countries are drawn uniformly from ``countries`` (default: all 27); a country with a two-row
-    layout gets one with probability ``two_row_prob``. ``effects`` switches on the realism
-    effects of :mod:`data.synth.effects` (each with its probability).
+    layout gets one with probability ``two_row_prob``. ``country_weights`` ({code: weight},
+    others 1) draws some countries more often than others (e.g. those a user reads most).
+    ``effects`` switches on the realism effects of :mod:`data.synth.effects` (each with its probability).
     """
 
     def __init__(self, seed: int = 0, countries: Sequence[str] | None = None, two_row_prob: float = 0.15,
-                 effects: SynthEffects | None = None):
+                 effects: SynthEffects | None = None, country_weights: Mapping[str, float] | None = None):
         if not 0.0 <= two_row_prob <= 1.0:
             raise ValueError(f"two_row_prob must be in [0, 1], got {two_row_prob}")
         # Realism effects (data.synth.effects); None or all-off renders the classic plates.
@@ -65,6 +88,9 @@ class SyntheticPlateGenerator:
         self.two_row_prob = float(two_row_prob)
         self.seed = seed
         self._compiled = [compiled(c) for c in self.countries]
+        weights = resolve_country_weights(self.countries, country_weights)
+        # Cumulative shares for a weighted draw; None keeps the uniform draw (and its streams).
+        self._cum = None if weights is None else [c / sum(weights) for c in itertools.accumulate(weights)]
         self.renderer = PlateRenderer()
         self._u = UniformStream(np.random.default_rng(seed))
         self.max_label_length = max_label_length(self.countries, two_rows=self.two_row_prob > 0)
@@ -81,7 +107,10 @@ class SyntheticPlateGenerator:
         return self._sample(UniformStream(rng, block=64))
 
     def _sample(self, u: UniformStream) -> SynthPlate:
-        cc = self._compiled[u.randint(len(self._compiled))]
+        if self._cum is None:
+            cc = self._compiled[u.randint(len(self._compiled))]
+        else:
+            cc = self._compiled[min(bisect.bisect_right(self._cum, u()), len(self._compiled) - 1)]
         lines = 2 if cc.has_two_rows and self.two_row_prob > 0 and u() < self.two_row_prob else 1
         return self._render(cc, lines, u)
 
