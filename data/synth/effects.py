@@ -158,7 +158,9 @@ ICON_COLOURS: tuple[RGB, ...] = ((240, 130, 20), (200, 30, 40), (30, 90, 170), (
 def us_scene(img: np.ndarray, text_alpha: np.ndarray, u: UniformStream, y0: int, y1: int, x0: int, x1: int,
              text_box: tuple[int, int, int, int], hc: float) -> None:
     """A US state design behind the characters: a sky ramp, a hill or mountain line, maybe a
-    picture left of the text (a cactus, a tree), maybe an icon in the gap between the groups."""
+    picture left of the text (a cactus, a tree; often right beside the first character, as on
+    Arizona plates), maybe an icon in the gap between the groups (a fruit, a star, a state
+    outline, or the small square tab of many states' plates)."""
     H, W = img.shape[:2]
     if y1 - y0 < 4 or x1 - x0 < 8:
         return
@@ -187,6 +189,10 @@ def us_scene(img: np.ndarray, text_alpha: np.ndarray, u: UniformStream, y0: int,
         pic = np.zeros((H, W), np.uint8)
         cx, w = (x0 + bx0) // 2, max(2, int((bx0 - x0) * 0.3))
         top = int(y0 + (y1 - y0) * u.uniform(0.1, 0.4))
+        if u() < 0.5:  # beside the first character, as tall as the text: easy to take for one
+            w = max(2, int(hc * u.uniform(0.1, 0.16)))
+            cx = max(x0 + 2 * w, int(bx0 - hc * u.uniform(0.2, 0.45) - w))
+            top = int(by0 + hc * u.uniform(-0.05, 0.2))
         if u() < 0.5:  # cactus: a trunk and two arms
             cv2.line(pic, (cx, y1), (cx, top), 255, w)
             ay = int((top + y1) / 2)
@@ -218,8 +224,15 @@ def us_scene(img: np.ndarray, text_alpha: np.ndarray, u: UniformStream, y0: int,
             r = int(min(gw * 0.4, hc * 0.38))
             cx, cy = bx0 + gx + gw // 2, (by0 + by1) // 2
             col = u.choice(ICON_COLOURS)
-            kind = u.randint(3)
-            if kind == 0:  # a fruit with a leaf
+            kind = u.randint(4)
+            if kind == 3:  # a small square tab, often grey or dark (read as a 4, a 9 or a V if unseen)
+                a = max(1, int(round(hc * u.uniform(0.08, 0.17))))
+                b = max(1, int(round(a * u.uniform(0.8, 1.4))))
+                if u() < 0.4:
+                    col = tuple(int(v) for v in np.full(3, u.uniform(40, 150)))
+                cy += int(round(hc * u.uniform(-0.08, 0.08)))
+                cv2.rectangle(img, (cx - a, cy - b), (cx + a, cy + b), col, -1, cv2.LINE_AA)
+            elif kind == 0:  # a fruit with a leaf
                 cv2.circle(img, (cx, cy), r, col, -1, cv2.LINE_AA)
                 cv2.ellipse(img, (cx + r // 2, cy - r), (max(1, r // 2), max(1, r // 4)), -30, 0, 360,
                             (40, 130, 60), -1, cv2.LINE_AA)

@@ -472,6 +472,8 @@ class PlateRenderer:
         scene = fx is not None and fx.us_scenes > 0 and "us_state" in decor and u() < fx.us_scenes
         if scene and u() < 0.6:
             space = u.uniform(0.7, 1.2)  # room for an icon between the groups
+        if scene and u() < 0.25:
+            x0 += int(round(unit * u.uniform(0.3, 0.5)))  # room for a picture left of the text
         align = u.uniform(0.4, 0.6)
         alpha = np.zeros((H, W), np.uint8)
         boxes: list[tuple[int, int, int, int]] = []
