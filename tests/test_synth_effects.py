@@ -117,6 +117,16 @@ def test_stroke_face_shapes():
     # The Brazilian variant draws the 1 as a plain bar, the I's shape.
     bar = glyphs_for("stroke_regular_bar1")
     assert np.array_equal(bar.glyph("1"), bar.glyph("I")) and not np.array_equal(g.glyph("1"), g.glyph("I"))
+    # ... and curls the hooks of its 6 and 9 further round (the 6's down its right side, the 9's
+    # up its left side): more ink in that side's outer fifth between the hook and the bowl.
+    def side_ink(m, right):
+        rows = np.flatnonzero((m > 127).any(axis=1))
+        h, w = rows[-1] - rows[0], m.shape[1]
+        band = m[rows[0] + int(0.22 * h) : rows[0] + int(0.34 * h)] if right else \
+            m[rows[-1] - int(0.34 * h) : rows[-1] - int(0.22 * h)]
+        return (band[:, w - w // 5 :] if right else band[:, : w // 5]).__gt__(127).sum()
+    assert side_ink(bar.glyph("6"), right=True) > side_ink(g.glyph("6"), right=True) + 2
+    assert side_ink(bar.glyph("9"), right=False) > side_ink(g.glyph("9"), right=False) + 2
     # The boxy variant: the O's corners filled out towards its bounding box (more ink near them).
     box = glyphs_for("stroke_regular_box")
     def corner_ink(m):

@@ -139,7 +139,7 @@ CV_FONTS: dict[str, int] = {
 }
 # The stroke face (data.synth.strokefont) in its weights: a condensed monoline plate typeface.
 STROKE_FONTS: tuple[str, ...] = tuple(f"stroke_{w}" for w in STROKE_WEIGHTS)
-BAR_ONE = "_bar1"  # suffix of a stroke face whose 1 is a plain bar, as on the grey Brazilian plates
+BAR_ONE = "_bar1"  # suffix of the grey Brazilian plates' stroke face: a plain-bar 1, curled 6 and 9
 BOX_BOWLS = "_box"  # suffix of a stroke face with rounded-rectangle bowls (O, 0, D, 6, 8, ...)
 # Weight change: dilation (+) or erosion (-) radius of the glyph masks, in units of the cap height.
 WEIGHTS: dict[str, float] = {"thin": -0.025, "bold": 0.025, "heavy": 0.05}
@@ -207,6 +207,7 @@ class StrokeGlyphs(FontGlyphs):
         weight, *variants = key.removeprefix("stroke_").split("_")
         self.pen = STROKE_WEIGHTS[weight]
         self.bar_one = "bar1" in variants  # a 1 without its flag: a plain bar like the I (grey BR plates)
+        self.curled = self.bar_one  # and the same plates' 6 and 9 with long hooks
         self.squareness = BOXY if "box" in variants else 2.0  # rounded-rectangle bowls
 
     def _draw(self, ch: str) -> np.ndarray:
@@ -215,7 +216,8 @@ class StrokeGlyphs(FontGlyphs):
             img = np.zeros((self.frame_h, 2 * r + 3), np.uint8)
             cv2.circle(img, (r + 1, self.pad + self.cap // 2), r, 255, -1, cv2.LINE_AA)
             return img
-        m = draw_glyph("I" if ch == "1" and self.bar_one else ch, self.cap, self.pad, self.pen, self.squareness)
+        m = draw_glyph("I" if ch == "1" and self.bar_one else ch, self.cap, self.pad, self.pen, self.squareness,
+                       self.curled)
         return m if m is not None else super()._draw(ch)
 
 

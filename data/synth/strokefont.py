@@ -42,16 +42,18 @@ def _flip(paths: list[Path], w: float) -> list[Path]:
     return [[(w - x, 100 - y) for x, y in p] for p in paths]
 
 
-def _six(w: float, e: float) -> list[Path]:
+def _six(w: float, e: float, curled: bool = False) -> list[Path]:
+    """A 6 (a 9 flipped); ``curled``: the hook comes further round, down the other side (the grey
+    Brazilian plates' 6 and 9, close to a 5 and an 8 when blurred)."""
     r = w / 2
-    return [[*_arc(r, 28, r, 28, 315, 180, e), (0, 70)], _arc(r, 70, r, 30, 0, 360, e)]
+    return [[*_arc(r, 28, r, 28, 355 if curled else 315, 180, e), (0, 70)], _arc(r, 70, r, 30, 0, 360, e)]
 
 
 _W = 56.0  # the width of most letters and digits, in cap-height units
 _P = [(0.0, 48.0), (30.0, 48.0)]  # P, R: the bowl's bottom bar
 
 
-def _glyphs(e: float) -> dict[str, tuple[float, list[Path]]]:
+def _glyphs(e: float, curled: bool = False) -> dict[str, tuple[float, list[Path]]]:
     """character -> (advance width, centre-line paths), round strokes at squareness ``e``."""
 
     def arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float) -> Path:
@@ -64,10 +66,10 @@ def _glyphs(e: float) -> dict[str, tuple[float, list[Path]]]:
         "3": (_W, [arc(27, 25, 25, 25, 200, 450), [(22, 50), (28, 50)], arc(28, 73, 28, 27, 270, 520)]),
         "4": (_W, [[(42, 100), (42, 0), (0, 68), (56, 68)]]),
         "5": (_W, [[(52, 0), (6, 0), (3, 47), *arc(28, 70, 28, 30, 215, 520)]]),
-        "6": (_W, _six(_W, e)),
+        "6": (_W, _six(_W, e, curled)),
         "7": (_W, [[(0, 0), (56, 0), (16, 100)]]),
         "8": (_W, [arc(28, 24, 24, 24, 0, 360), arc(28, 73, 28, 27, 0, 360)]),
-        "9": (_W, _flip(_six(_W, e), _W)),
+        "9": (_W, _flip(_six(_W, e, curled), _W)),
         "A": (58, [[(0, 100), (29, 0), (58, 100)], [(9, 68), (49, 68)]]),
         "B": (_W, [[(0, 48), (28, 48), *arc(28, 24, 24, 24, 90, -90), (0, 0), (0, 100), (30, 100),
                     *arc(30, 74, 26, 26, 90, -90), (28, 48)]]),
@@ -101,9 +103,10 @@ def _glyphs(e: float) -> dict[str, tuple[float, list[Path]]]:
 
 
 @lru_cache(maxsize=None)
-def glyph_set(squareness: float = 2.0) -> dict[str, tuple[float, list[Path]]]:
-    """The glyphs with round strokes as ellipses (2.0) or boxier superellipses (e.g. 3.5)."""
-    return _glyphs(squareness)
+def glyph_set(squareness: float = 2.0, curled: bool = False) -> dict[str, tuple[float, list[Path]]]:
+    """The glyphs with round strokes as ellipses (2.0) or boxier superellipses (e.g. 3.5);
+    ``curled``: the 6 and 9 with longer hooks."""
+    return _glyphs(squareness, curled)
 
 
 BOXY = 3.5  # squareness of the boxy variant (the grey Brazilian plates' rounded-rectangle O, 0, D)
@@ -112,9 +115,10 @@ BOXY = 3.5  # squareness of the boxy variant (the grey Brazilian plates' rounded
 STROKE_WEIGHTS: dict[str, float] = {"light": 0.1, "regular": 0.135, "bold": 0.17}
 
 
-def draw_glyph(ch: str, cap: int, pad: int, pen_frac: float, squareness: float = 2.0) -> np.ndarray | None:
+def draw_glyph(ch: str, cap: int, pad: int, pen_frac: float, squareness: float = 2.0,
+               curled: bool = False) -> np.ndarray | None:
     """Alpha mask (``cap + 2 * pad`` rows, cropped to the ink) of ``ch``; None if not defined."""
-    g = glyph_set(squareness).get(ch)
+    g = glyph_set(squareness, curled).get(ch)
     if g is None:
         return None
     width, paths = g
