@@ -255,3 +255,30 @@ def test_effects_ramp_in_the_training_stream(monkeypatch):
     assert mounted((10_000, 0)) <= 6  # the share grows from 0: ~0.3 % on average over the first 60
     assert mounted((10_000, 10_000)) == 60
     assert mounted((0, 0)) == 60
+
+
+def test_grey_brazilian_plates_get_their_real_proportions_with_the_effects_only():
+    """The realism stream draws the grey plates' characters at about half the plate height (63 mm of
+    130 mm); the classic renders (the fixed val/test sets) keep their larger characters."""
+
+    def text_height_share(effects):
+        gen = SyntheticPlateGenerator(seed=4, countries=["BR"], two_row_prob=0.0, effects=effects)
+        shares = []
+        while len(shares) < 12:
+            p = gen()
+            r, g, b = p.image.reshape(-1, 3).mean(axis=0)
+            if p.text[4].isalpha() or r > g + 30:  # Mercosul, or the red plates (white characters)
+                continue
+            w = p.image.shape[1]
+            dark = (p.image[:, w // 5 : 4 * w // 5].max(axis=2) < 70).mean(axis=1)
+            inked = (dark > 0.1) & (dark < 0.9)  # not the border, not the gaps
+            longest = run = 0
+            for row in inked:  # the characters: the longest run of inked rows (the city strip is short)
+                run = run + 1 if row else 0
+                longest = max(longest, run)
+            shares.append(longest / p.image.shape[0])
+        return float(np.median(shares))
+
+    classic = text_height_share(None)
+    real = text_height_share(SynthEffects(separators=1e-9))  # effects on, none drawn
+    assert real < 0.53 and classic > real + 0.08, (real, classic)

@@ -96,6 +96,9 @@ class Style:
     aspect2: float = SQUARE  # two-row plate
     border: float = 1.0  # border thickness factor (0: none)
     text_h: tuple[float, float] = (0.56, 0.7)  # cap height / plate height of a one-row plate
+    # The same with the realism effects on, where the real plates' characters are smaller than the
+    # classic renders' (which the fixed val/test sets keep); None: text_h.
+    real_text_h: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -433,8 +436,11 @@ _SPECS: tuple[CountrySpec, ...] = (
         styles={
             "mercosul": Style(fg=(BLACK,) * 12 + (BR_RED, BR_BLUE, NO_GREEN), decor=("mercosul",),
                               aspect=400 / 130, aspect2=200 / 170),
-            "old": Style(bg=(BR_GREY,), decor=("br_city",), aspect=400 / 130, aspect2=187 / 136),
-            "old_red": Style(bg=(BR_RED,), fg=(WHITE,), decor=("br_city",), aspect=400 / 130),
+            # Real grey plates: 63 mm characters on a 130 mm plate, below the city strip.
+            "old": Style(bg=(BR_GREY,), decor=("br_city",), aspect=400 / 130, aspect2=187 / 136,
+                         real_text_h=(0.42, 0.54)),
+            "old_red": Style(bg=(BR_RED,), fg=(WHITE,), decor=("br_city",), aspect=400 / 130,
+                             real_text_h=(0.42, 0.54)),
         },
         fonts=("mono", "din"),
     ),

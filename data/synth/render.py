@@ -482,7 +482,8 @@ class PlateRenderer:
         rus_at: tuple[int, int, int, int] | None = None  # x0, x1, y, height
         ah = y1 - y0
         if one:
-            hc = min(H * u.uniform(*style.text_h), ah / 1.08)
+            text_h = style.real_text_h if fx is not None and style.real_text_h else style.text_h
+            hc = min(H * u.uniform(*text_h), ah / 1.08)
             bands = [(y0 + ah / 2 + u.uniform(-0.03, 0.03) * hc, hc)]
         else:
             hc = ah / 2 * u.uniform(0.7, 0.82)
