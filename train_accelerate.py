@@ -28,6 +28,7 @@ import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, broadcast_object_list, set_seed
+from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -372,6 +373,10 @@ def main(argv: list[str] | None = None) -> dict:
     val_loader = eval_loader(cfg, val_sets[0][1], loader_workers(cfg, accelerator))
     model, optimizer, val_loader = accelerator.prepare(model, optimizer, val_loader)
     accelerator.register_for_checkpointing(scheduler, state)
+    ema = None
+    if tc.ema_decay is not None:  # every process holds the same average (the weights are in sync)
+        ema = ModelEmaV3(accelerator.unwrap_model(model), decay=tc.ema_decay, use_warmup=True)
+        accelerator.register_for_checkpointing(ema)
 
     if args.resume:
         accelerator.load_state(str(run_dir / CHECKPOINT_DIR))
@@ -387,6 +392,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_ds, train_loader, prepared = build_train_data(cfg, charset, accelerator, seed=tc.seed + 7919 * state.step,
                                                         start_step=state.step)
     net: PlateRecognizer = accelerator.unwrap_model(model)
+    scored: PlateRecognizer = ema.module if ema is not None else net  # what is validated and saved
     try:
         net.check_label_length(*max_train_label_length(cfg, train_ds))
         for name, ds in val_sets + test_sets:
@@ -417,6 +423,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"{cfg.arch}: {net.num_parameters() / 1e6:.2f}M parameters, input {dc.image_height}x{dc.image_width}, "
         f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision {accelerator.mixed_precision}; "
         f"run folder {run_dir}"
+        + (f"; validated and saved: the weights' moving average (decay {tc.ema_decay})" if ema is not None else "")
     )
     batches = iterate_forever(train_loader, prepared, accelerator, start_step=state.step * tc.grad_accum_steps)
     model.train()
@@ -442,6 +449,8 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         scheduler.step()
         state.step += 1
+        if ema is not None:
+            ema.update(net, step=state.step)
         state.train_seconds = time_at_start + time.time() - t_start
         progress.update(1)
         if state.step % tc.log_every == 0:
@@ -453,7 +462,7 @@ def main(argv: list[str] | None = None) -> dict:
             stop = broadcast_object_list([state.train_seconds > 60 * tc.time_limit_minutes])[0]
         last = state.step >= tc.max_steps or stop
         if state.step % tc.eval_every == 0 or last:
-            results = evaluate(model, val_loader, accelerator, desc="val")
+            results = evaluate(model if ema is None else scored, val_loader, accelerator, desc="val")
             value = results["overall"][tc.best_metric]
             log({"step": state.step, **{f"val/{k}": v for k, v in results["overall"].items()},
                  **{f"val/{k}_accuracy": results[k]["accuracy"] for k in ("country", "rows") if k in results}})
@@ -462,10 +471,10 @@ def main(argv: list[str] | None = None) -> dict:
             if is_better(tc.best_metric, value, state.best):
                 state.best = value
                 if main_proc:
-                    net.save_pretrained(run_dir / BEST_DIR)
+                    scored.save_pretrained(run_dir / BEST_DIR)
         if state.step % tc.checkpoint_every == 0 or last:
             if main_proc:
-                net.save_pretrained(run_dir / LAST_DIR)
+                scored.save_pretrained(run_dir / LAST_DIR)
             save_checkpoint(accelerator, run_dir)
     progress.close()
     accelerator.wait_for_everyone()

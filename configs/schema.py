@@ -220,8 +220,13 @@ class TrainConfig:
     # Optimiser and schedule start fresh (unlike --resume). Shortcut: --init-from FOLDER.
     init_from: str | None = None
     trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
+    # Exponential moving average of the weights (timm's ModelEmaV3, decay warmed up from 0):
+    # validation, best/ and last/ use the average. None: the raw weights.
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in (0, 1) (e.g. 0.999), or null, got {self.ema_decay}")
         _positive("train", self, "batch_size", "eval_batch_size", "max_steps", "lr",
                   "grad_accum_steps", "eval_every", "checkpoint_every", "log_every")
         if self.mixed_precision not in (None, "no", "fp16", "bf16"):

@@ -85,3 +85,9 @@ def test_synth_country_weights_are_checked_against_the_generated_countries():
         load_config("crnn", overrides=["data.synth_countries=[DE]", "data.synth_country_weights={US: 2}"])
     with pytest.raises(ConfigError, match="data.synth_country_weights: the weight of 'US'"):
         load_config("crnn", overrides=["data.synth_country_weights={US: lots}"])
+
+
+@pytest.mark.parametrize("value", ["0", "1", "1.5"])
+def test_ema_decay_outside_0_1_is_named(value):
+    with pytest.raises(ConfigError, match="train.ema_decay must be in"):
+        load_config("crnn", overrides=[f"train.ema_decay={value}"])

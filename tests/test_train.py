@@ -117,3 +117,30 @@ def test_two_processes_count_every_eval_sample_once(tmp_path):
     single = json.loads(out.read_text())
     assert single["overall"] == test["overall"]
     assert single["by_country"] == test["by_country"]
+
+
+def test_weight_moving_average_is_what_is_validated_and_saved(tmp_path):
+    """train.ema_decay: best/ and last/ hold the weights' moving average, the checkpoint the raw
+    weights (and the average, for --resume); a decay near 0 gives the raw weights back."""
+    from safetensors.torch import load_file
+
+    def trained(state):
+        return {k: v for k, v in state.items() if "running_" not in k and "num_batches_tracked" not in k}
+
+    synth = f"data.synth_dir={tmp_path / 'synth'}"
+    gaps = {}
+    for decay in (0.9, 1e-9):
+        run_dir = tmp_path / f"run{decay}"
+        proc = run([sys.executable, "train_accelerate.py", "--arch", "crnn", "--output-dir", str(run_dir),
+                    *TINY, synth, "train.max_steps=3", "train.lr=0.05", "train.trackers=[]",
+                    f"train.ema_decay={decay}"])
+        assert "moving average" in proc.stdout + proc.stderr
+        raw = trained(load_file(str(run_dir / "checkpoint" / "model.safetensors")))
+        avg = trained(load_file(str(run_dir / "last" / "model.safetensors")))
+        assert raw.keys() == avg.keys()
+        gaps[decay] = max((raw[k].float() - avg[k].float()).abs().max().item() for k in raw)
+    assert gaps[1e-9] < 1e-6 < 1e-3 < gaps[0.9], gaps
+
+    proc = run([sys.executable, "train_accelerate.py", "--resume", str(tmp_path / "run0.9"), "train.max_steps=5"])
+    assert "resumed" in proc.stdout + proc.stderr
+    assert [r["step"] for r in read_log(tmp_path / "run0.9") if "loss" in r] == [1, 2, 3, 4, 5]
