@@ -206,8 +206,8 @@ class StrokeGlyphs(FontGlyphs):
         self.key = key
         weight, *variants = key.removeprefix("stroke_").split("_")
         self.pen = STROKE_WEIGHTS[weight]
-        self.bar_one = "bar1" in variants  # a 1 without its flag: a plain bar like the I (grey BR plates)
-        self.curled = self.bar_one  # and the same plates' 6 and 9 with long hooks
+        # The grey BR plates' cut: a 1 without its flag (a plain bar like the I), 6 and 9 with long hooks.
+        self.bar_one = "bar1" in variants
         self.squareness = BOXY if "box" in variants else 2.0  # rounded-rectangle bowls
 
     def _draw(self, ch: str) -> np.ndarray:
@@ -217,7 +217,7 @@ class StrokeGlyphs(FontGlyphs):
             cv2.circle(img, (r + 1, self.pad + self.cap // 2), r, 255, -1, cv2.LINE_AA)
             return img
         m = draw_glyph("I" if ch == "1" and self.bar_one else ch, self.cap, self.pad, self.pen, self.squareness,
-                       self.curled)
+                       curled=self.bar_one)
         return m if m is not None else super()._draw(ch)
 
 
