@@ -146,31 +146,28 @@ def build_train_data(cfg: Config, charset: Charset, accelerator: Accelerator, se
     transform = build_transform(cfg.data.train_pipeline, cfg.data.image_height, cfg.data.image_width,
                                 cfg.data.keep_aspect, cfg.data.capture)
     workers = loader_workers(cfg, accelerator)
-    if cfg.data.train == SYNTH:
-        ds = SyntheticPlateDataset(transform, seed=seed, countries=cfg.data.synth_countries,
-                                   two_row_prob=cfg.data.train_two_row_prob, effects=cfg.data.effects,
-                                   effects_ramp=ramp, country_weights=cfg.data.synth_country_weights,
-                                   rank=accelerator.process_index, world_size=accelerator.num_processes)
-        # Not passed to accelerator.prepare: every process generates its own stream.
-        loader = DataLoader(ds, batch_size=cfg.train.batch_size, num_workers=workers,
-                            collate_fn=collate_plates, persistent_workers=workers > 0,
-                            prefetch_factor=4 if workers > 0 else None)
-        return ds, loader, False
+    rank, world = accelerator.process_index, accelerator.num_processes
+
+    def synth_stream() -> SyntheticPlateDataset:
+        return SyntheticPlateDataset(transform, seed=seed, countries=cfg.data.synth_countries,
+                                     two_row_prob=cfg.data.train_two_row_prob, effects=cfg.data.effects,
+                                     effects_ramp=ramp, country_weights=cfg.data.synth_country_weights,
+                                     rank=rank, world_size=world)
+
+    def stream_loader(stream) -> DataLoader:
+        # Not passed to accelerator.prepare: streams are sharded by rank and worker inside the dataset.
+        return DataLoader(stream, batch_size=cfg.train.batch_size, num_workers=workers,
+                          collate_fn=collate_plates, persistent_workers=workers > 0,
+                          prefetch_factor=4 if workers > 0 else None)
+
+    if cfg.data.train == SYNTH:  # every process generates its own stream
+        ds = synth_stream()
+        return ds, stream_loader(ds), False
     _, records = file_records(cfg, "data.train", cfg.data.train, charset, allow_mask=False)
     ds = PlateDataset(records, transform)
-    if cfg.data.synth_mix > 0:
-        # Real crops in shuffled passes, interleaved with the synthetic stream; sharded by rank
-        # and worker inside the dataset, so not passed to accelerator.prepare either.
-        rank, world = accelerator.process_index, accelerator.num_processes
-        synth = SyntheticPlateDataset(transform, seed=seed, countries=cfg.data.synth_countries,
-                                      two_row_prob=cfg.data.train_two_row_prob, effects=cfg.data.effects,
-                                      effects_ramp=ramp, country_weights=cfg.data.synth_country_weights,
-                                      rank=rank, world_size=world)
-        ds = MixedPlateDataset(ds, synth, cfg.data.synth_mix, seed=seed, rank=rank, world_size=world)
-        loader = DataLoader(ds, batch_size=cfg.train.batch_size, num_workers=workers,
-                            collate_fn=collate_plates, persistent_workers=workers > 0,
-                            prefetch_factor=4 if workers > 0 else None)
-        return ds, loader, False
+    if cfg.data.synth_mix > 0:  # real crops in shuffled passes, interleaved with the synthetic stream
+        ds = MixedPlateDataset(ds, synth_stream(), cfg.data.synth_mix, seed=seed, rank=rank, world_size=world)
+        return ds, stream_loader(ds), False
     loader = DataLoader(ds, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
                         num_workers=workers, collate_fn=collate_plates, persistent_workers=workers > 0)
     return ds, loader, True
