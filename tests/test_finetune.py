@@ -8,11 +8,10 @@ import sys
 
 import pytest
 import yaml
-from safetensors.torch import load_file
 
 from configs import ConfigError
 from data.synth import write_synthetic_dataset
-from test_train import TINY, read_log, run
+from test_train import TINY, read_log, run, trained_params
 
 # The model options and input size of a fine-tune come from the init model, not the command line.
 MODEL_KEYS = [k for k in TINY if k.startswith(("model.", "data.image_"))]
@@ -28,12 +27,6 @@ def init_model(tmp_path_factory):
          *TINY, synth, "train.max_steps=1", "train.trackers=[]"])
     real = write_synthetic_dataset(d / "real", n=24, seed=5, two_row_prob=0.0)
     return d / "init_run" / "best", real, synth
-
-
-def trained_params(path) -> dict:
-    """Weights that training changes through the optimiser (not BatchNorm's running statistics)."""
-    state = load_file(str(path / "model.safetensors"))
-    return {k: v for k, v in state.items() if "running_" not in k and "num_batches_tracked" not in k}
 
 
 def test_finetune_starts_from_the_init_weights_with_mixed_data_then_resumes(init_model, tmp_path):

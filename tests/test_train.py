@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +30,13 @@ def run(args: list[str], env: dict | None = None, check: bool = True) -> subproc
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
+
+
+def trained_params(path: Path) -> dict:
+    """The weights of a model folder that training changes through the optimiser (not BatchNorm's
+    running statistics)."""
+    state = load_file(str(path / "model.safetensors"))
+    return {k: v for k, v in state.items() if "running_" not in k and "num_batches_tracked" not in k}
 
 
 def read_log(run_dir: Path) -> list[dict]:
@@ -122,11 +130,6 @@ def test_two_processes_count_every_eval_sample_once(tmp_path):
 def test_weight_moving_average_is_what_is_validated_and_saved(tmp_path):
     """train.ema_decay: best/ and last/ hold the weights' moving average, the checkpoint the raw
     weights (and the average, for --resume); a decay near 0 gives the raw weights back."""
-    from safetensors.torch import load_file
-
-    def trained(state):
-        return {k: v for k, v in state.items() if "running_" not in k and "num_batches_tracked" not in k}
-
     synth = f"data.synth_dir={tmp_path / 'synth'}"
     gaps = {}
     for decay in (0.9, 1e-9):
@@ -135,8 +138,7 @@ def test_weight_moving_average_is_what_is_validated_and_saved(tmp_path):
                     *TINY, synth, "train.max_steps=3", "train.lr=0.05", "train.trackers=[]",
                     f"train.ema_decay={decay}"])
         assert "moving average" in proc.stdout + proc.stderr
-        raw = trained(load_file(str(run_dir / "checkpoint" / "model.safetensors")))
-        avg = trained(load_file(str(run_dir / "last" / "model.safetensors")))
+        raw, avg = trained_params(run_dir / "checkpoint"), trained_params(run_dir / "last")
         assert raw.keys() == avg.keys()
         gaps[decay] = max((raw[k].float() - avg[k].float()).abs().max().item() for k in raw)
     assert gaps[1e-9] < 1e-6 < 1e-3 < gaps[0.9], gaps
