@@ -200,6 +200,15 @@ def is_better(metric: str, value: float, best: float | None) -> bool:
     return value > best if BEST_METRICS[metric] == "max" else value < best
 
 
+def best_metric_value(results: dict, metric: str) -> float:
+    if metric == "country_accuracy":
+        if "country" not in results:
+            raise ConfigError("train.best_metric=country_accuracy: the val set has no country labels the model "
+                              "could be scored on (or the model has no country head)")
+        return results["country"]["accuracy"]
+    return results["overall"][metric]
+
+
 def save_checkpoint(accelerator: Accelerator, run_dir: Path) -> None:
     """Accelerate state (model, optimiser, scheduler, RNG, RunState), swapped in atomically."""
     final, tmp = run_dir / CHECKPOINT_DIR, run_dir / f"{CHECKPOINT_DIR}.tmp"
@@ -329,6 +338,39 @@ def load_init_weights(model: PlateRecognizer, source: str) -> dict:
     return {"step": 0, "init_from": str(source), "init_sha256": digest, "init_class_head": head}
 
 
+def freeze_all_but(model: torch.nn.Module, trainable: list[str]) -> list[torch.nn.Module]:
+    """Freeze every parameter outside the modules named in ``trainable`` (train.trainable).
+
+    Returns the frozen modules (the largest ones with nothing trainable inside), which the
+    training loop keeps in eval mode so that their BatchNorm statistics and dropout stay fixed.
+    """
+    def under(name: str) -> bool:
+        return any(name == t or name.startswith(t + ".") for t in trainable)
+
+    used = set()
+    for name, param in model.named_parameters():
+        param.requires_grad_(under(name))
+        used.update(t for t in trainable if name == t or name.startswith(t + "."))
+    if unknown := [t for t in trainable if t not in used]:
+        parts = ", ".join(n for n, _ in model.named_children())
+        raise ConfigError(f"train.trainable: {', '.join(map(repr, unknown))} names no part of the model "
+                          f"with weights; its parts: {parts}")
+    frozen = []
+
+    def visit(prefix: str, module: torch.nn.Module) -> None:
+        for name, child in module.named_children():
+            full = prefix + name
+            if under(full):
+                continue
+            if any(t.startswith(full + ".") for t in trainable):
+                visit(full + ".", child)
+            else:
+                frozen.append(child)
+
+    visit("", model)
+    return frozen
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     cfg, run_dir = resolve_config(args)
@@ -364,8 +406,12 @@ def main(argv: list[str] | None = None) -> dict:
     init_info = None
     if tc.init_from and not args.resume:  # a resumed fine-tune continues from its own checkpoint
         init_info = load_init_weights(model, tc.init_from)
+    frozen = freeze_all_but(model, tc.trainable) if tc.trainable else []
+    if tc.best_metric == "country_accuracy" and getattr(model, "class_head", None) is None:
+        raise ConfigError("train.best_metric=country_accuracy: the model has no country head (model.country_head)")
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr,
+                                  weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc.warmup_steps, tc.max_steps))
     val_loader = eval_loader(cfg, val_sets[0][1], loader_workers(cfg, accelerator))
     model, optimizer, val_loader = accelerator.prepare(model, optimizer, val_loader)
@@ -421,6 +467,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision {accelerator.mixed_precision}; "
         f"run folder {run_dir}"
         + (f"; validated and saved: the weights' moving average (decay {tc.ema_decay})" if ema is not None else "")
+        + (f"; training only {', '.join(tc.trainable)} ({net.num_parameters(trainable_only=True) / 1e6:.2f}M "
+           "parameters), the rest frozen" if frozen else "")
     )
     batches = iterate_forever(train_loader, prepared, accelerator, start_step=state.step * tc.grad_accum_steps)
     model.train()
@@ -430,6 +478,8 @@ def main(argv: list[str] | None = None) -> dict:
     loss_sum, loss_n, stop = 0.0, 0, False
     while state.step < tc.max_steps and not stop:
         batch = next(batches)
+        for m in frozen:  # model.train() (here and after each validation) would switch them back
+            m.eval()
         if not prepared:
             batch["images"] = batch["images"].to(accelerator.device, non_blocking=True)
         with accelerator.accumulate(model):
@@ -460,7 +510,7 @@ def main(argv: list[str] | None = None) -> dict:
         last = state.step >= tc.max_steps or stop
         if state.step % tc.eval_every == 0 or last:
             results = evaluate(model if ema is None else scored, val_loader, accelerator, desc="val")
-            value = results["overall"][tc.best_metric]
+            value = best_metric_value(results, tc.best_metric)
             log({"step": state.step, **{f"val/{k}": v for k, v in results["overall"].items()},
                  **{f"val/{k}_accuracy": results[k]["accuracy"] for k in ("country", "rows") if k in results}})
             progress.write(f"step {state.step}: val exact match {results['overall']['exact_match']:.4f}, "

@@ -17,7 +17,9 @@ from typing import Any
 from data.text import DEFAULT_CHARSET, Charset, normalize_country
 
 SYNTH = "synth"  # a data source name meaning "the embedded synthetic generator"
-BEST_METRICS = {"exact_match": "max", "cer": "min", "mean_edit_distance": "min"}
+# What picks best/ on the val set. country_accuracy needs a model with a country head and val
+# data with country labels (e.g. when only the head trains: train.trainable=[class_head]).
+BEST_METRICS = {"exact_match": "max", "cer": "min", "mean_edit_distance": "min", "country_accuracy": "max"}
 
 
 class ConfigError(ValueError):
@@ -223,8 +225,18 @@ class TrainConfig:
     # Exponential moving average of the weights (timm's ModelEmaV3, decay warmed up from 0):
     # validation, best/ and last/ use the average. None: the raw weights.
     ema_decay: float | None = None
+    # Train only the parts named here (module names such as class_head, or decoder.layers.1);
+    # the rest keep their weights and run in eval mode (BatchNorm statistics and dropout fixed).
+    # [class_head] with --init-from adds a country/rows head to a trained reader without
+    # changing what it reads. None: everything trains.
+    trainable: list[str] | None = None
 
     def __post_init__(self) -> None:
+        if self.trainable is not None and (
+                not isinstance(self.trainable, list) or not self.trainable
+                or not all(isinstance(t, str) and t.strip() for t in self.trainable)):
+            raise ConfigError(f"train.trainable must be a non-empty list of module names (e.g. [class_head]), "
+                              f"or null, got {self.trainable!r}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay must be in (0, 1) (e.g. 0.999), or null, got {self.ema_decay}")
         _positive("train", self, "batch_size", "eval_batch_size", "max_steps", "lr",

@@ -115,8 +115,8 @@ class PlateRecognizer(nn.Module):
         Models with input-sized parameters (learned 2D positions) resample those; others copy."""
         return source.state_dict()
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def to_config_dict(self) -> dict:
         return {

@@ -136,3 +136,39 @@ def test_init_from_adds_or_drops_the_country_head(tmp_path, arch):
                                 **({"rnn_layers": 2} if arch == "crnn" else {"dec_layers": 2})}, charset, spec)
     with pytest.raises(ConfigError, match="do not fit"):
         load_init_weights(other, str(tmp_path / "without"))
+
+
+def test_trainable_trains_only_the_named_part_and_keeps_the_rest_exactly(init_model, tmp_path):
+    """train.trainable=[class_head]: the reader's weights and BatchNorm statistics stay as they were."""
+    import torch
+    from safetensors.torch import load_file
+
+    init, real, synth = init_model
+    ft = tmp_path / "head"
+    proc = run([sys.executable, "train_accelerate.py", "--arch", "crnn", "--init-from", str(init),
+                "--output-dir", str(ft), *RUN_TINY, synth, "train.max_steps=3", "train.lr=0.05",
+                "train.trainable=[class_head]", "train.best_metric=country_accuracy", "train.trackers=[]"])
+    assert "training only class_head" in proc.stdout + proc.stderr
+    before, after = load_file(str(init / "model.safetensors")), load_file(str(ft / "last" / "model.safetensors"))
+    assert before.keys() == after.keys()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("class_head.") for k in changed), sorted(changed)[:5]
+    assert any(r.get("val/country_accuracy") is not None for r in read_log(ft))
+    assert (ft / "best" / "model.safetensors").is_file()
+
+
+def test_trainable_and_country_best_metric_errors_are_named(init_model, tmp_path):
+    init, real, synth = init_model
+    proc = run([sys.executable, "train_accelerate.py", "--arch", "crnn", "--init-from", str(init),
+                "--output-dir", str(tmp_path / "r"), *RUN_TINY, synth, "train.trainable=[classhead]"], check=False)
+    assert proc.returncode == 2 and "train.trainable: 'classhead' names no part" in proc.stderr
+    assert "class_head" in proc.stderr  # the model's parts are listed
+    proc = run([sys.executable, "train_accelerate.py", "--arch", "crnn", "--init-from", str(init),
+                "--output-dir", str(tmp_path / "r"), *RUN_TINY, synth, "model.country_head=false",
+                "train.best_metric=country_accuracy"], check=False)
+    assert proc.returncode == 2 and "no country head" in proc.stderr
+    from configs import load_config
+
+    with pytest.raises(ConfigError, match="train.trainable must be a non-empty list"):
+        load_config("crnn", None, ["train.trainable=[]"])
+    assert not (tmp_path / "r" / "checkpoint").exists()
