@@ -315,8 +315,8 @@ def apply_init_from(cfg: Config, overrides: list[str]) -> Config:
                                data=dataclasses.replace(cfg.data, **inputs))
 
 
-# The country/rows head: an init model without one gives the run a fresh head (adding the head
-# to a trained reader); a run with model.country_head=false drops the init model's.
+# The country/rows head: an init model without one (or with another shape of head, e.g. other
+# model.cls_head_layers) gives the run a fresh head; a run with model.country_head=false drops it.
 CLASS_HEAD_PREFIX = "class_head."
 
 
@@ -327,7 +327,10 @@ def load_init_weights(model: PlateRecognizer, source: str) -> dict:
     missing = [k for k in own if k not in weights]
     unused = [k for k in weights if k not in own]
     if all(k.startswith(CLASS_HEAD_PREFIX) for k in missing + unused):
-        weights = {k: v for k, v in weights.items() if k in own} | {k: own[k] for k in missing}
+        # A head that does not fit (none in the init model, or another shape of head) starts
+        # fresh as a whole; one the run does not want is dropped.
+        fresh = {k: v for k, v in own.items() if k.startswith(CLASS_HEAD_PREFIX)} if missing else {}
+        weights = {k: v for k, v in weights.items() if k in own} | fresh
     try:
         model.load_state_dict(weights)
     except (ValueError, RuntimeError) as e:
@@ -459,7 +462,8 @@ def main(argv: list[str] | None = None) -> dict:
         log(init_info)
         accelerator.print(f"initialised from {tc.init_from} (sha256 {init_info['init_sha256'][:12]}); "
                           "fresh optimiser and learning-rate schedule"
-                          + {"fresh": "; the country/rows head starts fresh (the init model has none)",
+                          + {"fresh": "; the country/rows head starts fresh (the init model has none, "
+                                      "or one of another shape)",
                              "dropped": "; the init model's country/rows head is not used"}.get(
                               init_info["init_class_head"], ""))
     accelerator.print(

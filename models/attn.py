@@ -100,6 +100,7 @@ class AttnConfig:
     # --- plate classification (country and rows, from the pooled image tokens)
     country_head: bool | None = None  # None: on (training turns it off when the data has no country labels)
     cls_loss_weight: float = 0.5
+    cls_head_layers: int = 0  # transformer layers over the image tokens inside the head, before pooling
 
     def __post_init__(self) -> None:
         check_backbone_name(self.encoder, "model.encoder")
@@ -118,8 +119,8 @@ class AttnConfig:
         for key in ("d_model", "dec_layers", "dec_heads", "perm_num", "beam_width", "max_label_length"):
             if getattr(self, key) < 1:
                 raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
-        if self.enc_layers < 0 or self.refine_iters < 0:
-            raise ValueError("model.enc_layers and model.refine_iters must be >= 0")
+        if self.enc_layers < 0 or self.refine_iters < 0 or self.cls_head_layers < 0:
+            raise ValueError("model.enc_layers, model.refine_iters and model.cls_head_layers must be >= 0")
         if self.d_model % self.dec_heads:
             raise ValueError(f"model.d_model={self.d_model} must be divisible by model.dec_heads={self.dec_heads}")
         if self.dec_mlp_ratio <= 0:
@@ -334,7 +335,8 @@ class AttnRecognizer(PlateRecognizer):
         self.head = nn.Linear(d, self.num_classes)
         self.drop = nn.Dropout(config.dropout)
         nn.init.normal_(self.embed.weight, std=0.02)
-        self.class_head = PlateClassHead(d, dropout=config.dropout) if config.country_head is not False else None
+        self.class_head = (PlateClassHead(d, dropout=config.dropout, context_layers=config.cls_head_layers,
+                                          heads=config.dec_heads) if config.country_head is not False else None)
 
     def weights_from(self, source: PlateRecognizer) -> dict[str, torch.Tensor]:
         """``source``'s weights with its position embeddings resampled to this model's token grid

@@ -48,10 +48,21 @@ def pool_features(x: torch.Tensor) -> torch.Tensor:
 
 
 class PlateClassHead(nn.Module):
-    """Pooled features -> ``country_logits`` [B, 28] and, with ``rows``, ``rows_logits`` [B, 2]."""
+    """Pooled features -> ``country_logits`` [B, 28] and, with ``rows``, ``rows_logits`` [B, 2].
 
-    def __init__(self, in_channels: int, hidden: int = 128, rows: bool = True, dropout: float = 0.1):
+    ``context_layers`` > 0 puts transformer layers over the features before pooling, so the
+    pooled vector can describe where things are (a band on the left, the character groups)
+    and not only which local patterns occur; ``heads`` must divide ``in_channels``.
+    """
+
+    def __init__(self, in_channels: int, hidden: int = 128, rows: bool = True, dropout: float = 0.1,
+                 context_layers: int = 0, heads: int = 8):
         super().__init__()
+        self.context = nn.Sequential(*(
+            nn.TransformerEncoderLayer(in_channels, heads, 4 * in_channels, dropout, activation="gelu",
+                                       batch_first=True, norm_first=True)
+            for _ in range(context_layers)
+        ), nn.LayerNorm(in_channels)) if context_layers else None
         self.body = nn.Sequential(
             nn.Linear(2 * in_channels, hidden), nn.GELU(), nn.Dropout(dropout),
         )
@@ -59,7 +70,10 @@ class PlateClassHead(nn.Module):
         self.rows = nn.Linear(hidden, len(ROW_CLASSES)) if rows else None
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.body(pool_features(features.float() if features.dtype == torch.float16 else features))
+        x = features.float() if features.dtype == torch.float16 else features
+        if self.context is not None:
+            x = self.context(x.flatten(2).transpose(1, 2) if x.dim() == 4 else x)
+        h = self.body(pool_features(x))
         out = {"country_logits": self.country(h)}
         if self.rows is not None:
             out["rows_logits"] = self.rows(h)

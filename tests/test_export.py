@@ -110,13 +110,14 @@ def test_crnn_with_read_height_exports_both_routes(tmp_path, plates, route):
 
 
 @pytest.mark.skipif("attn" not in __import__("models").list_models(), reason="no attention model registered")
-def test_attention_model_exports_its_greedy_loop(tmp_path, plates):
+@pytest.mark.parametrize("cls_head_layers", [0, 1])
+def test_attention_model_exports_its_greedy_loop(tmp_path, plates, cls_head_layers):
     from data.text import Charset
     from models import InputSpec, create_model
 
     torch.manual_seed(0)
-    model = create_model("attn", {"encoder_stage": 1, "d_model": 32, "dec_heads": 2, "max_label_length": 10},
-                         Charset(), InputSpec(32, 96))
+    model = create_model("attn", {"encoder_stage": 1, "d_model": 32, "dec_heads": 2, "max_label_length": 10,
+                                  "cls_head_layers": cls_head_layers}, Charset(), InputSpec(32, 96))
     with torch.no_grad():
         model.head.weight.mul_(10.0)  # sharper outputs: readings of several characters, EOS at various steps
     folder = model.save_pretrained(tmp_path / "attn")

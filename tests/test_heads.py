@@ -48,6 +48,20 @@ def test_head_outputs_and_loss():
     assert classification_loss(out, {"texts": ["A"] * 4}) is None
 
 
+def test_head_with_context_layers_mixes_tokens_before_pooling():
+    torch.manual_seed(0)
+    head = PlateClassHead(16, context_layers=1, heads=4)
+    assert PlateClassHead(16).context is None
+    tokens = torch.randn(3, 12, 16, requires_grad=True)
+    out = head(tokens)
+    assert out["country_logits"].shape == (3, 28) and head(torch.randn(2, 16, 3, 4))["rows_logits"].shape == (2, 2)
+    # Each plate's output depends on its tokens only (no mixing across the batch) ...
+    out["country_logits"][0].sum().backward()
+    assert tokens.grad[0].abs().sum() > 0 and tokens.grad[1:].abs().sum() == 0
+    # ... and every weight of the context layers is trained.
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.context.parameters())
+
+
 def test_rows_side_by_side_puts_the_top_row_left():
     img = torch.zeros(1, 3, 32, 96)
     img[..., :16, :] = 1.0  # top half white, bottom half black
