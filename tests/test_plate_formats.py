@@ -140,7 +140,8 @@ def test_reader_and_val_read_under_formats(tmp_path, monkeypatch):
 def test_val_with_formats(tmp_path):
     plates = make_plates(tmp_path / "plates", n=8, seed=5)
     weights = make_tiny_model(tmp_path / "m")
-    res = val_main(["--weights", str(weights), "--data", str(plates), "--no-gallery", "--formats", "label:DE,BR"])
+    res = val_main(["--weights", str(weights), "--data", str(plates), "--no-gallery", "--formats", "label:DE,BR",
+                    "--confusion", str(tmp_path / "confusion.png")])  # not into the current folder
     assert res["overall"]["n"] == 8
 
 
