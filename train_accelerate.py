@@ -201,12 +201,7 @@ def is_better(metric: str, value: float, best: float | None) -> bool:
 
 
 def best_metric_value(results: dict, metric: str) -> float:
-    if metric == "country_accuracy":
-        if "country" not in results:
-            raise ConfigError("train.best_metric=country_accuracy: the val set has no country labels the model "
-                              "could be scored on (or the model has no country head)")
-        return results["country"]["accuracy"]
-    return results["overall"][metric]
+    return results["country"]["accuracy"] if metric == "country_accuracy" else results["overall"][metric]
 
 
 def save_checkpoint(accelerator: Accelerator, run_dir: Path) -> None:
@@ -347,13 +342,13 @@ def freeze_all_but(model: torch.nn.Module, trainable: list[str]) -> list[torch.n
     Returns the frozen modules (the largest ones with nothing trainable inside), which the
     training loop keeps in eval mode so that their BatchNorm statistics and dropout stay fixed.
     """
-    def under(name: str) -> bool:
-        return any(name == t or name.startswith(t + ".") for t in trainable)
+    def owners(name: str) -> list[str]:
+        return [t for t in trainable if name == t or name.startswith(t + ".")]
 
     used = set()
     for name, param in model.named_parameters():
-        param.requires_grad_(under(name))
-        used.update(t for t in trainable if name == t or name.startswith(t + "."))
+        param.requires_grad_(bool(hits := owners(name)))
+        used.update(hits)
     if unknown := [t for t in trainable if t not in used]:
         parts = ", ".join(n for n, _ in model.named_children())
         raise ConfigError(f"train.trainable: {', '.join(map(repr, unknown))} names no part of the model "
@@ -363,7 +358,7 @@ def freeze_all_but(model: torch.nn.Module, trainable: list[str]) -> list[torch.n
     def visit(prefix: str, module: torch.nn.Module) -> None:
         for name, child in module.named_children():
             full = prefix + name
-            if under(full):
+            if owners(full):
                 continue
             if any(t.startswith(full + ".") for t in trainable):
                 visit(full + ".", child)
@@ -410,8 +405,11 @@ def main(argv: list[str] | None = None) -> dict:
     if tc.init_from and not args.resume:  # a resumed fine-tune continues from its own checkpoint
         init_info = load_init_weights(model, tc.init_from)
     frozen = freeze_all_but(model, tc.trainable) if tc.trainable else []
-    if tc.best_metric == "country_accuracy" and getattr(model, "class_head", None) is None:
-        raise ConfigError("train.best_metric=country_accuracy: the model has no country head (model.country_head)")
+    if tc.best_metric == "country_accuracy":
+        if getattr(model, "class_head", None) is None:
+            raise ConfigError("train.best_metric=country_accuracy: the model has no country head (model.country_head)")
+        if not has_country_labels([r.country for r in val_sets[0][1].records]):
+            raise ConfigError(f"train.best_metric=country_accuracy: data.val ({dc.val}) has no country labels")
 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr,
                                   weight_decay=tc.weight_decay)

@@ -173,6 +173,15 @@ def test_trainable_and_country_best_metric_errors_are_named(init_model, tmp_path
                 "--output-dir", str(tmp_path / "r"), *RUN_TINY, synth, "model.country_head=false",
                 "train.best_metric=country_accuracy"], check=False)
     assert proc.returncode == 2 and "no country head" in proc.stderr
+    # A val set without country labels cannot pick best/ by the head.
+    (no_country := tmp_path / "no_country").mkdir()
+    (no_country / "images").symlink_to(real / "images")
+    rows = (real / "labels.csv").read_text().splitlines()
+    (no_country / "labels.csv").write_text("\n".join(",".join(r.split(",")[:2]) for r in rows) + "\n")
+    proc = run([sys.executable, "train_accelerate.py", "--arch", "crnn", "--init-from", str(init),
+                "--output-dir", str(tmp_path / "r"), *RUN_TINY, synth, f"data.val={no_country}",
+                "train.best_metric=country_accuracy"], check=False)
+    assert proc.returncode == 2 and "data.val" in proc.stderr and "no country labels" in proc.stderr
     from configs import load_config
 
     with pytest.raises(ConfigError, match="train.trainable must be a non-empty list"):
