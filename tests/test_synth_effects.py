@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -282,3 +283,56 @@ def test_grey_brazilian_plates_get_their_real_proportions_with_the_effects_only(
     classic = text_height_share(None)
     real = text_height_share(SynthEffects(separators=1e-9))  # effects on, none drawn
     assert real < 0.53 and classic > real + 0.08, (real, classic)
+
+
+def test_state_formats_draw_every_further_format_and_nothing_else():
+    from data.synth.textgen import compiled
+
+    us = compiled("US")
+    assert us.more, "the US entry has further formats"
+    gen = SyntheticPlateGenerator(seed=4, countries=["US"], two_row_prob=0.0, effects=SynthEffects(state_formats=1.0))
+    seen = set()
+    for _, p in zip(range(600), gen):
+        hits = [f.fmt.pattern for f in us.more if re.fullmatch(f.regex, p.text)]
+        assert hits, p.text
+        assert is_valid_plate_text("US", p.text)
+        seen.update(hits)
+    assert seen == {f.fmt.pattern for f in us.more}
+    # off: only the common formats
+    plain = SyntheticPlateGenerator(seed=4, countries=["US"], two_row_prob=0.0, effects=SynthEffects(screws=1.0))
+    common = [f.regex for f in us.formats[0]]
+    assert all(any(re.fullmatch(rx, p.text) for rx in common) for _, p in zip(range(200), plain))
+
+
+def test_further_formats_are_valid_texts_and_other_countries_have_none():
+    from data.synth.textgen import compiled
+
+    assert is_valid_plate_text("US", "AB1C2D")  # Missouri
+    assert is_valid_plate_text("US", "5TQY867")  # California, with Q
+    assert not is_valid_plate_text("US", "AB1C2")
+    assert not compiled("DE").more
+    with pytest.raises(ValueError, match="DE has no further formats"):
+        compiled("DE").pick_more(None)
+
+
+def test_gap_tab_is_drawn_between_the_groups_and_never_over_a_character():
+    from data.synth.effects import TAB, gap_icon
+    from data.synth.textgen import UniformStream
+
+    H, W, hc = 60, 200, 40
+    alpha = np.zeros((H, W), np.uint8)
+    alpha[10:50, 20:80] = 255  # "AB1"
+    alpha[10:50, 120:180] = 255  # "C2D"
+    for seed in range(20):
+        img = np.full((H, W, 3), 230, np.uint8)
+        gap_icon(img, alpha, UniformStream(np.random.default_rng(seed)), (20, 10, 180, 50), hc, kind=TAB)
+        changed = (img != 230).any(-1)
+        assert changed.any(), seed
+        xs = np.nonzero(changed.any(0))[0]
+        assert xs.min() >= 80 and xs.max() < 120, (seed, xs.min(), xs.max())
+    # a gap narrower than 0.3 of the character height gets nothing
+    alpha[10:50, 80:120] = 255
+    alpha[10:50, 95:100] = 0
+    img = np.full((H, W, 3), 230, np.uint8)
+    gap_icon(img, alpha, UniformStream(np.random.default_rng(0)), (20, 10, 180, 50), hc, kind=TAB)
+    assert (img == 230).all()

@@ -111,6 +111,10 @@ class CountrySpec:
     styles: dict[str, Style] = field(default_factory=lambda: {"std": Style()})
     pools: dict[str, str | Pool] = field(default_factory=dict)
     fonts: tuple[str, ...] = ("din", "narrow")  # font groups (data.synth.fonts.FONT_GROUPS)
+    # Further real one-row formats, drawn only with the ``state_formats`` realism effect (so the
+    # classic renders, and with them the fixed val/test sets, stay as they were). They are valid
+    # texts of the country all the same (validation, reading under formats).
+    formats_more: tuple[Fmt, ...] = ()
 
 
 # --- alphabets and shared pools ----------------------------------------------------------
@@ -423,7 +427,26 @@ _SPECS: tuple[CountrySpec, ...] = (
             Fmt("LLL DDD", 0.5), Fmt("DDD-LLL", 0.3), Fmt("LL DDDDD", 0.3), Fmt("ZLL DDDD", 0.3),
             Fmt("DLLDDD", 0.2), Fmt("LLLL DD", 0.1),
         ),
-        styles={"std": Style(bg=US_BG, fg=US_FG, decor=("us_state",), aspect=2.0, border=0.7, text_h=(0.42, 0.54))},
+        styles={
+            "std": Style(bg=US_BG, fg=US_FG, decor=("us_state",), aspect=2.0, border=0.7, text_h=(0.42, 0.54)),
+            # Missouri: a small state-outline tab between the groups (AB1 [tab] C2D)
+            "tab": Style(bg=US_BG, fg=US_FG, decor=("us_state", "us_tab"), aspect=2.0, border=0.7,
+                         text_h=(0.42, 0.54)),
+        },
+        formats_more=(  # state formats beyond the common ones
+            Fmt("LLD LDL", 1.0, style="tab"),  # Missouri
+            Fmt("Z{latin}[3]DDD", 0.8),  # California, whose series use I, O and Q too
+            Fmt("LDD LLL", 0.3),  # New Jersey
+            Fmt("ZLL DDDD", 0.3),  # Maryland
+            Fmt("LLL LDD", 0.3),  # Florida, Colorado
+            Fmt("DDD LDD", 0.2),  # Nevada
+            Fmt("LDD DLL", 0.2),  # Utah
+            Fmt("LL DDDD", 0.2),  # District of Columbia
+            Fmt("DDDD LL", 0.1),  # Maine
+            Fmt("DDD DDDD", 0.2),  # digits only (New Hampshire, fleets)
+            Fmt("DDDDDD", 0.1),  # Delaware
+        ),
+        pools={"latin": LATIN},
         fonts=("narrow", "mono", "din"),
     ),
     CountrySpec(

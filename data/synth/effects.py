@@ -15,7 +15,11 @@ which is how the README's ablation switches them off:
   ``dirt``, ``glare`` (a reflection across the plate);
 - ``surround``: the plate mounted on a car (``surround``: body, bumper lines, the
   recess's shadow, so a loose crop shows a car and not a smeared border) and a plate
-  ``frame`` (often with a dealer's text).
+  ``frame`` (often with a dealer's text);
+- ``formats``: ``state_formats`` draws a country's further real formats
+  (``CountrySpec.formats_more``: US state series such as Missouri's ``AB1 C2D`` with its
+  tab between the groups, California's with ``I``, ``O`` and ``Q``); it changes the text,
+  so labels differ with it on.
 
 Camera effects (night, low resolution, defocus, rain) are training augmentations
 (``data.capture_effects`` in ``data.transforms``). Nothing here touches the label:
@@ -40,6 +44,7 @@ EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
     "clutter": ("screws", "stickers", "small_text", "us_scenes"),
     "surface": ("emboss", "gradient", "dirt", "glare"),
     "surround": ("surround", "frame"),
+    "formats": ("state_formats",),
 }
 
 
@@ -61,6 +66,7 @@ class SynthEffects:
     glare: float = 0.0
     surround: float = 0.0
     frame: float = 0.0
+    state_formats: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -156,11 +162,10 @@ ICON_COLOURS: tuple[RGB, ...] = ((240, 130, 20), (200, 30, 40), (30, 90, 170), (
 
 
 def us_scene(img: np.ndarray, text_alpha: np.ndarray, u: UniformStream, y0: int, y1: int, x0: int, x1: int,
-             text_box: tuple[int, int, int, int], hc: float) -> None:
+             text_box: tuple[int, int, int, int], hc: float, icon: bool = True) -> None:
     """A US state design behind the characters: a sky ramp, a hill or mountain line, maybe a
     picture left of the text (a cactus, a tree; often right beside the first character, as on
-    Arizona plates), maybe an icon in the gap between the groups (a fruit, a star, a state
-    outline, or the small square tab of many states' plates)."""
+    Arizona plates), maybe (``icon``) an icon in the gap between the groups (:func:`gap_icon`)."""
     H, W = img.shape[:2]
     if y1 - y0 < 4 or x1 - x0 < 8:
         return
@@ -208,44 +213,71 @@ def us_scene(img: np.ndarray, text_alpha: np.ndarray, u: UniformStream, y0: int,
     out = img.astype(np.float32)
     out += (layer - out) * m[..., None]
     img[:] = out.astype(np.uint8)
-    if u() < 0.6 and bx1 - bx0 > hc:  # an icon in the widest gap between character groups
-        cols = text_alpha[by0:by1, bx0:bx1].max(axis=0) > 24
-        best, run, start = (0, 0), 0, 0
-        for i, ink in enumerate(cols):
-            if ink:
-                run = 0
-            else:
-                start = i if run == 0 else start
-                run += 1
-                if run > best[1]:
-                    best = (start, run)
-        gx, gw = best
-        if gw >= 0.3 * hc:
-            r = int(min(gw * 0.4, hc * 0.38))
-            cx, cy = bx0 + gx + gw // 2, (by0 + by1) // 2
-            col = u.choice(ICON_COLOURS)
-            kind = u.randint(4)
-            if kind == 3:  # a small square tab, often grey or dark (read as a 4, a 9 or a V if unseen)
-                a = max(1, int(round(hc * u.uniform(0.08, 0.17))))
-                b = max(1, int(round(a * u.uniform(0.8, 1.4))))
-                if u() < 0.4:
-                    col = tuple(int(v) for v in np.full(3, u.uniform(40, 150)))
-                cy += int(round(hc * u.uniform(-0.08, 0.08)))
-                cv2.rectangle(img, (cx - a, cy - b), (cx + a, cy + b), col, -1, cv2.LINE_AA)
-            elif kind == 0:  # a fruit with a leaf
-                cv2.circle(img, (cx, cy), r, col, -1, cv2.LINE_AA)
-                cv2.ellipse(img, (cx + r // 2, cy - r), (max(1, r // 2), max(1, r // 4)), -30, 0, 360,
-                            (40, 130, 60), -1, cv2.LINE_AA)
-            elif kind == 1:  # a star
-                a = np.linspace(-math.pi / 2, 1.5 * math.pi, 11)[:-1]
-                rr = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
-                star = np.stack([cx + rr * np.cos(a), cy + rr * np.sin(a)], 1).astype(np.int32)
-                cv2.fillPoly(img, [star], col, cv2.LINE_AA)
-            else:  # a state outline
-                a = np.sort(np.array([u.uniform(0, 2 * math.pi) for _ in range(7)]))
-                rr = np.array([r * u.uniform(0.6, 1.0) for _ in range(7)])
-                poly = np.stack([cx + rr * np.cos(a), cy + rr * np.sin(a)], 1).astype(np.int32)
-                cv2.fillPoly(img, [poly], col, cv2.LINE_AA)
+    if icon and u() < 0.6:
+        gap_icon(img, text_alpha, u, text_box, hc)
+
+
+TAB = 3  # gap_icon kind: the small square tab
+
+
+def gap_icon(img: np.ndarray, text_alpha: np.ndarray, u: UniformStream, text_box: tuple[int, int, int, int],
+             hc: float, kind: int | None = None) -> None:
+    """An icon in the widest gap between character groups (none if the gap is narrower than 0.3
+    of the character height): a fruit, a star, a state outline or (``TAB``) a small square tab."""
+    bx0, by0, bx1, by1 = text_box
+    if bx1 - bx0 <= hc:
+        return
+    cols = text_alpha[by0:by1, bx0:bx1].max(axis=0) > 24
+    best, run, start = (0, 0), 0, 0
+    for i, ink in enumerate(cols):
+        if ink:
+            run = 0
+        else:
+            start = i if run == 0 else start
+            run += 1
+            if run > best[1]:
+                best = (start, run)
+    gx, gw = best
+    if gw < 0.3 * hc:
+        return
+    r = int(min(gw * 0.4, hc * 0.38))
+    cx, cy = bx0 + gx + gw // 2, (by0 + by1) // 2
+    col = u.choice(ICON_COLOURS)
+    kind = u.randint(4) if kind is None else kind
+    if kind == TAB:  # a small square tab, often grey or dark (read as a 4, a 9 or a V if unseen)
+        cy += int(round(hc * u.uniform(-0.08, 0.08)))
+        if u() < 0.5:  # Missouri's: a light square in a dark outline, a dark shape inside
+            a = max(2, min(int(round(hc * u.uniform(0.13, 0.22))), int(gw * 0.4)))
+            b = max(2, int(round(a * u.uniform(0.9, 1.3))))
+            ink = tuple(int(v) for v in np.full(3, u.uniform(20, 90)))
+            cv2.rectangle(img, (cx - a, cy - b), (cx + a, cy + b), ink, -1, cv2.LINE_AA)
+            e = max(1, int(round(a * u.uniform(0.15, 0.3))))
+            light = tuple(int(v) for v in np.full(3, u.uniform(170, 240)))
+            cv2.rectangle(img, (cx - a + e, cy - b + e), (cx + a - e, cy + b - e), light, -1, cv2.LINE_AA)
+            s = max(1, int(round(a * u.uniform(0.3, 0.55))))
+            shape = np.array([(cx - s, cy - s), (cx + s, cy - s // 2), (cx + s // 2, cy + s), (cx - s, cy + s // 2)],
+                             np.int32)
+            cv2.fillPoly(img, [shape], ink, cv2.LINE_AA)
+            return
+        a = max(1, int(round(hc * u.uniform(0.08, 0.17))))
+        b = max(1, int(round(a * u.uniform(0.8, 1.4))))
+        if u() < 0.4:
+            col = tuple(int(v) for v in np.full(3, u.uniform(40, 150)))
+        cv2.rectangle(img, (cx - a, cy - b), (cx + a, cy + b), col, -1, cv2.LINE_AA)
+    elif kind == 0:  # a fruit with a leaf
+        cv2.circle(img, (cx, cy), r, col, -1, cv2.LINE_AA)
+        cv2.ellipse(img, (cx + r // 2, cy - r), (max(1, r // 2), max(1, r // 4)), -30, 0, 360,
+                    (40, 130, 60), -1, cv2.LINE_AA)
+    elif kind == 1:  # a star
+        a = np.linspace(-math.pi / 2, 1.5 * math.pi, 11)[:-1]
+        rr = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
+        star = np.stack([cx + rr * np.cos(a), cy + rr * np.sin(a)], 1).astype(np.int32)
+        cv2.fillPoly(img, [star], col, cv2.LINE_AA)
+    else:  # a state outline
+        a = np.sort(np.array([u.uniform(0, 2 * math.pi) for _ in range(7)]))
+        rr = np.array([r * u.uniform(0.6, 1.0) for _ in range(7)])
+        poly = np.stack([cx + rr * np.cos(a), cy + rr * np.sin(a)], 1).astype(np.int32)
+        cv2.fillPoly(img, [poly], col, cv2.LINE_AA)
 
 
 STACKED_CHARS = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"

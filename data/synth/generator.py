@@ -120,11 +120,13 @@ class SyntheticPlateGenerator:
 
     def _render(self, cc, lines: int, u: UniformStream) -> SynthPlate:
         fmt = cc.pick(lines, u)
-        raw = fmt.generate_raw(u)
-        style = cc.spec.styles[fmt.fmt.style]
         fx = self.effects
         if fx is not None and self.effects_share < 1.0 and u() >= self.effects_share:
             fx = None
+        if fx is not None and fx.state_formats and lines == 1 and cc.more and u() < fx.state_formats:
+            fmt = cc.pick_more(u)
+        raw = fmt.generate_raw(u)
+        style = cc.spec.styles[fmt.fmt.style]
         image = self.renderer.render(cc.spec, style, raw, lines, u, fx)
         if fx is not None and fx.surround and u() < fx.surround:
             image = mount(image, u, fx.frame, self.renderer.put_caption)

@@ -470,7 +470,8 @@ class PlateRenderer:
         tracking = u.uniform(0.06, 0.15) if not mono else u.uniform(0.03, 0.08)
         space = u.uniform(0.28, 0.55)
         scene = fx is not None and fx.us_scenes > 0 and "us_state" in decor and u() < fx.us_scenes
-        if scene and u() < 0.6:
+        tab = "us_tab" in decor  # a tab between the groups (a style of the effects' formats only)
+        if tab or (scene and u() < 0.6):
             space = u.uniform(0.7, 1.2)  # room for an icon between the groups
         if scene and u() < 0.25:
             x0 += int(round(unit * u.uniform(0.3, 0.5)))  # room for a picture left of the text
@@ -580,16 +581,19 @@ class PlateRenderer:
             t_, a_ = self._emblem_tile(f"canton{ci}{cj if cj != ci else (ci + 1) % 6}", sh_w, sh_h)
             _blend(img, right, int(syc - sh_h / 2), t_, a_)
         if fx is not None and fx.any:
-            self._plate_effects(img, alpha, fx, u, tt, top_h, (bx0, by0, bx1, by1), hc, scene)
+            self._plate_effects(img, alpha, fx, u, tt, top_h, (bx0, by0, bx1, by1), hc, scene, tab)
         return img
 
     def _plate_effects(self, img: np.ndarray, alpha: np.ndarray, fx: SynthEffects, u: UniformStream, tt: int,
-                       top_h: int, text_box: tuple[int, int, int, int], hc: float, scene: bool = False) -> None:
+                       top_h: int, text_box: tuple[int, int, int, int], hc: float, scene: bool = False,
+                       tab: bool = False) -> None:
         """Surface and clutter effects (``data.synth.effects``), outside the characters' box."""
         H, W = img.shape[:2]
         _, by0, _, by1 = text_box
         if scene:
-            fxm.us_scene(img, alpha, u, tt + top_h, H - tt, tt, W - tt, text_box, hc)
+            fxm.us_scene(img, alpha, u, tt + top_h, H - tt, tt, W - tt, text_box, hc, icon=not tab)
+        if tab:
+            fxm.gap_icon(img, alpha, u, text_box, hc, kind=fxm.TAB)
             if u() < 0.4:
                 fxm.stacked_characters(img, u, tt, W - tt, text_box, hc, self.put_caption)
         if fx.gradient and u() < fx.gradient:

@@ -152,6 +152,8 @@ class CompiledCountry:
     formats: tuple[tuple[CompiledFormat, ...], tuple[CompiledFormat, ...]]  # one-row, two-row
     cum_weights: tuple[tuple[float, ...], tuple[float, ...]]
     regex: re.Pattern
+    more: tuple[CompiledFormat, ...] = ()  # CountrySpec.formats_more (one-row)
+    more_cum: tuple[float, ...] = ()
 
     @property
     def has_two_rows(self) -> bool:
@@ -161,11 +163,21 @@ class CompiledCountry:
         fmts, cum = self.formats[lines - 1], self.cum_weights[lines - 1]
         if not fmts:
             raise ValueError(f"{self.spec.code} has no {lines}-row layout")
-        x = u() * cum[-1]
-        for f, c in zip(fmts, cum):
-            if x < c:
-                return f
-        return fmts[-1]
+        return _pick(fmts, cum, u)
+
+    def pick_more(self, u: UniformStream) -> CompiledFormat:
+        """One of the further real formats (``CountrySpec.formats_more``); the country must have some."""
+        if not self.more:
+            raise ValueError(f"{self.spec.code} has no further formats")
+        return _pick(self.more, self.more_cum, u)
+
+
+def _pick(fmts: tuple[CompiledFormat, ...], cum: tuple[float, ...], u: UniformStream) -> CompiledFormat:
+    x = u() * cum[-1]
+    for f, c in zip(fmts, cum):
+        if x < c:
+            return f
+    return fmts[-1]
 
 
 def _cum(fmts: tuple[CompiledFormat, ...]) -> tuple[float, ...]:
@@ -185,14 +197,15 @@ def compiled(country: str) -> CompiledCountry:
     spec = SPECS[code]
     one = tuple(CompiledFormat(spec, f) for f in spec.formats)
     two = tuple(CompiledFormat(spec, f) for f in spec.formats2)
-    for f in one:
+    more = tuple(CompiledFormat(spec, f) for f in spec.formats_more)
+    for f in one + more:
         if f.lines != 1:
             raise ValueError(f"{code}: one-row format {f.fmt.pattern!r} has a row break")
     for f in two:
         if f.lines != 2:
             raise ValueError(f"{code}: two-row format {f.fmt.pattern!r} needs exactly one '|'")
-    alts = "|".join(f"(?:{f.regex})" for f in one + two)
-    return CompiledCountry(spec, (one, two), (_cum(one), _cum(two)), re.compile(f"(?:{alts})"))
+    alts = "|".join(f"(?:{f.regex})" for f in one + two + more)
+    return CompiledCountry(spec, (one, two), (_cum(one), _cum(two)), re.compile(f"(?:{alts})"), more, _cum(more))
 
 
 def render_rows(raw: str, emblem_text: str) -> list[str]:
@@ -235,7 +248,8 @@ def max_label_length(countries=None, two_rows: bool = True) -> int:
     """Longest label any format of ``countries`` (default: all) can produce."""
     best = 0
     for c in countries or COUNTRIES:
-        one, two = compiled(c).formats
-        for f in one + (two if two_rows else ()):
+        cc = compiled(c)
+        one, two = cc.formats
+        for f in one + cc.more + (two if two_rows else ()):
             best = max(best, f.max_len)
     return best
