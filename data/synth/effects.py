@@ -372,10 +372,13 @@ def sticker(img: np.ndarray, x0: int, x1: int, y0: int, y1: int, u: UniformStrea
 
 
 # --- surround ---------------------------------------------------------------------------------
-def mount(plate: np.ndarray, u: UniformStream, frame_p: float, put_text) -> np.ndarray:
+def mount(plate: np.ndarray, u: UniformStream, frame_p: float, put_text,
+          text_box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """The plate on a car body: margins, body colour and shading, bumper lines, the recess's
     shadow, and with probability ``frame_p`` a plate frame whose bars may carry text.
-    ``put_text(img, text, hc, max_w, cx, cy, colour)`` draws a caption."""
+    ``put_text(img, text, hc, max_w, cx, cy, colour)`` draws a caption. Given the characters'
+    box, half the frames reach over the plate's top and bottom strips up to near the characters
+    (as US dealer frames hide the state name and slogan), their text close to the characters."""
     H, W = plate.shape[:2]
     ml, mr = (int(H * u.uniform(0.04, 0.45)) for _ in range(2))
     mt, mb = (int(H * u.uniform(0.05, 0.55)) for _ in range(2))
@@ -407,14 +410,23 @@ def mount(plate: np.ndarray, u: UniformStream, frame_p: float, put_text) -> np.n
     if frame:
         col = u.choice(FRAME_COLOURS)
         lap = max(1, int(H * 0.015))  # the frame overlaps the plate's edge, never its characters
+        lap_t = lap_b = lap
+        if text_box is not None and u() < 0.5:  # a deep frame, up to near the characters
+            _, by0, _, by1 = text_box
+            keep = max(1, int(H * 0.03))
+            lap_t = max(lap, int((by0 - keep) * u.uniform(0.4, 1.0)))
+            lap_b = max(lap, int((H - by1 - keep) * u.uniform(0.4, 1.0)))
         x0, y0, x1, y1 = ml - ft, mt - ftop, ml + W + ft, mt + H + fb
-        cv2.rectangle(out, (x0, y0), (x1 - 1, mt + lap - 1), col, -1)
-        cv2.rectangle(out, (x0, mt + H - lap), (x1 - 1, y1 - 1), col, -1)
+        cv2.rectangle(out, (x0, y0), (x1 - 1, mt + lap_t - 1), col, -1)
+        cv2.rectangle(out, (x0, mt + H - lap_b), (x1 - 1, y1 - 1), col, -1)
         cv2.rectangle(out, (x0, y0), (ml + lap - 1, y1 - 1), col, -1)
         cv2.rectangle(out, (ml + W - lap, y0), (x1 - 1, y1 - 1), col, -1)
         ink = (235, 235, 235) if sum(col) < 300 else (25, 25, 25)
-        if fb >= 5 and u() < 0.7:
-            put_text(out, u.choice(SLOGANS), (fb - lap) * 0.6, W * 0.8, ml + W / 2, mt + H + (fb - lap) / 2 + lap, ink)
-        if ftop >= 5 and u() < 0.4:
-            put_text(out, u.choice(SLOGANS), (ftop - lap) * 0.6, W * 0.7, ml + W / 2, y0 + (ftop - lap) / 2, ink)
+        bot, top = fb + lap_b - lap, ftop + lap_t - lap  # visible bar heights
+        if bot >= 5 and u() < 0.7:
+            put_text(out, u.choice(SLOGANS), bot * u.uniform(0.55, 0.75), W * 0.85, ml + W / 2,
+                     mt + H - lap_b + (fb + lap_b) / 2, ink)
+        if top >= 5 and u() < 0.4:
+            put_text(out, u.choice(SLOGANS), top * u.uniform(0.5, 0.7), W * 0.75, ml + W / 2,
+                     y0 + (ftop + lap_t) / 2, ink)
     return out

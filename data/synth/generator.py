@@ -127,8 +127,8 @@ class SyntheticPlateGenerator:
             fmt = cc.pick_more(u)
         raw = fmt.generate_raw(u)
         style = cc.spec.styles[fmt.fmt.style]
-        image = self.renderer.render(cc.spec, style, raw, lines, u, fx)
+        image, text_box = self.renderer.render_with_box(cc.spec, style, raw, lines, u, fx)
         if fx is not None and fx.surround and u() < fx.surround:
-            image = mount(image, u, fx.frame, self.renderer.put_caption)
+            image = mount(image, u, fx.frame, self.renderer.put_caption, text_box)
         rows = render_rows(raw, style.emblem_text)
         return SynthPlate(image, normalize_plate_text("".join(rows)), cc.spec.code, lines, tuple(rows))

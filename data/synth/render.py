@@ -394,6 +394,12 @@ class PlateRenderer:
     def render(self, spec: CountrySpec, style: Style, raw: str, lines: int, u: UniformStream,
                fx: SynthEffects | None = None) -> np.ndarray:
         """The plate image. ``fx``: realism effects (``None`` draws exactly what it always drew)."""
+        return self.render_with_box(spec, style, raw, lines, u, fx)[0]
+
+    def render_with_box(self, spec: CountrySpec, style: Style, raw: str, lines: int, u: UniformStream,
+                        fx: SynthEffects | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """The plate image and its characters' box (x0, y0, x1, y1), which effects drawn later
+        (a plate frame) must leave free."""
         if fx is not None and fx.separators and "-" in raw and u() < fx.separators:
             raw = raw.replace("-", MID_DOT if u() < 0.6 else " ")
         rows = raw.split(ROW_BREAK)
@@ -582,7 +588,7 @@ class PlateRenderer:
             _blend(img, right, int(syc - sh_h / 2), t_, a_)
         if fx is not None and fx.any:
             self._plate_effects(img, alpha, fx, u, tt, top_h, (bx0, by0, bx1, by1), hc, scene, tab)
-        return img
+        return img, (bx0, by0, bx1, by1)
 
     def _plate_effects(self, img: np.ndarray, alpha: np.ndarray, fx: SynthEffects, u: UniformStream, tt: int,
                        top_h: int, text_box: tuple[int, int, int, int], hc: float, scene: bool = False,
