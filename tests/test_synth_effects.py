@@ -336,3 +336,32 @@ def test_gap_tab_is_drawn_between_the_groups_and_never_over_a_character():
     img = np.full((H, W, 3), 230, np.uint8)
     gap_icon(img, alpha, UniformStream(np.random.default_rng(0)), (20, 10, 180, 50), hc, kind=TAB)
     assert (img == 230).all()
+
+
+def test_deep_frames_never_cover_the_characters():
+    import cv2
+
+    from data.synth.effects import mount
+    from data.synth.textgen import UniformStream
+
+    H, W, box = 60, 120, (30, 18, 90, 42)
+    plate = np.full((H, W, 3), 200, np.uint8)
+    yy, xx = np.mgrid[box[1] : box[3], box[0] : box[2]]
+    plate[box[1] : box[3], box[0] : box[2]] = (((yy // 3 + xx // 3) % 2) * 255)[..., None].astype(np.uint8)
+    chars = plate[box[1] : box[3], box[0] : box[2]].copy()
+
+    def caption(img, text, hc, max_w, cx, cy, colour):  # a solid block where the text goes
+        h, w = max(1, int(hc)), int(max_w)
+        y, x = int(cy - h / 2), int(cx - w / 2)
+        img[max(0, y) : y + h, max(0, x) : x + w] = colour
+
+    deep = 0
+    for seed in range(40):
+        out = mount(plate, UniformStream(np.random.default_rng(seed)), 1.0, caption, box)
+        diff = cv2.matchTemplate(out, chars, cv2.TM_SQDIFF)
+        y, x = np.unravel_index(diff.argmin(), diff.shape)
+        assert (out[y : y + chars.shape[0], x : x + chars.shape[1]] == chars).all(), seed  # untouched
+        ml, mt = x - box[0], y - box[1]
+        top_strip = out[mt + 2 : mt + box[1] - 2, ml + 10 : ml + W - 10]
+        deep += not (top_strip == 200).all()  # the frame reached into the plate's top strip
+    assert 5 <= deep <= 35
