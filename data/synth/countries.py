@@ -436,6 +436,7 @@ _SPECS: tuple[CountrySpec, ...] = (
         formats_more=(  # state formats beyond the common ones
             Fmt("LLD LDL", 1.0, style="tab"),  # Missouri
             Fmt("Z{latin}[3]DDD", 0.8),  # California, whose series use I, O and Q too
+            Fmt("ZLDDDDD", 0.3),  # California commercial
             Fmt("LDD LLL", 0.3),  # New Jersey
             Fmt("ZLL DDDD", 0.3),  # Maryland
             Fmt("LLL LDD", 0.3),  # Florida, Colorado
