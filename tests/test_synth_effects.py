@@ -365,3 +365,30 @@ def test_deep_frames_never_cover_the_characters():
         top_strip = out[mt + 2 : mt + box[1] - 2, ml + 10 : ml + W - 10]
         deep += not (top_strip == 200).all()  # the frame reached into the plate's top strip
     assert 5 <= deep <= 35
+
+
+def test_us_scenes_still_get_stacked_characters_and_tab_plates_their_tab(monkeypatch):
+    from data.synth import effects as fxm
+
+    calls = {"stacked": 0, "tab": 0}
+    real_stacked, real_icon = fxm.stacked_characters, fxm.gap_icon
+
+    def stacked(*a, **k):
+        calls["stacked"] += 1
+        return real_stacked(*a, **k)
+
+    def icon(*a, kind=None, **k):
+        calls["tab"] += kind == fxm.TAB
+        return real_icon(*a, kind=kind, **k)
+
+    monkeypatch.setattr(fxm, "stacked_characters", stacked)
+    monkeypatch.setattr(fxm, "gap_icon", icon)
+    scenes = SyntheticPlateGenerator(seed=2, countries=["US"], two_row_prob=0.0, effects=SynthEffects(us_scenes=1.0))
+    for _, _p in zip(range(40), scenes):
+        pass
+    assert calls["stacked"] > 0 and calls["tab"] == 0  # no state formats: no tab style
+    tabs = SyntheticPlateGenerator(seed=2, countries=["US"], two_row_prob=0.0,
+                                   effects=SynthEffects(state_formats=1.0))
+    for _, _p in zip(range(60), tabs):
+        pass
+    assert calls["tab"] > 0

@@ -598,10 +598,10 @@ class PlateRenderer:
         _, by0, _, by1 = text_box
         if scene:
             fxm.us_scene(img, alpha, u, tt + top_h, H - tt, tt, W - tt, text_box, hc, icon=not tab)
-        if tab:
-            fxm.gap_icon(img, alpha, u, text_box, hc, kind=fxm.TAB)
             if u() < 0.4:
                 fxm.stacked_characters(img, u, tt, W - tt, text_box, hc, self.put_caption)
+        if tab:
+            fxm.gap_icon(img, alpha, u, text_box, hc, kind=fxm.TAB)
         if fx.gradient and u() < fx.gradient:
             fxm.gradient(img, alpha, u)
         if fx.emboss and u() < fx.emboss:
