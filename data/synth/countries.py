@@ -27,7 +27,7 @@ Every format compiles to a regular expression on the normalised label
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 RGB = tuple[int, int, int]
 
@@ -203,6 +203,9 @@ POOLS: dict[str, str | Pool] = {
 def eu(band: str, **kw) -> dict[str, Style]:
     """The one-style table of a plain EU plate: white, black text, blue band with ``band``."""
     return {"std": Style(band=band, **kw)}
+
+
+US_STYLE = Style(bg=US_BG, fg=US_FG, decor=("us_state",), aspect=2.0, border=0.7, text_h=(0.42, 0.54))
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -428,10 +431,8 @@ _SPECS: tuple[CountrySpec, ...] = (
             Fmt("DLLDDD", 0.2), Fmt("LLLL DD", 0.1),
         ),
         styles={
-            "std": Style(bg=US_BG, fg=US_FG, decor=("us_state",), aspect=2.0, border=0.7, text_h=(0.42, 0.54)),
-            # Missouri: a small state-outline tab between the groups (AB1 [tab] C2D)
-            "tab": Style(bg=US_BG, fg=US_FG, decor=("us_state", "us_tab"), aspect=2.0, border=0.7,
-                         text_h=(0.42, 0.54)),
+            "std": US_STYLE,
+            "tab": replace(US_STYLE, decor=("us_state", "us_tab")),  # Missouri: a tab between the groups
         },
         formats_more=(  # state formats beyond the common ones
             Fmt("LLD LDL", 1.0, style="tab"),  # Missouri

@@ -391,15 +391,11 @@ class PlateRenderer:
         return self._tile(("emblem", kind, w, h), build)
 
     # --- the plate ---------------------------------------------------------------------------
-    def render(self, spec: CountrySpec, style: Style, raw: str, lines: int, u: UniformStream,
-               fx: SynthEffects | None = None) -> np.ndarray:
-        """The plate image. ``fx``: realism effects (``None`` draws exactly what it always drew)."""
-        return self.render_with_box(spec, style, raw, lines, u, fx)[0]
-
     def render_with_box(self, spec: CountrySpec, style: Style, raw: str, lines: int, u: UniformStream,
                         fx: SynthEffects | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
         """The plate image and its characters' box (x0, y0, x1, y1), which effects drawn later
-        (a plate frame) must leave free."""
+        (a plate frame) must leave free. ``fx``: realism effects (``None`` draws exactly what it
+        always drew)."""
         if fx is not None and fx.separators and "-" in raw and u() < fx.separators:
             raw = raw.replace("-", MID_DOT if u() < 0.6 else " ")
         rows = raw.split(ROW_BREAK)
