@@ -99,11 +99,9 @@ class Style:
     # The same with the realism effects on, where the real plates' characters are smaller than the
     # classic renders' (which the fixed val/test sets keep); None: text_h.
     real_text_h: tuple[float, float] | None = None
-    # The cut of the stroke face (data.synth.fonts) that the style's real plates print, "_bar1" (the
-    # grey Brazilian plates' plain-bar 1) or "_gothic" (US state faces' M, W and 2), and the share of
-    # realism renders drawn in it; no other style draws that cut.
-    face_cut: str = ""
-    face_cut_share: float = 0.0
+    # Share of the realism renders drawn in the stroke face with the 1 as a plain bar, as the
+    # style's real plates print it (the grey Brazilian plates); 0: the bar 1 never appears.
+    bar_one: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -210,8 +208,7 @@ def eu(band: str, **kw) -> dict[str, Style]:
     return {"std": Style(band=band, **kw)}
 
 
-US_STYLE = Style(bg=US_BG, fg=US_FG, decor=("us_state",), aspect=2.0, border=0.7, text_h=(0.42, 0.54),
-                 face_cut="_gothic", face_cut_share=0.3)
+US_STYLE = Style(bg=US_BG, fg=US_FG, decor=("us_state",), aspect=2.0, border=0.7, text_h=(0.42, 0.54))
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -469,9 +466,9 @@ _SPECS: tuple[CountrySpec, ...] = (
                               aspect=400 / 130, aspect2=200 / 170),
             # Real grey plates: 63 mm characters on a 130 mm plate, below the city strip.
             "old": Style(bg=(BR_GREY,), decor=("br_city",), aspect=400 / 130, aspect2=187 / 136,
-                         real_text_h=(0.42, 0.54), face_cut="_bar1", face_cut_share=0.8),
+                         real_text_h=(0.42, 0.54), bar_one=0.8),
             "old_red": Style(bg=(BR_RED,), fg=(WHITE,), decor=("br_city",), aspect=400 / 130,
-                             real_text_h=(0.42, 0.54), face_cut="_bar1", face_cut_share=0.8),
+                             real_text_h=(0.42, 0.54), bar_one=0.8),
         },
         fonts=("mono", "din"),
     ),

@@ -141,7 +141,6 @@ CV_FONTS: dict[str, int] = {
 STROKE_FONTS: tuple[str, ...] = tuple(f"stroke_{w}" for w in STROKE_WEIGHTS)
 BAR_ONE = "_bar1"  # suffix of the grey Brazilian plates' stroke face: a plain-bar 1, curled 6 and 9
 BOX_BOWLS = "_box"  # suffix of a stroke face with rounded-rectangle bowls (O, 0, D, 6, 8, ...)
-GOTHIC = "_gothic"  # suffix of the US state faces' cut: M and W meeting halfway, a tight-topped 2
 # Weight change: dilation (+) or erosion (-) radius of the glyph masks, in units of the cap height.
 WEIGHTS: dict[str, float] = {"thin": -0.025, "bold": 0.025, "heavy": 0.05}
 MID_DOT = "\u00b7"  # a separator some plates print instead of a hyphen (old Brazilian plates)
@@ -210,7 +209,6 @@ class StrokeGlyphs(FontGlyphs):
         # The grey BR plates' cut: a 1 without its flag (a plain bar like the I), 6 and 9 with long hooks.
         self.bar_one = "bar1" in variants
         self.squareness = BOXY if "box" in variants else 2.0  # rounded-rectangle bowls
-        self.gothic = "gothic" in variants
 
     def _draw(self, ch: str) -> np.ndarray:
         if ch == MID_DOT:
@@ -219,7 +217,7 @@ class StrokeGlyphs(FontGlyphs):
             cv2.circle(img, (r + 1, self.pad + self.cap // 2), r, 255, -1, cv2.LINE_AA)
             return img
         m = draw_glyph("I" if ch == "1" and self.bar_one else ch, self.cap, self.pad, self.pen, self.squareness,
-                       curled=self.bar_one, gothic=self.gothic)
+                       curled=self.bar_one)
         return m if m is not None else super()._draw(ch)
 
 
@@ -263,7 +261,7 @@ def glyphs_for(key: str):
         return WeightedGlyphs(key)
     if base in CV_FONTS:
         return CvGlyphs(key)
-    if base.removesuffix(BAR_ONE).removesuffix(GOTHIC).removesuffix(BOX_BOWLS) in STROKE_FONTS:
+    if base.removesuffix(BAR_ONE).removesuffix(BOX_BOWLS) in STROKE_FONTS:
         return StrokeGlyphs(key)
     if base not in FONT_FILES:
         raise ValueError(f"unknown font {base!r}; choices: {', '.join([*FONT_FILES, *CV_FONTS, *STROKE_FONTS])}")

@@ -20,7 +20,7 @@ from data.synth.countries import (
 from data.synth import effects as fxm
 from data.synth.effects import SynthEffects
 from data.synth.fonts import (
-    BOX_BOWLS, CV_FONTS, MID_DOT, MONO_FONTS, STROKE_FONTS, WEIGHTS, FontGlyphs, fonts_for,
+    BAR_ONE, BOX_BOWLS, CV_FONTS, MID_DOT, MONO_FONTS, STROKE_FONTS, WEIGHTS, FontGlyphs, fonts_for,
     glyphs_for,
 )
 from data.synth.textgen import BOX, EMBLEM, ROW_BREAK, UniformStream
@@ -458,8 +458,8 @@ class PlateRenderer:
         if fx is not None:
             if fx.extra_fonts and u() < fx.extra_fonts:
                 fkey = u.choice(tuple(CV_FONTS))
-            if fx.stroke_font and style.face_cut and u() < style.face_cut_share:
-                fkey = u.choice(STROKE_FONTS) + (BOX_BOWLS if u() < 0.5 else "") + style.face_cut
+            if fx.stroke_font and style.bar_one and u() < style.bar_one:
+                fkey = u.choice(STROKE_FONTS) + (BOX_BOWLS if u() < 0.6 else "") + BAR_ONE
             elif fx.stroke_font and u() < fx.stroke_font:
                 fkey = u.choice(STROKE_FONTS)
                 if u() < 0.4:

@@ -102,22 +102,11 @@ def _glyphs(e: float, curled: bool = False) -> dict[str, tuple[float, list[Path]
     }
 
 
-def _gothic(e: float) -> dict[str, tuple[float, list[Path]]]:
-    """The US state faces' cut (Penitentiary Gothic and its kin): an M and a W whose middle strokes
-    meet halfway (read as H at low resolution), a 2 with a small tight top over a long diagonal."""
-    return {
-        "M": (64, [[(0, 100), (0, 0), (32, 52), (64, 0), (64, 100)]]),
-        "W": (70, [[(0, 0), (16, 100), (35, 48), (54, 100), (70, 0)]]),
-        "2": (_W, [[*_arc(30, 20, 25, 20, 200, 380, e), (0, 100), (56, 100)]]),
-    }
-
-
 @lru_cache(maxsize=None)
-def glyph_set(squareness: float = 2.0, curled: bool = False, gothic: bool = False) -> dict[str, tuple[float, list[Path]]]:
+def glyph_set(squareness: float = 2.0, curled: bool = False) -> dict[str, tuple[float, list[Path]]]:
     """The glyphs with round strokes as ellipses (2.0) or boxier superellipses (e.g. 3.5);
-    ``curled``: the 6 and 9 with longer hooks; ``gothic``: the US state faces' M, W and 2."""
-    glyphs = _glyphs(squareness, curled)
-    return {**glyphs, **_gothic(squareness)} if gothic else glyphs
+    ``curled``: the 6 and 9 with longer hooks."""
+    return _glyphs(squareness, curled)
 
 
 BOXY = 3.5  # squareness of the boxy variant (the grey Brazilian plates' rounded-rectangle O, 0, D)
@@ -127,9 +116,9 @@ STROKE_WEIGHTS: dict[str, float] = {"light": 0.1, "regular": 0.135, "bold": 0.17
 
 
 def draw_glyph(ch: str, cap: int, pad: int, pen_frac: float, squareness: float = 2.0,
-               curled: bool = False, gothic: bool = False) -> np.ndarray | None:
+               curled: bool = False) -> np.ndarray | None:
     """Alpha mask (``cap + 2 * pad`` rows, cropped to the ink) of ``ch``; None if not defined."""
-    g = glyph_set(squareness, curled, gothic).get(ch)
+    g = glyph_set(squareness, curled).get(ch)
     if g is None:
         return None
     width, paths = g
