@@ -392,31 +392,3 @@ def test_us_scenes_still_get_stacked_characters_and_tab_plates_their_tab(monkeyp
     for _, _p in zip(range(60), tabs):
         pass
     assert calls["tab"] > 0
-
-
-def test_bar_one_face_on_grey_brazilian_plates_only():
-    """The grey Brazilian plates print the 1 as a plain bar: with the effects most of their renders use
-    that cut of the stroke face; the Mercosul plates (whose 1 has a flag) never do, nor do classic renders."""
-    from data.synth.countries import SPECS
-    from data.synth.render import PlateRenderer
-    from data.synth.textgen import UniformStream
-
-    br = SPECS["BR"]
-    renderer, used = PlateRenderer(), []
-    real_font = renderer.font
-    renderer.font = lambda key: (used.append(key), real_font(key))[1]
-    u = UniformStream(np.random.default_rng(0))
-    fx = SynthEffects(stroke_font=0.4)
-    share = {}
-    for style in ("old", "old_red", "mercosul"):
-        bar = 0
-        for _ in range(40):
-            used.clear()
-            renderer.render_with_box(br, br.styles[style], "ABC1111", 1, u, fx)
-            bar += any(k.endswith("_bar1") for k in used)
-        share[style] = bar / 40
-    assert share["old"] > 0.6 and share["old_red"] > 0.6 and share["mercosul"] == 0.0
-    used.clear()
-    for _ in range(20):
-        renderer.render_with_box(br, br.styles["old"], "ABC1111", 1, u, None)
-    assert not any(k.endswith("_bar1") for k in used)

@@ -99,9 +99,6 @@ class Style:
     # The same with the realism effects on, where the real plates' characters are smaller than the
     # classic renders' (which the fixed val/test sets keep); None: text_h.
     real_text_h: tuple[float, float] | None = None
-    # Share of the realism renders drawn in the stroke face with the 1 as a plain bar, as the
-    # style's real plates print it (the grey Brazilian plates); 0: the bar 1 never appears.
-    bar_one: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -466,9 +463,9 @@ _SPECS: tuple[CountrySpec, ...] = (
                               aspect=400 / 130, aspect2=200 / 170),
             # Real grey plates: 63 mm characters on a 130 mm plate, below the city strip.
             "old": Style(bg=(BR_GREY,), decor=("br_city",), aspect=400 / 130, aspect2=187 / 136,
-                         real_text_h=(0.42, 0.54), bar_one=0.8),
+                         real_text_h=(0.42, 0.54)),
             "old_red": Style(bg=(BR_RED,), fg=(WHITE,), decor=("br_city",), aspect=400 / 130,
-                             real_text_h=(0.42, 0.54), bar_one=0.8),
+                             real_text_h=(0.42, 0.54)),
         },
         fonts=("mono", "din"),
     ),

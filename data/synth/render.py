@@ -458,12 +458,12 @@ class PlateRenderer:
         if fx is not None:
             if fx.extra_fonts and u() < fx.extra_fonts:
                 fkey = u.choice(tuple(CV_FONTS))
-            if fx.stroke_font and style.bar_one and u() < style.bar_one:
-                fkey = u.choice(STROKE_FONTS) + (BOX_BOWLS if u() < 0.6 else "") + BAR_ONE
-            elif fx.stroke_font and u() < fx.stroke_font:
+            if fx.stroke_font and u() < fx.stroke_font:
                 fkey = u.choice(STROKE_FONTS)
                 if u() < 0.4:
                     fkey += BOX_BOWLS
+                if spec.code == "BR" and u() < 0.5:
+                    fkey += BAR_ONE
             if fx.font_weight and u() < fx.font_weight and fkey not in MONO_FONTS:
                 fkey = f"{fkey}/{u.choice(tuple(WEIGHTS))}"
         f = self.font(fkey)
