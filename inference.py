@@ -214,6 +214,11 @@ class PlateReader:
         return (f"{type(self).__name__}({str(self.source)!r}, arch={self.arch!r}, "
                 f"input={s.height}x{s.width}, charset={len(self.charset)} chars)")
 
+    @property
+    def input_size(self) -> str:
+        """``HxW`` of the model's input (``64x128+64x224`` for a joint reader)."""
+        return f"{self.input_spec.height}x{self.input_spec.width}"
+
     # --- what a backend provides -----------------------------------------
     def forward(self, images: torch.Tensor) -> Any:  # pragma: no cover
         """The model's raw outputs for a preprocessed batch (a dict of tensors or arrays)."""
@@ -242,6 +247,11 @@ class PlateReader:
     def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
         """RGB uint8 HxWx3 -> the model's input tensor 3xHxW."""
         return self.transform(rgb)
+
+    @staticmethod
+    def collate(tensors: list) -> Any:
+        """Preprocessed images -> the batch :meth:`predict_tensor` takes."""
+        return torch.stack(tensors)
 
     def predict(
         self,
@@ -283,7 +293,7 @@ class PlateReader:
                         msg = msg[len(name) + 2:]  # the row already names the file
                     out[i] = _failed(name, msg or type(e).__name__)
             if tensors:
-                for i, p in zip(where, self.predict_tensor(torch.stack(tensors))):
+                for i, p in zip(where, self.predict_tensor(self.collate(tensors))):
                     out[i] = _from_model(p, _source_name(items[i]))
         return out[0] if single else out  # type: ignore[return-value]
 
@@ -309,6 +319,95 @@ class TorchPlateReader(PlateReader):
 
     def decode(self, outputs: Any) -> list[PlatePrediction]:
         return self.model.decode(outputs)
+
+
+class JointTransform:
+    """One image -> a tuple of inputs, one per model (the models' own eval preprocessing)."""
+
+    def __init__(self, transforms: Sequence[Callable[[np.ndarray], torch.Tensor]]):
+        self.transforms = tuple(transforms)
+
+    def __call__(self, rgb: np.ndarray) -> tuple[torch.Tensor, ...]:
+        return tuple(t(rgb) for t in self.transforms)
+
+
+class JointPlateReader(PlateReader):
+    """Two (or more) model folders reading together, for example ``weights/attn`` and ``weights/crnn``.
+
+    Each model reads the plate; where the readings differ, every model scores every reading
+    (``PlateRecognizer.text_log_prob``: CTC's sum over alignments, the attention decoder's
+    teacher-forced probability) and the reading with the highest summed log-probability wins,
+    a product of experts over the models' readings. Its confidence is the geometric mean of the
+    models' probabilities of it (where all agree, of their confidences); country and rows come
+    from the first model with a classification head.
+    """
+
+    backend = "torch"
+
+    def __init__(self, readers: Sequence[TorchPlateReader]):
+        if len(readers) < 2:
+            raise ValueError("a joint reader needs at least two models")
+        first = readers[0]
+        for r in readers[1:]:
+            if not isinstance(r, TorchPlateReader):
+                raise WeightsError(f"{r.source}: joint reading needs model folders (it scores texts with "
+                                   "the PyTorch model); an exported .onnx file cannot")
+            if r.charset != first.charset:
+                raise WeightsError(f"{r.source} reads charset {r.charset.chars!r}, {first.source} reads "
+                                   f"{first.charset.chars!r}: joint reading needs the same charset")
+        if not isinstance(first, TorchPlateReader):
+            raise WeightsError(f"{first.source}: joint reading needs model folders (it scores texts with "
+                               "the PyTorch model); an exported .onnx file cannot")
+        super().__init__(first.config, first.source, first.batch_size)
+        self.readers = list(readers)
+        self.arch = "+".join(r.arch for r in readers)
+        self.transform = JointTransform([r.transform for r in readers])
+
+    @property
+    def input_size(self) -> str:
+        return "+".join(r.input_size for r in self.readers)
+
+    def __repr__(self) -> str:
+        return f"JointPlateReader({', '.join(repr(r) for r in self.readers)})"
+
+    @staticmethod
+    def collate(tensors: list) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.stack(part) for part in zip(*tensors))
+
+    @torch.inference_mode()
+    def predict_tensor(self, images: Sequence[torch.Tensor], countries: Sequence[str | None] | None = None,
+                       ) -> list[PlatePrediction]:
+        """``images``: one preprocessed batch per model (``JointTransform``'s output, collated)."""
+        if len(images) != len(self.readers):
+            raise ValueError(f"expected {len(self.readers)} input batches (one per model), got {len(images)}")
+        if countries is None and self.country is not None:
+            countries = [self.country] * len(images[0])  # "auto": each model's own head
+        readings = [r.predict_tensor(x, countries) for r, x in zip(self.readers, images)]
+        out = []
+        head = next((k for k, r in enumerate(readings) if r[0].country is not None or r[0].lines is not None), 0)
+        for i in range(len(images[0])):
+            cands = list(dict.fromkeys(r[i].text for r in readings))
+            first = readings[head][i]
+            if len(cands) == 1:  # all agree: no scoring needed
+                best = cands[0]
+                conf = float(np.exp(np.mean([np.log(max(r[i].confidence, 1e-30)) for r in readings])))
+                chars = readings[0][i].char_confidences
+            else:
+                scores = torch.stack([  # [models, candidates]
+                    r.model.text_log_prob(x[i:i + 1].to(r.device).expand(len(cands), *x.shape[1:]), cands).cpu()
+                    for r, x in zip(self.readers, images)])
+                k = int(scores.sum(0).argmax())
+                best, conf = cands[k], float(scores[:, k].mean().exp())
+                chars = next(r[i].char_confidences for r in readings if r[i].text == best)
+            out.append(PlatePrediction(best, conf, chars, first.country, first.country_confidence, first.lines))
+        return out
+
+
+def load_joint_model(paths: Sequence[str | os.PathLike], *, device: str | torch.device = "cpu",
+                     batch_size: int = 64, country: str | None = None) -> JointPlateReader:
+    """A :class:`JointPlateReader` over model folders (see there); errors name the folder."""
+    readers = [load_model(p, device=device, batch_size=batch_size, country=country) for p in paths]
+    return JointPlateReader(readers)
 
 
 # Decoders of exported graphs, by the "decoder" entry of their metadata: (config, outputs) -> predictions.

@@ -5,6 +5,7 @@
     python predict.py --input datasets/x/labels.csv                 # a dataset CSV (filename[,text] columns)
     python predict.py --input crops/ --weights model.onnx           # run an exported model with onnxruntime
     python predict.py --input crops/ --country BR                   # read under Brazil's plate formats
+    python predict.py --input crops/ --weights weights/attn --joint weights/crnn   # two models reading together
 
 Without --weights the shipped default model (weights/crnn) is used. The CSV has
 the columns filename,text,confidence,country,country_confidence,lines,error
@@ -32,7 +33,7 @@ import time
 from pathlib import Path
 
 from data.datasets import IMAGE_EXTENSIONS
-from inference import Prediction, WeightsError, load_model
+from inference import DEFAULT_WEIGHTS, Prediction, WeightsError, load_joint_model, load_model
 from models.plate_formats import check_country
 
 EXTENSIONS = IMAGE_EXTENSIONS | {".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2"}
@@ -136,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="read every plate under this country's formats (e.g. BR), or 'auto' for the country "
                          "the model's head predicts: fixes look-alike characters (1/I, 0/O) in positions "
                          "the format fixes as digits or letters")
+    ap.add_argument("--joint", default=None, metavar="WEIGHTS",
+                    help="a second model folder reading with --weights: where the two readings differ, the one "
+                         "with the higher summed log-probability under both models is kept (inference.JointPlateReader)")
     args = ap.parse_args(argv)
     if args.batch_size < 1:
         ap.error("--batch-size must be >= 1")
@@ -151,8 +155,12 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        reader = load_model(args.weights, device=args.device, batch_size=args.batch_size, threads=args.threads,
-                            country=args.country)
+        if args.joint:
+            reader = load_joint_model([args.weights or DEFAULT_WEIGHTS, args.joint], device=args.device,
+                                      batch_size=args.batch_size, country=args.country)
+        else:
+            reader = load_model(args.weights, device=args.device, batch_size=args.batch_size,
+                                threads=args.threads, country=args.country)
     except (InputError, WeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -177,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.show > 0:
         print(format_table(preds, args.show))
     print(f"{len(preds)} images, {n_err} unreadable, {dt:.2f} s ({len(preds) / max(dt, 1e-9):.0f} images/s, "
-          f"{reader.backend}, {reader.arch} {reader.input_spec.height}x{reader.input_spec.width}) -> {out}")
+          f"{reader.backend}, {reader.arch} {reader.input_size}) -> {out}")
     if labels:
         from metrics import score_texts
 

@@ -7,6 +7,7 @@ the country confusion matrix as PNG (``--confusion``).
     python val.py --weights runs/crnn/<run>/best --data ../shared/realplates-dev --equiv US:O=0 --out dev.json
     python val.py --weights model.onnx --data DATASET        # an exported model, run by onnxruntime
     python val.py --weights W --data DATASET --formats label:BR,SK   # read under the labelled country's formats
+    python val.py --weights weights/attn --joint weights/crnn --data DATASET   # two models reading together
 
 The gallery (``--gallery``, default ``<out stem>_errors.png`` next to ``--out``,
 else ``errors.png`` in the current folder) shows the worst predictions first:
@@ -37,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from data.datasets import ImageReadError, PlateDataset, collate_plates, load_records, read_image_rgb
-from inference import load_model
+from inference import load_joint_model, load_model
 from models.plate_formats import check_country
 from metrics import PlateMetrics, format_metrics_table, score_texts
 
@@ -196,12 +197,19 @@ def main(argv: list[str] | None = None) -> dict:
                    help="read under plate formats (models/plate_formats.py): 'label' uses each sample's labelled "
                         "country (a deployment that knows its country), 'label:BR,SK' only for those labelled "
                         "countries, 'auto' the country the model's head predicts, or one country code for all")
+    p.add_argument("--joint", default=None, metavar="WEIGHTS",
+                   help="a second model folder reading with --weights (inference.JointPlateReader): where the "
+                        "readings differ, the one with the higher summed log-probability under both is kept")
     args = p.parse_args(argv)
 
     accelerator = Accelerator()
     try:
         by_label, only = parse_formats(args.formats)
-        reader = load_model(args.weights, device=accelerator.device, country=None if by_label else args.formats)
+        country = None if by_label else args.formats
+        if args.joint:
+            reader = load_joint_model([args.weights, args.joint], device=accelerator.device, country=country)
+        else:
+            reader = load_model(args.weights, device=accelerator.device, country=country)
         records = load_records(Path(args.data), reader.charset,
                                on_invalid_label="skip" if args.skip_invalid else "error", allow_mask=True)
     except ValueError as e:

@@ -633,11 +633,7 @@ class MixedPlateDataset(IterableDataset):
             yield next(synth) if mix_is_synthetic(i, self.synth_share) else next(real)
 
 
-def collate_plates(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Batch items: ``{"images": [B,3,H,W], "texts", "countries", "lines": LongTensor[B]}``."""
-    if not samples:
-        raise ValueError("collate_plates: empty batch")
-    images = [s["image"] for s in samples]
+def _stack_images(images: list) -> torch.Tensor:
     if not all(isinstance(im, torch.Tensor) for im in images):
         images = [torch.as_tensor(im) for im in images]
     shapes = {tuple(im.shape) for im in images}
@@ -646,8 +642,21 @@ def collate_plates(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
             f"collate_plates: images have different shapes {sorted(shapes)}; use a transform that resizes "
             "to a fixed height and width"
         )
+    return torch.stack(images)
+
+
+def collate_plates(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Batch items: ``{"images": [B,3,H,W], "texts", "countries", "lines": LongTensor[B]}``
+    (``images`` a tuple of such batches where each item's image is a tuple: one per model)."""
+    if not samples:
+        raise ValueError("collate_plates: empty batch")
+    images = [s["image"] for s in samples]
+    if isinstance(images[0], tuple):  # one input per model (inference.JointTransform)
+        stacked = tuple(_stack_images(list(part)) for part in zip(*images))
+    else:
+        stacked = _stack_images(images)
     return {
-        "images": torch.stack(images),
+        "images": stacked,
         "texts": [s["text"] for s in samples],
         "countries": [s["country"] for s in samples],
         "lines": torch.tensor([int(s["lines"]) for s in samples], dtype=torch.long),

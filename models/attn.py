@@ -606,6 +606,23 @@ class AttnRecognizer(PlateRecognizer):
         after = (torch.cumsum(eos, dim=1) - eos.long()) > 0
         return torch.where(after[..., None], self._eos_rows(*logp.shape[:2], logp), logp)
 
+    @torch.no_grad()
+    def text_log_prob(self, images: torch.Tensor, texts: list[str]) -> torch.Tensor:
+        """Teacher-forced, left to right: the summed log-probabilities of the characters and EOS."""
+        fits = torch.tensor([len(t) <= self.config.max_label_length for t in texts])
+        out = torch.full((len(texts),), float("-inf"))
+        if not fits.any():
+            return out.to(images.device)
+        keep = [t for t, ok in zip(texts, fits.tolist()) if ok]
+        memory = self.encode(images[fits.to(images.device)])
+        logp = self.teacher_forced(memory, keep)[0].float().log_softmax(-1)  # left-to-right ordering
+        target = self.targets(keep, logp.shape[1], logp.device)
+        known = target != IGNORE
+        picked = logp.gather(-1, target.clamp(min=0)[..., None])[..., 0]
+        out = out.to(images.device)
+        out[fits.to(images.device)] = (picked * known).sum(1)
+        return out
+
     def decode_text(self, outputs: dict) -> list[PlatePrediction]:
         best, classes = outputs["log_probs"].float().max(dim=-1)
         return [

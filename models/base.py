@@ -85,6 +85,11 @@ class PlateRecognizer(nn.Module):
         """Text predictions from the outputs of ``forward(images)`` (no labels)."""
         raise NotImplementedError
 
+    def text_log_prob(self, images: torch.Tensor, texts: list[str]) -> torch.Tensor:  # pragma: no cover
+        """log p(texts[i] | images[i]) under this model, [B] (``-inf`` where the model cannot emit
+        the text at all, e.g. longer than it reads); for combining the readings of two models."""
+        raise NotImplementedError
+
     def check_label_length(self, max_label_length: int, source: str) -> None:
         """Raise ValueError if labels of this length (worst case) cannot be read."""
 

@@ -156,6 +156,18 @@ class CRNN(PlateRecognizer):
             zero_infinity=True,
         )
 
+    @torch.no_grad()
+    def text_log_prob(self, images: torch.Tensor, texts: list[str]) -> torch.Tensor:
+        """CTC: the log of the summed probability of every alignment of the text."""
+        logits = self(images)["logits"]
+        log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # [T, B, C]
+        targets, target_lengths = self.tokenizer.encode(texts)
+        input_lengths = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long)
+        # No zero_infinity: a text the sequence is too short for is impossible (inf loss, -inf here).
+        nll = F.ctc_loss(log_probs, targets.to(logits.device), input_lengths, target_lengths,
+                         blank=self.tokenizer.blank, reduction="none")
+        return -nll
+
     def decode_text(self, outputs: dict) -> list[PlatePrediction]:
         probs = outputs["logits"].float().softmax(-1)
         return [
