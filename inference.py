@@ -383,22 +383,29 @@ class JointPlateReader(PlateReader):
         if countries is None and self.country is not None:
             countries = [self.country] * len(images[0])  # "auto": each model's own head
         readings = [r.predict_tensor(x, countries) for r, x in zip(self.readers, images)]
-        out = []
+        if not readings[0]:
+            return []
         head = next((k for k, r in enumerate(readings) if r[0].country is not None or r[0].lines is not None), 0)
-        for i in range(len(images[0])):
-            cands = list(dict.fromkeys(r[i].text for r in readings))
-            first = readings[head][i]
-            if len(cands) == 1:  # all agree: no scoring needed
-                best = cands[0]
+        cands = [list(dict.fromkeys(r[i].text for r in readings)) for i in range(len(images[0]))]
+        # Every (image, reading) pair where the models disagree, scored by every model in one batch.
+        pairs = [(i, t) for i, c in enumerate(cands) if len(c) > 1 for t in c]
+        scores: dict[tuple[int, str], list[float]] = {}
+        if pairs:
+            rows = torch.tensor([i for i, _ in pairs])
+            per_model = [r.model.text_log_prob(x[rows].to(r.device), [t for _, t in pairs]).float().cpu()
+                         for r, x in zip(self.readers, images)]
+            for k, pair in enumerate(pairs):
+                scores[pair] = [float(m[k]) for m in per_model]
+        out = []
+        for i, c in enumerate(cands):
+            if len(c) == 1:  # all agree: no scoring needed
+                best = c[0]
                 conf = float(np.exp(np.mean([np.log(max(r[i].confidence, 1e-30)) for r in readings])))
-                chars = readings[0][i].char_confidences
             else:
-                scores = torch.stack([  # [models, candidates]
-                    r.model.text_log_prob(x[i:i + 1].to(r.device).expand(len(cands), *x.shape[1:]), cands).cpu()
-                    for r, x in zip(self.readers, images)])
-                k = int(scores.sum(0).argmax())
-                best, conf = cands[k], float(scores[:, k].mean().exp())
-                chars = next(r[i].char_confidences for r in readings if r[i].text == best)
+                best = max(c, key=lambda t: sum(scores[(i, t)]))
+                conf = float(np.exp(np.mean(scores[(i, best)])))
+            chars = next(r[i].char_confidences for r in readings if r[i].text == best)
+            first = readings[head][i]
             out.append(PlatePrediction(best, conf, chars, first.country, first.country_confidence, first.lines))
         return out
 
