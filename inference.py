@@ -8,6 +8,8 @@
     preds = reader.predict(cv2.imread("c.jpg"), bgr=True)             # OpenCV images are BGR
     print(pred.text, pred.confidence, pred.error)
 
+    joint = load_joint_model(["weights/attn", "weights/crnn"])   # two models reading together
+
 Inputs (one, or a list of them; a 4-D array ``[N, H, W, C]`` is a list of N images):
 
 * numpy arrays, **RGB by default** (``bgr=True`` for arrays from OpenCV, which
