@@ -350,16 +350,13 @@ class JointPlateReader(PlateReader):
         if len(readers) < 2:
             raise ValueError("a joint reader needs at least two models")
         first = readers[0]
-        for r in readers[1:]:
+        for r in readers:
             if not isinstance(r, TorchPlateReader):
                 raise WeightsError(f"{r.source}: joint reading needs model folders (it scores texts with "
                                    "the PyTorch model); an exported .onnx file cannot")
             if r.charset != first.charset:
                 raise WeightsError(f"{r.source} reads charset {r.charset.chars!r}, {first.source} reads "
                                    f"{first.charset.chars!r}: joint reading needs the same charset")
-        if not isinstance(first, TorchPlateReader):
-            raise WeightsError(f"{first.source}: joint reading needs model folders (it scores texts with "
-                               "the PyTorch model); an exported .onnx file cannot")
         super().__init__(first.config, first.source, first.batch_size)
         self.readers = list(readers)
         self.arch = "+".join(r.arch for r in readers)

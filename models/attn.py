@@ -609,18 +609,15 @@ class AttnRecognizer(PlateRecognizer):
     @torch.no_grad()
     def text_log_prob(self, images: torch.Tensor, texts: list[str]) -> torch.Tensor:
         """Teacher-forced, left to right: the summed log-probabilities of the characters and EOS."""
-        fits = torch.tensor([len(t) <= self.config.max_label_length for t in texts])
-        out = torch.full((len(texts),), float("-inf"))
+        fits = torch.tensor([len(t) <= self.config.max_label_length for t in texts], device=images.device)
+        out = torch.full((len(texts),), float("-inf"), device=images.device)
         if not fits.any():
-            return out.to(images.device)
+            return out
         keep = [t for t, ok in zip(texts, fits.tolist()) if ok]
-        memory = self.encode(images[fits.to(images.device)])
-        logp = self.teacher_forced(memory, keep)[0].float().log_softmax(-1)  # left-to-right ordering
+        logp = self.teacher_forced(self.encode(images[fits]), keep)[0].float().log_softmax(-1)  # left to right
         target = self.targets(keep, logp.shape[1], logp.device)
-        known = target != IGNORE
         picked = logp.gather(-1, target.clamp(min=0)[..., None])[..., 0]
-        out = out.to(images.device)
-        out[fits.to(images.device)] = (picked * known).sum(1)
+        out[fits] = (picked * (target != IGNORE)).sum(1)
         return out
 
     def decode_text(self, outputs: dict) -> list[PlatePrediction]:
