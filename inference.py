@@ -366,6 +366,16 @@ class JointPlateReader(PlateReader):
     def input_size(self) -> str:
         return "+".join(r.input_size for r in self.readers)
 
+    # The formats setting lives on the models' readers ("auto" means each model's own head).
+    @property
+    def country(self) -> str | None:  # type: ignore[override]
+        return self.readers[0].country if getattr(self, "readers", None) else None
+
+    @country.setter
+    def country(self, value: str | None) -> None:
+        for r in getattr(self, "readers", ()):  # none yet while PlateReader.__init__ runs
+            r.country = value
+
     def __repr__(self) -> str:
         return f"JointPlateReader({', '.join(repr(r) for r in self.readers)})"
 
@@ -379,8 +389,6 @@ class JointPlateReader(PlateReader):
         """``images``: one preprocessed batch per model (``JointTransform``'s output, collated)."""
         if len(images) != len(self.readers):
             raise ValueError(f"expected {len(self.readers)} input batches (one per model), got {len(images)}")
-        if countries is None and self.country is not None:
-            countries = [self.country] * len(images[0])  # "auto": each model's own head
         readings = [r.predict_tensor(x, countries) for r, x in zip(self.readers, images)]
         if not readings[0]:
             return []

@@ -104,6 +104,16 @@ def test_joint_reader_keeps_the_reading_both_models_find_most_probable(folders, 
     assert [p.country for p in preds] == [p.country for p in alone[0]]
 
 
+def test_joint_reader_country_reaches_both_models(folders, plates):
+    paths = sorted(str(p) for p in (plates / "images").iterdir())
+    loaded = load_joint_model(folders, country="BR")
+    assert loaded.country == "BR" and all(r.country == "BR" for r in loaded.readers)
+    joint = load_joint_model(folders)
+    joint.country = "BR"
+    assert all(r.country == "BR" for r in joint.readers)
+    assert [p.text for p in joint.predict(paths)] == [p.text for p in loaded.predict(paths)]
+
+
 def test_joint_reader_refuses_other_charsets_and_onnx(folders, tmp_path):
     attn, _ = folders
     other = make_tiny_model(tmp_path / "digits", charset=Charset("0123456789"))
