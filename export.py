@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 import sys
@@ -156,7 +157,7 @@ def _attn_graph(model) -> OnnxGraphSpec:
     names = ("log_probs",) + class_outputs(model)
     if cfg.decoding == "nar":  # one parallel pass (+ refinement): no data-dependent control flow
         return OnnxGraphSpec(_Forward(model, names), names, "attn_argmax")
-    if cfg.beam_width > 1:
+    if cfg.beam_width > 1:  # export_onnx switches such a model to greedy first
         raise ValueError(
             f"ONNX export of beam search (model.beam_width={cfg.beam_width}) is not implemented: its "
             "loop ends when the best beam has ended, which a traced graph cannot express. "
@@ -200,6 +201,10 @@ def export_onnx(model, output: str | os.PathLike, opset: int = DEFAULT_OPSET) ->
             f"ONNX export of arch {model.arch!r} is not implemented (exportable: {', '.join(sorted(ONNX_GRAPHS))})"
         )
     model = copy.deepcopy(model).float().cpu().eval()  # the caller's model stays where it is
+    if getattr(model.config, "beam_width", 1) > 1:
+        # A traced graph cannot stop when the best beam has ended: the file decodes greedily,
+        # and its metadata says so (beam_width 1), so ONNX Runtime reads as the graph does.
+        model.config = dataclasses.replace(model.config, beam_width=1)
     spec = ONNX_GRAPHS[model.arch](model)
     module = spec.module.eval()
     h, w = model.input_spec.height, model.input_spec.width
@@ -246,6 +251,8 @@ def check_parity(weights: str | os.PathLike, onnx_path: str | os.PathLike, n: in
     from data.synth import SyntheticPlateGenerator
 
     torch_reader = load_model(weights)
+    if getattr(torch_reader.model.config, "beam_width", 1) > 1:  # the graph decodes greedily
+        torch_reader = load_model(weights, beam_width=1)
     ort_reader = load_model(onnx_path)
     gen = SyntheticPlateGenerator(seed=seed)
     s = torch_reader.input_spec
@@ -487,6 +494,10 @@ def main(argv: list[str] | None = None) -> int:
             if int8_output.resolve() == output.resolve():
                 raise ValueError(f"--int8-output {int8_output} is the float32 --output itself")
         export_onnx(model, output, opset=args.opset)
+        beam = getattr(model.config, "beam_width", 1)
+        if beam > 1:
+            print(f"note: {folder} decodes with beam search (model.beam_width={beam}); the ONNX graph "
+                  "decodes greedily (beam_width 1), as `val.py --beam 1` reads")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -418,10 +418,24 @@ class JointPlateReader(PlateReader):
 
 
 def load_joint_model(paths: Sequence[str | os.PathLike], *, device: str | torch.device = "cpu",
-                     batch_size: int = 64, country: str | None = None) -> JointPlateReader:
-    """A :class:`JointPlateReader` over model folders (see there); errors name the folder."""
-    readers = [load_model(p, device=device, batch_size=batch_size, country=country) for p in paths]
+                     batch_size: int = 64, country: str | None = None,
+                     beam_width: int | None = None) -> JointPlateReader:
+    """A :class:`JointPlateReader` over model folders (see there); errors name the folder.
+    ``beam_width`` applies to the attention models among them."""
+    readers = [load_model(p, device=device, batch_size=batch_size, country=country,
+                          beam_width=beam_width if beam_width is not None and _is_attn_folder(p) else None)
+               for p in paths]
     return JointPlateReader(readers)
+
+
+def _is_attn_folder(path: str | os.PathLike) -> bool:
+    kind, p = resolve_weights(path)
+    if kind != "folder":
+        return False
+    try:
+        return json.loads((p / CONFIG_FILE).read_text()).get("arch") == "attn"
+    except (OSError, ValueError, AttributeError):
+        return False  # load_model reports what is wrong with the folder
 
 
 # Decoders of exported graphs, by the "decoder" entry of their metadata: (config, outputs) -> predictions.
@@ -601,6 +615,17 @@ def resolve_weights(path: str | os.PathLike | None) -> tuple[str, Path]:
     )
 
 
+def _with_beam_width(model, beam_width: int, source: Path):
+    """The model's config with another beam width; refused for models without beam search."""
+    if not hasattr(model.config, "beam_width"):
+        raise WeightsError(f"{source} holds a {model.arch!r} model, which has no beam search "
+                           "(beam_width is for attention models)")
+    try:
+        return dataclasses.replace(model.config, beam_width=beam_width)
+    except ValueError as e:  # e.g. nar decoding, which has no beams
+        raise WeightsError(f"{source}: {e}") from e
+
+
 def load_model(
     path: str | os.PathLike | None = None,
     *,
@@ -610,6 +635,7 @@ def load_model(
     expected_arch: str | None = None,
     expected_charset: Charset | str | None = None,
     country: str | None = None,
+    beam_width: int | None = None,
 ) -> PlateReader:
     """A :class:`PlateReader` for a model folder (PyTorch) or an ``.onnx`` file (ONNX Runtime).
 
@@ -619,13 +645,19 @@ def load_model(
     ``torch.set_num_threads``. Raises :class:`WeightsError` (a ValueError) with
     a message saying what is wrong. ``country`` reads every plate under that country's formats
     (``"auto"``: the country the model's head predicts; see ``models/plate_formats.py``).
+    ``beam_width`` replaces an attention model's ``model.beam_width`` (1: greedy) for this reader.
     """
     if country is not None:
         country = check_country(country, "country")
+    if beam_width is not None and (isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width < 1):
+        raise WeightsError(f"beam_width must be an integer >= 1, got {beam_width!r}")
     kind, p = resolve_weights(path)
     if isinstance(expected_charset, str):
         expected_charset = Charset(expected_charset)
     if kind == "onnx":
+        if beam_width is not None:
+            raise WeightsError(f"{p}: beam_width applies to PyTorch attention model folders; an exported "
+                               "graph decodes as it was exported (greedy)")
         reader: PlateReader = OnnxPlateReader(p, batch_size=batch_size, threads=threads)
     else:
         from models import load_model as load_folder
@@ -634,6 +666,8 @@ def load_model(
             model = load_folder(p)
         except ValueError as e:
             raise WeightsError(str(e) if str(p) in str(e) else f"{p}: {e}") from e
+        if beam_width is not None:
+            model.config = _with_beam_width(model, beam_width, p)
         reader = TorchPlateReader(model, p, device=device, batch_size=batch_size)
     if expected_arch is not None and reader.arch != expected_arch:
         raise WeightsError(f"{p} holds a {reader.arch!r} model, expected {expected_arch!r}")

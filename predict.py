@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--joint", default=None, metavar="WEIGHTS",
                     help="a second model folder reading with --weights: where the two readings differ, the one "
                          "with the higher summed log-probability under both models is kept (inference.JointPlateReader)")
+    ap.add_argument("--beam", type=int, default=None, metavar="N",
+                    help="beam width of the attention model's decoding (1: greedy); default: the model's "
+                         "own model.beam_width")
     args = ap.parse_args(argv)
     if args.batch_size < 1:
         ap.error("--batch-size must be >= 1")
@@ -157,10 +160,10 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         if args.joint:
             reader = load_joint_model([args.weights or DEFAULT_WEIGHTS, args.joint], device=args.device,
-                                      batch_size=args.batch_size, country=args.country)
+                                      batch_size=args.batch_size, country=args.country, beam_width=args.beam)
         else:
             reader = load_model(args.weights, device=args.device, batch_size=args.batch_size,
-                                threads=args.threads, country=args.country)
+                                threads=args.threads, country=args.country, beam_width=args.beam)
     except (InputError, WeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

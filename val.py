@@ -200,6 +200,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--joint", default=None, metavar="WEIGHTS",
                    help="a second model folder reading with --weights (inference.JointPlateReader): where the "
                         "readings differ, the one with the higher summed log-probability under both is kept")
+    p.add_argument("--beam", type=int, default=None, metavar="N",
+                   help="beam width of the attention model's decoding (1: greedy); default: the model's "
+                        "own model.beam_width")
     args = p.parse_args(argv)
 
     accelerator = Accelerator()
@@ -207,9 +210,10 @@ def main(argv: list[str] | None = None) -> dict:
         by_label, only = parse_formats(args.formats)
         country = None if by_label else args.formats
         if args.joint:
-            reader = load_joint_model([args.weights, args.joint], device=accelerator.device, country=country)
+            reader = load_joint_model([args.weights, args.joint], device=accelerator.device, country=country,
+                                      beam_width=args.beam)
         else:
-            reader = load_model(args.weights, device=accelerator.device, country=country)
+            reader = load_model(args.weights, device=accelerator.device, country=country, beam_width=args.beam)
         records = load_records(Path(args.data), reader.charset,
                                on_invalid_label="skip" if args.skip_invalid else "error", allow_mask=True)
     except ValueError as e:

@@ -137,6 +137,26 @@ def test_attention_model_exports_its_greedy_loop(tmp_path, plates, cls_head_laye
     np.testing.assert_allclose([p.confidence for p in a], [p.confidence for p in b], rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.skipif("attn" not in __import__("models").list_models(), reason="no attention model registered")
+def test_a_beam_search_model_exports_its_greedy_reading(tmp_path, plates, capsys):
+    from data.text import Charset
+    from models import InputSpec, create_model
+
+    torch.manual_seed(0)
+    model = create_model("attn", {"encoder_stage": 1, "d_model": 32, "dec_heads": 2, "max_label_length": 10,
+                                  "beam_width": 3}, Charset(), InputSpec(32, 96))
+    folder = model.save_pretrained(tmp_path / "attn")
+    onnx_path = tmp_path / "attn.onnx"
+    assert export.main(["--weights", str(folder), "--output", str(onnx_path)]) == 0
+    out = capsys.readouterr().out
+    assert "beam_width=3" in out and "texts equal: True" in out
+    ox = load_model(onnx_path)
+    assert ox.config["model"]["beam_width"] == 1 and model.config.beam_width == 3  # the caller's model kept
+    images = [read_image_rgb(p) for p in sorted((plates / "images").glob("*.png"))]
+    greedy = load_model(folder, beam_width=1).predict(images)
+    assert [p.text for p in ox.predict(images)] == [p.text for p in greedy]
+
+
 # --------------------------------------------------------------------------- int8 (export.py --int8)
 
 

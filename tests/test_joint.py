@@ -139,3 +139,28 @@ def test_val_and_predict_read_jointly(folders, plates, tmp_path, capsys):
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 8 and all(r["error"] == "" for r in rows)
     assert "attn+crnn 32x64+32x96" in capsys.readouterr().out
+
+
+def test_beam_width_is_a_reading_option_of_attention_models(folders, plates, tmp_path, capsys):
+    attn, crnn = folders
+    paths = sorted(str(p) for p in (plates / "images").iterdir())
+    reader = load_model(attn, beam_width=4)
+    assert reader.model.config.beam_width == 4 and load_model(attn).model.config.beam_width == 1
+    x = torch.stack([reader.preprocess(read_image_rgb(p)) for p in paths])
+    with torch.no_grad():
+        expected = reader.model.decode({"log_probs": reader.model.generate(x, beam_width=4)})
+    assert [p.text for p in reader.predict(paths)] == [p.text for p in expected]
+    # the joint reader passes it to its attention models only
+    joint = load_joint_model([attn, crnn], beam_width=4)
+    assert [getattr(r.model.config, "beam_width", None) for r in joint.readers] == [4, None]
+    with pytest.raises(WeightsError, match=f"{crnn}.*no beam search"):
+        load_model(crnn, beam_width=2)
+    with pytest.raises(WeightsError, match="beam_width must be an integer >= 1"):
+        load_model(attn, beam_width=0)
+    out = tmp_path / "p.csv"
+    assert predict.main(["--input", str(plates / "images"), "--weights", str(attn), "--beam", "4",
+                         "--output", str(out), "--show", "0"]) == 0
+    assert [r["text"] for r in csv.DictReader(out.open())] == [p.text for p in expected]
+    assert predict.main(["--input", str(plates / "images"), "--weights", str(crnn), "--beam", "2",
+                         "--output", str(out), "--show", "0"]) == 2
+    assert "no beam search" in capsys.readouterr().err
