@@ -494,16 +494,16 @@ def main(argv: list[str] | None = None) -> int:
             if int8_output.resolve() == output.resolve():
                 raise ValueError(f"--int8-output {int8_output} is the float32 --output itself")
         export_onnx(model, output, opset=args.opset)
-        beam = getattr(model.config, "beam_width", 1)
-        if beam > 1:
-            print(f"note: {folder} decodes with beam search (model.beam_width={beam}); the ONNX graph "
-                  "decodes greedily (beam_width 1), as `val.py --beam 1` reads")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     size = output.stat().st_size / 2**20
     print(f"wrote {output} ({size:.1f} MiB, opset {args.opset}, {model.arch} "
           f"{model.input_spec.height}x{model.input_spec.width}, dynamic batch)")
+    beam = getattr(model.config, "beam_width", 1)
+    if beam > 1:
+        print(f"note: {folder} decodes with beam search (model.beam_width={beam}); the ONNX graph "
+              "decodes greedily (beam_width 1), as `val.py --beam 1` reads")
     if not args.no_check:
         diff, same = check_parity(folder, output)
         print(f"check: max |outputs(torch) - outputs(onnxruntime)| = {diff:.2e}, texts equal: {same}")
