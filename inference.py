@@ -422,20 +422,13 @@ def load_joint_model(paths: Sequence[str | os.PathLike], *, device: str | torch.
                      beam_width: int | None = None) -> JointPlateReader:
     """A :class:`JointPlateReader` over model folders (see there); errors name the folder.
     ``beam_width`` applies to the attention models among them."""
-    readers = [load_model(p, device=device, batch_size=batch_size, country=country,
-                          beam_width=beam_width if beam_width is not None and _is_attn_folder(p) else None)
-               for p in paths]
+    _check_beam_width(beam_width)
+    readers = [load_model(p, device=device, batch_size=batch_size, country=country) for p in paths]
+    if beam_width is not None:
+        for r in readers:  # an ONNX reader has no model: JointPlateReader refuses it below
+            if isinstance(r, TorchPlateReader) and hasattr(r.model.config, "beam_width"):
+                _set_beam_width(r, beam_width)
     return JointPlateReader(readers)
-
-
-def _is_attn_folder(path: str | os.PathLike) -> bool:
-    kind, p = resolve_weights(path)
-    if kind != "folder":
-        return False
-    try:
-        return json.loads((p / CONFIG_FILE).read_text()).get("arch") == "attn"
-    except (OSError, ValueError, AttributeError):
-        return False  # load_model reports what is wrong with the folder
 
 
 # Decoders of exported graphs, by the "decoder" entry of their metadata: (config, outputs) -> predictions.
@@ -615,15 +608,22 @@ def resolve_weights(path: str | os.PathLike | None) -> tuple[str, Path]:
     )
 
 
-def _with_beam_width(model, beam_width: int, source: Path):
-    """The model's config with another beam width; refused for models without beam search."""
+def _check_beam_width(beam_width: int | None) -> None:
+    if beam_width is not None and (isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width < 1):
+        raise WeightsError(f"beam_width must be an integer >= 1, got {beam_width!r}")
+
+
+def _set_beam_width(reader: TorchPlateReader, beam_width: int) -> None:
+    """Decode with another beam width; refused for models without beam search."""
+    model = reader.model
     if not hasattr(model.config, "beam_width"):
-        raise WeightsError(f"{source} holds a {model.arch!r} model, which has no beam search "
+        raise WeightsError(f"{reader.source} holds a {model.arch!r} model, which has no beam search "
                            "(beam_width is for attention models)")
     try:
-        return dataclasses.replace(model.config, beam_width=beam_width)
+        model.config = dataclasses.replace(model.config, beam_width=beam_width)
     except ValueError as e:  # e.g. nar decoding, which has no beams
-        raise WeightsError(f"{source}: {e}") from e
+        raise WeightsError(f"{reader.source}: {e}") from e
+    reader.config = model.to_config_dict()
 
 
 def load_model(
@@ -649,8 +649,7 @@ def load_model(
     """
     if country is not None:
         country = check_country(country, "country")
-    if beam_width is not None and (isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width < 1):
-        raise WeightsError(f"beam_width must be an integer >= 1, got {beam_width!r}")
+    _check_beam_width(beam_width)
     kind, p = resolve_weights(path)
     if isinstance(expected_charset, str):
         expected_charset = Charset(expected_charset)
@@ -666,9 +665,9 @@ def load_model(
             model = load_folder(p)
         except ValueError as e:
             raise WeightsError(str(e) if str(p) in str(e) else f"{p}: {e}") from e
-        if beam_width is not None:
-            model.config = _with_beam_width(model, beam_width, p)
         reader = TorchPlateReader(model, p, device=device, batch_size=batch_size)
+        if beam_width is not None:
+            _set_beam_width(reader, beam_width)
     if expected_arch is not None and reader.arch != expected_arch:
         raise WeightsError(f"{p} holds a {reader.arch!r} model, expected {expected_arch!r}")
     if expected_charset is not None and reader.charset != expected_charset:
