@@ -232,6 +232,9 @@ class NightLook(A.ImageOnlyTransform):
         return np.clip(out, 0, 255).astype(np.uint8)
 
 
+FADED_MIN_LEVEL = 45.0  # a dark plate fades to a dark grey (its text still there), not to black
+
+
 class FadedLook(A.ImageOnlyTransform):
     """A washed-out frame: contrast squeezed to 12-40 %, the whole plate darker (dusk, a dirty
     lens) or lighter (haze, over-exposure), with sensor noise: faint plates that read as grey on grey."""
@@ -241,14 +244,36 @@ class FadedLook(A.ImageOnlyTransform):
         out = img.astype(np.float32)
         mean = out.mean(axis=(0, 1), keepdims=True)
         target = mean.mean() + (r.uniform(-90.0, -30.0) if r.random() < 0.6 else r.uniform(10.0, 50.0))
+        target = min(max(target, FADED_MIN_LEVEL), 255.0 - FADED_MIN_LEVEL)  # grey on grey, never black
         out = (out - mean) * r.uniform(0.12, 0.4) + target + (mean - mean.mean()) * 0.3
         out += self.random_generator.normal(0.0, r.uniform(1.5, 5.0), size=out.shape[:2])[..., None]
         return np.clip(out, 0, 255).astype(np.uint8)
 
 
+class ExposureFloor(A.ImageOnlyTransform):
+    """A camera's auto exposure: a frame whose brightest pixels (99th percentile) fall below
+    ``floor`` is brightened until they reach it. Stacked darkening (a night or faded look, then a
+    darker, flatter brightness/contrast draw) otherwise leaves black frames that still carry a
+    label: a crop no detector would give, and text the model is taught to invent."""
+
+    def __init__(self, floor: float = 60.0, p: float = 1.0):
+        super().__init__(p=p)
+        self.floor = floor
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("floor",)
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        hi = float(np.percentile(img, 99))
+        if hi >= self.floor:
+            return img
+        return np.clip(img.astype(np.float32) * (self.floor / max(hi, 1.0)), 0, 255).astype(np.uint8)
+
+
 # Camera effects beyond the base augmentation, each switched by its probability in
 # data.capture_effects (training pipeline only).
 CAPTURE_EFFECTS = ("night", "low_res", "defocus", "motion", "rain", "faded")
+LIGHT_LOOKS = ("night", "faded")  # exclusive: a plate gets one of them at most
 
 
 def check_capture_effects(mapping: Any, key: str = "data.capture_effects") -> dict[str, float]:
@@ -267,8 +292,8 @@ def check_capture_effects(mapping: Any, key: str = "data.capture_effects") -> di
     return out
 
 
-def _capture(effects: dict[str, float]) -> list[A.BasicTransform]:
-    ops: dict[str, A.BasicTransform] = {
+def _capture_ops() -> dict[str, A.BasicTransform]:
+    return {
         "low_res": A.Downscale(scale_range=(0.4, 0.65),
                                interpolation_pair={"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR}),
         "defocus": A.Defocus(radius=(1, 1), alias_blur=(0.1, 0.3)),
@@ -278,18 +303,34 @@ def _capture(effects: dict[str, float]) -> list[A.BasicTransform]:
         "night": NightLook(),
         "faded": FadedLook(),
     }
+
+
+def _capture_optics(effects: dict[str, float]) -> list[A.BasicTransform]:
+    """The camera effects other than the light looks, each at its probability."""
+    ops = _capture_ops()
     out = []
-    for name in CAPTURE_EFFECTS:  # optics first, light last
+    for name in CAPTURE_EFFECTS:
         p = effects.get(name, 0.0)
-        if p > 0:
-            op = ops[name]
-            op.p = p
-            out.append(op)
+        if p > 0 and name not in LIGHT_LOOKS:
+            ops[name].p = p
+            out.append(ops[name])
     return out
 
 
-def _photometric() -> list[A.BasicTransform]:
-    """Effects applied on the output-size image, in the order light -> optics -> sensor -> codec."""
+def _light_look(effects: dict[str, float]) -> list[A.BasicTransform]:
+    """At most one of the night and faded looks, each at its probability. They come after the
+    brightness/contrast draw: a faded frame shifted by it, or a night frame faded as well, was
+    clipped to one flat colour (about 1 % of frames), an image with a label and no text."""
+    ops = _capture_ops()
+    looks = [(ops[n], effects.get(n, 0.0)) for n in LIGHT_LOOKS if effects.get(n, 0.0) > 0]
+    for op, p in looks:
+        op.p = p  # inside OneOf: the relative weight
+    if len(looks) <= 1:
+        return [op for op, _ in looks]
+    return [A.OneOf([op for op, _ in looks], p=min(1.0, sum(p for _, p in looks)))]
+
+
+def _light() -> list[A.BasicTransform]:
     return [
         A.RandomShadow(
             shadow_roi=(0, 0, 1, 1), num_shadows_limit=(1, 1), shadow_dimension=4,
@@ -298,6 +339,11 @@ def _photometric() -> list[A.BasicTransform]:
         A.RandomBrightnessContrast(brightness_limit=0.3, contrast_limit=(-0.4, 0.3), p=0.5),
         A.RandomGamma(gamma_limit=(70, 140), p=0.2),
         A.HueSaturationValue(hue_shift_limit=6, sat_shift_limit=25, val_shift_limit=0, p=0.2),
+    ]
+
+
+def _sensor() -> list[A.BasicTransform]:
+    return [
         A.OneOf(
             [
                 A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.3, 1.0), p=1.0),
@@ -321,6 +367,12 @@ def _photometric() -> list[A.BasicTransform]:
         ),
         A.ImageCompression(quality_range=(25, 90), p=0.25),
     ]
+
+
+def training_effects(capture: dict[str, float]) -> list[A.BasicTransform]:
+    """The training augmentation after the warp, on the output-size image, in the order
+    optics -> light -> light look (night, faded) -> exposure -> sensor -> codec."""
+    return [*_capture_optics(capture), *_light(), *_light_look(capture), ExposureFloor(), *_sensor()]
 
 
 class PlateTransform:
@@ -385,8 +437,8 @@ def build_transform(name: str, height: int, width: int, keep_aspect: bool = Fals
     if height < 1 or width < 1:
         raise ValueError(f"height and width must be positive, got {height}x{width}")
     if name == "train":
-        ops: list[A.BasicTransform] = [PlateWarp(height, width, keep_aspect, jitter=True), *_capture(capture),
-                                       *_photometric()]
+        ops: list[A.BasicTransform] = [PlateWarp(height, width, keep_aspect, jitter=True),
+                                       *training_effects(capture)]
     else:
         ops = [PlateWarp(height, width, keep_aspect, jitter=False)]
     compose = A.Compose(ops, is_check_shapes=False, strict=False)

@@ -392,3 +392,28 @@ def test_us_scenes_still_get_stacked_characters_and_tab_plates_their_tab(monkeyp
     for _, _p in zip(range(60), tabs):
         pass
     assert calls["tab"] > 0
+
+
+def test_light_looks_never_leave_a_blank_frame():
+    """A faded or night frame keeps its text: stacked darkening or a brightness shift on a faded
+    frame used to clip about 1 % of such frames to one flat colour (a label with nothing to read)."""
+    gen = SyntheticPlateGenerator(seed=5, effects=SynthEffects(surround=0.6, gradient=0.3, frame=0.3))
+    plates = [gen() for _ in range(150)]
+    for looks in ({"night": 1.0, "faded": 1.0}, {"faded": 1.0}):
+        tf = build_transform("train", 32, 128, capture_effects=looks)
+        tf.set_seed(1)
+        outs = [tf.augment(p.image) for p in plates]
+        assert min(float(o.std()) for o in outs) >= 3.0, looks
+        assert min(float(np.percentile(o, 99)) for o in outs) >= 40.0, looks
+
+
+def test_exposure_floor_brightens_only_dark_frames():
+    from data.transforms import ExposureFloor
+
+    op = ExposureFloor(floor=60.0)
+    dark = np.full((8, 16, 3), 10, np.uint8)
+    dark[2:6, 4:12] = 20
+    out = op(image=dark)["image"]
+    assert np.percentile(out, 99) >= 59 and out[3, 5, 0] > out[0, 0, 0]  # brighter, text still darker/lighter
+    bright = np.full((8, 16, 3), 120, np.uint8)
+    assert np.array_equal(op(image=bright)["image"], bright)
