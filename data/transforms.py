@@ -320,7 +320,8 @@ def _capture_optics(effects: dict[str, float]) -> list[A.BasicTransform]:
 def _light_look(effects: dict[str, float]) -> list[A.BasicTransform]:
     """At most one of the night and faded looks, each at its probability. They come after the
     brightness/contrast draw: a faded frame shifted by it, or a night frame faded as well, was
-    clipped to one flat colour (about 1 % of frames), an image with a label and no text."""
+    clipped to one flat colour (10 of 2,000 frames at the realism configs' probabilities), an image
+    with a label and no text."""
     ops = _capture_ops()
     looks = [(ops[n], effects.get(n, 0.0)) for n in LIGHT_LOOKS if effects.get(n, 0.0) > 0]
     for op, p in looks:
