@@ -305,9 +305,8 @@ def _capture_ops() -> dict[str, A.BasicTransform]:
     }
 
 
-def _capture_optics(effects: dict[str, float]) -> list[A.BasicTransform]:
+def _capture_optics(ops: dict[str, A.BasicTransform], effects: dict[str, float]) -> list[A.BasicTransform]:
     """The camera effects other than the light looks, each at its probability."""
-    ops = _capture_ops()
     out = []
     for name in CAPTURE_EFFECTS:
         p = effects.get(name, 0.0)
@@ -317,12 +316,11 @@ def _capture_optics(effects: dict[str, float]) -> list[A.BasicTransform]:
     return out
 
 
-def _light_look(effects: dict[str, float]) -> list[A.BasicTransform]:
+def _light_look(ops: dict[str, A.BasicTransform], effects: dict[str, float]) -> list[A.BasicTransform]:
     """At most one of the night and faded looks, each at its probability. They come after the
     brightness/contrast draw: a faded frame shifted by it, or a night frame faded as well, was
     clipped to one flat colour (10 of 2,000 frames at the realism configs' probabilities), an image
     with a label and no text."""
-    ops = _capture_ops()
     looks = [(ops[n], effects.get(n, 0.0)) for n in LIGHT_LOOKS if effects.get(n, 0.0) > 0]
     for op, p in looks:
         op.p = p  # inside OneOf: the relative weight
@@ -373,7 +371,8 @@ def _sensor() -> list[A.BasicTransform]:
 def training_effects(capture: dict[str, float]) -> list[A.BasicTransform]:
     """The training augmentation after the warp, on the output-size image, in the order
     optics -> light -> light look (night, faded) -> exposure -> sensor -> codec."""
-    return [*_capture_optics(capture), *_light(), *_light_look(capture), ExposureFloor(), *_sensor()]
+    ops = _capture_ops()
+    return [*_capture_optics(ops, capture), *_light(), *_light_look(ops, capture), ExposureFloor(), *_sensor()]
 
 
 class PlateTransform:
