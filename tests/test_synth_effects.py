@@ -396,7 +396,8 @@ def test_us_scenes_still_get_stacked_characters_and_tab_plates_their_tab(monkeyp
 
 def test_light_looks_never_leave_a_blank_frame():
     """A faded or night frame keeps its text: stacked darkening or a brightness shift on a faded
-    frame used to clip about 1 % of such frames to one flat colour (a label with nothing to read)."""
+    frame used to clip some of them to one flat colour, a label with nothing to read (10 of 2,000
+    frames at the realism configs' probabilities)."""
     gen = SyntheticPlateGenerator(seed=5, effects=SynthEffects(surround=0.6, gradient=0.3, frame=0.3))
     plates = [gen() for _ in range(150)]
     for looks in ({"night": 1.0, "faded": 1.0}, {"faded": 1.0}):
