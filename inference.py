@@ -9,6 +9,7 @@
     print(pred.text, pred.confidence, pred.error)
 
     joint = load_joint_model(["weights/attn", "weights/crnn"])   # two models reading together
+    tta = load_model("weights/attn", views=DEFAULT_READING_VIEWS)   # one model, five views of each crop
 
 Inputs (one, or a list of them; a 4-D array ``[N, H, W, C]`` is a list of N images):
 
@@ -50,7 +51,7 @@ import torch
 from data.datasets import ImageReadError, read_image_rgb, to_rgb_uint8
 from data.text import Charset
 from data.tokenizers import CTCTokenizer
-from data.transforms import build_transform
+from data.transforms import DEFAULT_READING_VIEWS, ViewTransform, build_transform, check_reading_views
 from models.base import CONFIG_FILE, WEIGHTS_FILE, InputSpec, PlatePrediction
 from models.heads import add_class_predictions
 from models.plate_formats import char_probabilities, check_country, constrain_to_formats
@@ -324,7 +325,7 @@ class TorchPlateReader(PlateReader):
 
 
 class JointTransform:
-    """One image -> a tuple of inputs, one per model (the models' own eval preprocessing)."""
+    """One image -> a tuple of inputs, one per member (a reading view, then that model's eval preprocessing)."""
 
     def __init__(self, transforms: Sequence[Callable[[np.ndarray], torch.Tensor]]):
         self.transforms = tuple(transforms)
@@ -334,33 +335,39 @@ class JointTransform:
 
 
 class JointPlateReader(PlateReader):
-    """Two (or more) model folders reading together, for example ``weights/attn`` and ``weights/crnn``.
+    """Models and reading views reading together: ``weights/attn`` with ``weights/crnn``, one model
+    over several views of each crop (``data.transforms.READING_VIEWS``: looser, tighter,
+    contrast-stretched), or both.
 
-    Each model reads the plate; where the readings differ, every model scores every reading
-    (``PlateRecognizer.text_log_prob``: CTC's sum over alignments, the attention decoder's
-    teacher-forced probability) and the reading with the highest summed log-probability wins,
-    a product of experts over the models' readings. Its confidence is the geometric mean of the
-    models' probabilities of it (where all agree, of their confidences); country and rows come
-    from the first model with a classification head.
+    Every member (a model on a view) reads the plate; where the readings differ, every member
+    scores every reading (``PlateRecognizer.text_log_prob``: CTC's sum over alignments, the
+    attention decoder's teacher-forced probability) and the reading with the highest summed
+    log-probability wins, a product of experts over the members' readings. Its confidence is the
+    geometric mean of the members' probabilities of it (where all agree, of their confidences);
+    country and rows come from the first model with a classification head, on the first view.
     """
 
     backend = "torch"
 
-    def __init__(self, readers: Sequence[TorchPlateReader]):
-        if len(readers) < 2:
-            raise ValueError("a joint reader needs at least two models")
+    def __init__(self, readers: Sequence[TorchPlateReader], views: Sequence[str] | str = ("none",)):
+        views = check_reading_views(views)
+        if len(readers) * len(views) < 2:
+            raise ValueError("a joint reader needs at least two models or two views")
         first = readers[0]
         for r in readers:
             if not isinstance(r, TorchPlateReader):
-                raise WeightsError(f"{r.source}: joint reading needs model folders (it scores texts with "
+                what = "joint reading" if len(readers) > 1 else "reading with views"
+                raise WeightsError(f"{r.source}: {what} needs model folders (it scores texts with "
                                    "the PyTorch model); an exported .onnx file cannot")
             if r.charset != first.charset:
                 raise WeightsError(f"{r.source} reads charset {r.charset.chars!r}, {first.source} reads "
                                    f"{first.charset.chars!r}: joint reading needs the same charset")
         super().__init__(first.config, first.source, first.batch_size)
         self.readers = list(readers)
+        self.views = views
+        self.members = [(r, v) for r in self.readers for v in views]
         self.arch = "+".join(r.arch for r in readers)
-        self.transform = JointTransform([r.transform for r in readers])
+        self.transform = JointTransform([ViewTransform(v, r.transform) for r, v in self.members])
 
     @property
     def input_size(self) -> str:
@@ -377,7 +384,8 @@ class JointPlateReader(PlateReader):
             r.country = value
 
     def __repr__(self) -> str:
-        return f"JointPlateReader({', '.join(repr(r) for r in self.readers)})"
+        views = "" if self.views == ("none",) else f", views={list(self.views)}"
+        return f"JointPlateReader({', '.join(repr(r) for r in self.readers)}{views})"
 
     @staticmethod
     def collate(tensors: list) -> tuple[torch.Tensor, ...]:
@@ -386,23 +394,25 @@ class JointPlateReader(PlateReader):
     @torch.inference_mode()
     def predict_tensor(self, images: Sequence[torch.Tensor], countries: Sequence[str | None] | None = None,
                        ) -> list[PlatePrediction]:
-        """``images``: one preprocessed batch per model (``JointTransform``'s output, collated)."""
-        if len(images) != len(self.readers):
-            raise ValueError(f"expected {len(self.readers)} input batches (one per model), got {len(images)}")
-        readings = [r.predict_tensor(x, countries) for r, x in zip(self.readers, images)]
+        """``images``: one preprocessed batch per member (``JointTransform``'s output, collated)."""
+        if len(images) != len(self.members):
+            raise ValueError(f"expected {len(self.members)} input batches (one per model and view), "
+                             f"got {len(images)}")
+        readers = [r for r, _ in self.members]
+        readings = [r.predict_tensor(x, countries) for r, x in zip(readers, images)]
         if not readings[0]:
             return []
         head = next((k for k, r in enumerate(readings) if r[0].country is not None or r[0].lines is not None), 0)
         cands = [list(dict.fromkeys(r[i].text for r in readings)) for i in range(len(images[0]))]
-        # Every (image, reading) pair where the models disagree, scored by every model in one batch.
+        # Every (image, reading) pair where the members disagree, scored by every member in one batch.
         pairs = [(i, t) for i, c in enumerate(cands) if len(c) > 1 for t in c]
         scores: dict[tuple[int, str], list[float]] = {}
         if pairs:
             rows = torch.tensor([i for i, _ in pairs])
-            per_model = [r.model.text_log_prob(x[rows].to(r.device), [t for _, t in pairs]).float().cpu()
-                         for r, x in zip(self.readers, images)]
+            per_member = [r.model.text_log_prob(x[rows].to(r.device), [t for _, t in pairs]).float().cpu()
+                          for r, x in zip(readers, images)]
             for k, pair in enumerate(pairs):
-                scores[pair] = [float(m[k]) for m in per_model]
+                scores[pair] = [float(m[k]) for m in per_member]
         out = []
         for i, c in enumerate(cands):
             if len(c) == 1:  # all agree: no scoring needed
@@ -419,16 +429,17 @@ class JointPlateReader(PlateReader):
 
 def load_joint_model(paths: Sequence[str | os.PathLike], *, device: str | torch.device = "cpu",
                      batch_size: int = 64, country: str | None = None,
-                     beam_width: int | None = None) -> JointPlateReader:
-    """A :class:`JointPlateReader` over model folders (see there); errors name the folder.
-    ``beam_width`` applies to the attention models among them."""
+                     beam_width: int | None = None, views: Sequence[str] | str = ("none",)) -> JointPlateReader:
+    """A :class:`JointPlateReader` over model folders and reading views (see there); errors name
+    the folder. ``beam_width`` applies to the attention models among them."""
     _check_beam_width(beam_width)
+    views = check_reading_views(views)
     readers = [load_model(p, device=device, batch_size=batch_size, country=country) for p in paths]
     if beam_width is not None:
         for r in readers:  # an ONNX reader has no model: JointPlateReader refuses it below
             if isinstance(r, TorchPlateReader) and hasattr(r.model.config, "beam_width"):
                 _set_beam_width(r, beam_width)
-    return JointPlateReader(readers)
+    return JointPlateReader(readers, views)
 
 
 # Decoders of exported graphs, by the "decoder" entry of their metadata: (config, outputs) -> predictions.
@@ -636,6 +647,7 @@ def load_model(
     expected_charset: Charset | str | None = None,
     country: str | None = None,
     beam_width: int | None = None,
+    views: Sequence[str] | str | None = None,
 ) -> PlateReader:
     """A :class:`PlateReader` for a model folder (PyTorch) or an ``.onnx`` file (ONNX Runtime).
 
@@ -646,10 +658,14 @@ def load_model(
     a message saying what is wrong. ``country`` reads every plate under that country's formats
     (``"auto"``: the country the model's head predicts; see ``models/plate_formats.py``).
     ``beam_width`` replaces an attention model's ``model.beam_width`` (1: greedy) for this reader.
+    ``views`` (e.g. ``DEFAULT_READING_VIEWS``) reads each crop in those views and keeps the reading
+    they score highest together (a :class:`JointPlateReader` over one model; model folders only).
     """
     if country is not None:
         country = check_country(country, "country")
     _check_beam_width(beam_width)
+    if views is not None:
+        views = check_reading_views(views)
     kind, p = resolve_weights(path)
     if isinstance(expected_charset, str):
         expected_charset = Charset(expected_charset)
@@ -676,6 +692,11 @@ def load_model(
             f"{expected_charset.chars!r}"
         )
     reader.country = country
+    if views is not None and views != ("none",):
+        if kind == "onnx":
+            raise WeightsError(f"{p}: reading with views scores texts with the PyTorch model; pass the "
+                               "model folder, not an exported .onnx file")
+        return JointPlateReader([reader], views)
     return reader
 
 

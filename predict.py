@@ -6,6 +6,7 @@
     python predict.py --input crops/ --weights model.onnx           # run an exported model with onnxruntime
     python predict.py --input crops/ --country BR                   # read under Brazil's plate formats
     python predict.py --input crops/ --weights weights/attn --joint weights/crnn   # two models reading together
+    python predict.py --input crops/ --weights weights/attn --tta   # each crop read in five views
 
 Without --weights the shipped default model (weights/crnn) is used. The CSV has
 the columns filename,text,confidence,country,country_confidence,lines,error
@@ -33,6 +34,7 @@ import time
 from pathlib import Path
 
 from data.datasets import IMAGE_EXTENSIONS
+from data.transforms import DEFAULT_READING_VIEWS, READING_VIEWS, check_reading_views
 from inference import DEFAULT_WEIGHTS, Prediction, WeightsError, load_joint_model, load_model
 from models.plate_formats import check_country
 
@@ -143,12 +145,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--beam", type=int, default=None, metavar="N",
                     help="beam width of the attention model's decoding (1: greedy); default: the model's "
                          "own model.beam_width")
+    ap.add_argument("--tta", nargs="?", const=",".join(DEFAULT_READING_VIEWS), default=None, metavar="VIEWS",
+                    help="read each crop in several views (looser, tighter, contrast-stretched) and keep the "
+                         "reading they score highest together; VIEWS: a comma list of "
+                         f"{', '.join(READING_VIEWS)} (default: {','.join(DEFAULT_READING_VIEWS)}). Model "
+                         "folders only; about five times the reading time")
     args = ap.parse_args(argv)
     if args.batch_size < 1:
         ap.error("--batch-size must be >= 1")
     if args.country is not None:
         try:
             check_country(args.country, "--country")
+        except ValueError as e:
+            ap.error(str(e))
+    views = None
+    if args.tta is not None:
+        try:
+            views = check_reading_views(args.tta, "--tta")
         except ValueError as e:
             ap.error(str(e))
 
@@ -160,10 +173,11 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         if args.joint:
             reader = load_joint_model([args.weights or DEFAULT_WEIGHTS, args.joint], device=args.device,
-                                      batch_size=args.batch_size, country=args.country, beam_width=args.beam)
+                                      batch_size=args.batch_size, country=args.country, beam_width=args.beam,
+                                      views=views or ("none",))
         else:
             reader = load_model(args.weights, device=args.device, batch_size=args.batch_size,
-                                threads=args.threads, country=args.country, beam_width=args.beam)
+                                threads=args.threads, country=args.country, beam_width=args.beam, views=views)
     except (InputError, WeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

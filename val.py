@@ -8,6 +8,7 @@ the country confusion matrix as PNG (``--confusion``).
     python val.py --weights model.onnx --data DATASET        # an exported model, run by onnxruntime
     python val.py --weights W --data DATASET --formats label:BR,SK   # read under the labelled country's formats
     python val.py --weights weights/attn --joint weights/crnn --data DATASET   # two models reading together
+    python val.py --weights weights/attn --tta --data DATASET   # each crop read in five views (--tta pad5,crop5: yours)
 
 The gallery (``--gallery``, default ``<out stem>_errors.png`` next to ``--out``,
 else ``errors.png`` in the current folder) shows the worst predictions first:
@@ -38,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from data.datasets import ImageReadError, PlateDataset, collate_plates, load_records, read_image_rgb
+from data.transforms import DEFAULT_READING_VIEWS, READING_VIEWS, check_reading_views
 from inference import load_joint_model, load_model
 from models.plate_formats import check_country
 from metrics import PlateMetrics, format_metrics_table, score_texts
@@ -203,17 +205,24 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--beam", type=int, default=None, metavar="N",
                    help="beam width of the attention model's decoding (1: greedy); default: the model's "
                         "own model.beam_width")
+    p.add_argument("--tta", nargs="?", const=",".join(DEFAULT_READING_VIEWS), default=None, metavar="VIEWS",
+                   help="read each crop in several views (looser, tighter, contrast-stretched) and keep the "
+                        "reading they score highest together; VIEWS: a comma list of "
+                        f"{', '.join(READING_VIEWS)} (default: {','.join(DEFAULT_READING_VIEWS)}). Model "
+                        "folders only; about five times the reading time")
     args = p.parse_args(argv)
 
     accelerator = Accelerator()
     try:
         by_label, only = parse_formats(args.formats)
         country = None if by_label else args.formats
+        views = None if args.tta is None else check_reading_views(args.tta, "--tta")
         if args.joint:
             reader = load_joint_model([args.weights, args.joint], device=accelerator.device, country=country,
-                                      beam_width=args.beam)
+                                      beam_width=args.beam, views=views or ("none",))
         else:
-            reader = load_model(args.weights, device=accelerator.device, country=country, beam_width=args.beam)
+            reader = load_model(args.weights, device=accelerator.device, country=country, beam_width=args.beam,
+                                views=views)
         records = load_records(Path(args.data), reader.charset,
                                on_invalid_label="skip" if args.skip_invalid else "error", allow_mask=True)
     except ValueError as e:

@@ -445,6 +445,51 @@ def build_transform(name: str, height: int, width: int, keep_aspect: bool = Fals
     return PlateTransform(name, height, width, keep_aspect, compose)
 
 
+# --------------------------------------------------------------------------- reading views
+
+
+# Test-time views of a crop: the same plate a little looser, tighter or contrast-stretched, as
+# another detector or exposure would have given it. A joint reader (inference.py) reads every
+# view and keeps the reading the views score highest together. The default set was chosen on
+# realplates-finetune (README "Reading with views"), not on the dev set it is reported on.
+READING_VIEWS: dict[str, A.BasicTransform | None] = {
+    "none": None,
+    "stretch": A.AutoContrast(cutoff=1, method="pil", p=1.0),  # 1 % darkest/brightest clipped
+    "pad5": A.CropAndPad(percent=0.05, keep_size=False, border_mode=cv2.BORDER_REPLICATE, p=1.0),
+    "pad10": A.CropAndPad(percent=0.10, keep_size=False, border_mode=cv2.BORDER_REPLICATE, p=1.0),
+    "crop5": A.CropAndPad(percent=-0.05, keep_size=False, p=1.0),
+}
+DEFAULT_READING_VIEWS = ("none", "stretch", "pad5", "pad10", "crop5")
+
+
+def check_reading_views(views: Any, key: str = "views") -> tuple[str, ...]:
+    """A non-empty sequence of distinct view names (or one comma-separated string) -> a tuple."""
+    if isinstance(views, str):
+        views = [v.strip() for v in views.split(",") if v.strip()]
+    if not isinstance(views, (list, tuple)) or not views:
+        raise ValueError(f"{key} must list one or more views of {', '.join(READING_VIEWS)}, got {views!r}")
+    unknown = [v for v in views if v not in READING_VIEWS]
+    if unknown:
+        raise ValueError(f"{key}: unknown view {unknown[0]!r}; choices: {', '.join(READING_VIEWS)}")
+    if len(set(views)) != len(views):
+        raise ValueError(f"{key} names a view twice: {list(views)}")
+    return tuple(views)
+
+
+class ViewTransform:
+    """A reading view, then a model's eval preprocessing: RGB uint8 -> the model's input tensor."""
+
+    def __init__(self, view: str, transform: Any):
+        self.view = check_reading_views([view])[0]
+        self.transform = transform
+
+    def __call__(self, img: np.ndarray) -> torch.Tensor:
+        op = READING_VIEWS[self.view]
+        if op is not None:
+            img = op(image=_as_rgb(img))["image"]
+        return self.transform(img)
+
+
 # --------------------------------------------------------------------------- grid command
 
 
