@@ -351,8 +351,8 @@ class JointPlateReader(PlateReader):
 
     def __init__(self, readers: Sequence[TorchPlateReader], views: Sequence[str] | str = ("none",)):
         views = check_reading_views(views)
-        if len(readers) * len(views) < 2:
-            raise ValueError("a joint reader needs at least two models or two views")
+        if not readers or (len(readers) == 1 and views == ("none",)):
+            raise ValueError("a joint reader needs at least two models, or a view other than 'none'")
         first = readers[0]
         for r in readers:
             if not isinstance(r, TorchPlateReader):

@@ -96,7 +96,12 @@ def test_views_and_models_combine(folders, plates):  # noqa: F811
     paths = sorted(str(p) for p in (plates / "images").iterdir())
     preds = joint.predict(paths)
     assert len(preds) == 8 and all(p.error is None for p in preds)
-    # one view only is the plain reader, and the plain joint reader
+    # one view other than none: that view read alone
+    padded = load_model(folders[0], views="pad10")
+    x = padded.transform(read_image_rgb(paths[0]))
+    assert [p.text for p in padded.predict(paths[:1])] == [
+        load_model(folders[0]).predict_tensor(x[0][None])[0].text]
+    # the view none only is the plain reader, and the plain joint reader
     assert not isinstance(load_model(folders[0], views=["none"]), JointPlateReader)
     assert load_joint_model(folders).views == ("none",)
 
