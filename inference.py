@@ -409,7 +409,8 @@ class JointPlateReader(PlateReader):
         scores: dict[tuple[int, str], list[float]] = {}
         if pairs:
             rows = torch.tensor([i for i, _ in pairs])
-            per_member = [r.model.text_log_prob(x[rows].to(r.device), [t for _, t in pairs]).float().cpu()
+            used, where = rows.unique(return_inverse=True)  # each image once per member, several texts on it
+            per_member = [r.model.text_log_prob(x[used].to(r.device), [t for _, t in pairs], where).float().cpu()
                           for r, x in zip(readers, images)]
             for k, pair in enumerate(pairs):
                 scores[pair] = [float(m[k]) for m in per_member]

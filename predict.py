@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="read each crop in several views (looser, tighter, contrast-stretched) and keep the "
                          "reading they score highest together; VIEWS: a comma list of "
                          f"{', '.join(READING_VIEWS)} (default: {','.join(DEFAULT_READING_VIEWS)}). Model "
-                         "folders only; several times the reading time (attention, five views: 8x)")
+                         "folders only; six to seven times the reading time with the five default views")
     args = ap.parse_args(argv)
     if args.batch_size < 1:
         ap.error("--batch-size must be >= 1")

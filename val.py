@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
                    help="read each crop in several views (looser, tighter, contrast-stretched) and keep the "
                         "reading they score highest together; VIEWS: a comma list of "
                         f"{', '.join(READING_VIEWS)} (default: {','.join(DEFAULT_READING_VIEWS)}). Model "
-                        "folders only; several times the reading time (attention, five views: 8x)")
+                        "folders only; six to seven times the reading time with the five default views")
     args = p.parse_args(argv)
 
     accelerator = Accelerator()

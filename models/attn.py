@@ -607,14 +607,21 @@ class AttnRecognizer(PlateRecognizer):
         return torch.where(after[..., None], self._eos_rows(*logp.shape[:2], logp), logp)
 
     @torch.no_grad()
-    def text_log_prob(self, images: torch.Tensor, texts: list[str]) -> torch.Tensor:
+    def text_log_prob(self, images: torch.Tensor, texts: list[str],
+                      index: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced, left to right: the summed log-probabilities of the characters and EOS."""
         fits = torch.tensor([len(t) <= self.config.max_label_length for t in texts], device=images.device)
         out = torch.full((len(texts),), float("-inf"), device=images.device)
         if not fits.any():
             return out
         keep = [t for t, ok in zip(texts, fits.tolist()) if ok]
-        logp = self.teacher_forced(self.encode(images[fits]), keep)[0].float().log_softmax(-1)  # left to right
+        if index is None:
+            memory = self.encode(images[fits])
+        else:
+            index = index.to(images.device)[fits]
+            used, where = index.unique(return_inverse=True)  # encode each image once
+            memory = self.encode(images[used])[where]
+        logp = self.teacher_forced(memory, keep)[0].float().log_softmax(-1)  # left to right
         target = self.targets(keep, logp.shape[1], logp.device)
         picked = logp.gather(-1, target.clamp(min=0)[..., None])[..., 0]
         out[fits] = (picked * (target != IGNORE)).sum(1)

@@ -85,9 +85,12 @@ class PlateRecognizer(nn.Module):
         """Text predictions from the outputs of ``forward(images)`` (no labels)."""
         raise NotImplementedError
 
-    def text_log_prob(self, images: torch.Tensor, texts: list[str]) -> torch.Tensor:  # pragma: no cover
-        """log p(texts[i] | images[i]) under this model, [B] (``-inf`` where the model cannot emit
-        the text at all, e.g. longer than it reads); for combining the readings of two models."""
+    def text_log_prob(self, images: torch.Tensor, texts: list[str],
+                      index: torch.Tensor | None = None) -> torch.Tensor:  # pragma: no cover
+        """log p(texts[i] | images[index[i]]) under this model, [len(texts)] (``-inf`` where the model
+        cannot emit the text at all, e.g. longer than it reads); for combining the readings of
+        several models or views. ``index`` None pairs text i with image i; with it, several texts
+        share an image and the image is encoded once."""
         raise NotImplementedError
 
     def check_label_length(self, max_label_length: int, source: str) -> None:

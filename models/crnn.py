@@ -157,9 +157,12 @@ class CRNN(PlateRecognizer):
         )
 
     @torch.no_grad()
-    def text_log_prob(self, images: torch.Tensor, texts: list[str]) -> torch.Tensor:
+    def text_log_prob(self, images: torch.Tensor, texts: list[str],
+                      index: torch.Tensor | None = None) -> torch.Tensor:
         """CTC: the log of the summed probability of every alignment of the text."""
         logits = self(images)["logits"]
+        if index is not None:
+            logits = logits[index.to(logits.device)]
         log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # [T, B, C]
         targets, target_lengths = self.tokenizer.encode(texts)
         input_lengths = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long)

@@ -50,6 +50,22 @@ def test_text_log_probs_are_a_distribution_over_texts(arch):
     assert too_long.item() == float("-inf")
 
 
+@pytest.mark.parametrize("arch", list_models())
+def test_text_log_prob_with_an_index_encodes_each_image_once_and_scores_the_same(arch):
+    """Several texts on one image (the joint reader's case): the same scores as the image repeated."""
+    torch.manual_seed(3)
+    model = create_model(arch, TINY[arch], Charset("AB"), InputSpec(16, 16)).eval()
+    images = torch.randn(3, 3, 16, 16)
+    texts = ["A", "AB", "ABAB", "B", "BA"]  # "ABAB" is too long for the tiny decoder: -inf either way
+    index = torch.tensor([2, 2, 0, 0, 2])
+    with torch.no_grad():
+        expected = model.text_log_prob(images[index], texts)
+        got = model.text_log_prob(images, texts, index)
+    assert torch.isfinite(expected).sum() >= 3
+    assert torch.equal(torch.isinf(got), torch.isinf(expected))
+    assert torch.allclose(got[torch.isfinite(got)], expected[torch.isfinite(expected)], atol=1e-5)
+
+
 def test_attn_text_log_prob_follows_its_greedy_decoding_steps():
     """Every prefix of the greedy reading, ended there: the greedy steps' log-probabilities up to
     the prefix's end, plus the log-probability of EOS at the next step (the decoder conditions on
