@@ -451,7 +451,7 @@ def build_transform(name: str, height: int, width: int, keep_aspect: bool = Fals
 # Test-time views of a crop: the same plate a little looser, tighter or contrast-stretched, as
 # another detector or exposure would have given it. A joint reader (inference.py) reads every
 # view and keeps the reading the views score highest together. The default set was chosen on
-# realplates-finetune (README "Reading with views"), not on the dev set it is reported on.
+# realplates-finetune (README "Reading each crop in several views"), not on the dev set it is reported on.
 READING_VIEWS: dict[str, A.BasicTransform | None] = {
     "none": None,
     "stretch": A.AutoContrast(cutoff=1, method="pil", p=1.0),  # 1 % darkest/brightest clipped

@@ -617,10 +617,8 @@ class AttnRecognizer(PlateRecognizer):
         keep = [t for t, ok in zip(texts, fits.tolist()) if ok]
         if index is None:
             memory = self.encode(images[fits])
-        else:
-            index = index.to(images.device)[fits]
-            used, where = index.unique(return_inverse=True)  # encode each image once
-            memory = self.encode(images[used])[where]
+        else:  # each image encoded once, however many texts it scores
+            memory = self.encode(images)[index.to(images.device)[fits]]
         logp = self.teacher_forced(memory, keep)[0].float().log_softmax(-1)  # left to right
         target = self.targets(keep, logp.shape[1], logp.device)
         picked = logp.gather(-1, target.clamp(min=0)[..., None])[..., 0]
