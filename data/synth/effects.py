@@ -123,12 +123,24 @@ def _rng(u: UniformStream) -> np.random.Generator:
     return np.random.default_rng(int(u() * 2**62))
 
 
-SLOGANS = (
+# Small lines above and below the characters and on frame bars. State slogans on US plates only;
+# dealer lines anywhere.
+US_SLOGANS = (
     "GRAND CANYON STATE", "LAND OF LINCOLN", "SUNSHINE STATE", "THE LONE STAR STATE", "EMPIRE STATE",
     "GREAT LAKES", "PEACH STATE", "LIVE FREE OR DIE", "WILD WONDERFUL", "DRIVE SAFELY",
-    "AUTO SALES", "MOTORS INC", "CITY TOYOTA", "HONDA OF THE VALLEY", "FORD DEALER", "VISIT OUR WEBSITE",
-    "AMERICA THE BEAUTIFUL", "IN GOD WE TRUST", "AUTOHAUS", "CONCESSIONNAIRE",
+    "AMERICA THE BEAUTIFUL", "IN GOD WE TRUST",
 )
+DEALER_LINES = (
+    "AUTO SALES", "MOTORS INC", "CITY TOYOTA", "HONDA OF THE VALLEY", "FORD DEALER", "VISIT OUR WEBSITE",
+    "AUTOHAUS", "CONCESSIONNAIRE", "CONCESSIONARIA", "VEICULOS", "AUTO CENTER",
+)
+
+
+def captions_for(country: str | None) -> tuple[str, ...]:
+    """The small lines a plate of ``country`` may carry (None: any)."""
+    return DEALER_LINES if country is not None and country != "US" else US_SLOGANS + DEALER_LINES
+
+
 STICKER_COLOURS: tuple[RGB, ...] = (
     (230, 60, 50), (250, 200, 40), (60, 160, 80), (50, 110, 210), (240, 130, 40), (200, 80, 170), (240, 240, 240),
 )
@@ -373,12 +385,13 @@ def sticker(img: np.ndarray, x0: int, x1: int, y0: int, y1: int, u: UniformStrea
 
 # --- surround ---------------------------------------------------------------------------------
 def mount(plate: np.ndarray, u: UniformStream, frame_p: float, put_text,
-          text_box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+          text_box: tuple[int, int, int, int] | None = None, country: str | None = None) -> np.ndarray:
     """The plate on a car body: margins, body colour and shading, bumper lines, the recess's
     shadow, and with probability ``frame_p`` a plate frame whose bars may carry text.
     ``put_text(img, text, hc, max_w, cx, cy, colour)`` draws a caption. Given the characters'
     box, half the frames reach over the plate's top and bottom strips up to near the characters
-    (as US dealer frames hide the state name and slogan), their text close to the characters."""
+    (as US dealer frames hide the state name and slogan), their text close to the characters.
+    The frame's text suits ``country`` (:func:`captions_for`)."""
     H, W = plate.shape[:2]
     ml, mr = (int(H * u.uniform(0.04, 0.45)) for _ in range(2))
     mt, mb = (int(H * u.uniform(0.05, 0.55)) for _ in range(2))
@@ -424,9 +437,9 @@ def mount(plate: np.ndarray, u: UniformStream, frame_p: float, put_text,
         ink = (235, 235, 235) if sum(col) < 300 else (25, 25, 25)
         bot, top = fb + lap_b - lap, ftop + lap_t - lap  # visible bar heights
         if bot >= 5 and u() < 0.7:
-            put_text(out, u.choice(SLOGANS), bot * u.uniform(0.55, 0.75), W * 0.85, ml + W / 2,
+            put_text(out, u.choice(captions_for(country)), bot * u.uniform(0.55, 0.75), W * 0.85, ml + W / 2,
                      mt + H - lap_b + (fb + lap_b) / 2, ink)
         if top >= 5 and u() < 0.4:
-            put_text(out, u.choice(SLOGANS), top * u.uniform(0.5, 0.7), W * 0.75, ml + W / 2,
+            put_text(out, u.choice(captions_for(country)), top * u.uniform(0.5, 0.7), W * 0.75, ml + W / 2,
                      y0 + (ftop + lap_t) / 2, ink)
     return out

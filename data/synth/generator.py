@@ -129,6 +129,6 @@ class SyntheticPlateGenerator:
         style = cc.spec.styles[fmt.fmt.style]
         image, text_box = self.renderer.render_with_box(cc.spec, style, raw, lines, u, fx)
         if fx is not None and fx.surround and u() < fx.surround:
-            image = mount(image, u, fx.frame, self.renderer.put_caption, text_box)
+            image = mount(image, u, fx.frame, self.renderer.put_caption, text_box, cc.spec.code)
         rows = render_rows(raw, style.emblem_text)
         return SynthPlate(image, normalize_plate_text("".join(rows)), cc.spec.code, lines, tuple(rows))

@@ -138,13 +138,14 @@ class PlateRenderer:
     def text_into(
         self, alpha: np.ndarray, f: FontGlyphs, text: str, hc: float, x0: float, x1: float, yc: float,
         sx: float = 1.0, tracking: float = 0.1, space: float = 0.4, mono: bool = False, align: float = 0.5,
-        min_sx: float = 0.6,
+        min_sx: float = 0.6, fill: float | None = None,
     ) -> tuple[list[tuple[float, float]], tuple[int, int, int, int]]:
         """Draw ``text`` (cap height ``hc`` px) into ``alpha``, centred on ``yc`` within [x0, x1].
 
         ``sx`` is the preferred horizontal scale, reduced so the row fits; ``tracking`` and
         ``space`` are in units of ``hc``; ``align`` places the row in the free width (0.5: centre).
-        A row that would need a scale under ``min_sx`` is drawn smaller instead.
+        A row that would need a scale under ``min_sx`` is drawn smaller instead. ``fill`` (a share
+        of the free width) replaces ``sx`` by the scale that makes the row span that share.
         Returns the emblem gaps (x, width) and the bounding box (x0, y0, x1, y1) drawn into.
         """
         s = hc / f.cap
@@ -169,6 +170,8 @@ class PlateRenderer:
             total += w
         total += track * (len(items) - 1)
         avail = x1 - x0
+        if fill is not None and total > 0:
+            sx = fill * avail / total
         if total * sx > avail:
             sx = avail / total
             if sx < min_sx:  # squeezing further distorts the font: make the row smaller instead
@@ -510,7 +513,9 @@ class PlateRenderer:
                 _, b = self.text_into(alpha, f, boxed, bhc, bx + tt + pad, W - tt - pad, byc, sx, tracking, space,
                                       mono)
                 boxes.append(b)
-            em, b = self.text_into(alpha, f, row.rstrip(" "), rh, x0, rx1, yc, sx, tracking, space, mono, align)
+            fill = u.uniform(*style.real_fill) if fx is not None and one and style.real_fill else None
+            em, b = self.text_into(alpha, f, row.rstrip(" "), rh, x0, rx1, yc, sx, tracking, space, mono, align,
+                                   fill=fill)
             boxes.append(b)
             emblems.extend((x, w, yc, rh) for x, w in em)
 
@@ -583,13 +588,14 @@ class PlateRenderer:
             t_, a_ = self._emblem_tile(f"canton{ci}{cj if cj != ci else (ci + 1) % 6}", sh_w, sh_h)
             _blend(img, right, int(syc - sh_h / 2), t_, a_)
         if fx is not None and fx.any:
-            self._plate_effects(img, alpha, fx, u, tt, top_h, (bx0, by0, bx1, by1), hc, scene, tab)
+            self._plate_effects(img, alpha, fx, u, tt, top_h, (bx0, by0, bx1, by1), hc, scene, tab, spec.code)
         return img, (bx0, by0, bx1, by1)
 
     def _plate_effects(self, img: np.ndarray, alpha: np.ndarray, fx: SynthEffects, u: UniformStream, tt: int,
                        top_h: int, text_box: tuple[int, int, int, int], hc: float, scene: bool = False,
-                       tab: bool = False) -> None:
-        """Surface and clutter effects (``data.synth.effects``), outside the characters' box."""
+                       tab: bool = False, country: str | None = None) -> None:
+        """Surface and clutter effects (``data.synth.effects``), outside the characters' box; the
+        small lines suit ``country`` (``effects.captions_for``)."""
         H, W = img.shape[:2]
         _, by0, _, by1 = text_box
         if scene:
@@ -622,11 +628,11 @@ class PlateRenderer:
             ink = u.choice(US_FG) if u() < 0.6 else (int(u() * 90),) * 3
             if bot_b - bot_a >= 4:
                 free = bot_b - bot_a
-                self.put_caption(img, u.choice(fxm.SLOGANS), free * u.uniform(0.5, 0.8), W * 0.75, W / 2,
+                self.put_caption(img, u.choice(fxm.captions_for(country)), free * u.uniform(0.5, 0.8), W * 0.75, W / 2,
                                   (bot_a + bot_b) / 2, ink)
             if top_h == 0 and top_b - top_a >= 4 and u() < 0.5:
                 free = top_b - top_a
-                self.put_caption(img, u.choice(fxm.SLOGANS), free * u.uniform(0.5, 0.8), W * 0.6, W / 2,
+                self.put_caption(img, u.choice(fxm.captions_for(country)), free * u.uniform(0.5, 0.8), W * 0.6, W / 2,
                                   (top_a + top_b) / 2, ink)
         if fx.dirt and u() < fx.dirt:
             fxm.dirt(img, u)
