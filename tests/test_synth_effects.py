@@ -285,6 +285,33 @@ def test_grey_brazilian_plates_get_their_real_proportions_with_the_effects_only(
     assert real < 0.53 and classic > real + 0.08, (real, classic)
 
 
+def test_small_lines_suit_the_country():
+    """State slogans ("LIVE FREE OR DIE") only on US plates; dealer lines on any plate."""
+    from data.synth import effects as fxm
+    from data.synth.render import PlateRenderer
+
+    assert not set(fxm.captions_for("BR")) & set(fxm.US_SLOGANS)
+    assert set(fxm.captions_for("US")) >= set(fxm.US_SLOGANS) | set(fxm.DEALER_LINES)
+    drawn: dict[str, set[str]] = {}
+    real_put = PlateRenderer.put_caption
+
+    def spy(self, img, text, *a, **k):
+        drawn.setdefault(country, set()).add(text)
+        return real_put(self, img, text, *a, **k)
+
+    fx = SynthEffects(small_text=1.0, surround=1.0, frame=1.0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(PlateRenderer, "put_caption", spy)
+        for country in ("BR", "DE", "US"):
+            gen = SyntheticPlateGenerator(seed=5, countries=[country], two_row_prob=0.0, effects=fx)
+            for _ in range(40):
+                gen()
+    for country in ("BR", "DE"):
+        assert drawn[country] & set(fxm.DEALER_LINES), country
+        assert not drawn[country] & set(fxm.US_SLOGANS), (country, drawn[country] & set(fxm.US_SLOGANS))
+    assert drawn["US"] & set(fxm.US_SLOGANS)
+
+
 def test_state_formats_draw_every_further_format_and_nothing_else():
     from data.synth.textgen import compiled
 

@@ -99,9 +99,6 @@ class Style:
     # The same with the realism effects on, where the real plates' characters are smaller than the
     # classic renders' (which the fixed val/test sets keep); None: text_h.
     real_text_h: tuple[float, float] | None = None
-    # With the realism effects, the share of the free width a one-row plate's text spans (its
-    # characters widened or narrowed to it); None: the font's own width.
-    real_fill: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -464,12 +461,11 @@ _SPECS: tuple[CountrySpec, ...] = (
         styles={
             "mercosul": Style(fg=(BLACK,) * 12 + (BR_RED, BR_BLUE, NO_GREEN), decor=("mercosul",),
                               aspect=400 / 130, aspect2=200 / 170),
-            # Real grey plates: 63 mm characters on a 130 mm plate, below the city strip, in a
-            # wide face whose row spans nearly the whole plate.
+            # Real grey plates: 63 mm characters on a 130 mm plate, below the city strip.
             "old": Style(bg=(BR_GREY,), decor=("br_city",), aspect=400 / 130, aspect2=187 / 136,
-                         real_text_h=(0.42, 0.54), real_fill=(0.86, 0.97)),
+                         real_text_h=(0.42, 0.54)),
             "old_red": Style(bg=(BR_RED,), fg=(WHITE,), decor=("br_city",), aspect=400 / 130,
-                             real_text_h=(0.42, 0.54), real_fill=(0.86, 0.97)),
+                             real_text_h=(0.42, 0.54)),
         },
         fonts=("mono", "din"),
     ),

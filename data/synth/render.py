@@ -138,14 +138,13 @@ class PlateRenderer:
     def text_into(
         self, alpha: np.ndarray, f: FontGlyphs, text: str, hc: float, x0: float, x1: float, yc: float,
         sx: float = 1.0, tracking: float = 0.1, space: float = 0.4, mono: bool = False, align: float = 0.5,
-        min_sx: float = 0.6, fill: float | None = None,
+        min_sx: float = 0.6,
     ) -> tuple[list[tuple[float, float]], tuple[int, int, int, int]]:
         """Draw ``text`` (cap height ``hc`` px) into ``alpha``, centred on ``yc`` within [x0, x1].
 
         ``sx`` is the preferred horizontal scale, reduced so the row fits; ``tracking`` and
         ``space`` are in units of ``hc``; ``align`` places the row in the free width (0.5: centre).
-        A row that would need a scale under ``min_sx`` is drawn smaller instead. ``fill`` (a share
-        of the free width) replaces ``sx`` by the scale that makes the row span that share.
+        A row that would need a scale under ``min_sx`` is drawn smaller instead.
         Returns the emblem gaps (x, width) and the bounding box (x0, y0, x1, y1) drawn into.
         """
         s = hc / f.cap
@@ -170,8 +169,6 @@ class PlateRenderer:
             total += w
         total += track * (len(items) - 1)
         avail = x1 - x0
-        if fill is not None and total > 0:
-            sx = fill * avail / total
         if total * sx > avail:
             sx = avail / total
             if sx < min_sx:  # squeezing further distorts the font: make the row smaller instead
@@ -513,9 +510,7 @@ class PlateRenderer:
                 _, b = self.text_into(alpha, f, boxed, bhc, bx + tt + pad, W - tt - pad, byc, sx, tracking, space,
                                       mono)
                 boxes.append(b)
-            fill = u.uniform(*style.real_fill) if fx is not None and one and style.real_fill else None
-            em, b = self.text_into(alpha, f, row.rstrip(" "), rh, x0, rx1, yc, sx, tracking, space, mono, align,
-                                   fill=fill)
+            em, b = self.text_into(alpha, f, row.rstrip(" "), rh, x0, rx1, yc, sx, tracking, space, mono, align)
             boxes.append(b)
             emblems.extend((x, w, yc, rh) for x, w in em)
 
@@ -625,14 +620,15 @@ class PlateRenderer:
                 xa = tt + 1 if left else W - tt - side
                 fxm.sticker(img, xa, xa + side, sa, top_b, u, self.put_caption)
         if fx.small_text and u() < fx.small_text:
+            lines = fxm.captions_for(country)
             ink = u.choice(US_FG) if u() < 0.6 else (int(u() * 90),) * 3
             if bot_b - bot_a >= 4:
                 free = bot_b - bot_a
-                self.put_caption(img, u.choice(fxm.captions_for(country)), free * u.uniform(0.5, 0.8), W * 0.75, W / 2,
+                self.put_caption(img, u.choice(lines), free * u.uniform(0.5, 0.8), W * 0.75, W / 2,
                                   (bot_a + bot_b) / 2, ink)
             if top_h == 0 and top_b - top_a >= 4 and u() < 0.5:
                 free = top_b - top_a
-                self.put_caption(img, u.choice(fxm.captions_for(country)), free * u.uniform(0.5, 0.8), W * 0.6, W / 2,
+                self.put_caption(img, u.choice(lines), free * u.uniform(0.5, 0.8), W * 0.6, W / 2,
                                   (top_a + top_b) / 2, ink)
         if fx.dirt and u() < fx.dirt:
             fxm.dirt(img, u)
