@@ -43,6 +43,7 @@ from data.transforms import build_transform
 from evaluation import evaluate
 from metrics import format_metrics_table
 from models import InputSpec, PlateRecognizer, build_model_config, create_model, load_model
+from models.backbones import grown_blocks
 from models.heads import has_country_labels
 
 RUN_CONFIG = "config.yaml"
@@ -316,9 +317,14 @@ CLASS_HEAD_PREFIX = "class_head."
 
 
 def load_init_weights(model: PlateRecognizer, source: str) -> dict:
-    """Copy the weights of model folder ``source`` into ``model`` (which apply_init_from configured)."""
+    """Copy the weights of model folder ``source`` into ``model`` (which apply_init_from configured).
+
+    A deeper backbone of the same family (``model.encoder=resnet34`` from a resnet18 model) keeps
+    the source's blocks and starts its extra ones as the identity (``grown_blocks``)."""
     weights = model.weights_from(load_model(source))
     own = model.state_dict()
+    grown = grown_blocks(own, weights)
+    weights |= grown
     missing = [k for k in own if k not in weights]
     unused = [k for k in weights if k not in own]
     if all(k.startswith(CLASS_HEAD_PREFIX) for k in missing + unused):
@@ -333,7 +339,8 @@ def load_init_weights(model: PlateRecognizer, source: str) -> dict:
                           f"model (a model.* or data.image_* override changed its shape): {str(e)[:500]}") from e
     digest = hashlib.sha256((Path(source) / "model.safetensors").read_bytes()).hexdigest()
     head = "fresh" if missing else "dropped" if unused else "copied"
-    return {"step": 0, "init_from": str(source), "init_sha256": digest, "init_class_head": head}
+    return {"step": 0, "init_from": str(source), "init_sha256": digest, "init_class_head": head,
+            "init_grown_blocks": sorted({k.rsplit(".", 2)[0] for k in grown})}
 
 
 def freeze_all_but(model: torch.nn.Module, trainable: list[str]) -> list[torch.nn.Module]:
@@ -464,6 +471,9 @@ def main(argv: list[str] | None = None) -> dict:
                                       "or one of another shape)",
                              "dropped": "; the init model's country/rows head is not used"}.get(
                               init_info["init_class_head"], ""))
+        if init_info["init_grown_blocks"]:
+            accelerator.print(f"blocks the init model does not have start as the identity: "
+                              f"{', '.join(init_info['init_grown_blocks'])}")
     accelerator.print(
         f"{cfg.arch}: {net.num_parameters() / 1e6:.2f}M parameters, input {dc.image_height}x{dc.image_width}, "
         f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision {accelerator.mixed_precision}; "

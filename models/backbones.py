@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
 import timm
 import torch
 from torch import nn
@@ -58,3 +61,39 @@ class TimmFeatures(nn.Module):
         if out.shape[-1] < 1 or out.shape[-2] < 1:
             raise ValueError(f"input {height}x{width} gives an empty feature map {tuple(out.shape)}")
         return int(out.shape[1]), int(out.shape[2]), int(out.shape[3])
+
+
+# A parameter of residual block ``block`` of a ResNet stage: "<...>.layer2.3.conv1.weight".
+_BLOCK_KEY = re.compile(r"^(?P<stage>.*\.layer\d+)\.(?P<block>\d+)\.(?P<rest>.+)$")
+_NORM_WEIGHT = re.compile(r"^bn(?P<n>\d+)\.weight$")
+
+
+def grown_blocks(own: Mapping[str, torch.Tensor], source: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights for the residual blocks that ``own`` (a deeper ResNet, e.g. resnet34) has beyond
+    ``source`` (a shallower one of the same widths, e.g. resnet18) at the end of a stage.
+
+    Each new block keeps its fresh initialisation with its last norm's scale (and shift) set to
+    zero, so it starts as the identity and the grown model computes what ``source`` computed; the
+    blocks learn from there. A new block with its own shortcut projection (another width) is not
+    an identity and is left out, so loading the weights fails with the missing keys named.
+    """
+    have = {(m["stage"], int(m["block"])) for k in source if (m := _BLOCK_KEY.match(k))}
+    last_block = {}
+    for stage, block in have:
+        last_block[stage] = max(block, last_block.get(stage, -1))
+    new: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
+    for k, v in own.items():
+        m = _BLOCK_KEY.match(k)
+        if m and m["stage"] in last_block and int(m["block"]) > last_block[m["stage"]]:
+            new.setdefault((m["stage"], int(m["block"])), {})[m["rest"]] = v.detach().clone()
+    out: dict[str, torch.Tensor] = {}
+    for (stage, block), params in new.items():
+        norms = [int(n["n"]) for r in params if (n := _NORM_WEIGHT.match(r))]
+        if not norms or any(r.startswith("downsample.") for r in params):
+            continue
+        last = f"bn{max(norms)}"
+        params[f"{last}.weight"].zero_()
+        if f"{last}.bias" in params:
+            params[f"{last}.bias"].zero_()
+        out.update({f"{stage}.{block}.{r}": v for r, v in params.items()})
+    return out

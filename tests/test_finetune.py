@@ -187,3 +187,49 @@ def test_trainable_and_country_best_metric_errors_are_named(init_model, tmp_path
     with pytest.raises(ConfigError, match="train.trainable must be a non-empty list"):
         load_config("crnn", None, ["train.trainable=[]"])
     assert not (tmp_path / "r" / "checkpoint").exists()
+
+
+@pytest.mark.parametrize("arch", ["crnn", "attn"])
+def test_init_from_grows_a_deeper_backbone_that_starts_as_the_source(tmp_path, arch):
+    """resnet34 from a resnet18 model: the shared blocks copied, the extra ones the identity, so the
+    grown model reads exactly what the source read; a backbone of other widths is refused."""
+    import torch
+
+    from data.text import Charset
+    from models import InputSpec, create_model
+    from train_accelerate import load_init_weights
+
+    key = "backbone" if arch == "crnn" else "encoder"
+    opts = {"crnn": {"rnn_hidden_size": 16, "rnn_layers": 1},
+            "attn": {"d_model": 32, "dec_layers": 1, "dec_heads": 2}}[arch]
+    charset, spec = Charset("0123456789ABC"), InputSpec(32, 96)
+    torch.manual_seed(0)
+    source = create_model(arch, {**opts, key: "resnet18"}, charset, spec)
+    with torch.no_grad():  # non-trivial norm statistics, as after training
+        for name, buf in source.named_buffers():
+            if name.endswith("running_var"):
+                buf.uniform_(0.5, 2.0)
+    source.save_pretrained(tmp_path / "r18")
+
+    grown = create_model(arch, {**opts, key: "resnet34"}, charset, spec)
+    info = load_init_weights(grown, str(tmp_path / "r18"))
+    prefix = "backbone.body" if arch == "crnn" else "encoder.backbone.body"
+    assert info["init_grown_blocks"] == [f"{prefix}.layer1.2", f"{prefix}.layer2.2", f"{prefix}.layer2.3"]
+    for k, v in source.state_dict().items():
+        assert torch.equal(grown.state_dict()[k], v), k
+    images = torch.rand(3, 3, 32, 96) * 2 - 1
+    source.eval(), grown.eval()
+    with torch.no_grad():
+        a, b = source(images), grown(images)
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+    # The extra blocks are trainable from there: their last norm's scale gets a gradient.
+    grown.train()
+    out = grown(images)
+    sum(v.float().square().mean() for v in out.values() if v.is_floating_point()).backward()
+    gamma = dict(grown.named_parameters())[f"{prefix}.layer2.3.bn2.weight"]
+    assert gamma.grad is not None and gamma.grad.abs().sum() > 0
+
+    wider = create_model(arch, {**opts, key: "resnet50"}, charset, spec)  # bottlenecks: other widths
+    with pytest.raises(ConfigError, match="do not fit"):
+        load_init_weights(wider, str(tmp_path / "r18"))
