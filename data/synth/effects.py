@@ -22,7 +22,7 @@ which is how the README's ablation switches them off:
   so labels differ with it on.
 
 Camera effects (night, low resolution, defocus, rain) are training augmentations
-(``data.capture_effects`` in ``data.transforms``). Nothing here touches the label:
+(``data.camera_effects`` in ``data.transforms``). Nothing here touches the label:
 effects draw only outside the characters' boxes or change their look.
 """
 
