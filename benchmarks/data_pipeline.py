@@ -55,20 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--config", default=None,
-                    help="use this config's data.synth_effects and data.capture_effects (e.g. configs/realism_crnn.yaml)")
+                    help="use this config's data.synth_effects and data.camera_effects (e.g. configs/realism_crnn.yaml)")
     args = ap.parse_args(argv)
     one_thread()
 
     from data.synth import SyntheticPlateGenerator
 
-    effects, capture = None, None
+    effects, camera = None, None
     if args.config:
         from configs import load_config
 
         data_cfg = load_config(path=args.config).data
-        effects, capture = data_cfg.effects, data_cfg.capture
+        effects, camera = data_cfg.effects, data_cfg.camera
     gen = SyntheticPlateGenerator(seed=args.seed, effects=effects)
-    tf = build_transform("train", args.height, args.width, capture_effects=capture)
+    tf = build_transform("train", args.height, args.width, camera_effects=camera)
     tf.set_seed(args.seed)
     print(f"{args.config or 'no realism or camera effects'}; "
           f"input {args.height}x{args.width}, one core (torch threads {torch.get_num_threads()}, "
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     results["render + train transform"] = rate(lambda: tf(gen().image), args.seconds)
 
     for workers in (0, 1):
-        ds = SyntheticPlateDataset(build_transform("train", args.height, args.width, capture_effects=capture),
+        ds = SyntheticPlateDataset(build_transform("train", args.height, args.width, camera_effects=camera),
                                    seed=args.seed, effects=effects)
         loader = DataLoader(ds, batch_size=args.batch_size, num_workers=workers, collate_fn=collate_plates,
                             worker_init_fn=one_thread if workers else None,

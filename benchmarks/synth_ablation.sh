@@ -26,8 +26,8 @@ VARIANTS=("$@")
 overrides() {
     case $1 in
         all) ;;
-        none) echo "data.synth_effects=null data.capture_effects=null" ;;
-        no-capture) echo "data.capture_effects=null" ;;
+        none) echo "data.synth_effects=null data.camera_effects=null" ;;
+        no-capture) echo "data.camera_effects=null" ;;
         no-*) PYTHONPATH=. python -c "
 import sys
 from data.synth.effects import EFFECT_GROUPS, SynthEffects

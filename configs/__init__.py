@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from configs.schema import SYNTH, ConfigError, DataConfig, TrainConfig, build_dataclass
+from common.strict import ConfigError, build_dataclass
+from configs.schema import SYNTH, DataConfig, TrainConfig
+from models import build_model_config
 
 CONFIG_DIR = Path(__file__).resolve().parent
 SECTIONS = ("arch", "model", "data", "train")
@@ -31,6 +34,44 @@ class Config:
             "data": dataclasses.asdict(self.data),
             "train": dataclasses.asdict(self.train),
         }
+
+
+# Renamed keys: the old name still loads for one release, with a warning naming the new one.
+RENAMED_KEYS = {"data.capture_effects": "data.camera_effects"}
+
+
+def _warn_renamed(old: str, new: str, where: str) -> None:
+    warnings.warn(f"{where}: config key {old} is deprecated, use {new} (the old name goes in the next release)",
+                  FutureWarning, stacklevel=4)
+
+
+def _rename_keys(raw: dict, where: str) -> None:
+    """Move renamed keys of a raw config (a YAML file) to their new names."""
+    for old, new in RENAMED_KEYS.items():
+        (section_name, old_key), new_key = old.split("."), new.split(".")[1]
+        section = raw.get(section_name)
+        if isinstance(section, dict) and old_key in section:
+            if new_key in section:
+                raise ConfigError(f"{where}: both {old} and {new} given; {old} is the old name of {new}, "
+                                  f"keep only {new}")
+            _warn_renamed(old, new, where)
+            section[new_key] = section.pop(old_key)
+
+
+def _rename_override_keys(overrides: list[str] | tuple[str, ...]) -> list[str]:
+    """Overrides with renamed keys (``data.capture_effects.night=0.5``) rewritten to the new names."""
+    out = []
+    for o in overrides:
+        key, eq, value = o.partition("=")
+        for old, new in RENAMED_KEYS.items():
+            if key.strip() == old or key.strip().startswith(old + "."):
+                if any(k.partition("=")[0].strip().split(".")[:2] == new.split(".") for k in overrides):
+                    raise ConfigError(f"override {o!r}: both {old} and {new} given; {old} is the old name "
+                                      f"of {new}, keep only {new}")
+                _warn_renamed(old, new, "override")
+                key = new + key.strip()[len(old):]
+        out.append(key + eq + value)
+    return out
 
 
 def default_config_path(arch: str) -> Path:
@@ -79,7 +120,8 @@ def load_config(arch: str | None = None, path: str | Path | None = None,
         raise ConfigError(f"{path} is not valid YAML: {e}") from e
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
-    for o in overrides:
+    _rename_keys(raw, str(path))
+    for o in _rename_override_keys(overrides):
         apply_override(raw, o)
     unknown = [k for k in raw if k not in SECTIONS]
     if unknown:
@@ -89,8 +131,6 @@ def load_config(arch: str | None = None, path: str | Path | None = None,
     arch = raw.get("arch", arch)
     if not isinstance(arch, str):
         raise ConfigError(f"{path}: arch must be a model name, got {arch!r}")
-
-    from models import build_model_config  # late: models import configs.schema
 
     try:
         model_cfg = build_model_config(arch, raw.get("model"))

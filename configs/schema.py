@@ -1,4 +1,4 @@
-"""Typed config sections and a strict dict -> dataclass builder.
+"""Typed config sections, built by ``common.strict.build_dataclass``.
 
 Every key is checked on load: an unknown key, a value of the wrong type, or a
 value out of range is an error that names the key (``train.lr``,
@@ -7,90 +7,19 @@ value out of range is an error that names the key (``train.lr``,
 
 from __future__ import annotations
 
-import dataclasses
-import re
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.strict import ConfigError, build_dataclass  # noqa: F401  (re-exported)
+from data.synth.effects import SynthEffects
+from data.synth.generator import resolve_countries, resolve_country_weights
 from data.text import DEFAULT_CHARSET, Charset, normalize_country
+from data.transforms import check_camera_effects
 
 SYNTH = "synth"  # a data source name meaning "the embedded synthetic generator"
 # What picks best/ on the val set. country_accuracy needs a model with a country head and val
 # data with country labels (e.g. when only the head trains: train.trainable=[class_head]).
 BEST_METRICS = {"exact_match": "max", "cer": "min", "mean_edit_distance": "min", "country_accuracy": "max"}
-
-
-class ConfigError(ValueError):
-    pass
-
-
-_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
-
-
-def _check_type(value: Any, tp: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _check_type(value, arg, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        (item_tp,) = typing.get_args(tp)
-        return [_check_type(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        # PyYAML reads 3e-4 (no dot) as a string (YAML 1.1); take it as the number it is.
-        if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
-            value = float(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    return value
-
-
-def build_dataclass(cls: type, mapping: dict | None, prefix: str):
-    """``cls(**mapping)`` with every key and value checked; errors name ``prefix.key``."""
-    mapping = {} if mapping is None else mapping
-    if not isinstance(mapping, dict):
-        raise ConfigError(f"{prefix}: expected a mapping of keys to values, got {mapping!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
-    unknown = [k for k in mapping if k not in names]
-    if unknown:
-        raise ConfigError(
-            f"unknown config key {prefix}.{unknown[0]}; valid keys in {prefix}: {', '.join(names)}"
-        )
-    kwargs = {k: _check_type(v, hints[k], f"{prefix}.{k}") for k, v in mapping.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (ValueError, TypeError) as e:
-        msg = str(e)
-        raise ConfigError(msg if msg.startswith(prefix) else f"{prefix}: {msg}") from e
 
 
 def _positive(section: str, obj: Any, *keys: str) -> None:
@@ -134,8 +63,9 @@ class DataConfig:
     # first: with every effect on from step 0 a short run learns much more slowly). 0: all from the start.
     synth_effects_ramp_steps: int = 0
     # Camera effects added to the training pipeline ({effect: probability}, see
-    # data.transforms.CAPTURE_EFFECTS). None: none beyond the base augmentation.
-    capture_effects: dict | None = None
+    # data.transforms.CAMERA_EFFECTS). None: none beyond the base augmentation.
+    # (Called data.capture_effects before; the old key still loads, with a warning.)
+    camera_effects: dict | None = None
     on_invalid_label: str = "error"  # or "skip": drop and count such rows
     num_workers: int = -1  # loader processes; -1: none on CPU (2 cores render faster inline), 4 on GPU
 
@@ -145,22 +75,24 @@ class DataConfig:
         return self.synth_two_row_prob if p is None else p
 
     @property
-    def effects(self):
+    def effects(self) -> SynthEffects:
         """``data.synth_effects`` as a ``data.synth.effects.SynthEffects``."""
-        from data.synth.effects import SynthEffects
-
         return SynthEffects.from_mapping(self.synth_effects)
 
     @property
-    def capture(self) -> dict[str, float]:
-        from data.transforms import check_capture_effects
+    def camera(self) -> dict[str, float]:
+        """``data.camera_effects``, validated: {effect: probability}."""
+        return check_camera_effects(self.camera_effects)
 
-        return check_capture_effects(self.capture_effects)
+    @property
+    def capture(self) -> dict[str, float]:
+        """Old name of :attr:`camera`, kept for one release."""
+        return self.camera
 
     def __post_init__(self) -> None:
         try:
             self.effects  # noqa: B018 -- validates the mapping
-            self.capture  # noqa: B018
+            self.camera  # noqa: B018
         except ValueError as e:
             raise ConfigError(str(e)) from e
         try:
@@ -191,8 +123,6 @@ class DataConfig:
             except ValueError as e:
                 raise ConfigError(f"data.synth_countries: {e}") from e
         if self.synth_country_weights:
-            from data.synth.generator import resolve_countries, resolve_country_weights
-
             try:
                 resolve_country_weights(resolve_countries(self.synth_countries), self.synth_country_weights)
             except ValueError as e:

@@ -15,11 +15,7 @@ output frame (loose or tight crop, rotation, perspective) and the quad is then
 shrunk if needed so that it never leaves the frame by more than a small
 tolerance: characters are never cut badly.
 
-Command: ``python -m data.transforms --out grid.png [--pipeline train] [--n 32]
-[--height 32 --width 128] [--data DATASET] [--seed 0] [--config configs/crnn.yaml]
-[--effect NAME]`` writes a grid of samples (synthetic by default) with their labels;
-``--config`` applies a config's realism and camera effects, ``--effect`` shows one
-effect (or group) always on.
+To see what a pipeline does, ``python -m tools.augment_grid`` writes a grid of samples.
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ import os
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # never call home
 
-import argparse
 import math
 import random
 from typing import Any
@@ -271,12 +266,12 @@ class ExposureFloor(A.ImageOnlyTransform):
 
 
 # Camera effects beyond the base augmentation, each switched by its probability in
-# data.capture_effects (training pipeline only).
-CAPTURE_EFFECTS = ("night", "low_res", "defocus", "motion", "rain", "faded")
+# data.camera_effects (training pipeline only).
+CAMERA_EFFECTS = ("night", "low_res", "defocus", "motion", "rain", "faded")
 LIGHT_LOOKS = ("night", "faded")  # exclusive: a plate gets one of them at most
 
 
-def check_capture_effects(mapping: Any, key: str = "data.capture_effects") -> dict[str, float]:
+def check_camera_effects(mapping: Any, key: str = "data.camera_effects") -> dict[str, float]:
     """Validated {effect: probability}; errors name ``key.<effect>``."""
     if mapping is None:
         return {}
@@ -284,15 +279,15 @@ def check_capture_effects(mapping: Any, key: str = "data.capture_effects") -> di
         raise ValueError(f"{key}: expected a mapping of effect names to probabilities, got {mapping!r}")
     out = {}
     for k, v in mapping.items():
-        if k not in CAPTURE_EFFECTS:
-            raise ValueError(f"unknown effect {key}.{k}; effects: {', '.join(CAPTURE_EFFECTS)}")
+        if k not in CAMERA_EFFECTS:
+            raise ValueError(f"unknown effect {key}.{k}; effects: {', '.join(CAMERA_EFFECTS)}")
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
             raise ValueError(f"{key}.{k}: expected a probability in [0, 1], got {v!r}")
         out[k] = float(v)
     return out
 
 
-def _capture_ops() -> dict[str, A.BasicTransform]:
+def _camera_ops() -> dict[str, A.BasicTransform]:
     return {
         "low_res": A.Downscale(scale_range=(0.4, 0.65),
                                interpolation_pair={"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR}),
@@ -305,10 +300,10 @@ def _capture_ops() -> dict[str, A.BasicTransform]:
     }
 
 
-def _capture_optics(ops: dict[str, A.BasicTransform], effects: dict[str, float]) -> list[A.BasicTransform]:
+def _camera_optics(ops: dict[str, A.BasicTransform], effects: dict[str, float]) -> list[A.BasicTransform]:
     """The camera effects other than the light looks, each at its probability."""
     out = []
-    for name in CAPTURE_EFFECTS:
+    for name in CAMERA_EFFECTS:
         p = effects.get(name, 0.0)
         if p > 0 and name not in LIGHT_LOOKS:
             ops[name].p = p
@@ -368,11 +363,11 @@ def _sensor() -> list[A.BasicTransform]:
     ]
 
 
-def training_effects(capture: dict[str, float]) -> list[A.BasicTransform]:
+def training_effects(camera: dict[str, float]) -> list[A.BasicTransform]:
     """The training augmentation after the warp, on the output-size image, in the order
     optics -> light -> light look (night, faded) -> exposure -> sensor -> codec."""
-    ops = _capture_ops()
-    return [*_capture_optics(ops, capture), *_light(), *_light_look(ops, capture), ExposureFloor(), *_sensor()]
+    ops = _camera_ops()
+    return [*_camera_optics(ops, camera), *_light(), *_light_look(ops, camera), ExposureFloor(), *_sensor()]
 
 
 class PlateTransform:
@@ -426,19 +421,19 @@ def to_image(t: torch.Tensor) -> np.ndarray:
 
 
 def build_transform(name: str, height: int, width: int, keep_aspect: bool = False,
-                    capture_effects: dict[str, float] | None = None) -> PlateTransform:
+                    camera_effects: dict[str, float] | None = None) -> PlateTransform:
     """The named pipeline: ``"train"`` (geometry + photometric augmentation, then normalise) or
     ``"eval"`` (resize -- stretched, or letterboxed when ``keep_aspect`` -- then normalise).
-    ``capture_effects`` ({name: probability}, see ``CAPTURE_EFFECTS``) adds camera effects to
+    ``camera_effects`` ({name: probability}, see ``CAMERA_EFFECTS``) adds camera effects to
     the training pipeline."""
-    capture = check_capture_effects(capture_effects, "capture_effects")
+    camera = check_camera_effects(camera_effects, "camera_effects")
     if name not in PIPELINES:
         raise ValueError(f"unknown transform pipeline {name!r}; choices: {', '.join(PIPELINES)}")
     if height < 1 or width < 1:
         raise ValueError(f"height and width must be positive, got {height}x{width}")
     if name == "train":
         ops: list[A.BasicTransform] = [PlateWarp(height, width, keep_aspect, jitter=True),
-                                       *training_effects(capture)]
+                                       *training_effects(camera)]
     else:
         ops = [PlateWarp(height, width, keep_aspect, jitter=False)]
     compose = A.Compose(ops, is_check_shapes=False, strict=False)
@@ -493,97 +488,9 @@ class ViewTransform:
 # --------------------------------------------------------------------------- grid command
 
 
-def make_grid(
-    images: list[np.ndarray], labels: list[str], cols: int = 4, scale: int = 2
-) -> np.ndarray:
-    """RGB grid of same-size images, each with its label printed under it."""
-    h, w = images[0].shape[:2]
-    th, tw = h * scale, w * scale
-    label_h = 22
-    pad = 6
-    rows = math.ceil(len(images) / cols)
-    grid = np.full((rows * (th + label_h + pad) + pad, cols * (tw + pad) + pad, 3), 255, np.uint8)
-    for i, (img, label) in enumerate(zip(images, labels)):
-        r, c = divmod(i, cols)
-        y, x = pad + r * (th + label_h + pad), pad + c * (tw + pad)
-        grid[y : y + th, x : x + tw] = cv2.resize(img, (tw, th), interpolation=cv2.INTER_NEAREST)
-        cv2.putText(grid, label, (x + 2, y + th + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    return grid
+if __name__ == "__main__":  # the old command; the grid CLI is tools/augment_grid.py now
+    import runpy
+    import sys
 
-
-def _label(text: str, country: str, lines: int) -> str:
-    return f"{text}  {country}" + ("  2-row" if lines == 2 else "")
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m data.transforms", description="Save a grid of augmented samples.")
-    ap.add_argument("--out", required=True, help="output PNG")
-    ap.add_argument("--pipeline", default="train", choices=PIPELINES)
-    ap.add_argument("--n", type=int, default=32)
-    ap.add_argument("--height", type=int, default=32)
-    ap.add_argument("--width", type=int, default=128)
-    ap.add_argument("--keep-aspect", action="store_true")
-    ap.add_argument("--data", default=None, help="dataset path (format a or b); default: synthetic plates")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cols", type=int, default=4)
-    ap.add_argument("--scale", type=int, default=2, help="upscale factor of each tile")
-    ap.add_argument("--config", default=None,
-                    help="take data.synth_effects and data.capture_effects from this config (default: none on)")
-    ap.add_argument("--effect", default=None,
-                    help="show one effect always on, all others off: a generator effect or group "
-                         "(data.synth.effects: fonts, clutter, surface, surround, extra_fonts, ...) or a "
-                         f"capture effect ({', '.join(CAPTURE_EFFECTS)})")
-    args = ap.parse_args(argv)
-
-    from data.synth.effects import SynthEffects
-
-    synth_fx, capture = SynthEffects(), {}
-    if args.config:
-        from configs import load_config
-
-        cfg = load_config(path=args.config)
-        synth_fx, capture = cfg.data.effects, cfg.data.capture
-    if args.effect:
-        if args.effect in CAPTURE_EFFECTS:
-            synth_fx, capture = SynthEffects(), {args.effect: 1.0}
-        else:
-            try:
-                synth_fx, capture = SynthEffects().only(args.effect), {}
-            except ValueError as e:
-                ap.error(f"--effect: {e}; capture effects: {', '.join(CAPTURE_EFFECTS)}")
-    tf = build_transform(args.pipeline, args.height, args.width, args.keep_aspect,
-                         capture if args.pipeline == "train" else None)
-    tf.set_seed(args.seed)
-    images, labels = [], []
-    if args.data:
-        from data.datasets import load_records, read_image_rgb
-
-        records = load_records(args.data, on_invalid_label="skip", allow_mask=True)
-        rng = random.Random(args.seed)
-        picks = rng.sample(records, min(args.n, len(records)))
-        for r in picks:
-            images.append(tf.augment(read_image_rgb(r.path)))
-            labels.append(_label(r.text, r.country, r.lines))
-    else:
-        from data.synth import SyntheticPlateGenerator
-
-        gen = SyntheticPlateGenerator(seed=args.seed, effects=synth_fx)
-        for _ in range(args.n):
-            plate = gen()
-            images.append(tf.augment(plate.image))
-            labels.append(_label(plate.text, plate.country, plate.lines))
-    if not images:
-        raise SystemExit("no samples")
-    grid = make_grid(images, labels, cols=args.cols, scale=args.scale)
-    out = os.fspath(args.out)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise SystemExit(f"cannot encode {out}")
-    buf.tofile(out)
-    print(f"wrote {out} ({len(images)} samples, {args.pipeline}, {args.height}x{args.width})")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    print("python -m data.transforms is deprecated: run python -m tools.augment_grid (same flags)", file=sys.stderr)
+    runpy.run_module("tools.augment_grid", run_name="__main__")

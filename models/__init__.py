@@ -12,7 +12,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from configs.schema import build_dataclass
+from common.strict import build_dataclass
 from data.text import Charset
 from models import attn, crnn  # noqa: F401  (registers "attn", "crnn")
 from models.base import CONFIG_FILE, WEIGHTS_FILE, InputSpec, PlatePrediction, PlateRecognizer

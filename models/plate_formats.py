@@ -7,7 +7,7 @@ format tells which positions hold letters and which digits (Brazil: ``LLL DDDD``
 is a valid plate of that country; otherwise it takes the most probable reading of the same
 length that is, searching the per-character alternatives best first (substitutions only: a
 reading with a missing or extra character is left as it is). The formats are those of the
-synthetic generator (``data.synth.textgen.plate_regex``); where a country's real plates have
+synthetic generator (``data.formats.plate_regex``); where a country's real plates have
 formats the generator does not draw (US vanity and state formats), a constraint can turn a
 right reading into a wrong one, so it is opt-in and measured per country in the README.
 
@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from data.synth.textgen import plate_regex
+from data.formats import plate_regex
 from data.tokenizers import best_path_steps
 from data.text import COUNTRIES
 from models.base import PlatePrediction

@@ -1,5 +1,6 @@
 """Config loading: defaults, overrides, and errors that name the key."""
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,31 @@ def test_synth_country_weights_are_checked_against_the_generated_countries():
 def test_ema_decay_outside_0_1_is_named(value):
     with pytest.raises(ConfigError, match="train.ema_decay must be in"):
         load_config("crnn", overrides=[f"train.ema_decay={value}"])
+
+
+def test_old_key_capture_effects_loads_with_a_warning(tmp_path):
+    """data.capture_effects was renamed data.camera_effects: old configs and run folders still load."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new key: no warning
+        new = load_config(path="configs/realism_crnn.yaml")
+    old_yaml = tmp_path / "config.yaml"
+    old_yaml.write_text(Path("configs/realism_crnn.yaml").read_text().replace("camera_effects:", "capture_effects:"))
+    with pytest.warns(FutureWarning, match=r"data\.capture_effects is deprecated, use data\.camera_effects"):
+        old = load_config(path=old_yaml)
+    assert old.data.camera == new.data.camera and old.data.camera
+    assert old.to_dict() == new.to_dict()  # a run folder re-written from it has the new key
+    with pytest.warns(FutureWarning, match=r"data\.camera_effects"):
+        cfg = load_config("crnn", overrides=["data.capture_effects.night=0.5"])
+    assert cfg.data.camera == {"night": 0.5}
+    with pytest.warns(FutureWarning, match=r"data\.camera_effects"):
+        cfg = load_config(path="configs/realism_crnn.yaml", overrides=["data.capture_effects=null"])
+    assert cfg.data.camera == {}
+
+
+def test_old_and_new_effects_keys_together_are_an_error(tmp_path):
+    both = tmp_path / "both.yaml"
+    both.write_text("arch: crnn\ndata:\n  camera_effects: {night: 0.1}\n  capture_effects: {rain: 0.1}\n")
+    with pytest.raises(ConfigError, match=r"both data\.capture_effects and data\.camera_effects"):
+        load_config(path=both)
+    with pytest.raises(ConfigError, match=r"both data\.capture_effects and data\.camera_effects"):
+        load_config("crnn", overrides=["data.camera_effects.night=0.1", "data.capture_effects.rain=0.1"])

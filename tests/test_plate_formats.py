@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from data.formats import plate_regex
 from data.text import Charset
 from inference import load_model
 from models.base import PlatePrediction
@@ -13,7 +14,6 @@ from models.plate_formats import (
     attn_char_probabilities, best_matching_reading, char_probabilities, check_country, constrain_to_formats,
     ctc_char_probabilities,
 )
-from data.synth.textgen import plate_regex
 from tests._inference_fixtures import make_plates, make_tiny_model
 from val import main as val_main
 from val import parse_formats

@@ -13,18 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-from data.synth import (
-    SynthPlate,
-    SyntheticPlateGenerator,
-    capture_effects,
-    generate_text,
-    is_valid_plate_text,
-    max_label_length,
-    write_synthetic_dataset,
-)
+from data.formats import COUNTRY_FORMATS, compiled, is_valid_plate_text, max_label_length
+from data.synth import SynthPlate, SyntheticPlateGenerator, degrade, generate_text, write_synthetic_dataset
 from data.synth import fonts as synth_fonts
-from data.synth.countries import SPECS
-from data.synth.textgen import compiled
+from data.synth.countries import LOOKS
 from data.text import COUNTRIES, Charset, normalize_plate_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,8 +24,15 @@ TWO_ROW = tuple(c for c in COUNTRIES if compiled(c).has_two_rows)
 
 
 def test_table_covers_the_27_countries():
-    assert tuple(SPECS) == COUNTRIES
+    assert tuple(COUNTRY_FORMATS) == COUNTRIES == tuple(LOOKS)
     assert len(COUNTRIES) == 27
+
+
+@pytest.mark.parametrize("country", COUNTRIES)
+def test_every_format_has_a_look(country):
+    spec = COUNTRY_FORMATS[country]
+    for fmt in spec.formats + spec.formats2 + spec.formats_more:
+        assert fmt.style in LOOKS[country].styles, (country, fmt.pattern, fmt.style)
 
 
 @pytest.mark.parametrize("country", COUNTRIES)
@@ -200,13 +199,13 @@ def test_unknown_country_and_bad_args():
     assert SyntheticPlateGenerator(countries=["de", "fr"]).countries == ("DE", "FR")
 
 
-def test_capture_effects():
+def test_degrade():
     gen = SyntheticPlateGenerator(seed=2)
     for i in range(30):
         im = gen().image
-        out = capture_effects(im, np.random.default_rng(i))
+        out = degrade(im, np.random.default_rng(i))
         assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3 and min(out.shape[:2]) >= 8
-        assert np.array_equal(out, capture_effects(im, np.random.default_rng(i)))
+        assert np.array_equal(out, degrade(im, np.random.default_rng(i)))
 
 
 def test_font_fallback(monkeypatch):
@@ -252,8 +251,8 @@ def test_write_synthetic_dataset(tmp_path):
 
 
 def test_write_synthetic_dataset_workers_and_augment(tmp_path):
-    one = write_synthetic_dataset(tmp_path / "w1", n=20, seed=9, augment=capture_effects, workers=1)
-    two = write_synthetic_dataset(tmp_path / "w2", n=20, seed=9, augment=capture_effects, workers=2)
+    one = write_synthetic_dataset(tmp_path / "w1", n=20, seed=9, augment=degrade, workers=1)
+    two = write_synthetic_dataset(tmp_path / "w2", n=20, seed=9, augment=degrade, workers=2)
     assert _read_labels(one) == _read_labels(two)
     for r in _read_labels(one):
         assert (one / r["filename"]).read_bytes() == (two / r["filename"]).read_bytes()

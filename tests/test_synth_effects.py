@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from configs import ConfigError, load_config
+from data.formats import compiled, is_valid_plate_text
 from data.synth import SyntheticPlateGenerator
 from data.synth.effects import EFFECT_GROUPS, SynthEffects
 from data.synth.fonts import CV_FONTS, MID_DOT, STROKE_FONTS, WEIGHTS, glyphs_for
-from data.synth.textgen import is_valid_plate_text
 from data.text import COUNTRIES, normalize_plate_text
-from data.transforms import CAPTURE_EFFECTS, build_transform, check_capture_effects
-from data.transforms import main as grid_main
+from data.transforms import CAMERA_EFFECTS, build_transform, check_camera_effects
+from tools.augment_grid import main as grid_main
 
 EFFECTS = [f.name for f in dataclasses.fields(SynthEffects)]
 TWO_ROW = [c for c in COUNTRIES if SyntheticPlateGenerator(countries=[c])._compiled[0].has_two_rows]
@@ -183,7 +183,7 @@ def test_effects_without_and_only():
 
 def test_effects_config_validation():
     cfg = load_config(path="configs/realism_crnn.yaml")
-    assert cfg.data.effects.any and cfg.data.capture  # stage 2 of the shipped models
+    assert cfg.data.effects.any and cfg.data.camera  # stage 2 of the shipped models
     assert not load_config("crnn").data.effects.any  # stage 1: the classic plates
     with pytest.raises(ConfigError, match=r"data\.synth_effects\.smudge"):
         load_config("crnn", overrides=["data.synth_effects.smudge=0.2"])
@@ -191,20 +191,20 @@ def test_effects_config_validation():
         load_config("crnn", overrides=["data.synth_effects.gradient=yes"])
     with pytest.raises(ConfigError, match=r"data\.synth_effects\.dirt"):
         load_config("crnn", overrides=["data.synth_effects.dirt=1.5"])
-    with pytest.raises(ConfigError, match=r"data\.capture_effects\.snow"):
-        load_config("crnn", overrides=["data.capture_effects.snow=0.1"])
+    with pytest.raises(ConfigError, match=r"data\.camera_effects\.snow"):
+        load_config("crnn", overrides=["data.camera_effects.snow=0.1"])
     c = load_config(path="configs/realism_crnn.yaml",
-                    overrides=["data.synth_effects.dirt=0", "data.capture_effects.night=0.5"])
+                    overrides=["data.synth_effects.dirt=0", "data.camera_effects.night=0.5"])
     assert c.data.effects.dirt == 0.0 and c.data.effects.emboss == cfg.data.effects.emboss
-    assert c.data.capture["night"] == 0.5
+    assert c.data.camera["night"] == 0.5
     none = load_config(path="configs/realism_crnn.yaml",
-                       overrides=["data.synth_effects=null", "data.capture_effects=null"])
-    assert not none.data.effects.any and none.data.capture == {}
+                       overrides=["data.synth_effects=null", "data.camera_effects=null"])
+    assert not none.data.effects.any and none.data.camera == {}
 
 
-@pytest.mark.parametrize("effect", CAPTURE_EFFECTS)
-def test_capture_effects_apply(effect):
-    tf = build_transform("train", 32, 160, capture_effects={effect: 1.0})
+@pytest.mark.parametrize("effect", CAMERA_EFFECTS)
+def test_camera_effects_apply(effect):
+    tf = build_transform("train", 32, 160, camera_effects={effect: 1.0})
     tf.set_seed(0)
     plate = SyntheticPlateGenerator(seed=0)()
     out = tf.augment(plate.image)
@@ -213,12 +213,12 @@ def test_capture_effects_apply(effect):
     assert t.shape == (3, 32, 160) and float(t.min()) >= -1.0 and float(t.max()) <= 1.0
 
 
-def test_capture_effects_validation():
-    assert check_capture_effects({"night": 0.2}) == {"night": 0.2}
+def test_camera_effects_validation():
+    assert check_camera_effects({"night": 0.2}) == {"night": 0.2}
     with pytest.raises(ValueError, match="unknown effect"):
-        check_capture_effects({"fog": 0.2})
+        check_camera_effects({"fog": 0.2})
     with pytest.raises(ValueError, match="probability"):
-        check_capture_effects({"rain": -0.1})
+        check_camera_effects({"rain": -0.1})
 
 
 @pytest.mark.parametrize("effect", ["surround", "fonts", "night"])
@@ -313,8 +313,6 @@ def test_small_lines_suit_the_country():
 
 
 def test_state_formats_draw_every_further_format_and_nothing_else():
-    from data.synth.textgen import compiled
-
     us = compiled("US")
     assert us.more, "the US entry has further formats"
     gen = SyntheticPlateGenerator(seed=4, countries=["US"], two_row_prob=0.0, effects=SynthEffects(state_formats=1.0))
@@ -332,8 +330,6 @@ def test_state_formats_draw_every_further_format_and_nothing_else():
 
 
 def test_further_formats_are_valid_texts_and_other_countries_have_none():
-    from data.synth.textgen import compiled
-
     assert is_valid_plate_text("US", "AB1C2D")  # Missouri
     assert is_valid_plate_text("US", "5TQY867")  # California, with Q
     assert not is_valid_plate_text("US", "AB1C2")
@@ -428,7 +424,7 @@ def test_light_looks_never_leave_a_blank_frame():
     gen = SyntheticPlateGenerator(seed=5, effects=SynthEffects(surround=0.6, gradient=0.3, frame=0.3))
     plates = [gen() for _ in range(150)]
     for looks in ({"night": 1.0, "faded": 1.0}, {"faded": 1.0}):
-        tf = build_transform("train", 32, 128, capture_effects=looks)
+        tf = build_transform("train", 32, 128, camera_effects=looks)
         tf.set_seed(1)
         outs = [tf.augment(p.image) for p in plates]
         assert min(float(o.std()) for o in outs) >= 3.0, looks

@@ -1,4 +1,4 @@
-"""Transform pipelines: output contract, geometry limits, seeding, the grid command."""
+"""Transform pipelines: output contract, geometry limits, seeding, the grid command (tools/augment_grid.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from data import transforms
 from data.datasets import PlateDataset, PlateRecord, collate_plates
 from data.transforms import PIPELINES, PlateWarp, build_transform, to_image, to_tensor
+from tools import augment_grid
 
 
 def plate_image(h=44, w=200, seed=0):
@@ -92,14 +92,14 @@ def test_grid_command_from_dataset(tmp_path):
     for i, text in enumerate(["AB123CD", "XY987", "KL55MN"]):
         cv2.imwrite(str(data / f"{i:03d}_{text}.png"), plate_image(seed=i))
     out = tmp_path / "grid.png"
-    assert transforms.main(["--out", str(out), "--data", str(data), "--n", "3", "--pipeline", "train"]) == 0
+    assert augment_grid.main(["--out", str(out), "--data", str(data), "--n", "3", "--pipeline", "train"]) == 0
     grid = cv2.imread(str(out))
     assert grid is not None and grid.shape[0] > 64 and grid.shape[1] > 4 * 256
 
 
 def test_grid_command_synthetic(tmp_path, capsys):
     out = tmp_path / "grid.png"
-    assert transforms.main(["--out", str(out), "--n", "6", "--cols", "3", "--height", "32", "--width", "96"]) == 0
+    assert augment_grid.main(["--out", str(out), "--n", "6", "--cols", "3", "--height", "32", "--width", "96"]) == 0
     assert "6 samples" in capsys.readouterr().out
     grid = cv2.imread(str(out))
     assert grid is not None and grid.shape[1] == 3 * (2 * 96 + 6) + 6

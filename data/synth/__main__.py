@@ -3,7 +3,7 @@
     python -m data.synth --out datasets/synth_val --n 5000 --seed 1
     python -m data.synth --out DIR --n 1000 --seed 2 --countries DE,FR --two-row-prob 0.2 --workers 2 --clean
 
-By default each image gets a mild camera-capture degradation (``capture_effects``) so that
+By default each image gets a mild camera-capture degradation (``data.synth.degrade``) so that
 val/test sets look like crops of real photos; ``--clean`` writes the plain renders.
 """
 
@@ -13,7 +13,7 @@ import argparse
 import sys
 import time
 
-from data.synth.capture import capture_effects
+from data.synth.degrade import degrade
 from data.synth.dataset import write_synthetic_dataset
 
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--countries", default=None, help="comma-separated codes, e.g. DE,FR (default: all 27)")
     ap.add_argument("--two-row-prob", type=float, default=0.15)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--clean", action="store_true", help="no capture degradation")
+    ap.add_argument("--clean", action="store_true", help="plain renders, no degradation")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     args = ap.parse_args(argv)
     countries = [c for c in args.countries.split(",") if c.strip()] if args.countries else None
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = write_synthetic_dataset(
             args.out, args.n, args.seed, countries=countries, two_row_prob=args.two_row_prob,
-            augment=None if args.clean else capture_effects, workers=args.workers, overwrite=args.overwrite,
+            augment=None if args.clean else degrade, workers=args.workers, overwrite=args.overwrite,
         )
     except (ValueError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)

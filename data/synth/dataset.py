@@ -54,7 +54,7 @@ def write_synthetic_dataset(
 
     Writes ``out_dir/images/000000.png ...`` and ``out_dir/labels.csv`` (columns filename, text,
     country, lines; filenames relative to ``out_dir``). Plate i depends only on (seed, i), so
-    the set is the same for any ``workers``. ``augment(image, rng)`` (e.g. ``capture_effects``)
+    the set is the same for any ``workers``. ``augment(image, rng)`` (e.g. ``degrade``)
     is applied to each clean render. The set is written to a temporary folder next to
     ``out_dir`` and renamed at the end, so a half-written set never looks complete. An
     existing ``out_dir`` is an error unless ``overwrite``.

@@ -17,12 +17,12 @@ which is how the README's ablation switches them off:
   recess's shadow, so a loose crop shows a car and not a smeared border) and a plate
   ``frame`` (often with a dealer's text);
 - ``formats``: ``state_formats`` draws a country's further real formats
-  (``CountrySpec.formats_more``: US state series such as Missouri's ``AB1 C2D`` with its
+  (``data.formats.CountryFormats.formats_more``: US state series such as Missouri's ``AB1 C2D`` with its
   tab between the groups, California's with ``I``, ``O`` and ``Q``); it changes the text,
   so labels differ with it on.
 
 Camera effects (night, low resolution, defocus, rain) are training augmentations
-(``data.capture_effects`` in ``data.transforms``). Nothing here touches the label:
+(``data.camera_effects`` in ``data.transforms``). Nothing here touches the label:
 effects draw only outside the characters' boxes or change their look.
 """
 

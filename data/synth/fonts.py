@@ -39,7 +39,7 @@ FONT_FILES: dict[str, tuple[str, str]] = {
     "source_black": ("font_source_sans_pro", "SourceSansPro-Black.ttf"),
 }
 
-# Plate-like families. A country lists groups (CountrySpec.fonts); a plate draws one font of them.
+# Plate-like families. A country lists groups (countries.CountryLook.fonts); a plate draws one font of them.
 FONT_GROUPS: dict[str, tuple[str, ...]] = {
     "din": ("dejavu_bold", "roboto_medium", "roboto_bold", "source_semibold", "source_bold", "dejavu"),
     "narrow": ("fjalla", "roboto_bold", "source_bold", "roboto_black"),

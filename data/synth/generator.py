@@ -9,9 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from data.formats import compiled, max_label_length
+from data.synth.countries import LOOKS
 from data.synth.effects import SynthEffects, mount
 from data.synth.render import PlateRenderer
-from data.synth.textgen import UniformStream, compiled, max_label_length, render_rows
+from data.synth.textgen import UniformStream, render_rows
 from data.text import COUNTRIES, normalize_plate_text
 
 
@@ -126,8 +128,9 @@ class SyntheticPlateGenerator:
         if fx is not None and fx.state_formats and lines == 1 and cc.more and u() < fx.state_formats:
             fmt = cc.pick_more(u)
         raw = fmt.generate_raw(u)
-        style = cc.spec.styles[fmt.fmt.style]
-        image, text_box = self.renderer.render_with_box(cc.spec, style, raw, lines, u, fx)
+        look = LOOKS[cc.spec.code]
+        style = look.styles[fmt.fmt.style]
+        image, text_box = self.renderer.render_with_box(look, style, raw, lines, u, fx)
         if fx is not None and fx.surround and u() < fx.surround:
             image = mount(image, u, fx.frame, self.renderer.put_caption, text_box, cc.spec.code)
         rows = render_rows(raw, style.emblem_text)

@@ -14,8 +14,9 @@ import math
 import cv2
 import numpy as np
 
+from data.formats import BOX, EMBLEM, ROW_BREAK
 from data.synth.countries import (
-    AT_RED, BLACK, BR_BLUE, CAR_COLOURS, EU_BLUE, EU_YELLOW, RGB, US_FG, WHITE, CountrySpec, Style,
+    AT_RED, BLACK, BR_BLUE, CAR_COLOURS, EU_BLUE, EU_YELLOW, RGB, US_FG, WHITE, CountryLook, Style,
 )
 from data.synth import effects as fxm
 from data.synth.effects import SynthEffects
@@ -23,7 +24,7 @@ from data.synth.fonts import (
     BAR_ONE, BOX_BOWLS, CV_FONTS, MID_DOT, MONO_FONTS, STROKE_FONTS, WEIGHTS, FontGlyphs, fonts_for,
     glyphs_for,
 )
-from data.synth.textgen import BOX, EMBLEM, ROW_BREAK, UniformStream
+from data.synth.textgen import UniformStream
 
 _SEAL_COLOURS: tuple[RGB, ...] = (
     (214, 120, 40), (40, 120, 200), (230, 200, 60), (120, 170, 80), (200, 110, 150), (140, 90, 60),
@@ -391,7 +392,7 @@ class PlateRenderer:
         return self._tile(("emblem", kind, w, h), build)
 
     # --- the plate ---------------------------------------------------------------------------
-    def render_with_box(self, spec: CountrySpec, style: Style, raw: str, lines: int, u: UniformStream,
+    def render_with_box(self, look: CountryLook, style: Style, raw: str, lines: int, u: UniformStream,
                         fx: SynthEffects | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
         """The plate image and its characters' box (x0, y0, x1, y1), which effects drawn later
         (a plate frame) must leave free. ``fx``: realism effects (``None`` draws exactly what it
@@ -454,7 +455,7 @@ class PlateRenderer:
         x1 -= pad
 
         # --- text ----------------------------------------------------------------------------
-        fkey = u.choice(fonts_for(spec.fonts))
+        fkey = u.choice(fonts_for(look.fonts))
         if fx is not None:
             if fx.extra_fonts and u() < fx.extra_fonts:
                 fkey = u.choice(tuple(CV_FONTS))
@@ -462,7 +463,7 @@ class PlateRenderer:
                 fkey = u.choice(STROKE_FONTS)
                 if u() < 0.4:
                     fkey += BOX_BOWLS
-                if spec.code == "BR" and u() < 0.5:
+                if look.code == "BR" and u() < 0.5:
                     fkey += BAR_ONE
             if fx.font_weight and u() < fx.font_weight and fkey not in MONO_FONTS:
                 fkey = f"{fkey}/{u.choice(tuple(WEIGHTS))}"
@@ -583,7 +584,7 @@ class PlateRenderer:
             t_, a_ = self._emblem_tile(f"canton{ci}{cj if cj != ci else (ci + 1) % 6}", sh_w, sh_h)
             _blend(img, right, int(syc - sh_h / 2), t_, a_)
         if fx is not None and fx.any:
-            self._plate_effects(img, alpha, fx, u, tt, top_h, (bx0, by0, bx1, by1), hc, scene, tab, spec.code)
+            self._plate_effects(img, alpha, fx, u, tt, top_h, (bx0, by0, bx1, by1), hc, scene, tab, look.code)
         return img, (bx0, by0, bx1, by1)
 
     def _plate_effects(self, img: np.ndarray, alpha: np.ndarray, fx: SynthEffects, u: UniformStream, tt: int,

@@ -1,0 +1,1 @@
+"""Command-line tools over the library (run from the repo root: ``python -m tools.<name>``)."""
