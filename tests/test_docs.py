@@ -99,8 +99,8 @@ def flags(arguments: list[str]) -> list[str]:
     return found
 
 
-def documented_commands() -> list[tuple[str, str, str, list[str]]]:
-    """(where, kind, name, flags) of every script/module/shell command in the docs."""
+def documented_commands() -> list[tuple[str, str, str, list[str], list[str]]]:
+    """(where, kind, name, flags, arguments) of every script/module/shell command in the docs."""
     out = []
     for path in DOCS:
         for line, block, _ in bash_blocks(path):
@@ -108,8 +108,30 @@ def documented_commands() -> list[tuple[str, str, str, list[str]]]:
                 target = command_target(words)
                 if target:
                     kind, name, arguments = target
-                    out.append((f"{path.relative_to(REPO)}:{line}", kind, name, flags(arguments)))
+                    out.append((f"{path.relative_to(REPO)}:{line}", kind, name, flags(arguments), arguments))
     return out
+
+
+OVERRIDE = re.compile(r"(arch|model|data|train)(\.\w+)*=.*")
+
+
+def training_config(arguments: list[str]) -> tuple[str | None, str | None, list[str]] | None:
+    """(arch, config path, overrides) a documented training command builds its config from, or None
+    where the docs leave it open (--resume takes the run's config; a placeholder such as FILE)."""
+    arch = config = None
+    overrides = []
+    for i, word in enumerate(arguments):
+        if word.startswith("[") or word.endswith("]") and not OVERRIDE.fullmatch(word) or word == "--resume":
+            return None
+        if word == "--arch":
+            arch = arguments[i + 1]
+        elif word == "--config":
+            config = arguments[i + 1]
+        elif OVERRIDE.fullmatch(word):
+            overrides.append(word)
+    if config is not None and not (REPO / config).is_file():
+        return None
+    return arch, config, overrides
 
 
 def module_exists(name: str) -> bool:
@@ -122,8 +144,16 @@ HELP_COLLECTOR = r"""
 import contextlib, io, json, runpy, sys, warnings
 warnings.simplefilter("ignore")
 sys.path.insert(0, ".")
-out = {}
-for kind, name in json.loads(sys.argv[1]):
+job = json.loads(sys.argv[1])
+out, configs = {}, {}
+for key, arch, path, overrides in job["configs"]:
+    try:
+        from configs import load_config
+        load_config(arch, path, overrides)
+        configs[key] = None
+    except Exception as e:
+        configs[key] = f"{type(e).__name__}: {e}"
+for kind, name in job["help"]:
     buf, err = io.StringIO(), io.StringIO()
     argv = sys.argv[:]
     try:
@@ -141,7 +171,7 @@ for kind, name in json.loads(sys.argv[1]):
         out[name] = {"help": buf.getvalue(), "error": f"{type(e).__name__}: {e}"}
     finally:
         sys.argv = argv
-print("\n@@HELP@@" + json.dumps(out))
+print("\n@@HELP@@" + json.dumps({"help": out, "configs": configs}))
 """
 
 
@@ -152,6 +182,8 @@ def quiet_env() -> dict[str, str]:
 
 
 COMMANDS = documented_commands()
+TRAINING_CONFIGS = {f"{where} #{i}": cfg for i, (where, _, name, _, arguments) in enumerate(COMMANDS)
+                    if name == "train_accelerate.py" and (cfg := training_config(arguments))}
 RUN_BLOCKS = [(f"{p.relative_to(REPO)}:{line}", block) for p in DOCS for line, block, marked in bash_blocks(p) if marked]
 
 
@@ -167,9 +199,10 @@ def make_scratch(root: Path) -> Path:
 def background(tmp_path_factory):
     """Start the --help collector and every marked block at once (each mostly waits on imports), before the first test."""
     env = quiet_env()
-    targets = sorted({(kind, name) for _, kind, name, _ in COMMANDS if kind != "shell"
+    targets = sorted({(kind, name) for _, kind, name, _, _ in COMMANDS if kind != "shell"
                       and (module_exists(name) if kind == "module" else (REPO / name).is_file())})
-    procs = {"help": subprocess.Popen([sys.executable, "-c", HELP_COLLECTOR, json.dumps(targets)], cwd=REPO, env=env,
+    job = {"help": targets, "configs": [[key, *cfg] for key, cfg in TRAINING_CONFIGS.items()]}
+    procs = {"help": subprocess.Popen([sys.executable, "-c", HELP_COLLECTOR, json.dumps(job)], cwd=REPO, env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)}
     for where, block in RUN_BLOCKS:  # each block in a scratch folder of its own: they run side by side
         cwd = make_scratch(tmp_path_factory.mktemp("docs_run"))
@@ -184,6 +217,7 @@ def background(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def help_texts(background) -> dict[str, dict]:
+    """{"help": {name: {"help", "error"}}, "configs": {key: error or None}} from the collector."""
     out, err = background["help"].communicate(timeout=300)
     assert "@@HELP@@" in out, f"help collector failed:\n{err[-3000:]}"
     return json.loads(out.split("@@HELP@@", 1)[1])
@@ -228,14 +262,14 @@ def test_relative_links_resolve():
     assert not broken, "broken links:\n" + "\n".join(broken)
 
 
-@pytest.mark.parametrize("where,kind,name,used", COMMANDS, ids=[f"{w} {n}" for w, _, n, _ in COMMANDS])
-def test_documented_command_exists_and_takes_its_flags(where, kind, name, used, help_texts):
+@pytest.mark.parametrize("where,kind,name,used,arguments", COMMANDS, ids=[f"{c[0]} {c[2]}" for c in COMMANDS])
+def test_documented_command_exists_and_takes_its_flags(where, kind, name, used, arguments, help_texts):
     if kind == "shell":
         assert (REPO / name).is_file(), f"{where}: {name} does not exist"
         return
     exists = module_exists(name) if kind == "module" else (REPO / name).is_file()
     assert exists, f"{where}: {'python -m ' if kind == 'module' else ''}{name} does not exist"
-    result = help_texts[name]
+    result = help_texts["help"][name]
     assert result["error"] is None, f"{where}: {name} --help failed: {result['error']}"
     unknown = [f for f in used if not re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", result["help"])]
     assert not unknown, f"{where}: {name} does not accept {unknown} (not in its --help)"
@@ -251,3 +285,11 @@ def test_marked_block_runs(where, block, background):
     out, _ = background[where].communicate(timeout=240)
     code = background[where].returncode
     assert code == 0, f"{where} exited {code}:\n{block}\n--- output\n{out[-3000:]}"
+
+
+@pytest.mark.parametrize("key", sorted(TRAINING_CONFIGS))
+def test_documented_training_config_loads(key, help_texts):
+    """The config a documented training command builds (its --arch, --config and section.key=value overrides) loads."""
+    arch, path, overrides = TRAINING_CONFIGS[key]
+    error = help_texts["configs"][key]
+    assert error is None, f"{key}: arch={arch} config={path} overrides={overrides}: {error}"
