@@ -5,7 +5,8 @@ From every ```bash block of README.md and docs/*.md:
 - every ``python X.py``, ``python -m pkg.mod``, ``accelerate launch X.py`` and ``torchrun X.py``
   command names a script or module that exists, and each ``--flag`` it passes appears in that
   script's ``--help`` (all help texts are collected in one subprocess, so torch is imported once);
-  every ``bash X.sh`` names a file that exists;
+  every ``bash X.sh`` names a file that exists; the config a ``train_accelerate.py`` command builds
+  (``--arch``, ``--config``, ``section.key=value`` overrides) loads;
 - the blocks marked with a ``<!-- test: run -->`` line just above them run, in a scratch folder
   that links the repository's top-level entries (so outputs land there), and must exit 0.
   Mark only commands of a few seconds (tiny sizes: ``--n 20``).
@@ -139,7 +140,8 @@ def module_exists(name: str) -> bool:
     return path.with_suffix(".py").is_file() or (path / "__main__.py").is_file()
 
 
-# Runs in one subprocess from the repository root: each script's or module's --help, captured.
+# Runs in one subprocess from the repository root (torch imported once): loads each documented
+# training command's config, then captures each script's or module's --help.
 HELP_COLLECTOR = r"""
 import contextlib, io, json, runpy, sys, warnings
 warnings.simplefilter("ignore")
