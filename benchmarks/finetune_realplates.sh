@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fine-tune a model on half of the plates of ../shared/realplates-finetune and measure it before
-# and after (README: "Fine-tuning on your own real plates"). From the repository root:
+# and after (docs/training.md: "Fine-tuning on your own real plates"). From the repository root:
 #
 #     bash benchmarks/finetune_realplates.sh [WEIGHTS [CONFIG]]
 #

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# What each group of synthetic realism effects is worth on real crops (README: "Synthetic
-# plates that look like real ones"). From a model trained on the classic plates (INIT), one run
+# What each group of synthetic realism effects is worth on real crops (docs/experiments.md: "Realism
+# effects: what they are worth on real photographs"). From a model trained on the classic plates (INIT), one run
 # per variant continues for STEPS steps with configs/realism_<arch>.yaml (synthetic data only),
 # then reads ../shared/realplates-dev (evaluation only). From the repository root:
 #
