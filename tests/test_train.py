@@ -66,7 +66,7 @@ def test_train_few_steps_then_resume(tmp_path):
     report = json.loads((run_dir / "test_metrics.json").read_text())
     assert report["steps"] == 6
     # The scheduler resumed at step 4 of a (now) 6-step cosine schedule, not at step 0.
-    from train_accelerate import lr_lambda
+    from training.trainer import lr_lambda
 
     lr = [r["lr"] for r in read_log(run_dir) if "lr" in r]
     assert lr[4] == pytest.approx(2e-3 * lr_lambda(1, 6)(5))
