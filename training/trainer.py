@@ -23,8 +23,9 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -47,7 +48,7 @@ from training.run_dir import RunDir
 
 
 # --------------------------------------------------------------------------- config of a run
-def run_config(arch: str | None = None, config: str | os.PathLike | None = None, overrides: list[str] = (), *,
+def run_config(arch: str | None = None, config: str | os.PathLike | None = None, overrides: Sequence[str] = (), *,
                output_dir: str | os.PathLike | None = None, init_from: str | os.PathLike | None = None,
                resume: str | os.PathLike | None = None) -> tuple[Config, RunDir, InitModel | None]:
     """The config, run folder and init model (a fine-tune's, loaded once) of a new or resumed run.
@@ -243,6 +244,8 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
     """Accelerator, data, model (initialised, frozen, averaged), optimiser, resumed state, the
     run's config.yaml and log: everything checked before the first step."""
     tc, dc = cfg.train, cfg.data
+    if resume and run_dir is None:
+        raise ConfigError("resume: give the run folder to continue")
     run_dir = RunDir(run_dir) if run_dir is not None else RunDir.new(cfg.arch, tc.output_dir)
     trackers = [t for t in tc.trackers if t]
     accelerator = Accelerator(
@@ -261,15 +264,7 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
         val_set, test_sets = eval_sets(dc, charset)
     records = train_records(dc, charset)
     state = RunState()
-    try:
-        model = create_model(cfg.arch, model_options(cfg, records), charset,
-                             InputSpec(dc.image_height, dc.image_width, dc.keep_aspect))
-    except ValueError as e:
-        raise ConfigError(str(e)) from e
-    init_info = None
-    if tc.init_from and not resume:  # a resumed fine-tune continues from its own checkpoint
-        init_info = load_init_weights(model, init or load_init_model(tc.init_from, charset, cfg.arch))
-    frozen = freeze_all_but(model, tc.trainable) if tc.trainable else []
+    model, init_info, frozen = build_model(cfg, charset, records, init, resume)
     check_best_metric(cfg, model, val_set)
 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr,
@@ -321,6 +316,23 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
            "parameters), the rest frozen" if frozen else "")
     )
     return run
+
+
+def build_model(cfg: Config, charset: Charset, records: list | None, init: InitModel | None,
+                resume: bool) -> tuple[PlateRecognizer, dict | None, list[torch.nn.Module]]:
+    """The model of the run; a new fine-tune's weights from the init model (the record to log);
+    the modules ``train.trainable`` freezes."""
+    dc, tc = cfg.data, cfg.train
+    try:
+        model = create_model(cfg.arch, model_options(cfg, records), charset,
+                             InputSpec(dc.image_height, dc.image_width, dc.keep_aspect))
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    init_info = None
+    if tc.init_from and not resume:  # a resumed fine-tune continues from its own checkpoint
+        init_info = load_init_weights(model, init or load_init_model(tc.init_from, charset, cfg.arch))
+    frozen = freeze_all_but(model, tc.trainable) if tc.trainable else []
+    return model, init_info, frozen
 
 
 def check_best_metric(cfg: Config, model: PlateRecognizer, val_set: EvalSet) -> None:
