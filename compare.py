@@ -4,7 +4,7 @@
                       [--out DIR] [--equiv US:O=0] [--threads 2]
 
 Each run's ``best/`` model is scored on its own config's test set (for
-synthetic data the fixed set ``train_accelerate.synth_set_path`` names,
+synthetic data the fixed set ``training.synth_set_path`` names,
 written if missing) and on every ``--data`` dataset (any format
 ``data.datasets.load_records`` reads). Latency (one plate, median ms) and
 throughput (batch 64, plates/s) are measured on CPU, in this invocation, on
@@ -35,7 +35,7 @@ from data.transforms import build_transform
 from evaluation import evaluate
 from metrics import format_metrics_table
 from models import PlateRecognizer, load_model
-from train_accelerate import BEST_DIR, RUN_CONFIG, TEST_METRICS, ensure_synth_set
+from training import RunDir, ensure_synth_set
 from val import parse_equivalences
 
 OWN = "own test set"
@@ -73,11 +73,11 @@ class RunResult:
 def check_run_dir(run_dir: Path) -> None:
     if not run_dir.is_dir():
         raise CompareError(f"{run_dir}: no such run folder")
-    missing = [n for n in (RUN_CONFIG, TEST_METRICS, BEST_DIR) if not (run_dir / n).exists()]
+    missing = RunDir(run_dir).missing_results()
     if missing:
         raise CompareError(
             f"{run_dir} is not a finished training run: it has no {', '.join(missing)} "
-            f"(a run writes {BEST_DIR}/ during training and {TEST_METRICS} when it ends; "
+            f"(a run writes {RunDir.BEST}/ during training and {RunDir.TEST_METRICS} when it ends; "
             f"finish it with: python train_accelerate.py --resume {run_dir})"
         )
 
@@ -100,11 +100,11 @@ def describe_encoder(model: PlateRecognizer) -> str:
 
 def own_test_set(run_dir: Path) -> Path:
     try:
-        cfg = load_config(path=run_dir / RUN_CONFIG)
+        cfg = load_config(path=RunDir(run_dir).config)
     except ConfigError as e:
-        raise CompareError(f"{run_dir / RUN_CONFIG}: {e}") from e
+        raise CompareError(f"{RunDir(run_dir).config}: {e}") from e
     if cfg.data.test == SYNTH:
-        return ensure_synth_set(cfg, "test")
+        return ensure_synth_set(cfg.data, "test")
     path = Path(cfg.data.test)
     if not path.exists():
         raise CompareError(f"{run_dir}: its test set data.test={cfg.data.test} is not found")
@@ -230,10 +230,10 @@ def compare(run_dirs: list[Path], data: list[Path], equivalences: dict, repeats:
     runs = []
     for run_dir, name in zip(run_dirs, run_names(run_dirs)):
         try:
-            model = load_model(run_dir / BEST_DIR)
+            model = load_model(RunDir(run_dir).best)
         except ValueError as e:
             raise CompareError(f"{run_dir}: {e}") from e
-        report = json.loads((run_dir / TEST_METRICS).read_text())
+        report = RunDir(run_dir).read_test_metrics()
         spec = model.input_spec
         test_path = own_test_set(run_dir)
         r = RunResult(name=name, path=run_dir, arch=model.arch, encoder=describe_encoder(model),

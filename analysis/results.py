@@ -71,11 +71,11 @@ def run_dataset(run: RunInfo, split: str = "test") -> Path:
     """The dataset of ``split`` (``val`` or ``test``) in the run's config; the fixed synthetic set
     is written if it is not on this machine (it depends on its seed only)."""
     from configs import SYNTH, load_config
-    from train_accelerate import ensure_synth_set
+    from training import ensure_synth_set
 
     cfg = load_config(None, run.path / "config.yaml")
     source = getattr(cfg.data, split)
-    return ensure_synth_set(cfg, split) if source == SYNTH else Path(source)
+    return ensure_synth_set(cfg.data, split) if source == SYNTH else Path(source)
 
 
 def training_curves(log: Sequence[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -3,7 +3,7 @@
 From the data: :func:`propose_input_size` (height and width from aspect ratios and label
 lengths). Per candidate backbone cut: :func:`describe_candidate` (sequence length, whether CTC
 can emit the longest label, parameters), :func:`measure_latency`, :func:`train_candidate` (a
-short training through ``train_accelerate.main``), and :func:`recommend` (best accuracy within
+short training through ``training.train``), and :func:`recommend` (best accuracy within
 a latency budget, computed from the table).
 """
 
@@ -243,32 +243,29 @@ def short_training_overrides(steps: int, train: str = "synth", val: str = "synth
 
 def train_candidate(candidate: Candidate, run_dir: str | Path, height: int, width: int, steps: int,
                     overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """A short training of the candidate in this process (``train_accelerate.main``).
+    """A short training of the candidate in this process (``training.train``).
 
     Returns the candidate's name with :func:`read_training` of the run folder (kept), or with
     ``train_error`` if the trainer refused the config. The trainer's output is captured in
     ``train_output.txt`` of the run folder.
     """
-    import train_accelerate
-    from accelerate.state import AcceleratorState
     from configs import ConfigError
+    from training import run_config, train
 
     run_dir = Path(run_dir)
-    args = ["--arch", "crnn", "--output-dir", str(run_dir),
-            f"model.backbone={candidate.backbone}", f"model.backbone_stage={candidate.stage}",
-            f"data.image_height={height}", f"data.image_width={width}", f"train.max_steps={steps}",
-            "train.trackers=[]", *overrides]
-    AcceleratorState._reset_state(True)  # a fresh Accelerator per run in one process
+    overrides = [f"model.backbone={candidate.backbone}", f"model.backbone_stage={candidate.stage}",
+                 f"data.image_height={height}", f"data.image_width={width}", f"train.max_steps={steps}",
+                 "train.trackers=[]", *overrides]
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            train_accelerate.main(args)
+            cfg, run, _ = run_config("crnn", overrides=overrides, output_dir=run_dir)
+            train(cfg, run)
     except ConfigError as e:  # refused before training (e.g. a sequence too short for a label)
         return {"candidate": candidate.name, "train_error": str(e), "run_dir": str(run_dir)}
     finally:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "train_output.txt").write_text(out.getvalue())
-        AcceleratorState._reset_state(True)
     return {"candidate": candidate.name, **read_training(run_dir)}
 
 

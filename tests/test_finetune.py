@@ -65,25 +65,25 @@ def test_finetune_starts_from_the_init_weights_with_mixed_data_then_resumes(init
 
 
 def test_init_from_mismatches_are_named(init_model, tmp_path, capsys):
-    from train_accelerate import parse_args, resolve_config
+    from training import run_config
 
     init, real, synth = init_model
 
-    def resolve(*argv):
-        return resolve_config(parse_args(list(argv)))[0]
+    def resolve(arch=None, *overrides, **flags):
+        return run_config(arch, overrides=list(overrides), **flags)[0]
 
     with pytest.raises(ConfigError, match=r"--init-from .*charset"):
-        resolve("--arch", "crnn", "--init-from", str(init), "data.charset=0123456789")
+        resolve("crnn", "data.charset=0123456789", init_from=init)
     with pytest.raises(ConfigError, match=r"--init-from .*holds a 'crnn' model, expected 'attn'"):
-        resolve("--arch", "attn", "--init-from", str(init))
+        resolve("attn", init_from=init)
     with pytest.raises(ConfigError, match=r"--init-from .*not a model folder"):
-        resolve("--arch", "crnn", "--init-from", str(tmp_path))
+        resolve("crnn", init_from=tmp_path)
     with pytest.raises(ConfigError, match=r"train.init_from.*not a model folder"):
-        resolve("--arch", "crnn", f"train.init_from={tmp_path}")
+        resolve("crnn", f"train.init_from={tmp_path}")
     with pytest.raises(ConfigError, match="--resume"):
-        resolve("--resume", str(tmp_path), "--init-from", str(init))
+        resolve(resume=tmp_path, init_from=init)
     # A command-line model override is kept (here one the weights still fit); file values are replaced.
-    cfg = resolve("--arch", "crnn", "--init-from", str(init), "model.dropout=0.3")
+    cfg = resolve("crnn", "model.dropout=0.3", init_from=init)
     assert cfg.model.dropout == 0.3 and cfg.model.backbone_stage == 1 and cfg.model.rnn_hidden_size == 16
     assert (cfg.data.image_height, cfg.data.image_width) == (32, 96)
     assert "model.rnn_hidden_size=128 -> 16" in capsys.readouterr().out
@@ -105,7 +105,7 @@ def test_init_from_adds_or_drops_the_country_head(tmp_path, arch):
 
     from data.text import Charset
     from models import InputSpec, create_model
-    from train_accelerate import load_init_weights
+    from training.finetune import load_init_weights
 
     opts = {"crnn": {"backbone_stage": 1, "rnn_hidden_size": 16, "rnn_layers": 1},
             "attn": {"d_model": 32, "dec_layers": 1, "dec_heads": 2}}[arch]
@@ -197,7 +197,7 @@ def test_init_from_grows_a_deeper_backbone_that_starts_as_the_source(tmp_path, a
 
     from data.text import Charset
     from models import InputSpec, create_model
-    from train_accelerate import load_init_weights
+    from training.finetune import load_init_weights
 
     key = "backbone" if arch == "crnn" else "encoder"
     opts = {"crnn": {"rnn_hidden_size": 16, "rnn_layers": 1},

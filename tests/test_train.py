@@ -66,7 +66,7 @@ def test_train_few_steps_then_resume(tmp_path):
     report = json.loads((run_dir / "test_metrics.json").read_text())
     assert report["steps"] == 6
     # The scheduler resumed at step 4 of a (now) 6-step cosine schedule, not at step 0.
-    from train_accelerate import lr_lambda
+    from training.trainer import lr_lambda
 
     lr = [r["lr"] for r in read_log(run_dir) if "lr" in r]
     assert lr[4] == pytest.approx(2e-3 * lr_lambda(1, 6)(5))
@@ -146,3 +146,29 @@ def test_weight_moving_average_is_what_is_validated_and_saved(tmp_path):
     proc = run([sys.executable, "train_accelerate.py", "--resume", str(tmp_path / "run0.9"), "train.max_steps=5"])
     assert "resumed" in proc.stdout + proc.stderr
     assert [r["step"] for r in read_log(tmp_path / "run0.9") if "loss" in r] == [1, 2, 3, 4, 5]
+
+
+def test_train_is_a_function_callable_twice_in_one_process(tmp_path):
+    """training.train returns the report it writes, and a second run in the same process works
+    without resetting Accelerate's state (a refused config in between changes nothing)."""
+    script = f"""
+import json, sys
+from configs import ConfigError
+from training import run_config, train
+
+common = {TINY + [f"data.synth_dir={tmp_path / 'synth'}", "train.max_steps=2", "train.trackers=[]"]!r}
+for name in ("a", "refused", "b"):
+    extra = ["model.steps_per_column=1", "data.image_width=48"] if name == "refused" else []
+    try:
+        cfg, run_dir, init = run_config("crnn", overrides=common + extra, output_dir={str(tmp_path)!r} + "/" + name)
+        report = train(cfg, run_dir, init=init)
+    except ConfigError as e:
+        assert name == "refused" and "CTC sequence too short" in str(e), e
+        continue
+    assert report.steps == 2 and str(report.run_dir) == run_dir.path.as_posix()
+    assert json.dumps(report.to_json()) == json.dumps(run_dir.read_test_metrics())
+    print("trained", name)
+"""
+    proc = run([sys.executable, "-c", script])
+    assert "trained a" in proc.stdout and "trained b" in proc.stdout
+    assert [r["step"] for r in read_log(tmp_path / "b") if "loss" in r] == [1, 2]

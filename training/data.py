@@ -1,0 +1,164 @@
+"""The datasets and loaders of a training run, built from its data config (``cfg.data``).
+
+The data section enters here once: the fixed synthetic val/test sets, the evaluation
+datasets, the training records (a dataset path is read once) and the training stream or
+loader, with every ``data.*`` value applied in this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch.utils.data import DataLoader
+
+from configs import SYNTH, ConfigError, DataConfig
+from data.datasets import (MixedPlateDataset, PlateDataset, PlateRecord, SyntheticPlateDataset, collate_plates,
+                           load_records)
+from data.synth import SyntheticPlateGenerator, write_synthetic_dataset
+from data.synth.capture import capture_effects
+from data.text import Charset
+from data.transforms import build_transform
+
+
+# --------------------------------------------------------------------------- fixed synthetic sets
+def _synth_set_size_and_seed(dc: DataConfig, split: str) -> tuple[int, int]:
+    return (dc.synth_val_size, dc.synth_val_seed) if split == "val" else (dc.synth_test_size, dc.synth_test_seed)
+
+
+def synth_set_path(dc: DataConfig, split: str) -> Path:
+    """Where the fixed synthetic ``split`` (val or test) set of data config ``dc`` lives."""
+    n, seed = _synth_set_size_and_seed(dc, split)
+    name = f"{split}_n{n}_seed{seed}_2row{dc.synth_two_row_prob:g}"
+    if dc.synth_countries:
+        name += "_" + "-".join(sorted(dc.synth_countries))
+    return Path(dc.synth_dir) / name
+
+
+def ensure_synth_set(dc: DataConfig, split: str) -> Path:
+    """The fixed synthetic val/test set, written once (deterministic for its seed)."""
+    path = synth_set_path(dc, split)
+    if not (path / "labels.csv").is_file():
+        n, seed = _synth_set_size_and_seed(dc, split)
+        print(f"writing the fixed synthetic {split} set ({n} plates, seed {seed}) to {path}", flush=True)
+        write_synthetic_dataset(path, n=n, seed=seed, countries=dc.synth_countries,
+                                two_row_prob=dc.synth_two_row_prob, augment=capture_effects)
+    return path
+
+
+# --------------------------------------------------------------------------- records
+def dataset_path(dc: DataConfig, key: str, source: str) -> Path:
+    """The folder or file of config key ``key`` (``data.val``, ...) naming ``source``."""
+    if source == SYNTH:
+        if key == "data.train":
+            raise AssertionError("synthetic training data has no path")
+        return ensure_synth_set(dc, key.split(".")[1])
+    path = Path(source)
+    if not path.exists():
+        raise ConfigError(f"{key}: dataset {source!r} not found")
+    return path
+
+
+def read_records(dc: DataConfig, key: str, source: str, charset: Charset, allow_mask: bool) -> tuple[Path, list]:
+    """Records of a dataset named by config key ``key``; errors name the key."""
+    path = dataset_path(dc, key, source)
+    try:
+        records = load_records(path, charset, on_invalid_label=dc.on_invalid_label, allow_mask=allow_mask)
+    except ValueError as e:
+        raise ConfigError(f"{key}: {e}") from e
+    if not records:
+        raise ConfigError(f"{key}: dataset {path} has no usable rows")
+    return path, records
+
+
+def train_records(dc: DataConfig, charset: Charset) -> list[PlateRecord] | None:
+    """The records of ``data.train`` (read once per run); None for the synthetic stream alone."""
+    if dc.train == SYNTH:
+        return None
+    return read_records(dc, "data.train", dc.train, charset, allow_mask=False)[1]
+
+
+# --------------------------------------------------------------------------- evaluation sets
+EvalSet = tuple[str, PlateDataset]  # (name shown in tables and logs, dataset)
+
+
+def eval_dataset(dc: DataConfig, key: str, source: str, charset: Charset) -> EvalSet:
+    path, records = read_records(dc, key, source, charset, allow_mask=True)
+    transform = build_transform(dc.eval_pipeline, dc.image_height, dc.image_width, dc.keep_aspect)
+    name = "synth-" + key.split(".")[1] if source == SYNTH else path.name
+    return name, PlateDataset(records, transform)
+
+
+def eval_sets(dc: DataConfig, charset: Charset) -> tuple[EvalSet, list[EvalSet]]:
+    """The validation set and the test sets (``data.test`` first, then ``data.extra_test``)."""
+    val = eval_dataset(dc, "data.val", dc.val, charset)
+    tests = [eval_dataset(dc, "data.test", dc.test, charset)]
+    tests += [eval_dataset(dc, f"data.extra_test[{i}]", s, charset) for i, s in enumerate(dc.extra_test)]
+    return val, tests
+
+
+def loader_workers(dc: DataConfig, device_type: str) -> int:
+    if dc.num_workers >= 0:
+        return dc.num_workers
+    # On CPU the loader would compete with the model for the same cores.
+    return 0 if device_type == "cpu" else 4
+
+
+def eval_loader(ds: PlateDataset, batch_size: int, workers: int) -> DataLoader:
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_plates)
+
+
+# --------------------------------------------------------------------------- training data
+def train_generator(dc: DataConfig, seed: int = 0) -> SyntheticPlateGenerator:
+    return SyntheticPlateGenerator(seed=seed, countries=dc.synth_countries, two_row_prob=dc.train_two_row_prob)
+
+
+def max_train_label_length(dc: DataConfig, records: list[PlateRecord] | None) -> tuple[int, str]:
+    """The longest training label and where it comes from (for the model's length check)."""
+    if records is None:
+        return train_generator(dc).max_label_length, "the synthetic generator"
+    real = max(len(r.text) for r in records), f"data.train ({dc.train})"
+    if dc.synth_mix > 0:
+        return max(real, (train_generator(dc).max_label_length, "the synthetic generator (data.synth_mix)"))
+    return real
+
+
+@dataclass
+class TrainData:
+    dataset: PlateDataset | SyntheticPlateDataset | MixedPlateDataset
+    loader: DataLoader
+    # True: a map-style loader for accelerator.prepare (Accelerate shards and shuffles it per
+    # epoch). False: a stream every process generates for itself (sharded by rank and worker).
+    prepared: bool
+
+
+def train_data(dc: DataConfig, records: list[PlateRecord] | None, *, batch_size: int, samples_per_step: int,
+               seed: int, start_step: int, rank: int, world_size: int, workers: int) -> TrainData:
+    """The training data of one process: the synthetic stream (``records`` None), real crops
+    (``records``), or real crops interleaved with the stream (``data.synth_mix``).
+
+    ``samples_per_step`` (batch size times gradient accumulation) and ``start_step`` place the
+    synthetic effects' ramp (``data.synth_effects_ramp_steps``) in samples of this process."""
+    transform = build_transform(dc.train_pipeline, dc.image_height, dc.image_width, dc.keep_aspect, dc.capture)
+
+    def synth_stream() -> SyntheticPlateDataset:
+        ramp = (dc.synth_effects_ramp_steps * samples_per_step, start_step * samples_per_step)
+        return SyntheticPlateDataset(transform, seed=seed, countries=dc.synth_countries,
+                                     two_row_prob=dc.train_two_row_prob, effects=dc.effects,
+                                     effects_ramp=ramp, country_weights=dc.synth_country_weights,
+                                     rank=rank, world_size=world_size)
+
+    def stream_loader(stream) -> DataLoader:
+        return DataLoader(stream, batch_size=batch_size, num_workers=workers, collate_fn=collate_plates,
+                          persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+
+    if records is None:  # every process generates its own stream
+        ds = synth_stream()
+        return TrainData(ds, stream_loader(ds), prepared=False)
+    ds = PlateDataset(records, transform)
+    if dc.synth_mix > 0:  # real crops in shuffled passes, interleaved with the synthetic stream
+        ds = MixedPlateDataset(ds, synth_stream(), dc.synth_mix, seed=seed, rank=rank, world_size=world_size)
+        return TrainData(ds, stream_loader(ds), prepared=False)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
+                        collate_fn=collate_plates, persistent_workers=workers > 0)
+    return TrainData(ds, loader, prepared=True)

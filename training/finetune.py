@@ -1,0 +1,153 @@
+"""Fine-tuning: a run that starts from a trained model folder (``train.init_from``).
+
+The init model is loaded once (:func:`load_init_model`); its model options and input size
+become the run's (:func:`apply_init_from`), its weights the model's (:func:`load_init_weights`),
+and ``train.trainable`` freezes the rest (:func:`freeze_all_but`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from configs import Config, ConfigError
+from data.text import Charset
+from models import PlateRecognizer, build_model_config, load_model
+from models.backbones import grown_blocks
+
+INIT_INPUT_KEYS = {"image_height": "height", "image_width": "width", "keep_aspect": "keep_aspect"}
+
+# The country/rows head: an init model without one (or with another shape of head, e.g. other
+# model.cls_head_layers) gives the run a fresh head; a run with model.country_head=false drops it.
+CLASS_HEAD_PREFIX = "class_head."
+
+
+@dataclass
+class InitModel:
+    """A model folder a fine-tune starts from, loaded once."""
+
+    path: str
+    model: PlateRecognizer
+    sha256: str  # of its weights file, logged so the run records what it started from
+
+    @property
+    def where(self) -> str:
+        return init_where(self.path)
+
+
+def init_where(path: str | os.PathLike) -> str:
+    return f"--init-from {path} (train.init_from)"
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def load_init_model(path: str | os.PathLike, charset: Charset | None = None, arch: str | None = None) -> InitModel:
+    """The model folder ``path``, checked against the run's charset and arch (errors name the flag)."""
+    try:
+        model = load_model(path, expected_charset=charset, expected_arch=arch)
+    except ValueError as e:
+        raise ConfigError(f"{init_where(path)}: {e}; a fine-tune starts from a model of the run's arch "
+                          f"(--arch, --config) and charset (data.charset)") from e
+    # models.load_model reads the weights through safetensors; the digest streams the same file.
+    return InitModel(str(path), model, file_sha256(Path(path) / "model.safetensors"))
+
+
+def apply_init_from(cfg: Config, overrides: list[str], init: InitModel | None = None) -> tuple[Config, InitModel]:
+    """A fine-tune's config: the model section and input size of the ``train.init_from`` model.
+
+    The model's arch and charset must be the run's. Its model options and input size
+    (``data.image_height``, ``image_width``, ``keep_aspect``) replace the config file's (the
+    replaced values are printed); a ``model.*`` or ``data.image_*`` override on the command line
+    is kept, and the run stops at start if the weights do not fit the model it describes.
+    Not used on --resume: the run's config.yaml already holds the result.
+    Returns the config and the loaded init model (for :func:`load_init_weights`).
+    """
+    if init is None:
+        init = load_init_model(cfg.train.init_from, Charset(cfg.data.charset), cfg.arch)
+    given = {o.partition("=")[0].strip() for o in overrides}
+    model_opts = dataclasses.asdict(init.model.config)
+    inputs = {k: getattr(init.model.input_spec, v) for k, v in INIT_INPUT_KEYS.items()}
+    replaced = []
+    for section, values, current in (("model", model_opts, dataclasses.asdict(cfg.model)),
+                                     ("data", inputs, {k: getattr(cfg.data, k) for k in INIT_INPUT_KEYS})):
+        for k in values:
+            if f"{section}.{k}" in given:
+                values[k] = current[k]
+            elif current.get(k) != values[k]:
+                replaced.append(f"{section}.{k}={current.get(k)!r} -> {values[k]!r}")
+    if replaced and int(os.environ.get("RANK", "0")) == 0:
+        print(f"{init.where}: model options and input size from the model folder; replaced "
+              f"{', '.join(replaced)}", flush=True)
+    cfg = dataclasses.replace(cfg, model=build_model_config(cfg.arch, model_opts),
+                              data=dataclasses.replace(cfg.data, **inputs))
+    return cfg, init
+
+
+def load_init_weights(model: PlateRecognizer, init: InitModel | str | os.PathLike) -> dict:
+    """Copy the weights of the init model (an :class:`InitModel` or a model folder) into ``model``
+    (which apply_init_from configured); returns the record the run logs at step 0.
+
+    A deeper backbone of the same family (``model.encoder=resnet34`` from a resnet18 model) keeps
+    the source's blocks and starts its extra ones as the identity (``grown_blocks``)."""
+    if not isinstance(init, InitModel):
+        init = load_init_model(init)
+    weights = model.weights_from(init.model)
+    own = model.state_dict()
+    grown = grown_blocks(own, weights)
+    weights |= grown
+    missing = [k for k in own if k not in weights]
+    unused = [k for k in weights if k not in own]
+    if all(k.startswith(CLASS_HEAD_PREFIX) for k in missing + unused):
+        # A head that does not fit (none in the init model, or another shape of head) starts
+        # fresh as a whole; one the run does not want is dropped.
+        fresh = {k: v for k, v in own.items() if k.startswith(CLASS_HEAD_PREFIX)} if missing else {}
+        weights = {k: v for k, v in weights.items() if k in own} | fresh
+    try:
+        model.load_state_dict(weights)
+    except (ValueError, RuntimeError) as e:
+        raise ConfigError(f"{init.where}: its weights do not fit the configured "
+                          f"model (a model.* or data.image_* override changed its shape): {str(e)[:500]}") from e
+    head = "fresh" if missing else "dropped" if unused else "copied"
+    return {"step": 0, "init_from": init.path, "init_sha256": init.sha256, "init_class_head": head,
+            "init_grown_blocks": sorted({k.rsplit(".", 2)[0] for k in grown})}
+
+
+def freeze_all_but(model: torch.nn.Module, trainable: list[str]) -> list[torch.nn.Module]:
+    """Freeze every parameter outside the modules named in ``trainable`` (train.trainable).
+
+    Returns the frozen modules (the largest ones with nothing trainable inside), which the
+    training loop keeps in eval mode so that their BatchNorm statistics and dropout stay fixed.
+    """
+    def owners(name: str) -> list[str]:
+        return [t for t in trainable if name == t or name.startswith(t + ".")]
+
+    used = set()
+    for name, param in model.named_parameters():
+        param.requires_grad_(bool(hits := owners(name)))
+        used.update(hits)
+    if unknown := [t for t in trainable if t not in used]:
+        parts = ", ".join(n for n, _ in model.named_children())
+        raise ConfigError(f"train.trainable: {', '.join(map(repr, unknown))} names no part of the model "
+                          f"with weights; its parts: {parts}")
+    frozen = []
+
+    def visit(prefix: str, module: torch.nn.Module) -> None:
+        for name, child in module.named_children():
+            full = prefix + name
+            if owners(full):
+                continue
+            if any(t.startswith(full + ".") for t in trainable):
+                visit(full + ".", child)
+            else:
+                frozen.append(child)
+
+    visit("", model)
+    return frozen

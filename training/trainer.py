@@ -1,0 +1,449 @@
+"""Training as a function: ``train(cfg) -> TrainReport``, with Hugging Face Accelerate.
+
+    cfg, run_dir, init = run_config("crnn", overrides=["train.max_steps=200"])
+    report = train(cfg, run_dir, init=init)
+    report.test["synth-test"]["overall"]["exact_match"]
+
+One process or many (multi-GPU, multi-node, or CPU processes under torchrun):
+Accelerate places the model, shards map-style data, syncs gradients and
+handles mixed precision and gradient accumulation. Synthetic training data is
+generated independently on every process (seeded by rank and worker).
+
+A run has three parts: :func:`setup` (data, model, optimiser, resume, run folder),
+:func:`fit` (the loop, validation, best/ and last/, checkpoints) and :func:`final_test`
+(the best model on every test set, ``test_metrics.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, broadcast_object_list, set_seed
+from timm.utils import ModelEmaV3
+from tqdm.auto import tqdm
+
+from configs import Config, ConfigError, load_config
+from configs.schema import BEST_METRICS
+from data.files import swap_into_place
+from data.text import Charset
+from evaluation import evaluate
+from metrics import format_metrics_table
+from models import InputSpec, PlateRecognizer, create_model, load_model
+from models.heads import has_country_labels
+from training.data import (EvalSet, TrainData, eval_loader, eval_sets, loader_workers, max_train_label_length,
+                           train_data, train_records)
+from training.finetune import InitModel, apply_init_from, freeze_all_but, load_init_model, load_init_weights
+from training.run_dir import RunDir
+
+
+# --------------------------------------------------------------------------- config of a run
+def run_config(arch: str | None = None, config: str | os.PathLike | None = None, overrides: Sequence[str] = (), *,
+               output_dir: str | os.PathLike | None = None, init_from: str | os.PathLike | None = None,
+               resume: str | os.PathLike | None = None) -> tuple[Config, RunDir, InitModel | None]:
+    """The config, run folder and init model (a fine-tune's, loaded once) of a new or resumed run.
+
+    ``resume``: the run folder to continue (its config.yaml, with ``overrides``). Otherwise
+    ``configs/<arch>.yaml`` or ``config`` with ``overrides``; ``output_dir`` and ``init_from``
+    set ``train.output_dir`` and ``train.init_from``; a fine-tune takes the init model's model
+    options and input size (:func:`training.finetune.apply_init_from`).
+    """
+    overrides = list(overrides)
+    if resume and init_from:
+        raise ConfigError("--init-from starts a new run from a model's weights; --resume continues a run "
+                          "(a fine-tune run resumes from its own checkpoint): give one of them")
+    if resume:
+        run_dir = RunDir(resume)
+        if not run_dir.can_resume():
+            raise ConfigError(f"--resume {run_dir}: no {RunDir.CONFIG} and {RunDir.CHECKPOINT}/ in that folder")
+        return load_config(arch, run_dir.config, overrides), run_dir, None
+    if arch is None and config is None:
+        raise ConfigError("give --arch (e.g. --arch crnn) or --config FILE")
+    if output_dir:
+        overrides.append(f"train.output_dir={output_dir}")
+    if init_from:
+        overrides.append(f"train.init_from={json.dumps(str(init_from))}")
+    cfg = load_config(arch, config, overrides)
+    init = None
+    if cfg.train.init_from:
+        cfg, init = apply_init_from(cfg, overrides)
+    return cfg, RunDir.new(cfg.arch, cfg.train.output_dir), init
+
+
+def model_options(cfg: Config, records: list | None) -> dict:
+    """The model section, with ``country_head: null`` resolved: on when the training data has
+    country labels (the synthetic generator always has). The run's config.yaml keeps null;
+    the saved model folders say what was built."""
+    options = dataclasses.asdict(cfg.model)
+    if "country_head" in options and options["country_head"] is None:
+        options["country_head"] = True if records is None else has_country_labels([r.country for r in records])
+    return options
+
+
+# --------------------------------------------------------------------------- state
+@dataclass
+class RunState:
+    """Counters saved with Accelerate's checkpoint so --resume continues the same run."""
+
+    step: int = 0
+    best: float | None = None
+    train_seconds: float = 0.0
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "best": self.best, "train_seconds": self.train_seconds}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.step, self.best, self.train_seconds = int(d["step"]), d["best"], float(d["train_seconds"])
+
+
+@dataclass
+class TrainReport:
+    """What a finished run reports; :meth:`to_json` is its ``test_metrics.json``."""
+
+    run_dir: RunDir
+    arch: str
+    steps: int
+    train_seconds: float
+    best_val: dict[str, float | None]  # {train.best_metric: its best validation value}
+    num_parameters: int
+    test: dict[str, dict] = field(default_factory=dict)  # test set name -> metrics
+
+    def to_json(self) -> dict:
+        return {"arch": self.arch, "steps": self.steps, "train_seconds": self.train_seconds,
+                "best_val": self.best_val, "num_parameters": self.num_parameters, "test": self.test}
+
+
+class RunLog:
+    """``log.jsonl`` (main process) and the trackers: one record per call, at the run's step."""
+
+    def __init__(self, accelerator: Accelerator, run_dir: RunDir, state: RunState):
+        self.accelerator, self.state = accelerator, state
+        self.file = run_dir.log.open("a") if accelerator.is_main_process else None
+
+    def __call__(self, record: dict) -> None:
+        self.accelerator.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=self.state.step)
+        if self.file is not None:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+@dataclass
+class Run:
+    """What :func:`setup` builds for :func:`fit` and :func:`final_test`."""
+
+    cfg: Config
+    run_dir: RunDir
+    accelerator: Accelerator
+    charset: Charset
+    state: RunState
+    model: Any  # as prepared by Accelerate (maybe wrapped)
+    net: PlateRecognizer  # the model itself
+    scored: PlateRecognizer  # what is validated and saved: the model or its moving average
+    ema: ModelEmaV3 | None
+    frozen: list[torch.nn.Module]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    val_loader: Any
+    test_sets: list[EvalSet]
+    data: TrainData
+    log: RunLog
+
+
+# --------------------------------------------------------------------------- helpers
+def lr_lambda(warmup: int, total: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+def is_better(metric: str, value: float, best: float | None) -> bool:
+    if best is None or math.isnan(best):
+        return not math.isnan(value)
+    return value > best if BEST_METRICS[metric] == "max" else value < best
+
+
+def best_metric_value(results: dict, metric: str) -> float:
+    return results["country"]["accuracy"] if metric == "country_accuracy" else results["overall"][metric]
+
+
+def save_checkpoint(accelerator: Accelerator, run_dir: RunDir) -> None:
+    """Accelerate state (model, optimiser, scheduler, RNG, RunState), swapped in atomically."""
+    final, tmp = run_dir.checkpoint, run_dir.path / f"{RunDir.CHECKPOINT}.tmp"
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        swap_into_place(tmp, final)
+    accelerator.wait_for_everyone()
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, (int, float, str, bool)):
+            out[key] = v
+        else:
+            out[key] = str(v)
+    return out
+
+
+def iterate_forever(loader, prepared: bool, accelerator: Accelerator, start_step: int) -> Iterator[dict]:
+    """Batches without end; a map-style loader restarts each epoch (skipping what a resumed run already saw)."""
+    if not prepared:
+        while True:
+            yield from loader
+    per_epoch = len(loader)
+    epoch, skip = divmod(start_step, per_epoch) if per_epoch else (0, 0)
+    while True:
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        yield from (accelerator.skip_first_batches(loader, skip) if skip else loader)
+        epoch, skip = epoch + 1, 0
+
+
+# --------------------------------------------------------------------------- the run
+def train(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, resume: bool = False,
+          init: InitModel | None = None) -> TrainReport:
+    """Train ``cfg`` into ``run_dir`` (default: ``train.output_dir``, else ``runs/<arch>/<timestamp>``).
+
+    ``resume``: continue the run in ``run_dir`` from its checkpoint. ``init``: the loaded
+    ``train.init_from`` model of a fine-tune (:func:`run_config` gives it with the config; loaded
+    here if not given). Bad input raises ``ConfigError`` before the first step. Callable again
+    in the same process with the same mixed precision (Accelerate keeps one state per process).
+    """
+    run = setup(cfg, run_dir, resume=resume, init=init)
+    fit(run)
+    return final_test(run)
+
+
+def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, resume: bool = False,
+          init: InitModel | None = None) -> Run:
+    """Accelerator, data, model (initialised, frozen, averaged), optimiser, resumed state, the
+    run's config.yaml and log: everything checked before the first step."""
+    tc, dc = cfg.train, cfg.data
+    if resume and run_dir is None:
+        raise ConfigError("resume: give the run folder to continue")
+    run_dir = RunDir(run_dir) if run_dir is not None else RunDir.new(cfg.arch, tc.output_dir)
+    trackers = [t for t in tc.trackers if t]
+    accelerator = Accelerator(
+        gradient_accumulation_steps=tc.grad_accum_steps,
+        log_with=trackers or None,
+        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir.trackers)),
+        **({"mixed_precision": tc.mixed_precision} if tc.mixed_precision is not None else {}),
+    )
+    # Every process must agree on the run folder (timestamps may differ by a second).
+    run_dir = RunDir(broadcast_object_list([str(run_dir)])[0])
+    set_seed(tc.seed, device_specific=True)
+    charset = Charset(dc.charset)
+
+    # Data first: bad input is reported before any model is built or step taken.
+    with accelerator.main_process_first():
+        val_set, test_sets = eval_sets(dc, charset)
+    records = train_records(dc, charset)
+    state = RunState()
+    model, init_info, frozen = build_model(cfg, charset, records, init, resume)
+    check_best_metric(cfg, model, val_set)
+
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr,
+                                  weight_decay=tc.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc.warmup_steps, tc.max_steps))
+    workers = loader_workers(dc, accelerator.device.type)
+    val_loader = eval_loader(val_set[1], tc.eval_batch_size, workers)
+    model, optimizer, val_loader = accelerator.prepare(model, optimizer, val_loader)
+    accelerator.register_for_checkpointing(scheduler, state)
+    ema = None
+    if tc.ema_decay is not None:  # every process holds the same average (the weights are in sync)
+        ema = ModelEmaV3(accelerator.unwrap_model(model), decay=tc.ema_decay, use_warmup=True)
+        accelerator.register_for_checkpointing(ema)
+
+    if resume:
+        accelerator.load_state(str(run_dir.checkpoint))
+        accelerator.print(f"resumed {run_dir} at step {state.step}")
+    if accelerator.is_main_process:  # on resume too: overrides such as a larger train.max_steps belong to the run
+        run_dir.write_config(cfg.to_dict())
+    accelerator.wait_for_everyone()
+
+    # A resumed synthetic stream continues from a seed tied to the step, not from the start.
+    data = train_data(dc, records, batch_size=tc.batch_size, samples_per_step=tc.batch_size * tc.grad_accum_steps,
+                      seed=tc.seed + 7919 * state.step, start_step=state.step,
+                      rank=accelerator.process_index, world_size=accelerator.num_processes, workers=workers)
+    net: PlateRecognizer = accelerator.unwrap_model(model)
+    try:
+        net.check_label_length(*max_train_label_length(dc, records))
+        for name, ds in [val_set, *test_sets]:
+            net.check_label_length(max(len(r.text) for r in ds.records), name)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    if data.prepared:
+        data.loader = accelerator.prepare(data.loader)
+
+    if trackers:
+        accelerator.init_trackers("train", config=flatten(cfg.to_dict()))
+    run = Run(cfg, run_dir, accelerator, charset, state, model, net, ema.module if ema is not None else net, ema,
+              frozen, optimizer, scheduler, val_loader, test_sets, data, RunLog(accelerator, run_dir, state))
+    if init_info is not None:
+        run.log(init_info)
+        print_init(accelerator, tc.init_from, init_info)
+    accelerator.print(
+        f"{cfg.arch}: {net.num_parameters() / 1e6:.2f}M parameters, input {dc.image_height}x{dc.image_width}, "
+        f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision {accelerator.mixed_precision}; "
+        f"run folder {run_dir}"
+        + (f"; validated and saved: the weights' moving average (decay {tc.ema_decay})" if ema is not None else "")
+        + (f"; training only {', '.join(tc.trainable)} ({net.num_parameters(trainable_only=True) / 1e6:.2f}M "
+           "parameters), the rest frozen" if frozen else "")
+    )
+    return run
+
+
+def build_model(cfg: Config, charset: Charset, records: list | None, init: InitModel | None,
+                resume: bool) -> tuple[PlateRecognizer, dict | None, list[torch.nn.Module]]:
+    """The model of the run; a new fine-tune's weights from the init model (the record to log);
+    the modules ``train.trainable`` freezes."""
+    dc, tc = cfg.data, cfg.train
+    try:
+        model = create_model(cfg.arch, model_options(cfg, records), charset,
+                             InputSpec(dc.image_height, dc.image_width, dc.keep_aspect))
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    init_info = None
+    if tc.init_from and not resume:  # a resumed fine-tune continues from its own checkpoint
+        init_info = load_init_weights(model, init or load_init_model(tc.init_from, charset, cfg.arch))
+    frozen = freeze_all_but(model, tc.trainable) if tc.trainable else []
+    return model, init_info, frozen
+
+
+def check_best_metric(cfg: Config, model: PlateRecognizer, val_set: EvalSet) -> None:
+    if cfg.train.best_metric == "country_accuracy":
+        if getattr(model, "class_head", None) is None:
+            raise ConfigError("train.best_metric=country_accuracy: the model has no country head (model.country_head)")
+        if not has_country_labels([r.country for r in val_set[1].records]):
+            raise ConfigError(f"train.best_metric=country_accuracy: data.val ({cfg.data.val}) has no country labels")
+
+
+def print_init(accelerator: Accelerator, source: str, info: dict) -> None:
+    accelerator.print(f"initialised from {source} (sha256 {info['init_sha256'][:12]}); "
+                      "fresh optimiser and learning-rate schedule"
+                      + {"fresh": "; the country/rows head starts fresh (the init model has none, "
+                                  "or one of another shape)",
+                         "dropped": "; the init model's country/rows head is not used"}.get(info["init_class_head"], ""))
+    if info["init_grown_blocks"]:
+        accelerator.print(f"blocks the init model does not have start as the identity: "
+                          f"{', '.join(info['init_grown_blocks'])}")
+
+
+def fit(run: Run) -> None:
+    """Optimiser steps up to ``train.max_steps`` (or ``train.time_limit_minutes``): the loss logged
+    every ``log_every``, validation (best/) every ``eval_every``, last/ and the checkpoint every
+    ``checkpoint_every`` steps and at the end."""
+    tc, accelerator, state, model = run.cfg.train, run.accelerator, run.state, run.model
+    batches = iterate_forever(run.data.loader, run.data.prepared, accelerator,
+                              start_step=state.step * tc.grad_accum_steps)
+    model.train()
+    progress = tqdm(total=tc.max_steps, initial=state.step, desc="train", disable=not accelerator.is_main_process,
+                    dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30)
+    t_start, time_at_start = time.time(), state.train_seconds
+    loss_sum, loss_n, stop = 0.0, 0, False
+    while state.step < tc.max_steps and not stop:
+        batch = next(batches)
+        for m in run.frozen:  # model.train() (here and after each validation) would switch them back
+            m.eval()
+        if not run.data.prepared:
+            batch["images"] = batch["images"].to(accelerator.device, non_blocking=True)
+        with accelerator.accumulate(model):
+            outputs = model(batch["images"], batch["texts"], batch["lines"])
+            loss = run.net.loss(outputs, batch)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and tc.grad_clip > 0:
+                accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            run.optimizer.step()
+            run.optimizer.zero_grad(set_to_none=True)
+        loss_sum += loss.item()
+        loss_n += 1
+        if not accelerator.sync_gradients:
+            continue
+        run.scheduler.step()
+        state.step += 1
+        if run.ema is not None:
+            run.ema.update(run.net, step=state.step)
+        state.train_seconds = time_at_start + time.time() - t_start
+        progress.update(1)
+        if state.step % tc.log_every == 0:
+            avg = loss_sum / max(1, loss_n)
+            progress.set_postfix(loss=f"{avg:.3f}")
+            run.log({"step": state.step, "loss": avg, "lr": run.scheduler.get_last_lr()[0],
+                     "time_s": round(state.train_seconds, 1)})
+            loss_sum, loss_n = 0.0, 0
+        if tc.time_limit_minutes is not None and state.step % 10 == 0:
+            stop = broadcast_object_list([state.train_seconds > 60 * tc.time_limit_minutes])[0]
+        last = state.step >= tc.max_steps or stop
+        if state.step % tc.eval_every == 0 or last:
+            validate(run, progress)
+        if state.step % tc.checkpoint_every == 0 or last:
+            if accelerator.is_main_process:
+                run.scored.save_pretrained(run.run_dir.last)
+            save_checkpoint(accelerator, run.run_dir)
+    progress.close()
+    accelerator.wait_for_everyone()
+
+
+def validate(run: Run, progress: tqdm) -> None:
+    """Score the validation set; a better ``train.best_metric`` saves best/."""
+    metric, state = run.cfg.train.best_metric, run.state
+    results = evaluate(run.model if run.ema is None else run.scored, run.val_loader, run.accelerator, desc="val")
+    value = best_metric_value(results, metric)
+    run.log({"step": state.step, **{f"val/{k}": v for k, v in results["overall"].items()},
+             **{f"val/{k}_accuracy": results[k]["accuracy"] for k in ("country", "rows") if k in results}})
+    progress.write(f"step {state.step}: val exact match {results['overall']['exact_match']:.4f}, "
+                   f"CER {results['overall']['cer']:.4f}")
+    if is_better(metric, value, state.best):
+        state.best = value
+        if run.accelerator.is_main_process:
+            run.scored.save_pretrained(run.run_dir.best)
+
+
+def final_test(run: Run) -> TrainReport:
+    """The best model on every test set: printed tables, ``test_metrics.json``, the report."""
+    cfg, accelerator, state, run_dir = run.cfg, run.accelerator, run.state, run.run_dir
+    best = load_model(run_dir.best, expected_charset=run.charset).to(accelerator.device)
+    report = TrainReport(run_dir, cfg.arch, state.step, round(state.train_seconds, 1),
+                         {cfg.train.best_metric: state.best}, best.num_parameters())
+    best = accelerator.prepare(best)
+    workers = loader_workers(cfg.data, accelerator.device.type)
+    tables = []
+    for name, ds in run.test_sets:
+        loader = accelerator.prepare(eval_loader(ds, cfg.train.eval_batch_size, workers))
+        results = evaluate(best, loader, accelerator, desc=name)
+        report.test[name] = results
+        tables.append(format_metrics_table(results, title=f"{name} ({cfg.arch}, best of {state.step} steps)"))
+    if accelerator.is_main_process:
+        run_dir.write_test_metrics(report.to_json())
+        first = report.test[run.test_sets[0][0]]
+        run.log({"step": state.step, **{f"test/{k}": v for k, v in first["overall"].items()}})
+        print("\n\n".join(tables))
+        print(f"\nrun folder: {run_dir}  (best model: {run_dir.best}, metrics: {run_dir.test_metrics})")
+    run.log.close()
+    accelerator.end_training()
+    return report
