@@ -28,16 +28,16 @@ def new_work_dir(prefix: str) -> Path:
 def synthetic_dataset(n: int, seed: int = 0, two_row_prob: float = 0.15, augment: bool = True) -> Path:
     """A format (a) synthetic set in the cache folder, written on first use.
 
-    With ``augment`` the plates go through ``capture_effects`` (like the fixed val/test sets of
+    With ``augment`` the plates go through ``degrade`` (like the fixed val/test sets of
     training), so crop sizes and aspect ratios vary as detector crops do.
     """
-    from data.synth import capture_effects, write_synthetic_dataset
+    from data.synth import degrade, write_synthetic_dataset
 
     name = f"synth_n{n}_seed{seed}_2row{two_row_prob:g}" + ("_capture" if augment else "")
     path = cache_dir() / name
     if not (path / "labels.csv").is_file():
         write_synthetic_dataset(path, n=n, seed=seed, two_row_prob=two_row_prob,
-                                augment=capture_effects if augment else None, overwrite=True)
+                                augment=degrade if augment else None, overwrite=True)
     return path
 
 

@@ -16,7 +16,7 @@ from configs import SYNTH, ConfigError, DataConfig
 from data.datasets import (MixedPlateDataset, PlateDataset, PlateRecord, SyntheticPlateDataset, collate_plates,
                            load_records)
 from data.synth import SyntheticPlateGenerator, write_synthetic_dataset
-from data.synth.capture import capture_effects
+from data.synth.degrade import degrade
 from data.text import Charset
 from data.transforms import build_transform
 
@@ -42,7 +42,7 @@ def ensure_synth_set(dc: DataConfig, split: str) -> Path:
         n, seed = _synth_set_size_and_seed(dc, split)
         print(f"writing the fixed synthetic {split} set ({n} plates, seed {seed}) to {path}", flush=True)
         write_synthetic_dataset(path, n=n, seed=seed, countries=dc.synth_countries,
-                                two_row_prob=dc.synth_two_row_prob, augment=capture_effects)
+                                two_row_prob=dc.synth_two_row_prob, augment=degrade)
     return path
 
 
@@ -139,7 +139,7 @@ def train_data(dc: DataConfig, records: list[PlateRecord] | None, *, batch_size:
 
     ``samples_per_step`` (batch size times gradient accumulation) and ``start_step`` place the
     synthetic effects' ramp (``data.synth_effects_ramp_steps``) in samples of this process."""
-    transform = build_transform(dc.train_pipeline, dc.image_height, dc.image_width, dc.keep_aspect, dc.capture)
+    transform = build_transform(dc.train_pipeline, dc.image_height, dc.image_width, dc.keep_aspect, dc.camera)
 
     def synth_stream() -> SyntheticPlateDataset:
         ramp = (dc.synth_effects_ramp_steps * samples_per_step, start_step * samples_per_step)
