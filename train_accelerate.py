@@ -521,7 +521,7 @@ def main(argv: list[str] | None = None) -> dict:
             stop = broadcast_object_list([state.train_seconds > 60 * tc.time_limit_minutes])[0]
         last = state.step >= tc.max_steps or stop
         if state.step % tc.eval_every == 0 or last:
-            results = evaluate(model if ema is None else scored, val_loader, accelerator, desc="val")
+            results = evaluate(model if ema is None else scored, val_loader, accelerator, desc="val").metrics
             value = best_metric_value(results, tc.best_metric)
             log({"step": state.step, **{f"val/{k}": v for k, v in results["overall"].items()},
                  **{f"val/{k}_accuracy": results[k]["accuracy"] for k in ("country", "rows") if k in results}})
@@ -546,7 +546,7 @@ def main(argv: list[str] | None = None) -> dict:
     tables = []
     for name, ds in test_sets:
         loader = accelerator.prepare(eval_loader(cfg, ds, loader_workers(cfg, accelerator)))
-        results = evaluate(best, loader, accelerator, desc=name)
+        results = evaluate(best, loader, accelerator, desc=name).metrics
         report["test"][name] = results
         tables.append(format_metrics_table(results, title=f"{name} ({cfg.arch}, best of {state.step} steps)"))
     if main_proc:
