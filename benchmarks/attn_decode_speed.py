@@ -62,7 +62,7 @@ class Decoding:
         self.model, self.kw = model, kw
 
     def predict_tensor(self, images, countries=None):
-        return self.model.decode(self.model.generate(images, **self.kw))
+        return self.model.decode({"log_probs": self.model.generate(images, **self.kw)})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     def run(**kw):
         def f():
             with torch.no_grad():
-                model.decode(model.generate(images, **kw))
+                model.decode({"log_probs": model.generate(images, **kw)})
         f.decoding = kw
         return f
 
