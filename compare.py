@@ -245,7 +245,7 @@ def compare(run_dirs: list[Path], data: list[Path], equivalences: dict, repeats:
         for label, ds in sets:
             loader = DataLoader(ds, batch_size=128, num_workers=workers, collate_fn=collate_plates)
             r.results[label] = evaluate(model, loader, accelerator, desc=f"{name} {Path(label).name}",
-                                        equivalences=equivalences)
+                                        equivalences=equivalences).metrics
         n = min(THROUGHPUT_BATCH, len(own_ds))
         images = torch.stack([own_ds[i]["image"] for i in range(n)])
         r.latency_ms, r.throughput = time_cpu(model, images, repeats)

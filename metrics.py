@@ -31,9 +31,12 @@ outside the known codes are left out of the country scores.
 Edit distances come from rapidfuzz's C implementation (``process.cpdist``);
 only the rare masked labels go through a small pure-Python DP.
 
-Multi-process evaluation: call :func:`gather_eval_batch` once per batch, inside
-the loop over a dataloader prepared by ``accelerate``, and feed what it returns
-to :meth:`PlateMetrics.update` (on every process or only the main one).
+Each read plate is one :class:`ReadingRecord` (the reading and the truth it is
+scored against); :meth:`PlateMetrics.update` takes a batch of them. Multi-process
+evaluation: call :func:`gather_records` once per batch, inside the loop over a
+dataloader prepared by ``accelerate``, and feed what it returns to
+:meth:`PlateMetrics.update` (on every process or only the main one).
+``evaluation.evaluate`` does both.
 """
 
 from __future__ import annotations
@@ -56,15 +59,35 @@ __all__ = [
     "EditDistanceMetric",
     "CharErrorRateMetric",
     "PlateMetrics",
+    "ReadingRecord",
     "ClassificationCounts",
     "format_metrics_table",
     "score_texts",
     "masked_match",
     "masked_edit_distance",
-    "gather_eval_batch",
+    "gather_records",
 ]
 
 Equivalences = Mapping[str, Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class ReadingRecord:
+    """One read plate: what the reader read, and the truth it is scored against.
+
+    ``pred_country`` / ``pred_rows`` are None for a reader without a classification
+    head (those samples are left out of the country and rows scores); ``index`` is
+    the sample's position in its dataset (to find the image again), where known.
+    """
+
+    text: str  # the reading
+    label: str  # the true text; ``*`` matches any one character
+    country: str  # the labelled country
+    rows: int  # the labelled number of text rows
+    confidence: float | None = None
+    pred_country: str | None = None
+    pred_rows: int | None = None
+    index: int | None = None
 
 
 # --------------------------------------------------------------------------- #
@@ -315,7 +338,7 @@ class PlateMetrics:
     """All three metrics, overall and by country and by number of rows.
 
     >>> m = PlateMetrics(equivalences={"US": {"O": "0"}})
-    >>> m.update(["AB123"], ["AB123"], ["DE"], [1])
+    >>> m.update([ReadingRecord(text="AB123", label="AB123", country="DE", rows=1)])
     >>> m.compute()["overall"]["exact_match"]
     1.0
 
@@ -325,9 +348,9 @@ class PlateMetrics:
          "by_country": {"DE": {...}, ...},    # codes as normalize_country gives them
          "by_lines":   {"1": {...}, "2": {...}}}
 
-    With ``pred_countries`` / ``pred_lines`` given to ``update`` it also has
-    ``"country"`` (see :class:`ClassificationCounts`) and ``"rows"``, and each
-    ``by_country`` entry gets ``country_accuracy``.
+    Where records carry ``pred_country`` / ``pred_rows`` it also has ``"country"``
+    (see :class:`ClassificationCounts`) and ``"rows"``, and each ``by_country``
+    entry gets ``country_accuracy``.
 
     Rates of an empty set are ``nan`` (``json.dumps`` writes ``NaN``).
     """
@@ -344,45 +367,27 @@ class PlateMetrics:
         self._rows = ClassificationCounts()
         self._country_by_group: dict[str, list[int]] = {}  # true country -> [correct, n]
 
-    def update(
-        self,
-        preds: Sequence[str],
-        labels: Sequence[str],
-        countries: Sequence[str],
-        lines: Sequence[int],
-        pred_countries: Sequence[str | None] | None = None,
-        pred_lines: Sequence[int | None] | None = None,
-    ) -> None:
-        countries, lines = _as_list(countries), _as_list(lines)
-        if not (len(countries) == len(lines) == len(labels)):
-            raise ValueError(
-                f"lengths differ: {len(preds)} preds, {len(labels)} labels, "
-                f"{len(countries)} countries, {len(lines)} lines"
-            )
-        for name, extra in (("pred_countries", pred_countries), ("pred_lines", pred_lines)):
-            if extra is not None and len(_as_list(extra)) != len(labels):
-                raise ValueError(f"lengths differ: {len(labels)} labels, {len(_as_list(extra))} {name}")
-        if pred_countries is not None:
-            for c, pc in zip(countries, _as_list(pred_countries)):
-                ck = _country_key(c)
-                if pc is None or ck not in COUNTRY_CLASSES:
-                    continue
-                self._country.add(ck, _country_key(pc))
+    def update(self, records: Iterable[ReadingRecord]) -> None:
+        """Add a batch of read plates (``None`` country / rows predictions are skipped)."""
+        records = list(records)
+        for r in records:
+            ck = _country_key(r.country)
+            if r.pred_country is not None and ck in COUNTRY_CLASSES:
+                pk = _country_key(r.pred_country)
+                self._country.add(ck, pk)
                 group = self._country_by_group.setdefault(ck, [0, 0])
-                group[0] += int(ck == _country_key(pc))
+                group[0] += int(ck == pk)
                 group[1] += 1
-        if pred_lines is not None:
-            for nl, pl in zip(lines, _as_list(pred_lines)):
-                if pl is not None:
-                    self._rows.add(_lines_key(nl), _lines_key(pl))
-        p, t = _prepare(preds, labels, countries, self._tables)
+            if r.pred_rows is not None:
+                self._rows.add(_lines_key(r.rows), _lines_key(r.pred_rows))
+        countries = [r.country for r in records]
+        p, t = _prepare([r.text for r in records], [r.label for r in records], countries, self._tables)
         exact, dist = _score_normalised(p, t)
-        for e, d, lab, c, nl in zip(exact, dist, t, countries, lines):
+        for e, d, lab, r in zip(exact, dist, t, records):
             chars = len(lab)
             self._overall.add(e, d, chars)
-            ck, lk = _country_key(c), _lines_key(nl)
-            self._by_country.setdefault(ck, _Counts()).add(e, d, chars)
-            self._by_lines.setdefault(lk, _Counts()).add(e, d, chars)
+            self._by_country.setdefault(_country_key(r.country), _Counts()).add(e, d, chars)
+            self._by_lines.setdefault(_lines_key(r.rows), _Counts()).add(e, d, chars)
 
     @property
     def n(self) -> int:
@@ -482,46 +487,19 @@ def format_metrics_table(results: Mapping[str, Any], title: str | None = None) -
 # --------------------------------------------------------------------------- #
 # Multi-process gathering
 # --------------------------------------------------------------------------- #
-def gather_eval_batch(
-    accelerator: Any,
-    preds: Sequence[str],
-    labels: Sequence[str],
-    countries: Sequence[str],
-    lines: Sequence[int],
-    pred_countries: Sequence[str | None] | None = None,
-    pred_lines: Sequence[int | None] | None = None,
-) -> tuple[list[str], list[str], list[str], list[int], list | None, list | None]:
-    """Gather one evaluation batch from all processes, without the even-batches padding duplicates.
+def gather_records(accelerator: Any, records: Sequence[ReadingRecord]) -> list[ReadingRecord]:
+    """Gather one evaluation batch's records from all processes, without the even-batches padding duplicates.
 
     Call it once per batch, inside the ``for batch in dataloader`` loop over a
     dataloader prepared by ``accelerator`` (and before the loop moves on), with
-    this process's per-sample lists. Every process gets the same lists back (the
-    last two are None where ``pred_countries`` / ``pred_lines`` were not given).
+    this process's records. Every process gets the same list back.
 
-    The four lists are zipped into one list of per-sample records and gathered
-    with a single ``accelerator.gather_for_metrics(records, use_gather_object=True)``.
+    It is a single ``accelerator.gather_for_metrics(records, use_gather_object=True)``.
     In accelerate 1.15 that call all-gathers the per-process lists, flattens them
     in process order, and -- on the last batch of a dataloader whose dataset
     has a length -- keeps only the first ``len(dataset) % total_batch_size``
     records, which drops the samples repeated to pad the last batch. (Gathering
-    the four lists as one tuple would not work: the flattening would interleave
-    them. Gathering an epoch's accumulated lists at the last batch would not
-    work either: they would be cut to the remainder.)
+    an epoch's accumulated records at the last batch would not work: they would
+    be cut to the remainder.)
     """
-    preds, labels = _as_list(preds), _as_list(labels)
-    countries, lines = _as_list(countries), _as_list(lines)
-    if not (len(preds) == len(labels) == len(countries) == len(lines)):
-        raise ValueError(
-            f"lengths differ: {len(preds)} preds, {len(labels)} labels, "
-            f"{len(countries)} countries, {len(lines)} lines"
-        )
-    n = len(preds)
-    pc = _as_list(pred_countries) if pred_countries is not None else [None] * n
-    pl = _as_list(pred_lines) if pred_lines is not None else [None] * n
-    if len(pc) != n or len(pl) != n:
-        raise ValueError(f"lengths differ: {n} preds, {len(pc)} pred_countries, {len(pl)} pred_lines")
-    records = [(p, t, c, int(nl), a, b) for p, t, c, nl, a, b in zip(preds, labels, countries, lines, pc, pl)]
-    gathered = accelerator.gather_for_metrics(records, use_gather_object=True)
-    cols = [[r[i] for r in gathered] for i in range(6)]
-    return (cols[0], cols[1], cols[2], cols[3],
-            cols[4] if pred_countries is not None else None, cols[5] if pred_lines is not None else None)
+    return list(accelerator.gather_for_metrics(list(records), use_gather_object=True))

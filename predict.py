@@ -34,9 +34,9 @@ import time
 from pathlib import Path
 
 from data.datasets import IMAGE_EXTENSIONS
-from data.transforms import DEFAULT_READING_VIEWS, READING_VIEWS, check_reading_views
-from inference import DEFAULT_WEIGHTS, Prediction, WeightsError, load_joint_model, load_model
+from inference import Prediction, WeightsError
 from models.plate_formats import check_country
+from reader_args import add_reader_args, reader_from_args
 
 EXTENSIONS = IMAGE_EXTENSIONS | {".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2"}
 
@@ -139,29 +139,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="read every plate under this country's formats (e.g. BR), or 'auto' for the country "
                          "the model's head predicts: fixes look-alike characters (1/I, 0/O) in positions "
                          "the format fixes as digits or letters")
-    ap.add_argument("--joint", default=None, metavar="WEIGHTS",
-                    help="a second model folder reading with --weights: where the two readings differ, the one "
-                         "with the higher summed log-probability under both models is kept (inference.JointPlateReader)")
-    ap.add_argument("--beam", type=int, default=None, metavar="N",
-                    help="beam width of the attention model's decoding (1: greedy); default: the model's "
-                         "own model.beam_width")
-    ap.add_argument("--tta", nargs="?", const=",".join(DEFAULT_READING_VIEWS), default=None, metavar="VIEWS",
-                    help="read each crop in several views (looser, tighter, contrast-stretched) and keep the "
-                         "reading they score highest together; VIEWS: a comma list of "
-                         f"{', '.join(READING_VIEWS)} (default: {','.join(DEFAULT_READING_VIEWS)}). Model "
-                         "folders only; six to seven times the reading time with the five default views")
+    add_reader_args(ap)
     args = ap.parse_args(argv)
     if args.batch_size < 1:
         ap.error("--batch-size must be >= 1")
     if args.country is not None:
         try:
             check_country(args.country, "--country")
-        except ValueError as e:
-            ap.error(str(e))
-    views = None
-    if args.tta is not None:
-        try:
-            views = check_reading_views(args.tta, "--tta")
         except ValueError as e:
             ap.error(str(e))
 
@@ -171,13 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        if args.joint:
-            reader = load_joint_model([args.weights or DEFAULT_WEIGHTS, args.joint], device=args.device,
-                                      batch_size=args.batch_size, country=args.country, beam_width=args.beam,
-                                      views=views or ("none",))
-        else:
-            reader = load_model(args.weights, device=args.device, batch_size=args.batch_size,
-                                threads=args.threads, country=args.country, beam_width=args.beam, views=views)
+        reader = reader_from_args(args, args.device, country=args.country, batch_size=args.batch_size,
+                                  threads=args.threads)
     except (InputError, WeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

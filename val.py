@@ -30,19 +30,18 @@ if __name__ == "__main__":
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
 from accelerate import Accelerator
-from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from torch.utils.data import DataLoader
 
-from data.datasets import ImageReadError, PlateDataset, collate_plates, load_records, read_image_rgb
-from data.transforms import DEFAULT_READING_VIEWS, READING_VIEWS, check_reading_views
-from inference import load_joint_model, load_model
+from data.datasets import PlateDataset, load_records
+from evaluation import IndexedDataset, collate_indexed, evaluate
+from evaluation.reports import default_gallery_path, gallery_order, gallery_tiles, write_confusion_png, write_gallery
+from metrics import format_metrics_table
 from models.plate_formats import check_country
-from metrics import PlateMetrics, format_metrics_table, score_texts
+from reader_args import add_reader_args, reader_from_args
 
 
 def parse_equivalences(items: list[str]) -> dict[str, dict[str, str]]:
@@ -56,111 +55,6 @@ def parse_equivalences(items: list[str]) -> dict[str, dict[str, str]]:
             raise SystemExit(f"error: --equiv {item!r} must look like COUNTRY:A=B, e.g. US:O=0") from None
         out.setdefault(country.strip().upper(), {})[src] = dst
     return out
-
-
-class _Indexed(Dataset):
-    """Items of a dataset with their index (to find a sample's file again for the gallery)."""
-
-    def __init__(self, ds: PlateDataset):
-        self.ds = ds
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, i: int) -> dict:
-        return {**self.ds[i], "index": i}
-
-
-def _collate(samples: list[dict]) -> dict:
-    batch = collate_plates(samples)
-    batch["indices"] = [s["index"] for s in samples]
-    return batch
-
-
-def gallery_order(samples: list[dict]) -> list[dict]:
-    """Worst first: wrong predictions by confidence descending, then right ones by confidence ascending."""
-    wrong = sorted((s for s in samples if not s["correct"]), key=lambda s: -s["confidence"])
-    right = sorted((s for s in samples if s["correct"]), key=lambda s: s["confidence"])
-    return wrong + right
-
-
-def write_gallery(path: str | Path, samples: list[dict], n: int = 40, cols: int = 4, title: str = "") -> Path:
-    """A PNG grid of ``samples`` (dicts with path, label, text, confidence, correct, country), in order."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shown = samples[:n]
-    rows = max(1, math.ceil(len(shown) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 1.65 + (0.4 if title else 0)),
-                             squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, s in zip(axes.flat, shown):
-        try:
-            ax.imshow(read_image_rgb(s["path"]), aspect="auto")
-        except ImageReadError:
-            ax.text(0.5, 0.5, "unreadable", ha="center", va="center")
-        color = "#1a7f37" if s["correct"] else "#cf222e"
-        country = f" {s['country']}" if s.get("country") and s["country"] != "unknown" else ""
-        label, text = s["label"], s["text"]
-        # Under a wrong reading of the right length, mark the differing characters (O/0, I/1 look alike).
-        marks = ("".join("^" if a != b and b != "*" else " " for a, b in zip(text, label)).rstrip()
-                 if not s["correct"] and len(text) == len(label) else "")
-        ax.set_title(f"label {label}{country}\npred  {text or '(empty)'}  {s['confidence']:.2f}"
-                     + (f"\n      {marks}" if marks else "\n"),
-                     fontsize=8.5, color=color, family="monospace", loc="left")
-    if not shown:
-        axes.flat[0].text(0.5, 0.5, "no samples", ha="center", va="center")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def default_gallery_path(out: str | None, suffix: str = "_errors.png") -> Path:
-    if out:
-        o = Path(out)
-        return o.with_name(f"{o.stem}{suffix}")
-    return Path(suffix.lstrip("_"))
-
-
-def write_confusion_png(path: str | Path, country: dict, title: str = "") -> Path:
-    """The ``country`` results' confusion matrix (rows: true, columns: predicted), counts in cells."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    labels = country["confusion"]["labels"]
-    m = np.asarray(country["confusion"]["matrix"], dtype=float)
-    recall = m / np.maximum(m.sum(1, keepdims=True), 1)
-    size = max(4.0, 0.32 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
-    im = ax.imshow(recall, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            if m[i, j]:
-                ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=5,
-                        color="white" if recall[i, j] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
-    ax.set_title(f"{title}  accuracy {100 * country['accuracy']:.2f}%, macro-F1 {100 * country['macro_f1']:.2f}% "
-                 f"(n={country['n']})", fontsize=8)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return Path(path)
 
 
 def parse_formats(value: str | None) -> tuple[bool, set[str] | None]:
@@ -199,30 +93,13 @@ def main(argv: list[str] | None = None) -> dict:
                    help="read under plate formats (models/plate_formats.py): 'label' uses each sample's labelled "
                         "country (a deployment that knows its country), 'label:BR,SK' only for those labelled "
                         "countries, 'auto' the country the model's head predicts, or one country code for all")
-    p.add_argument("--joint", default=None, metavar="WEIGHTS",
-                   help="a second model folder reading with --weights (inference.JointPlateReader): where the "
-                        "readings differ, the one with the higher summed log-probability under both is kept")
-    p.add_argument("--beam", type=int, default=None, metavar="N",
-                   help="beam width of the attention model's decoding (1: greedy); default: the model's "
-                        "own model.beam_width")
-    p.add_argument("--tta", nargs="?", const=",".join(DEFAULT_READING_VIEWS), default=None, metavar="VIEWS",
-                   help="read each crop in several views (looser, tighter, contrast-stretched) and keep the "
-                        "reading they score highest together; VIEWS: a comma list of "
-                        f"{', '.join(READING_VIEWS)} (default: {','.join(DEFAULT_READING_VIEWS)}). Model "
-                        "folders only; six to seven times the reading time with the five default views")
+    add_reader_args(p)
     args = p.parse_args(argv)
 
     accelerator = Accelerator()
     try:
         by_label, only = parse_formats(args.formats)
-        country = None if by_label else args.formats
-        views = None if args.tta is None else check_reading_views(args.tta, "--tta")
-        if args.joint:
-            reader = load_joint_model([args.weights, args.joint], device=accelerator.device, country=country,
-                                      beam_width=args.beam, views=views or ("none",))
-        else:
-            reader = load_model(args.weights, device=accelerator.device, country=country, beam_width=args.beam,
-                                views=views)
+        reader = reader_from_args(args, accelerator.device, country=None if by_label else args.formats)
         records = load_records(Path(args.data), reader.charset,
                                on_invalid_label="skip" if args.skip_invalid else "error", allow_mask=True)
     except ValueError as e:
@@ -230,25 +107,13 @@ def main(argv: list[str] | None = None) -> dict:
         sys.exit(2)
     equivalences = parse_equivalences(args.equiv)
     ds = PlateDataset(records, reader.transform)  # the model's own eval preprocessing
-    loader = DataLoader(_Indexed(ds), batch_size=args.batch_size, num_workers=args.workers, collate_fn=_collate)
-    multi = accelerator.num_processes > 1
-    if multi:
+    loader = DataLoader(IndexedDataset(ds), batch_size=args.batch_size, num_workers=args.workers,
+                        collate_fn=collate_indexed)
+    if accelerator.num_processes > 1:
         loader = accelerator.prepare(loader)
-
-    metrics = PlateMetrics(equivalences=equivalences)
-    samples: list[tuple] = []
-    for batch in tqdm(loader, desc="val", leave=False, disable=not accelerator.is_local_main_process):
-        countries = None
-        if by_label:  # the labelled country where the constraint applies, else none
-            countries = [c if only is None or c in only else None for c in batch["countries"]]
-        preds = reader.predict_tensor(batch["images"], countries)
-        recs = [(pr.text, t, c, int(nl), float(pr.confidence), int(i), pr.country, pr.lines) for pr, t, c, nl, i in
-                zip(preds, batch["texts"], batch["countries"], batch["lines"].tolist(), batch["indices"])]
-        if multi:  # every sample once: the padding of the last batch is dropped
-            recs = accelerator.gather_for_metrics(recs, use_gather_object=True)
-        metrics.update(*([r[k] for r in recs] for k in (0, 1, 2, 3, 6, 7)))  # None classes are skipped
-        samples.extend(recs)
-    results = metrics.compute()
+    result = evaluate(reader, loader, accelerator, desc="val", equivalences=equivalences,
+                      formats_by_label=by_label if only is None else only, keep_records=True)
+    results = result.metrics
     if not accelerator.is_main_process:
         return results
 
@@ -257,11 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     if not args.no_gallery:
-        exact, _ = score_texts([s[0] for s in samples], [s[1] for s in samples],
-                               [s[2] for s in samples], equivalences)
-        tiles = [{"path": records[s[5]].path, "label": s[1], "text": s[0], "country": s[2],
-                  "confidence": s[4], "correct": e} for s, e in zip(samples, exact)]
-        n_wrong = sum(not e for e in exact)
+        tiles = gallery_tiles(result.records, [r.path for r in records], equivalences)
+        n_wrong = sum(not t["correct"] for t in tiles)
         gallery = Path(args.gallery) if args.gallery else default_gallery_path(args.out)
         write_gallery(gallery, gallery_order(tiles), n=args.gallery_n,
                       title=f"{Path(args.data).name}: {n_wrong} wrong of {len(tiles)} "

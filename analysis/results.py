@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from rapidfuzz.distance import Levenshtein
+from torch.utils.data import DataLoader
 
 from data.text import MASK_CHAR, normalize_plate_text
-from metrics import PlateMetrics, score_texts
+from metrics import PlateMetrics, ReadingRecord, score_texts
 
 MISSING = "∅"  # the "character" of an insertion or deletion in the confusion table
 
@@ -86,27 +86,21 @@ def training_curves(log: Sequence[dict[str, Any]]) -> tuple[pd.DataFrame, pd.Dat
     return (train.set_index("step") if len(train) else train), (val.set_index("step") if len(val) else val)
 
 
-@torch.inference_mode()
 def predict_records(model, records: Sequence[Any], batch_size: int = 64, pipeline: str = "eval") -> pd.DataFrame:
     """Predictions of ``model`` on dataset records (``data.datasets.PlateRecord``).
 
     Columns: ``file``, ``label``, ``pred``, ``confidence``, ``country``, ``lines``, ``correct``
     and ``edit_distance`` (scored as ``metrics`` scores them: normalised, ``*`` matches any).
     """
-    from data.datasets import read_image_rgb
+    from data.datasets import PlateDataset, collate_plates
     from data.transforms import build_transform
+    from evaluation import evaluate
 
     spec = model.input_spec
     transform = build_transform(pipeline, spec.height, spec.width, spec.keep_aspect)
-    device = next(model.parameters()).device
-    model.eval()
-    preds, confs = [], []
-    for i in range(0, len(records), batch_size):
-        chunk = records[i:i + batch_size]
-        images = torch.stack([transform(read_image_rgb(r.path)) for r in chunk]).to(device)
-        for p in model.decode(model(images)):
-            preds.append(p.text)
-            confs.append(float(p.confidence))
+    loader = DataLoader(PlateDataset(records, transform), batch_size=batch_size, collate_fn=collate_plates)
+    read = evaluate(model, loader, desc="predict", keep_records=True).records
+    preds, confs = [r.text for r in read], [r.confidence for r in read]
     labels = [r.text for r in records]
     correct, dist = score_texts(preds, labels)
     return pd.DataFrame({
@@ -233,7 +227,8 @@ def group_metrics(preds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per country, per row count) tables of ``metrics.PlateMetrics``: n, exact_match,
     mean_edit_distance, cer."""
     m = PlateMetrics()
-    m.update(preds["pred"].tolist(), preds["label"].tolist(), preds["country"].tolist(), preds["lines"].tolist())
+    m.update(ReadingRecord(text=t, label=lab, country=c, rows=int(n))
+             for t, lab, c, n in zip(preds["pred"], preds["label"], preds["country"], preds["lines"]))
     res = m.compute()
     by_country = pd.DataFrame(res["by_country"]).T.sort_values("exact_match")
     by_lines = pd.DataFrame(res["by_lines"]).T

@@ -32,12 +32,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
 
 from configs import load_config  # noqa: E402
-from data.datasets import PlateDataset, load_records  # noqa: E402
+from data.datasets import PlateDataset, collate_plates, load_records  # noqa: E402
 from data.text import Charset  # noqa: E402
 from data.transforms import build_transform  # noqa: E402
-from metrics import PlateMetrics  # noqa: E402
+from evaluation import evaluate  # noqa: E402
 from models import InputSpec, create_model, load_model  # noqa: E402
 
 DEFAULT_DATA = Path("datasets/synth/test_n2000_seed2_2row0.15")
@@ -52,6 +53,16 @@ def rate(fn, n_plates: int, seconds: float) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return n_plates / statistics.median(times)
+
+
+class Decoding:
+    """The model read with one decoding mode (``generate``'s keywords), for ``evaluation.evaluate``."""
+
+    def __init__(self, model, **kw):
+        self.model, self.kw = model, kw
+
+    def predict_tensor(self, images, countries=None):
+        return self.model.decode({"log_probs": self.model.generate(images, **self.kw)})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     def run(**kw):
         def f():
             with torch.no_grad():
-                model.decode(model.generate(images, **kw))
+                model.decode({"log_probs": model.generate(images, **kw)})
         f.decoding = kw
         return f
 
@@ -114,17 +125,11 @@ def main(argv: list[str] | None = None) -> None:
         line = f"{name:40s} {rate(fn, n, args.seconds):8.0f} plates/s"
         kw = getattr(fn, "decoding", None)
         if scored and kw is not None and kw.get("use_cache", True):
-            m = PlateMetrics()
-            for i in range(0, len(scored), b):
-                chunk = scored[i:i + b]
-                with torch.no_grad():
-                    preds = model.decode(model.generate(torch.stack([s["image"] for s in chunk]), **kw))
-                m.update([p.text for p in preds], [s["text"] for s in chunk], [s["country"] for s in chunk],
-                         [s["lines"] for s in chunk])
-            r = m.compute()
+            loader = DataLoader(scored, batch_size=b, collate_fn=collate_plates)
+            r = evaluate(Decoding(model, **kw), loader, desc=name).metrics
             em = [r["overall"]["exact_match"]] + [r["by_lines"].get(k, {}).get("exact_match", float("nan"))
                                                   for k in ("1", "2")]
-            line += f"   exact match {em[0]:.4f} (1-row {em[1]:.4f}, 2-row {em[2]:.4f}) on {m.n} plates"
+            line += f"   exact match {em[0]:.4f} (1-row {em[1]:.4f}, 2-row {em[2]:.4f}) on {r['overall']['n']} plates"
         print(line, flush=True)
 
 

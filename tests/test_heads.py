@@ -6,7 +6,7 @@ import torch
 from data.synth import SyntheticPlateGenerator
 from data.text import COUNTRIES, Charset
 from data.transforms import build_transform
-from metrics import ClassificationCounts, PlateMetrics, format_metrics_table
+from metrics import ClassificationCounts, PlateMetrics, ReadingRecord, format_metrics_table
 from models import InputSpec, create_model, list_models
 from models.heads import (COUNTRY_CLASSES, IGNORE, PlateClassHead, RowRouter, classification_loss,
                           country_targets, has_country_labels, rows_side_by_side)
@@ -168,8 +168,9 @@ def test_classification_counts_accuracy_and_macro_f1():
 
 def test_plate_metrics_per_country_and_rows_with_predicted_classes():
     m = PlateMetrics()
-    m.update(["AB1", "X", "CD2", "Q9"], ["AB1", "Y", "CD2", "Q9"], ["DE", "DE", "EU", "VN"], [1, 1, 1, 2],
-             pred_countries=["DE", "AT", "DE", "VN"], pred_lines=[1, 1, 2, 2])
+    m.update(ReadingRecord(t, lab, c, r, pred_country=pc, pred_rows=pr) for t, lab, c, r, pc, pr in zip(
+        ["AB1", "X", "CD2", "Q9"], ["AB1", "Y", "CD2", "Q9"], ["DE", "DE", "EU", "VN"], [1, 1, 1, 2],
+        ["DE", "AT", "DE", "VN"], [1, 1, 2, 2]))
     r = m.compute()
     assert r["country"]["n"] == 3  # the EU plate has no country class
     assert r["country"]["accuracy"] == pytest.approx(2 / 3)
@@ -182,8 +183,8 @@ def test_plate_metrics_per_country_and_rows_with_predicted_classes():
     assert "country accuracy" in table and "| country | 3 | 66.67% |" in table
     # Without predicted classes there are no classification entries.
     plain = PlateMetrics()
-    plain.update(["A"], ["A"], ["DE"], [1])
+    plain.update([ReadingRecord("A", "A", "DE", 1)])
     assert "country" not in plain.compute() and "rows" not in plain.compute()
     headless = PlateMetrics()  # a model without heads predicts None: scored as no predictions
-    headless.update(["A"], ["A"], ["DE"], [1], pred_countries=[None], pred_lines=[None])
+    headless.update([ReadingRecord("A", "A", "DE", 1, pred_country=None, pred_rows=None)])
     assert "country" not in headless.compute() and "rows" not in headless.compute()

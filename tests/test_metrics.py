@@ -19,9 +19,10 @@ from metrics import (  # noqa: E402
     CharErrorRateMetric,
     EditDistanceMetric,
     PlateMetrics,
+    ReadingRecord,
     StringMatchMetric,
     format_metrics_table,
-    gather_eval_batch,
+    gather_records,
     masked_edit_distance,
     masked_match,
     score_texts,
@@ -29,6 +30,13 @@ from metrics import (  # noqa: E402
 
 PREDS = ["AB123", "AB12", "XY9"]
 LABELS = ["AB123", "AB123", "XZ9"]
+
+
+def reads(preds, labels, countries, rows, pred_countries=None, pred_rows=None) -> list[ReadingRecord]:
+    """Records from parallel lists (which must have one entry per plate)."""
+    n = len(preds)
+    return [ReadingRecord(t, lab, c, r, pred_country=pc, pred_rows=pr) for t, lab, c, r, pc, pr in
+            zip(preds, labels, countries, rows, pred_countries or [None] * n, pred_rows or [None] * n, strict=True)]
 
 
 # --------------------------------------------------------------------------- #
@@ -70,7 +78,7 @@ def test_empty_prediction():
     assert exact == [False, True]
     assert dist == [5, 0]
     m = PlateMetrics()
-    m.update([""], ["AB123"], ["DE"], [1])
+    m.update(reads([""], ["AB123"], ["DE"], [1]))
     r = m.compute()["overall"]
     assert r == {"n": 1, "exact_match": 0.0, "mean_edit_distance": 5.0, "cer": 1.0}
 
@@ -126,8 +134,8 @@ def test_masked_cer_counts_mask_in_length():
 # --------------------------------------------------------------------------- #
 def test_plate_metrics_breakdowns():
     m = PlateMetrics()
-    m.update(PREDS, LABELS, ["DE", "DE", "fr"], [1, 2, 2])
-    m.update(["KA12"], ["KA1*"], ["", ], [1])  # empty country -> "unknown"
+    m.update(reads(PREDS, LABELS, ["DE", "DE", "fr"], [1, 2, 2]))
+    m.update(reads(["KA12"], ["KA1*"], ["", ], [1]))  # empty country -> "unknown"
     r = m.compute()
     o = r["overall"]
     assert o["n"] == 4
@@ -164,14 +172,14 @@ def test_equivalences_per_country():
     labels = ["ABCO123", "ABCO123", "ABO123"]
     countries = ["US", "DE", "US"]
     m = PlateMetrics(equivalences={"us": {"o": "0"}})
-    m.update(preds, labels, countries, [1, 1, 1])
+    m.update(reads(preds, labels, countries, [1, 1, 1]))
     r = m.compute()
     assert r["by_country"]["US"]["exact_match"] == 1.0
     assert r["by_country"]["DE"]["exact_match"] == 0.0
     assert r["by_country"]["DE"]["mean_edit_distance"] == 1.0
     # without equivalences the US O/0 plate is wrong
     plain = PlateMetrics()
-    plain.update(preds, labels, countries, [1, 1, 1])
+    plain.update(reads(preds, labels, countries, [1, 1, 1]))
     assert plain.compute()["by_country"]["US"]["exact_match"] == 0.5
     # the helper and the single metrics take equivalences too
     assert score_texts(preds, labels, countries, {"US": {"O": "0"}})[0] == [True, False, True]
@@ -186,7 +194,7 @@ def test_equivalences_per_country():
 
 def test_empty_metrics_give_n0_and_nan():
     m = PlateMetrics()
-    m.update([], [], [], [])
+    m.update([])
     r = m.compute()
     assert r["overall"]["n"] == 0
     assert all(math.isnan(r["overall"][k]) for k in ("exact_match", "mean_edit_distance", "cer"))
@@ -199,8 +207,8 @@ def test_empty_metrics_give_n0_and_nan():
 def test_length_mismatch_raises():
     with pytest.raises(ValueError):
         score_texts(["A"], ["A", "B"])
-    with pytest.raises(ValueError):
-        PlateMetrics().update(["A"], ["A"], ["DE", "FR"], [1])
+    with pytest.raises(ValueError):  # parallel lists of different lengths make no records
+        reads(["A"], ["A"], ["DE", "FR"], [1])
 
 
 # --------------------------------------------------------------------------- #
@@ -208,7 +216,7 @@ def test_length_mismatch_raises():
 # --------------------------------------------------------------------------- #
 def test_format_metrics_table_contains_numbers():
     m = PlateMetrics()
-    m.update(PREDS, LABELS, ["FR", "DE", "DE"], [1, 1, 2])
+    m.update(reads(PREDS, LABELS, ["FR", "DE", "DE"], [1, 1, 2]))
     table = format_metrics_table(m.compute(), title="val")
     lines = table.splitlines()
     assert lines[0] == "### val"
@@ -233,11 +241,25 @@ class _RecordingAccelerator:
         return list(obj) + list(obj)  # pretend two processes sent the same batch
 
 
-def test_gather_eval_batch_uses_one_object_gather():
+def test_gather_records_uses_one_object_gather():
     acc = _RecordingAccelerator()
-    p, t, c, n, _, _ = gather_eval_batch(acc, ["A", "B"], ["A", "C"], ["DE", "FR"], [1, 2])
+    records = reads(["A", "B"], ["A", "C"], ["DE", "FR"], [1, 2], ["DE", None], [1, None])
+    gathered = gather_records(acc, records)
     assert len(acc.calls) == 1 and acc.calls[0][1] is True
-    assert (p, t, c, n) == (["A", "B"] * 2, ["A", "C"] * 2, ["DE", "FR"] * 2, [1, 2] * 2)
+    assert gathered == records + records  # whole records: no field is separated from its plate
+
+
+def test_reading_record_fields_and_defaults():
+    r = ReadingRecord("AB1", "AB1", "DE", 2)
+    assert (r.confidence, r.pred_country, r.pred_rows, r.index) == (None, None, None, None)
+    full = ReadingRecord(text="X", label="Y", country="FR", rows=1, confidence=0.5, pred_country="FR",
+                         pred_rows=1, index=4)
+    assert full == ReadingRecord("X", "Y", "FR", 1, 0.5, "FR", 1, 4)
+    with pytest.raises(AttributeError):  # frozen: a record is what was read, not a scratch pad
+        full.text = "Y"
+    import pickle
+
+    assert pickle.loads(pickle.dumps(full)) == full  # gathered across processes as objects
 
 
 @pytest.fixture
@@ -251,7 +273,7 @@ def cpu_accelerator():
     GradientState._reset_state()
 
 
-def test_gather_eval_batch_single_process_counts_each_sample_once(cpu_accelerator):
+def test_gather_records_single_process_counts_each_sample_once(cpu_accelerator):
     import torch
     from torch.utils.data import DataLoader, Dataset
 
@@ -268,10 +290,11 @@ def test_gather_eval_batch_single_process_counts_each_sample_once(cpu_accelerato
     for batch in dl:
         idx = batch["idx"].tolist()
         preds = [f"AB{i:03d}" if i < 7 else "XX" for i in idx]  # 7 right, 3 wrong
-        p, t, c, n, _, _ = gather_eval_batch(cpu_accelerator, preds, batch["label"], batch["country"], batch["lines"])
-        assert all(isinstance(x, int) for x in n)
-        seen.extend(t)
-        metrics.update(p, t, c, n)
+        records = reads(preds, batch["label"], batch["country"], batch["lines"].tolist())
+        gathered = gather_records(cpu_accelerator, records)
+        assert all(isinstance(r.rows, int) for r in gathered)
+        seen.extend(r.label for r in gathered)
+        metrics.update(gathered)
     assert sorted(seen) == [f"AB{i:03d}" for i in range(10)]
     r = metrics.compute()
     assert r["overall"]["n"] == 10

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import pytest
@@ -59,6 +63,25 @@ def test_val_json_and_gallery(setup, tmp_path, capsys):
     assert again["by_country"].keys() == saved["by_country"].keys()
     assert g2.is_file() and (g2.parent / "country_confusion.png").is_file()
     assert again["country"] == saved["country"]
+
+
+def test_two_processes_read_every_plate_once(setup, tmp_path, capsys):
+    """val.py under 2 CPU processes (gloo): 7 plates at batch 3 pad the last batch; the padding is
+    dropped, and the metrics and the gallery are those of one process."""
+    tiny, plates = setup
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    args = ["--weights", str(tiny), "--data", str(plates), "--workers", "0", "--batch-size", "3"]
+    assert val.main([*args, "--out", str(one)])["overall"]["n"] == 7
+    gallery_line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("error gallery:"))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", str(29500 + (os.getpid() + 7) % 1000)]
+    proc = subprocess.run([*torchrun, "val.py", *args, "--out", str(two)], cwd=Path(val.__file__).parent,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(two.read_text()) == json.loads(one.read_text())
+    assert proc.stdout.count("error gallery:") == 1  # the main process writes the reports
+    assert gallery_line.replace("one_errors", "two_errors") in proc.stdout  # "(k wrong shown of n)" alike
 
 
 def test_gallery_order_worst_first():

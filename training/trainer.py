@@ -412,7 +412,7 @@ def fit(run: Run) -> None:
 def validate(run: Run, progress: tqdm) -> None:
     """Score the validation set; a better ``train.best_metric`` saves best/."""
     metric, state = run.cfg.train.best_metric, run.state
-    results = evaluate(run.model if run.ema is None else run.scored, run.val_loader, run.accelerator, desc="val")
+    results = evaluate(run.model if run.ema is None else run.scored, run.val_loader, run.accelerator, desc="val").metrics
     value = best_metric_value(results, metric)
     run.log({"step": state.step, **{f"val/{k}": v for k, v in results["overall"].items()},
              **{f"val/{k}_accuracy": results[k]["accuracy"] for k in ("country", "rows") if k in results}})
@@ -435,7 +435,7 @@ def final_test(run: Run) -> TrainReport:
     tables = []
     for name, ds in run.test_sets:
         loader = accelerator.prepare(eval_loader(ds, cfg.train.eval_batch_size, workers))
-        results = evaluate(best, loader, accelerator, desc=name)
+        results = evaluate(best, loader, accelerator, desc=name).metrics
         report.test[name] = results
         tables.append(format_metrics_table(results, title=f"{name} ({cfg.arch}, best of {state.step} steps)"))
     if accelerator.is_main_process:
