@@ -33,9 +33,9 @@ import sys
 import time
 from pathlib import Path
 
-from data.datasets import IMAGE_EXTENSIONS
+from data.images import IMAGE_EXTENSIONS
 from data.transforms import DEFAULT_READING_VIEWS, READING_VIEWS, check_reading_views
-from inference import DEFAULT_WEIGHTS, Prediction, WeightsError, load_joint_model, load_model
+from inference import DEFAULT_WEIGHTS, Prediction, WeightsError, load_joint_model, load_reader, write_predictions_csv
 from models.plate_formats import check_country
 
 EXTENSIONS = IMAGE_EXTENSIONS | {".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2"}
@@ -176,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                                       batch_size=args.batch_size, country=args.country, beam_width=args.beam,
                                       views=views or ("none",))
         else:
-            reader = load_model(args.weights, device=args.device, batch_size=args.batch_size,
-                                threads=args.threads, country=args.country, beam_width=args.beam, views=views)
+            reader = load_reader(args.weights, device=args.device, batch_size=args.batch_size,
+                                 threads=args.threads, country=args.country, beam_width=args.beam, views=views)
     except (InputError, WeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -195,8 +195,6 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output)
     if out.parent != Path("."):
         out.parent.mkdir(parents=True, exist_ok=True)
-    from inference import write_predictions_csv
-
     write_predictions_csv(out, preds)
     n_err = sum(1 for p in preds if p.error)
     if args.show > 0:

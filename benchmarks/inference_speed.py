@@ -296,7 +296,8 @@ def profile_ort(path: Path, x1: np.ndarray, x64: np.ndarray, threads: int, opt: 
 def bench_one(kind: str, spec: str, args, tmpdir: Path) -> Result:
     from data.synth import SyntheticPlateGenerator
     from export import export_onnx
-    from inference import OnnxPlateReader, load_model
+    from inference import OnnxPlateReader
+    from models import PlateRecognizer
 
     torch_model, onnx_path = None, None
     if kind == "build":
@@ -310,7 +311,7 @@ def bench_one(kind: str, spec: str, args, tmpdir: Path) -> Result:
         if wkind == "onnx":
             onnx_path = p
         else:
-            torch_model = load_model(p).model
+            torch_model = PlateRecognizer.from_pretrained(p)
     if onnx_path is None:
         onnx_path = tmpdir / f"m{len(list(tmpdir.iterdir()))}.onnx"
         export_onnx(torch_model, onnx_path)
