@@ -35,13 +35,16 @@ format, uint8 activations, int8 per-channel weights, MinMax ranges calibrated on
 sets (``SyntheticPlateGenerator`` + ``capture_effects``, a fixed seed of their own:
 the same file every run) and preprocessed as inference does. Whatever outputs the
 float graph has are quantised as they are; ops ONNX Runtime cannot quantise (the
-GRU) stay float32. The file keeps the float file's metadata (it loads like it, in
+GRU) stay float32, and so do those of the submodules the architecture names in
+``int8_float_modules`` (the CRNN's row router: quantised, its flipped row calls
+changed 8.6 % of the shipped model's readings). The file keeps the float file's metadata (it loads like it, in
 ``predict.py --weights`` and ``inference.load_reader``) plus ``plate_ocr.quantization``
 (how it was quantised). Its check: PyTorch's and ONNX Runtime int8's texts must
 agree on at least 95 % of 256 other synthetic plates (the agreement is printed).
-The attention model is refused: quantised whole, its greedy loop (each step's
-argmax fed back) read nothing right; with only its encoder's convolutions
-quantised it read as well but gained 10-20 % at batch 64 and lost at batch 1.
+Architectures say whether they quantise (``PlateRecognizer.int8_refusal``): the
+attention model is refused (quantised whole, its greedy loop, each step's argmax
+fed back, read nothing right; with only its encoder's convolutions quantised it
+read as well but gained 10-20 % at batch 64 and lost at batch 1).
 """
 
 from __future__ import annotations
@@ -262,9 +265,10 @@ def quantize_onnx_int8(float_path: str | os.PathLike, out_path: str | os.PathLik
     ONNX Runtime QDQ format, uint8 activations and int8 per-channel weights (the fast pair on x86
     CPUs with or without VNNI), MinMax activation ranges from ``n`` synthetic plates
     (:func:`synthetic_inputs` with ``seed``: the same file for the same float graph). Every op
-    ONNX Runtime can quantise is; the rest (e.g. GRU) stays float32, and the graph's inputs and
-    outputs stay float32 tensors. The float file's metadata_props are kept, plus
-    :data:`ONNX_META_QUANT`.
+    ONNX Runtime can quantise is, except the ops of the submodules the architecture keeps in
+    float32 (``PlateRecognizer.int8_float_modules``, e.g. the CRNN's row router); the rest (e.g.
+    GRU) stays float32 too, and the graph's inputs and outputs stay float32 tensors. The float
+    file's metadata_props are kept, plus :data:`ONNX_META_QUANT`.
     """
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
@@ -283,6 +287,9 @@ def quantize_onnx_int8(float_path: str | os.PathLike, out_path: str | os.PathLik
         raise ValueError(f"{float_path} is already quantised ({meta[ONNX_META_QUANT]})")
     config = json.loads(meta[ONNX_META_CONFIG])
     check_int8_supported(config["arch"])
+    float_modules = get_model_class(config["arch"]).int8_float_modules
+    # torch.onnx names each node after the module scope it was traced in: /model/router/convs/...
+    keep_float = [node.name for node in proto.graph.node if any(f"/{m}/" in node.name for m in float_modules)]
     input_name = json.loads(meta[ONNX_META_GRAPH]).get("input", ONNX_INPUT)
     x = synthetic_inputs(config, n, seed)
 
@@ -296,7 +303,8 @@ def quantize_onnx_int8(float_path: str | os.PathLike, out_path: str | os.PathLik
 
     settings = {"format": "QDQ", "activations": "uint8", "weights": "int8 per-channel", "calibration": "minmax",
                 "calibration_plates": n, "calibration_seed": seed,
-                "calibration_data": "SyntheticPlateGenerator + capture_effects"}
+                "calibration_data": "SyntheticPlateGenerator + capture_effects",
+                "float32_modules": list(float_modules)}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out_path.parent) as tmp:
         raw, source = Path(tmp) / "int8.onnx", float_path
@@ -308,6 +316,7 @@ def quantize_onnx_int8(float_path: str | os.PathLike, out_path: str | os.PathLik
                 str(source), str(raw), Batches(), quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                 calibrate_method=CalibrationMethod.MinMax,  # (its calibration graph keeps per-batch min/max only)
+                nodes_to_exclude=keep_float,
             )
         q = onnx.load(str(raw))
         props = {p.key: p.value for p in q.metadata_props}  # + what the quantiser adds (onnx.infer)

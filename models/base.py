@@ -77,6 +77,8 @@ class PlateRecognizer(nn.Module):
     onnx_decoder: ClassVar[str]  # a key of data.tokenizers.NUMPY_DECODERS: text_output -> texts
     # Why the exported graph is not quantised to int8 (export.py --int8), or None where it is.
     int8_refusal: ClassVar[str | None] = "not measured"
+    # Submodules (attribute names) whose ops stay float32 in the int8 graph.
+    int8_float_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
