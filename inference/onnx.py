@@ -9,6 +9,7 @@ into text, a key of ``data.tokenizers.NUMPY_DECODERS`` named by the architecture
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -93,10 +94,9 @@ class OnnxPlateReader(PlateReader):
         self.decoder = NUMPY_DECODERS[graph["decoder"]]
         self.input_name = graph.get("input", ONNX_INPUT)
         self.output_names = [o.name for o in session.get_outputs()]
-
-    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         s = self.input_spec
-        return preprocess_eval(rgb, s.height, s.width, s.keep_aspect)
+        self.transform = functools.partial(preprocess_eval, height=s.height, width=s.width,
+                                           keep_aspect=s.keep_aspect)
 
     def forward(self, images: Any) -> dict[str, np.ndarray]:
         """The graph's outputs by name for a preprocessed batch (a numpy array or a CPU tensor)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
@@ -66,8 +66,9 @@ def _failed(filename: str | None, error: str) -> Prediction:
 class PlateReader:
     """Input conversion, batching and result records shared by the PyTorch and ONNX Runtime readers.
 
-    Subclasses implement :meth:`preprocess` (RGB uint8 -> one model input), :meth:`collate`,
-    :meth:`forward` (a batch -> raw outputs by name) and :meth:`decode` (outputs -> predictions).
+    Subclasses set :attr:`transform` (RGB uint8 -> one model input: the model's eval
+    preprocessing) and implement :meth:`collate`, :meth:`forward` (a batch -> raw outputs by name)
+    and :meth:`decode` (outputs -> predictions).
     """
 
     backend: ClassVar[str] = "?"
@@ -82,6 +83,7 @@ class PlateReader:
         self.charset = Charset(config["charset"])
         self.input_spec = InputSpec(**config["input"])
         self.batch_size = int(batch_size)
+        self.transform: Callable[[np.ndarray], Any] | None = None  # set by each backend
 
     def __repr__(self) -> str:
         s = self.input_spec
@@ -94,9 +96,9 @@ class PlateReader:
         return f"{self.input_spec.height}x{self.input_spec.width}"
 
     # --- what a backend provides -----------------------------------------
-    def preprocess(self, rgb: np.ndarray) -> Any:  # pragma: no cover
+    def preprocess(self, rgb: np.ndarray) -> Any:
         """RGB uint8 HxWx3 -> the model's input 3xHxW (float32 in [-1, 1])."""
-        raise NotImplementedError
+        return self.transform(rgb)
 
     @staticmethod
     def collate(inputs: list) -> Any:

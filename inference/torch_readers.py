@@ -29,10 +29,6 @@ class TorchPlateReader(PlateReader):
         spec = self.input_spec
         self.transform = build_transform("eval", spec.height, spec.width, spec.keep_aspect)
 
-    def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
-        """RGB uint8 HxWx3 -> the model's input tensor 3xHxW."""
-        return self.transform(rgb)
-
     @staticmethod
     def collate(tensors: list) -> Any:
         return torch.stack(tensors)
@@ -103,9 +99,6 @@ class JointPlateReader(PlateReader):
         self.members = [(r, v) for r in self.readers for v in views]
         self.arch = "+".join(r.arch for r in readers)
         self.transform = JointTransform([ViewTransform(v, r.transform) for r, v in self.members])
-
-    def preprocess(self, rgb: np.ndarray) -> tuple[torch.Tensor, ...]:
-        return self.transform(rgb)
 
     @property
     def input_size(self) -> str:
