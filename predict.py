@@ -35,7 +35,8 @@ from pathlib import Path
 
 from data.images import IMAGE_EXTENSIONS
 from data.transforms import DEFAULT_READING_VIEWS, READING_VIEWS, check_reading_views
-from inference import DEFAULT_WEIGHTS, Prediction, WeightsError, load_joint_model, load_reader, write_predictions_csv
+from inference import (DEFAULT_WEIGHTS, Prediction, WeightsError, load_joint_model, load_reader,
+                       write_predictions_csv)
 from models.plate_formats import check_country
 
 EXTENSIONS = IMAGE_EXTENSIONS | {".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2"}

@@ -3,6 +3,7 @@
     python benchmarks/onnx_latency.py                                  # weights/crnn, exported to a temp .onnx
     python benchmarks/onnx_latency.py --images ../shared/realplates-dev/labels.csv
     python benchmarks/onnx_latency.py --images DIR --onnx crnn.onnx --n 200
+    python benchmarks/onnx_latency.py --int8                           # its export.py --int8 quantisation
 
 Each timed call is what a user's ``reader.predict("crop.png")`` costs: reading the file,
 preprocessing (resize + normalise, numpy/OpenCV), running the graph at batch 1 and decoding
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                                      "else synthetic crops)")
     ap.add_argument("--n", type=int, default=200, help="crops (default: 200)")
     ap.add_argument("--repeat", type=int, default=3, help="timed passes over the crops (default: 3)")
+    ap.add_argument("--int8", action="store_true", help="time the int8 quantisation of the exported graph "
+                                                        "(export.quantize_onnx_int8, as export.py --int8 writes it)")
     args = ap.parse_args(argv)
 
     from inference import load_reader
@@ -89,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             onnx_path = export_onnx(PlateRecognizer.from_pretrained(REPO / args.weights
                                                                     if not Path(args.weights).exists()
                                                                     else args.weights), tmp / "model.onnx")
+        if args.int8:
+            from export import quantize_onnx_int8
+
+            onnx_path = quantize_onnx_int8(onnx_path, tmp / "model.int8.onnx")
         source = Path(args.images) if args.images else (DEFAULT_IMAGES if DEFAULT_IMAGES.is_file() else None)
         paths = crop_paths(source, args.n) if source else synthetic_crops(tmp, args.n)
         what = str(source) if source else f"{len(paths)} synthetic crops"
@@ -104,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 wall.append((time.perf_counter() - t0) * 1e3)
                 errors += pred.error is not None
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{reader.arch} {reader.input_size} via ONNX Runtime, 1 thread; {len(paths)} crops from {what}, "
+    print(f"{reader.arch} {reader.input_size}{' int8' if args.int8 else ''} via ONNX Runtime, 1 thread; {len(paths)} crops from {what}, "
           f"{args.repeat} passes; load average {load:.2f}")
     for name, times in (("wall clock", wall), ("CPU time", cpu)):
         times.sort()
