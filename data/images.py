@@ -3,7 +3,7 @@
 
 The eval preprocessing (:func:`resize_plate` + :func:`normalize`) is the one the training-time
 eval transform runs (``data.transforms.build_transform("eval", ...)`` calls
-:func:`resize_plate`; ``tests/test_transforms.py`` checks the two agree), so the ONNX reading
+:func:`resize_plate`; ``tests/test_onnx_reader.py`` checks the two agree), so the ONNX reading
 path (``inference.onnx``) reads plates exactly as training evaluated them, in numpy and OpenCV
 alone.
 """
