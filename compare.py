@@ -34,7 +34,7 @@ from data.datasets import PlateDataset, collate_plates, load_records
 from data.transforms import build_transform
 from evaluation import evaluate
 from metrics import format_metrics_table
-from models import PlateRecognizer, load_model
+from models import PlateRecognizer
 from training import RunDir, ensure_synth_set
 from val import parse_equivalences
 
@@ -230,7 +230,7 @@ def compare(run_dirs: list[Path], data: list[Path], equivalences: dict, repeats:
     runs = []
     for run_dir, name in zip(run_dirs, run_names(run_dirs)):
         try:
-            model = load_model(RunDir(run_dir).best)
+            model = PlateRecognizer.from_pretrained(RunDir(run_dir).best)
         except ValueError as e:
             raise CompareError(f"{run_dir}: {e}") from e
         report = RunDir(run_dir).read_test_metrics()

@@ -6,7 +6,9 @@
 The ONNX graph takes ``images`` [batch, 3, H, W] (float32 RGB in [-1, 1], the
 model's input size; the batch axis is dynamic) and returns per-step scores;
 turning them into text runs outside the graph, in numpy, with the same
-tokenizer code as PyTorch (``inference.ONNX_DECODERS``):
+tokenizer code as PyTorch (``data.tokenizers.NUMPY_DECODERS``). Each architecture
+says what is traced and how it is decoded (``PlateRecognizer.export_module``,
+``onnx_decoder``); today:
 
 - CRNN: ``logits`` [batch, T, blank + charset]; greedy CTC decoding outside.
   The row router and the two-row view are in the graph (a ``Where`` per sample).
@@ -18,8 +20,8 @@ tokenizer code as PyTorch (``inference.ONNX_DECODERS``):
   ``country_logits`` [batch, 28], turned into country, confidence and rows outside.
 
 The model's config.json content (arch, charset, input size) is embedded in the
-graph's metadata_props, so the .onnx file alone is enough for
-``predict.py --weights model.onnx`` and ``inference.load_model``.
+graph's metadata_props (``inference.onnx.graph_metadata``), so the .onnx file alone is enough for
+``predict.py --weights model.onnx`` and ``inference.load_reader``.
 
 After writing, the export is checked: ONNX Runtime and PyTorch must give the
 same texts, and outputs within 1e-3 (the max abs difference is printed), on a
@@ -30,16 +32,19 @@ graph (``quantize_onnx_int8``), by default beside it as ``<output stem>.int8.onn
 (``crnn.onnx`` -> ``crnn.int8.onnx``; ``--int8-output`` names it): ONNX Runtime QDQ
 format, uint8 activations, int8 per-channel weights, MinMax ranges calibrated on
 ``--calib-size`` (default 256) synthetic plates rendered like the fixed val/test
-sets (``SyntheticPlateGenerator`` + ``capture_effects``, a fixed seed of their own:
+sets (``SyntheticPlateGenerator`` + ``degrade``, a fixed seed of their own:
 the same file every run) and preprocessed as inference does. Whatever outputs the
 float graph has are quantised as they are; ops ONNX Runtime cannot quantise (the
-GRU) stay float32. The file keeps the float file's metadata (it loads like it, in
-``predict.py --weights`` and ``inference.load_model``) plus ``plate_ocr.quantization``
+GRU) stay float32, and so do those of the submodules the architecture names in
+``int8_float_modules`` (the CRNN's row router: quantised, its flipped row calls
+changed 8.6 % of the shipped model's readings). The file keeps the float file's metadata (it loads like it, in
+``predict.py --weights`` and ``inference.load_reader``) plus ``plate_ocr.quantization``
 (how it was quantised). Its check: PyTorch's and ONNX Runtime int8's texts must
 agree on at least 95 % of 256 other synthetic plates (the agreement is printed).
-The attention model is refused: quantised whole, its greedy loop (each step's
-argmax fed back) read nothing right; with only its encoder's convolutions
-quantised it read as well but gained 10-20 % at batch 64 and lost at batch 1.
+Architectures say whether they quantise (``PlateRecognizer.int8_refusal``): the
+attention model is refused (quantised whole, its greedy loop, each step's argmax
+fed back, read nothing right; with only its encoder's convolutions quantised it
+read as well but gained 10-20 % at batch 64 and lost at batch 1).
 """
 
 from __future__ import annotations
@@ -47,7 +52,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import dataclasses
 import json
 import os
 import sys
@@ -55,122 +59,15 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
-from torch import nn
 
-from inference import (ONNX_INPUT, ONNX_META_CONFIG, ONNX_META_GRAPH, WeightsError, load_model,
-                       resolve_weights)
+from inference import WeightsError, load_reader, resolve_weights
+from inference.onnx import ONNX_INPUT, ONNX_META_CONFIG, ONNX_META_GRAPH, ONNX_META_QUANT, graph_metadata
+from models import PlateRecognizer, get_model_class
 
 DEFAULT_OPSET = 17
-
-
-@dataclass
-class OnnxGraphSpec:
-    """How one model is exported: the module to trace, its output names, the numpy decoder."""
-
-    module: nn.Module  # images [B, 3, H, W] -> the outputs, traced with a dynamic batch axis
-    outputs: tuple[str, ...]
-    decoder: str  # a key of inference.ONNX_DECODERS
-
-
-def class_outputs(model) -> tuple[str, ...]:
-    """Names of the plate-classification outputs the model has (see models.heads)."""
-    names = []
-    if getattr(model, "router", None) is not None or (
-            getattr(model, "class_head", None) is not None and model.class_head.rows is not None):
-        names.append("rows_logits")
-    if getattr(model, "class_head", None) is not None:
-        names.append("country_logits")
-    return tuple(names)
-
-
-class _Forward(nn.Module):
-    """``model(images)`` with no labels (the inference path), its dict as a tuple in ``names`` order."""
-
-    def __init__(self, model: nn.Module, names: tuple[str, ...]):
-        super().__init__()
-        self.model = model
-        self.names = names
-
-    def forward(self, images: torch.Tensor):
-        out = self.model(images)
-        return tuple(out[k] for k in self.names)
-
-
-class _AttnGreedy(nn.Module):
-    """The attention model's greedy decoding (``AttnRecognizer.generate`` with beam_width 1) as a
-    fixed loop of ``max_steps`` steps, without the early exit once every plate has read EOS.
-
-    The early exit is the one data-dependent branch of ``generate``: a trace would freeze the
-    number of steps of the example batch. Steps after a plate's EOS change nothing in its
-    output (they keep the EOS rows), so the result equals ``generate``'s; the content keys
-    and values of the steps so far are concatenated instead of written into a preallocated
-    cache (an ONNX Concat rather than in-place slice updates). Refinement passes
-    (``refine_iters``) follow, as in ``generate``.
-    """
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        m = self.model
-        memory = m.encode(images)
-        heads = m.class_head(memory) if m.class_head is not None else {}
-        memory_kv = [layer.memory_kv(memory) for layer in m.layers]
-        b = images.shape[0]
-        eos_rows = m._eos_rows(b, m.max_steps, memory)
-        tokens = torch.full((b,), m.tokenizer.bos, dtype=torch.long, device=images.device)
-        done = torch.zeros(b, dtype=torch.bool, device=images.device)
-        keys: list[list[torch.Tensor]] = [[] for _ in m.layers]
-        values: list[list[torch.Tensor]] = [[] for _ in m.layers]
-        rows = []
-        for i in range(m.max_steps):
-            content = m._step_embedding(tokens, i)
-            q = m._queries(b, i, i + 1)
-            for li, (layer, mkv) in enumerate(zip(m.layers, memory_kv)):
-                k, v = layer.content_kv(content)
-                keys[li].append(k)
-                values[li].append(v)
-                q = layer(q, (torch.cat(keys[li], 2), torch.cat(values[li], 2)), mkv, None)
-            logp = m.head(m.norm(q[:, 0])).float().log_softmax(-1)
-            cls = logp.argmax(-1).masked_fill(done, 0)
-            rows.append(torch.where(done[:, None], eos_rows[:, i], logp))
-            done = done | (cls == 0)
-            tokens = m.tokenizer.class_to_token(cls)
-        logp = torch.stack(rows, 1)
-        for _ in range(m.config.refine_iters):
-            logp = m._refine(memory_kv, logp.argmax(-1))
-        return (logp,) + tuple(heads[k] for k in class_outputs(m))
-
-
-def _crnn_graph(model) -> OnnxGraphSpec:
-    names = ("logits",) + class_outputs(model)
-    return OnnxGraphSpec(_Forward(model, names), names, "ctc_greedy")
-
-
-def _attn_graph(model) -> OnnxGraphSpec:
-    cfg = model.config
-    names = ("log_probs",) + class_outputs(model)
-    if cfg.decoding == "nar":  # one parallel pass (+ refinement): no data-dependent control flow
-        return OnnxGraphSpec(_Forward(model, names), names, "attn_argmax")
-    if cfg.beam_width > 1:  # export_onnx switches such a model to greedy first
-        raise ValueError(
-            f"ONNX export of beam search (model.beam_width={cfg.beam_width}) is not implemented: its "
-            "loop ends when the best beam has ended, which a traced graph cannot express. "
-            "Greedy (beam_width 1) and nar decoding export."
-        )
-    return OnnxGraphSpec(_AttnGreedy(model), names, "attn_argmax")
-
-
-# arch -> the graph to export for a model of that arch.
-ONNX_GRAPHS: dict[str, Callable[[nn.Module], OnnxGraphSpec]] = {
-    "crnn": _crnn_graph,
-    "attn": _attn_graph,
-}
 
 
 @contextlib.contextmanager
@@ -192,24 +89,20 @@ def _bool_cumsum_as_int(opset: int):
         torch.onnx.unregister_custom_op_symbolic("aten::cumsum", opset)
 
 
-def export_onnx(model, output: str | os.PathLike, opset: int = DEFAULT_OPSET) -> Path:
+def export_onnx(model: PlateRecognizer, output: str | os.PathLike, opset: int = DEFAULT_OPSET) -> Path:
     """Write ``model`` (a PlateRecognizer) to ``output`` as a self-contained ONNX file."""
     import onnx
 
-    if model.arch not in ONNX_GRAPHS:
-        raise ValueError(
-            f"ONNX export of arch {model.arch!r} is not implemented (exportable: {', '.join(sorted(ONNX_GRAPHS))})"
-        )
     model = copy.deepcopy(model).float().cpu().eval()  # the caller's model stays where it is
-    if getattr(model.config, "beam_width", 1) > 1:
+    if model.beam_width > 1:
         # A traced graph cannot stop when the best beam has ended: the file decodes greedily,
         # and its metadata says so (beam_width 1), so ONNX Runtime reads as the graph does.
-        model.config = dataclasses.replace(model.config, beam_width=1)
-    spec = ONNX_GRAPHS[model.arch](model)
-    module = spec.module.eval()
+        model.set_beam_width(1)
+    module, outputs = model.export_module()
+    module = module.eval()
     h, w = model.input_spec.height, model.input_spec.width
     dummy = torch.zeros(2, 3, h, w)
-    dynamic = {ONNX_INPUT: {0: "batch"}, **{name: {0: "batch"} for name in spec.outputs}}
+    dynamic = {ONNX_INPUT: {0: "batch"}, **{name: {0: "batch"} for name in outputs}}
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=output.parent) as tmp:
@@ -222,15 +115,11 @@ def export_onnx(model, output: str | os.PathLike, opset: int = DEFAULT_OPSET) ->
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 module, (dummy,), str(raw), dynamo=False, opset_version=opset,
-                input_names=[ONNX_INPUT], output_names=list(spec.outputs), dynamic_axes=dynamic,
+                input_names=[ONNX_INPUT], output_names=list(outputs), dynamic_axes=dynamic,
                 do_constant_folding=True,
             )
         proto = onnx.load(str(raw))
-        meta = {
-            ONNX_META_CONFIG: json.dumps(model.to_config_dict()),
-            ONNX_META_GRAPH: json.dumps({"input": ONNX_INPUT, "outputs": list(spec.outputs),
-                                         "decoder": spec.decoder, "layout": "NCHW RGB float32 [-1, 1]"}),
-        }
+        meta = graph_metadata(model.to_config_dict(), outputs, model.onnx_decoder)
         del proto.metadata_props[:]
         for k, v in meta.items():
             proto.metadata_props.add(key=k, value=v)
@@ -250,10 +139,10 @@ def check_parity(weights: str | os.PathLike, onnx_path: str | os.PathLike, n: in
     """
     from data.synth import SyntheticPlateGenerator
 
-    torch_reader = load_model(weights)
-    if getattr(torch_reader.model.config, "beam_width", 1) > 1:  # the graph decodes greedily
-        torch_reader = load_model(weights, beam_width=1)
-    ort_reader = load_model(onnx_path)
+    torch_reader = load_reader(weights)
+    if torch_reader.model.beam_width > 1:  # the graph decodes greedily
+        torch_reader.set_beam_width(1)
+    ort_reader = load_reader(onnx_path)
     gen = SyntheticPlateGenerator(seed=seed)
     s = torch_reader.input_spec
     plates = torch.stack([torch_reader.preprocess(gen().image) for _ in range(n)])
@@ -269,14 +158,6 @@ def check_parity(weights: str | os.PathLike, onnx_path: str | os.PathLike, n: in
 
 # --------------------------------------------------------------------------- int8 (static quantisation)
 
-# Archs whose exported graph quantize_onnx_int8 quantises. Not "attn": see INT8_REFUSED.
-INT8_ARCHS = frozenset({"crnn"})
-INT8_REFUSED = {
-    "attn": "quantised whole, its greedy loop (each step's argmax is fed back in the graph) read 0% of the "
-            "synthetic test plates right; with only the encoder's convolutions quantised it read as well as "
-            "float32 but gained little (10-20% more plates/s at batch 64) and was slower at batch 1",
-}
-ONNX_META_QUANT = "plate_ocr.quantization"  # metadata key of an int8 graph: how it was quantised (JSON)
 DEFAULT_CALIB_SIZE = 256
 CALIB_SEED = 1234  # calibration plates (the fixed val/test sets use seeds 1 and 2)
 INT8_CHECK_SEED = 4321  # the int8 check's plates: neither calibration nor test plates
@@ -291,12 +172,20 @@ def int8_output_path(output: str | os.PathLike) -> Path:
     return output.with_name(f"{stem}.int8.onnx")
 
 
+def int8_archs() -> list[str]:
+    """The architectures whose exported graph :func:`quantize_onnx_int8` quantises."""
+    from models import list_models
+
+    return [a for a in list_models() if get_model_class(a).int8_refusal is None]
+
+
 def check_int8_supported(arch: str) -> None:
-    """Raise a ValueError saying why when ``arch``'s graph is not quantised to int8."""
-    if arch not in INT8_ARCHS:
-        why = INT8_REFUSED.get(arch, "not measured")
+    """Raise a ValueError saying why when ``arch``'s graph is not quantised to int8
+    (``PlateRecognizer.int8_refusal``)."""
+    why = get_model_class(arch).int8_refusal
+    if why is not None:
         raise ValueError(
-            f"int8 quantisation of arch {arch!r} is not supported (supported: {', '.join(sorted(INT8_ARCHS))}): "
+            f"int8 quantisation of arch {arch!r} is not supported (supported: {', '.join(int8_archs())}): "
             f"{why}. Export it without --int8 (float32)."
         )
 
@@ -305,11 +194,11 @@ def synthetic_inputs(config: dict, n: int, seed: int) -> np.ndarray:
     """``n`` preprocessed synthetic plates [n, 3, H, W] (float32 in [-1, 1]) for a model config.
 
     Rendered as the fixed val/test sets are (``SyntheticPlateGenerator``, all countries, the
-    default two-row share, then ``capture_effects``; plate i depends on (seed, i) only), and
+    default two-row share, then ``degrade``; plate i depends on (seed, i) only), and
     preprocessed as inference does (``build_transform("eval", ...)`` at the model's input size).
     """
     from configs.schema import DataConfig
-    from data.synth import SyntheticPlateGenerator, capture_effects
+    from data.synth import SyntheticPlateGenerator, degrade
     from data.transforms import build_transform
     from models.base import InputSpec
 
@@ -319,7 +208,7 @@ def synthetic_inputs(config: dict, n: int, seed: int) -> np.ndarray:
     out = np.empty((n, 3, spec.height, spec.width), np.float32)
     for i in range(n):
         rng = np.random.default_rng([seed, i])
-        out[i] = np.asarray(transform(capture_effects(gen.sample(rng).image, rng)), np.float32)
+        out[i] = np.asarray(transform(degrade(gen.sample(rng).image, rng)), np.float32)
     return out
 
 
@@ -376,9 +265,10 @@ def quantize_onnx_int8(float_path: str | os.PathLike, out_path: str | os.PathLik
     ONNX Runtime QDQ format, uint8 activations and int8 per-channel weights (the fast pair on x86
     CPUs with or without VNNI), MinMax activation ranges from ``n`` synthetic plates
     (:func:`synthetic_inputs` with ``seed``: the same file for the same float graph). Every op
-    ONNX Runtime can quantise is; the rest (e.g. GRU) stays float32, and the graph's inputs and
-    outputs stay float32 tensors. The float file's metadata_props are kept, plus
-    :data:`ONNX_META_QUANT`.
+    ONNX Runtime can quantise is, except the ops of the submodules the architecture keeps in
+    float32 (``PlateRecognizer.int8_float_modules``, e.g. the CRNN's row router); the rest (e.g.
+    GRU) stays float32 too, and the graph's inputs and outputs stay float32 tensors. The float
+    file's metadata_props are kept, plus :data:`ONNX_META_QUANT`.
     """
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
@@ -397,6 +287,9 @@ def quantize_onnx_int8(float_path: str | os.PathLike, out_path: str | os.PathLik
         raise ValueError(f"{float_path} is already quantised ({meta[ONNX_META_QUANT]})")
     config = json.loads(meta[ONNX_META_CONFIG])
     check_int8_supported(config["arch"])
+    float_modules = get_model_class(config["arch"]).int8_float_modules
+    # torch.onnx names each node after the module scope it was traced in: /model/router/convs/...
+    keep_float = [node.name for node in proto.graph.node if any(f"/{m}/" in node.name for m in float_modules)]
     input_name = json.loads(meta[ONNX_META_GRAPH]).get("input", ONNX_INPUT)
     x = synthetic_inputs(config, n, seed)
 
@@ -410,7 +303,8 @@ def quantize_onnx_int8(float_path: str | os.PathLike, out_path: str | os.PathLik
 
     settings = {"format": "QDQ", "activations": "uint8", "weights": "int8 per-channel", "calibration": "minmax",
                 "calibration_plates": n, "calibration_seed": seed,
-                "calibration_data": "SyntheticPlateGenerator + capture_effects"}
+                "calibration_data": "SyntheticPlateGenerator + degrade",
+                "float32_modules": list(float_modules)}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out_path.parent) as tmp:
         raw, source = Path(tmp) / "int8.onnx", float_path
@@ -422,6 +316,7 @@ def quantize_onnx_int8(float_path: str | os.PathLike, out_path: str | os.PathLik
                 str(source), str(raw), Batches(), quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                 calibrate_method=CalibrationMethod.MinMax,  # (its calibration graph keeps per-batch min/max only)
+                nodes_to_exclude=keep_float,
             )
         q = onnx.load(str(raw))
         props = {p.key: p.value for p in q.metadata_props}  # + what the quantiser adds (onnx.infer)
@@ -456,8 +351,8 @@ def check_int8_agreement(weights: str | os.PathLike, int8_path: str | os.PathLik
     Quantisation moves the outputs by more than float32's tolerance, so texts, not numbers, are
     compared; plates near a tie between two readings (low confidence) may flip.
     """
-    torch_reader = load_model(weights)
-    int8_reader = load_model(int8_path)
+    torch_reader = load_reader(weights)
+    int8_reader = load_reader(int8_path)
     x = torch.from_numpy(synthetic_inputs(torch_reader.config, n, seed))
     ref = torch_reader.predict_tensor(x)
     got = int8_reader.predict_tensor(x)
@@ -484,9 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         kind, folder = resolve_weights(args.weights)
         if kind != "folder":
             raise WeightsError(f"{args.weights} is already an ONNX model; export takes a model folder")
-        from models import load_model as load_folder
-
-        model = load_folder(folder)
+        model = PlateRecognizer.from_pretrained(folder)
         output = Path(args.output)
         int8_output = Path(args.int8_output) if args.int8_output else int8_output_path(output)
         if args.int8:  # refuse before writing anything
@@ -500,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     size = output.stat().st_size / 2**20
     print(f"wrote {output} ({size:.1f} MiB, opset {args.opset}, {model.arch} "
           f"{model.input_spec.height}x{model.input_spec.width}, dynamic batch)")
-    beam = getattr(model.config, "beam_width", 1)
+    beam = model.beam_width
     if beam > 1:
         print(f"note: {folder} decodes with beam search (model.beam_width={beam}); the ONNX graph "
               "decodes greedily (beam_width 1), as `val.py --beam 1` reads")

@@ -33,10 +33,10 @@ import sys
 import time
 from pathlib import Path
 
-from data.datasets import IMAGE_EXTENSIONS
-from inference import Prediction, WeightsError
+from data.images import IMAGE_EXTENSIONS
+from inference import Prediction, WeightsError, write_predictions_csv
 from models.plate_formats import check_country
-from reader_args import add_reader_args, reader_from_args
+from inference.cli import add_reader_args, reader_from_args
 
 EXTENSIONS = IMAGE_EXTENSIONS | {".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2"}
 
@@ -174,8 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output)
     if out.parent != Path("."):
         out.parent.mkdir(parents=True, exist_ok=True)
-    from inference import write_predictions_csv
-
     write_predictions_csv(out, preds)
     n_err = sum(1 for p in preds if p.error)
     if args.show > 0:

@@ -41,7 +41,7 @@ from evaluation import IndexedDataset, collate_indexed, evaluate
 from evaluation.reports import default_gallery_path, gallery_order, gallery_tiles, write_confusion_png, write_gallery
 from metrics import format_metrics_table
 from models.plate_formats import check_country
-from reader_args import add_reader_args, reader_from_args
+from inference.cli import add_reader_args, reader_from_args
 
 
 def parse_equivalences(items: list[str]) -> dict[str, dict[str, str]]:

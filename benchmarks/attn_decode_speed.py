@@ -39,7 +39,7 @@ from data.datasets import PlateDataset, collate_plates, load_records  # noqa: E4
 from data.text import Charset  # noqa: E402
 from data.transforms import build_transform  # noqa: E402
 from evaluation import evaluate  # noqa: E402
-from models import InputSpec, create_model, load_model  # noqa: E402
+from models import InputSpec, PlateRecognizer, create_model  # noqa: E402
 
 DEFAULT_DATA = Path("datasets/synth/test_n2000_seed2_2row0.15")
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
 
     if args.weights:
-        model = load_model(args.weights, expected_arch="attn")
+        model = PlateRecognizer.from_pretrained(args.weights, expected_arch="attn")
     else:
         cfg = load_config("attn")
         model = create_model("attn", dataclasses.asdict(cfg.model), Charset(cfg.data.charset),

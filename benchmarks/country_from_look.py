@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.datasets import load_records  # noqa: E402
 from data.synth import SyntheticPlateGenerator  # noqa: E402
-from inference import load_model  # noqa: E402
+from inference import load_reader  # noqa: E402
 from models.heads import COUNTRY_CLASSES  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--two-row-prob", type=float, default=0.15)
     args = ap.parse_args(argv)
 
-    reader = load_model(args.weights)
+    reader = load_reader(args.weights)
     records = [r for r in load_records(Path(args.data), reader.charset) if r.country in COUNTRY_CLASSES]
     preds = reader.predict([r.path for r in records])
     if any(p.country is None for p in preds):

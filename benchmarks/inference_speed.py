@@ -296,7 +296,8 @@ def profile_ort(path: Path, x1: np.ndarray, x64: np.ndarray, threads: int, opt: 
 def bench_one(kind: str, spec: str, args, tmpdir: Path) -> Result:
     from data.synth import SyntheticPlateGenerator
     from export import export_onnx
-    from inference import OnnxPlateReader, load_model
+    from inference import OnnxPlateReader
+    from models import PlateRecognizer
 
     torch_model, onnx_path = None, None
     if kind == "build":
@@ -310,7 +311,7 @@ def bench_one(kind: str, spec: str, args, tmpdir: Path) -> Result:
         if wkind == "onnx":
             onnx_path = p
         else:
-            torch_model = load_model(p).model
+            torch_model = PlateRecognizer.from_pretrained(p)
     if onnx_path is None:
         onnx_path = tmpdir / f"m{len(list(tmpdir.iterdir()))}.onnx"
         export_onnx(torch_model, onnx_path)
@@ -329,11 +330,8 @@ def bench_one(kind: str, spec: str, args, tmpdir: Path) -> Result:
         options = {**cfg["model"], **({"pretrained": False} if "pretrained" in cfg["model"] else {})}
         shape_model = create_model(arch, options, reader.charset, reader.input_spec).eval()
     params = shape_model.num_parameters()
-    counted = shape_model
-    if arch == "attn":  # count every decoder step, as the ONNX graph runs them
-        from export import ONNX_GRAPHS
-
-        counted = ONNX_GRAPHS["attn"](shape_model).module
+    # What the ONNX graph runs (an attention model: every decoder step), as export.py traces it.
+    counted = shape_model.export_module()[0] if shape_model.beam_width == 1 else shape_model
     flops = count_flops(counted, x1)
     res = Result(name=name, arch=arch, input=f"{s.height}x{s.width}", params=params, flops=flops)
 
@@ -361,7 +359,7 @@ def bench_one(kind: str, spec: str, args, tmpdir: Path) -> Result:
     outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {iname: n64})))
     t0 = time.perf_counter()
     for _ in range(5):
-        reader.decoder(reader.config, outs)
+        reader.decoder(reader.charset, outs)
     res.decode_us = 1e6 * (time.perf_counter() - t0) / (5 * 64)
 
     if args.profile:
@@ -371,7 +369,7 @@ def bench_one(kind: str, spec: str, args, tmpdir: Path) -> Result:
 
 def bench_int8(res: Result, onnx_path: Path, sess, n1: np.ndarray, n64: np.ndarray, args, tmpdir: Path) -> None:
     """The int8 row: ONNX Runtime on ``export.quantize_onnx_int8`` of the float32 graph."""
-    from export import INT8_ARCHS, ONNX_META_QUANT, quantize_onnx_int8
+    from export import ONNX_META_QUANT, int8_archs, quantize_onnx_int8
 
     if ONNX_META_QUANT in sess.get_modelmeta().custom_metadata_map:
         res.ort_int8_input, res.int8_skipped = True, "the .onnx given is already int8"
@@ -379,7 +377,7 @@ def bench_int8(res: Result, onnx_path: Path, sess, n1: np.ndarray, n64: np.ndarr
     if args.no_int8:
         res.int8_skipped = "--no-int8"
         return
-    if res.arch not in INT8_ARCHS:
+    if res.arch not in int8_archs():
         res.int8_skipped = f"export.py --int8 does not quantise {res.arch!r} models"
         return
     q_path = quantize_onnx_int8(onnx_path, tmpdir / f"{onnx_path.stem}.int8.onnx")

@@ -84,11 +84,6 @@ class DataConfig:
         """``data.camera_effects``, validated: {effect: probability}."""
         return check_camera_effects(self.camera_effects)
 
-    @property
-    def capture(self) -> dict[str, float]:
-        """Old name of :attr:`camera`, kept for one release."""
-        return self.camera
-
     def __post_init__(self) -> None:
         try:
             self.effects  # noqa: B018 -- validates the mapping

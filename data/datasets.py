@@ -37,24 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+# Image files (torch-free, shared with the ONNX reading path); imported here for the readers below.
+from data.images import IMAGE_EXTENSIONS, DatasetError, ImageReadError, read_image_rgb, to_rgb_uint8  # noqa: F401
 from data.text import Charset, normalize_country, normalize_plate_text
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 DEFAULT_CSV_NAME = "labels.csv"
 _ON_INVALID = ("error", "skip")
-
-
-class DatasetError(ValueError):
-    """A dataset cannot be read: the message names the file, row and column."""
-
-
-class ImageReadError(DatasetError):
-    """An image file is missing, unreadable or corrupt: the message names the file."""
 
 
 @dataclass
@@ -389,78 +381,6 @@ def load_records(
 ) -> list[PlateRecord]:
     """Records of a dataset path, format detected by :func:`detect_format` (or forced by ``fmt``)."""
     return load_dataset(source, charset, on_invalid_label, allow_mask, fmt)[0]
-
-
-# --------------------------------------------------------------------------- image reading
-
-
-def to_rgb_uint8(img: np.ndarray) -> np.ndarray:
-    """An image as cv2 decodes it with IMREAD_UNCHANGED (BGR order) -> RGB uint8 HxWx3."""
-    if img.dtype != np.uint8:
-        if img.dtype == np.uint16:
-            img = (img >> 8).astype(np.uint8)
-        elif np.issubdtype(img.dtype, np.floating):
-            hi = 1.0 if float(np.nanmax(img)) <= 1.0 else 255.0
-            img = np.clip(np.nan_to_num(img) * (255.0 / hi), 0, 255).astype(np.uint8)
-        else:
-            info = np.iinfo(img.dtype)
-            img = np.clip(img, 0, 255 if info.bits <= 8 else info.max).astype(np.float64)
-            if info.bits > 8:
-                img = img * (255.0 / info.max)
-            img = img.astype(np.uint8)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.ndim == 3:
-        c = img.shape[2]
-        if c == 1:
-            return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
-        if c == 2:  # gray + alpha
-            return cv2.cvtColor(np.ascontiguousarray(img[:, :, 0]), cv2.COLOR_GRAY2RGB)
-        if c == 3:
-            return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        if c == 4:
-            return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    raise ValueError(f"unsupported image shape {img.shape}")
-
-
-def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as RGB uint8 HxWx3.
-
-    Grayscale, RGBA, 16-bit and palette images are converted. Decoding is done
-    by cv2 (from bytes, so non-ASCII paths work everywhere) with a PIL
-    fallback for what cv2 cannot read. EXIF orientation is not applied.
-    Raises :class:`ImageReadError` naming the file if it is missing,
-    unreadable or corrupt.
-    """
-    path = os.fspath(path)
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as e:
-        raise ImageReadError(f"{path}: cannot read image file: {e}") from e
-    if data.size == 0:
-        raise ImageReadError(f"{path}: image file is empty")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if img is None or img.size == 0:
-        try:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                im.load()
-                if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                    arr = np.asarray(im).astype(np.float64)
-                    arr = (arr * (255.0 / max(1.0, float(arr.max())))).astype(np.uint8)
-                    img = np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
-                else:
-                    img = np.ascontiguousarray(np.asarray(im.convert("RGB")))
-        except Exception as e:  # noqa: BLE001 - any decoder failure means a corrupt file
-            raise ImageReadError(f"{path}: cannot decode image (corrupt or unsupported format): {e}") from e
-        if img.size == 0:
-            raise ImageReadError(f"{path}: image has zero size")
-        return img
-    try:
-        return to_rgb_uint8(img)
-    except ValueError as e:
-        raise ImageReadError(f"{path}: {e}") from e
 
 
 # --------------------------------------------------------------------------- torch datasets

@@ -3,16 +3,29 @@
 A plate alphabet has ~36 symbols, so a learned subword tokenizer
 (sentencepiece, HF tokenizers) has nothing to merge: a plate is read one
 character at a time, and these two small classes are the whole job.
+
+Decoding also runs without torch, in numpy (:data:`NUMPY_DECODERS`: an exported graph's outputs
+-> texts, for ``inference.onnx``); torch is imported only where training makes tensors.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
 from data.text import Charset
+
+if TYPE_CHECKING:
+    import torch
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Softmax in float32 numpy (the one the numpy decoders and the class head's readers use)."""
+    x = np.asarray(x, dtype=np.float32)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 @dataclass
@@ -52,6 +65,8 @@ class CTCTokenizer:
 
     def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Concatenated targets and their lengths, as ``nn.CTCLoss`` takes them."""
+        import torch
+
         targets = [self._index[c] for t in texts for c in t]
         lengths = [len(t) for t in texts]
         return torch.tensor(targets, dtype=torch.long), torch.tensor(lengths, dtype=torch.long)
@@ -68,7 +83,7 @@ class CTCTokenizer:
         A character's confidence is the highest probability over the run of
         steps that emitted it.
         """
-        if isinstance(probs, torch.Tensor):
+        if hasattr(probs, "detach"):  # a torch tensor
             conf, idx = probs.detach().float().max(dim=-1)  # [B, T]
             idx, conf = idx.tolist(), conf.tolist()
         else:
@@ -85,6 +100,10 @@ class CTCTokenizer:
                 plate_conf *= p
             out.append(DecodedText("".join(chars), plate_conf if chars else 0.0, confs))
         return out
+
+    def decode_logits(self, logits: np.ndarray) -> list[DecodedText]:
+        """Best-path decoding of per-step logits [B, T, C] in numpy (softmax, then :meth:`decode_greedy`)."""
+        return self.decode_greedy(softmax(logits))
 
 
 class AttnTokenizer:
@@ -112,6 +131,8 @@ class AttnTokenizer:
 
     def encode(self, texts: list[str], max_len: int) -> torch.Tensor:
         """[B, max_len + 2] tokens: BOS, text, EOS, then PAD."""
+        import torch
+
         out = torch.full((len(texts), max_len + 2), self.pad, dtype=torch.long)
         for i, t in enumerate(texts):
             if len(t) > max_len:
@@ -127,10 +148,13 @@ class AttnTokenizer:
     def class_to_token(self, classes: torch.Tensor) -> torch.Tensor:
         return classes + self.eos
 
-    def decode(self, classes: torch.Tensor, probs: torch.Tensor) -> list[DecodedText]:
-        """Texts from output classes [B, L] and their probabilities [B, L], stopping at EOS (class 0)."""
+    def decode(self, classes: torch.Tensor | np.ndarray, probs: torch.Tensor | np.ndarray) -> list[DecodedText]:
+        """Texts from output classes [B, L] and their probabilities [B, L] (tensors or numpy arrays),
+        stopping at EOS (class 0)."""
+        if hasattr(probs, "detach"):  # a torch tensor
+            probs = probs.detach().float()
         out = []
-        for seq, seq_p in zip(classes.tolist(), probs.detach().float().tolist()):
+        for seq, seq_p in zip(classes.tolist(), probs.tolist()):
             chars: list[str] = []
             confs: list[float] = []
             eos_p = 1.0
@@ -145,3 +169,18 @@ class AttnTokenizer:
                 plate_conf *= p
             out.append(DecodedText("".join(chars), plate_conf if chars else 0.0, confs))
         return out
+
+    def decode_log_probs(self, log_probs: np.ndarray) -> list[DecodedText]:
+        """The argmax reading of per-step log-probabilities [B, T, C] in numpy, up to EOS."""
+        log_probs = np.asarray(log_probs, dtype=np.float32)
+        return self.decode(log_probs.argmax(-1), np.exp(log_probs.max(-1)))
+
+
+# Numpy decoders of a model's raw outputs, by name: (charset, outputs by name) -> texts. An
+# architecture names its own (``PlateRecognizer.onnx_decoder``); export.py writes the name into
+# the exported graph, whose reader (inference.onnx) looks it up here.
+NumpyDecoder = Callable[[Charset, "dict[str, np.ndarray]"], "list[DecodedText]"]
+NUMPY_DECODERS: dict[str, NumpyDecoder] = {
+    "ctc_greedy": lambda charset, outputs: CTCTokenizer(charset).decode_logits(outputs["logits"]),
+    "attn_argmax": lambda charset, outputs: AttnTokenizer(charset).decode_log_probs(outputs["log_probs"]),
+}

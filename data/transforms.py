@@ -33,31 +33,10 @@ import cv2
 import numpy as np
 import torch
 
+from data.images import PAD_VALUE, letterbox_rect, resize_plate
+from data.images import as_rgb as _as_rgb
+
 PIPELINES = ("train", "eval")
-
-# Padding value (RGB) of the letterbox when keep_aspect=True.
-PAD_VALUE = (0, 0, 0)
-
-
-def _as_rgb(img: np.ndarray) -> np.ndarray:
-    if img.dtype != np.uint8:
-        raise TypeError(f"expected a uint8 image, got dtype {img.dtype}")
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.ndim == 3 and img.shape[2] == 3:
-        return img
-    if img.ndim == 3 and img.shape[2] == 1:
-        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
-    if img.ndim == 3 and img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_RGBA2RGB)
-    raise ValueError(f"expected an RGB image HxWx3, got shape {img.shape}")
-
-
-def letterbox_rect(src_h: int, src_w: int, height: int, width: int) -> tuple[float, float, float, float]:
-    """(x0, y0, w, h) of a ``src_h x src_w`` image fitted, centred, into ``height x width``."""
-    s = min(width / src_w, height / src_h)
-    w, h = src_w * s, src_h * s
-    return (width - w) / 2, (height - h) / 2, w, h
 
 
 class PlateWarp(A.ImageOnlyTransform):
@@ -126,19 +105,7 @@ class PlateWarp(A.ImageOnlyTransform):
         return self._warp(img, quad)
 
     def _resize(self, img: np.ndarray, fx: float, fy: float, fw: float, fh: float) -> np.ndarray:
-        H, W = self.height, self.width
-        sh, sw = img.shape[:2]
-        if not self.keep_aspect:
-            interp = cv2.INTER_AREA if (sw > W or sh > H) else cv2.INTER_LINEAR
-            return cv2.resize(img, (W, H), interpolation=interp)
-        w, h = max(1, round(fw)), max(1, round(fh))
-        interp = cv2.INTER_AREA if (sw > w or sh > h) else cv2.INTER_LINEAR
-        small = cv2.resize(img, (w, h), interpolation=interp)
-        out = np.empty((H, W, 3), np.uint8)
-        out[:] = PAD_VALUE
-        x0, y0 = (W - w) // 2, (H - h) // 2
-        out[y0 : y0 + h, x0 : x0 + w] = small
-        return out
+        return resize_plate(img, self.height, self.width, self.keep_aspect)  # the ONNX path's too
 
     def _random_quad(self, fx: float, fy: float, fw: float, fh: float) -> np.ndarray:
         u = self.py_random.uniform

@@ -39,7 +39,7 @@ class ModelReader:
     def predict_tensor(self, images: torch.Tensor, countries: Sequence[str | None] | None = None,
                        ) -> list[PlatePrediction]:
         if countries is not None:
-            raise ValueError("reading under plate formats needs a PlateReader (inference.load_model); "
+            raise ValueError("reading under plate formats needs a PlateReader (inference.load_reader); "
                              "a bare model reads as it is")
         return self.net.decode(self.model(images.to(self.device)))
 

@@ -44,6 +44,7 @@ at the configured input size.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -56,7 +57,7 @@ from torch import nn
 from data.text import Charset
 from data.tokenizers import AttnTokenizer
 from models.backbones import TimmFeatures, check_backbone_name
-from models.base import InputSpec, PlatePrediction, PlateRecognizer
+from models.base import Capabilities, InputSpec, OutputTuple, PlatePrediction, PlateRecognizer
 from models.heads import PlateClassHead
 from models.registry import register_model
 
@@ -259,28 +260,39 @@ class DecoderLayer(nn.Module):
 class KVCache:
     """Per-layer content keys/values, preallocated for all positions and filled one step at a time.
 
-    Under autograd (decoding with gradients, e.g. a loss on free-running outputs) the
-    steps are concatenated instead, since in-place writes would break the backward pass.
+    With ``inplace`` False the steps are kept in lists and concatenated instead: under autograd
+    (decoding with gradients, e.g. a loss on free-running outputs), where in-place writes would
+    break the backward pass, and in the ONNX export (an ONNX Concat rather than slice updates).
+    By default, in-place unless gradients are enabled.
     """
 
-    def __init__(self, layers: int, batch: int, heads: int, steps: int, head_dim: int, like: torch.Tensor):
-        self.inplace = not torch.is_grad_enabled()
-        shape = (batch, heads, steps if self.inplace else 0, head_dim)
-        self.k = [like.new_zeros(shape) for _ in range(layers)]
-        self.v = [like.new_zeros(shape) for _ in range(layers)]
+    def __init__(self, layers: int, batch: int, heads: int, steps: int, head_dim: int, like: torch.Tensor,
+                 inplace: bool | None = None):
+        self.inplace = not torch.is_grad_enabled() if inplace is None else inplace
+        if self.inplace:
+            shape = (batch, heads, steps, head_dim)
+            self.k = [like.new_zeros(shape) for _ in range(layers)]
+            self.v = [like.new_zeros(shape) for _ in range(layers)]
+        else:
+            self.k_steps: list[list[torch.Tensor]] = [[] for _ in range(layers)]
+            self.v_steps: list[list[torch.Tensor]] = [[] for _ in range(layers)]
         self.length = 0
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         i = self.length
         if not self.inplace:
-            self.k[layer] = torch.cat([self.k[layer], k], dim=2)
-            self.v[layer] = torch.cat([self.v[layer], v], dim=2)
-            return self.k[layer], self.v[layer]
+            self.k_steps[layer].append(k)
+            self.v_steps[layer].append(v)
+            return torch.cat(self.k_steps[layer], dim=2), torch.cat(self.v_steps[layer], dim=2)
         self.k[layer][:, :, i:i + 1] = k
         self.v[layer][:, :, i:i + 1] = v
         return self.k[layer][:, :, :i + 1], self.v[layer][:, :, :i + 1]
 
     def reorder(self, index: torch.Tensor) -> None:
+        if not self.inplace:
+            self.k_steps = [[k.index_select(0, index) for k in ks] for ks in self.k_steps]
+            self.v_steps = [[v.index_select(0, index) for v in vs] for vs in self.v_steps]
+            return
         self.k = [k.index_select(0, index) for k in self.k]
         self.v = [v.index_select(0, index) for v in self.v]
 
@@ -307,8 +319,18 @@ def cloze_mask(steps: int, device) -> torch.Tensor:
 # --------------------------------------------------------------------------- model
 @register_model("attn")
 class AttnRecognizer(PlateRecognizer):
+    """Exported with its decoding loop in the graph (:class:`GreedyExport`; ``nar``: one pass), as
+    ``log_probs`` [B, T, EOS + charset] (+ ``rows_logits``, ``country_logits``), whose argmax is
+    read up to EOS in numpy. Beam search is not exported."""
+
     arch = "attn"
     config_class = AttnConfig
+    text_output = "log_probs"
+    onnx_decoder = "attn_argmax"
+    int8_refusal = (
+        "quantised whole, its greedy loop (each step's argmax is fed back in the graph) read 0% of the "
+        "synthetic test plates right; with only the encoder's convolutions quantised it read as well as "
+        "float32 but gained little (10-20% more plates/s at batch 64) and was slower at batch 1")
 
     def __init__(self, config: AttnConfig, charset: Charset, input_spec: InputSpec):
         super().__init__(config, charset, input_spec)
@@ -337,6 +359,32 @@ class AttnRecognizer(PlateRecognizer):
         nn.init.normal_(self.embed.weight, std=0.02)
         self.class_head = (PlateClassHead(d, dropout=config.dropout, context_layers=config.cls_head_layers,
                                           heads=config.dec_heads) if config.country_head is not False else None)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(beam_search=True, class_head=self.class_head is not None)
+
+    def class_outputs(self) -> tuple[str, ...]:
+        return ("rows_logits", "country_logits") if self.class_head is not None else ()
+
+    @property
+    def beam_width(self) -> int:
+        return self.config.beam_width
+
+    def set_beam_width(self, width: int) -> None:
+        self.config = dataclasses.replace(self.config, beam_width=width)  # a ValueError for nar decoding
+
+    def export_module(self) -> tuple[nn.Module, tuple[str, ...]]:
+        names = self.output_names()
+        if self.config.decoding == "nar":  # one parallel pass (+ refinement): no data-dependent control flow
+            return OutputTuple(self, names), names
+        if self.config.beam_width > 1:  # export.py switches such a model to greedy first
+            raise ValueError(
+                f"ONNX export of beam search (model.beam_width={self.config.beam_width}) is not implemented: "
+                "its loop ends when the best beam has ended, which a traced graph cannot express. "
+                "Greedy (beam_width 1) and nar decoding export."
+            )
+        return GreedyExport(self), names
 
     def weights_from(self, source: PlateRecognizer) -> dict[str, torch.Tensor]:
         """``source``'s weights with its position embeddings resampled to this model's token grid
@@ -502,22 +550,32 @@ class AttnRecognizer(PlateRecognizer):
         cache.length += 1
         return self.head(self.norm(q[:, 0])).float().log_softmax(-1)
 
-    def _decode_greedy(self, memory_kv, b: int) -> torch.Tensor:
+    def _decode_greedy(self, memory_kv, b: int, traced: bool = False) -> torch.Tensor:
+        """Greedy decoding, stopping once every plate has read EOS.
+
+        ``traced`` (the ONNX export, :class:`GreedyExport`): all ``max_steps`` steps, without that
+        early exit, the one data-dependent branch (a trace would freeze the number of steps of the
+        example batch), and the cache concatenated rather than written in place. Steps after a
+        plate's EOS keep its EOS rows, so the result is the same.
+        """
         d0 = memory_kv[0][0]
         heads, head_dim = d0.shape[1], d0.shape[3]
-        cache = KVCache(len(self.layers), b, heads, self.max_steps, head_dim, d0)
-        out = self._eos_rows(b, self.max_steps, d0)
+        cache = KVCache(len(self.layers), b, heads, self.max_steps, head_dim, d0,
+                        inplace=False if traced else None)
+        eos_rows = self._eos_rows(b, self.max_steps, d0)
         tokens = torch.full((b,), self.tokenizer.bos, dtype=torch.long, device=d0.device)
         done = torch.zeros(b, dtype=torch.bool, device=d0.device)
+        rows = []
         for i in range(self.max_steps):
             logp = self._cached_step(tokens, i, memory_kv, cache)
             cls = logp.argmax(-1).masked_fill(done, 0)
-            out[:, i] = torch.where(done[:, None], out[:, i], logp)
+            rows.append(torch.where(done[:, None], eos_rows[:, i], logp))
             done = done | (cls == 0)
-            if bool(done.all()):
+            if not traced and bool(done.all()):
                 break
             tokens = self.tokenizer.class_to_token(cls)
-        return out
+        out = torch.stack(rows, 1)
+        return out if len(rows) == self.max_steps else torch.cat([out, eos_rows[:, len(rows):]], 1)
 
     def _decode_greedy_uncached(self, memory_kv, b: int) -> torch.Tensor:
         """Greedy decoding that recomputes the whole prefix at every step (reference for the cache)."""
@@ -639,3 +697,23 @@ class AttnRecognizer(PlateRecognizer):
                 f"{self.config.max_label_length} gives the decoder {self.max_steps} positions (characters + EOS); "
                 f"set model.max_label_length to at least {max_label_length}"
             )
+
+
+class GreedyExport(nn.Module):
+    """What ``torch.onnx`` traces for an autoregressive model: ``forward(images)`` with greedy
+    decoding of a fixed number of steps (``_decode_greedy(traced=True)``), then the refinement
+    passes, as a tuple in ``output_names()`` order."""
+
+    def __init__(self, model: AttnRecognizer):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        m = self.model
+        memory = m.encode(images)
+        out = m.class_head(memory) if m.class_head is not None else {}
+        memory_kv = [layer.memory_kv(memory) for layer in m.layers]
+        logp = m._decode_greedy(memory_kv, images.shape[0], traced=True)
+        for _ in range(m.config.refine_iters):
+            logp = m._refine(memory_kv, logp.argmax(-1))
+        return (logp,) + tuple(out[k] for k in m.class_outputs())

@@ -5,8 +5,14 @@ images (and, in training, the labels, for models that need them, such as
 teacher-forced decoders) to a dict of raw outputs; the base class turns
 outputs and a batch into the loss (text loss + weighted country/rows loss)
 and inference outputs into :class:`PlatePrediction`. ``save_pretrained`` /
-``from_pretrained`` (in ``models/__init__.py``) move a self-contained folder:
-``config.json`` + ``model.safetensors``.
+``from_pretrained`` move a self-contained folder: ``config.json`` + ``model.safetensors``.
+
+An architecture also declares what it can do and how it leaves PyTorch, so that the
+readers and ``export.py`` need no per-architecture code: :attr:`~PlateRecognizer.capabilities`
+(beam search, row router, class head), :meth:`~PlateRecognizer.export_module` (the module
+``torch.onnx`` traces and its output names), :attr:`~PlateRecognizer.onnx_decoder` (the numpy
+decoder of those outputs, ``data.tokenizers.NUMPY_DECODERS``) and
+:attr:`~PlateRecognizer.int8_refusal` (why its graph is not quantised, or None).
 """
 
 from __future__ import annotations
@@ -16,48 +22,69 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from safetensors.torch import save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from data.files import swap_into_place
 from data.text import Charset
-from models.heads import add_class_predictions, classification_loss
+from models.heads import classification_loss
+from models.interface import (CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, InputSpec,  # noqa: F401
+                              PlatePrediction, add_class_predictions)
+from models.registry import create_model, get_model_class, list_models
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-FORMAT_VERSION = 1
+# Options added after format 1 folders were written: absent from an old config.json,
+# they mean "the feature was not there", not the new default.
+_ABSENT_IN_OLD_FOLDERS = {"row_split": False, "country_head": False}
 
 
 @dataclass(frozen=True)
-class InputSpec:
-    """What the model expects: images resized to height x width, RGB scaled to [-1, 1]."""
+class Capabilities:
+    """What a model can do beyond reading text (per model: some depend on its config)."""
 
-    height: int
-    width: int
-    keep_aspect: bool = False
+    beam_search: bool = False  # decodes with several beams (set_beam_width); exported graphs are greedy
+    row_router: bool = False  # a row classifier routes each plate before reading (rows_logits)
+    class_head: bool = False  # a country head (country_logits, and rows_logits where it reads rows)
 
 
-@dataclass
-class PlatePrediction:
-    text: str
-    confidence: float
-    char_confidences: list[float] = field(default_factory=list)
-    # Filled by models with a classification head (None where the model has none).
-    country: str | None = None
-    country_confidence: float | None = None
-    lines: int | None = None
+class OutputTuple(nn.Module):
+    """``model(images)`` with no labels (the inference path), its dict as a tuple in ``names`` order:
+    the module ``torch.onnx`` traces for architectures whose forward has no data-dependent loop."""
+
+    def __init__(self, model: nn.Module, names: tuple[str, ...]):
+        super().__init__()
+        self.model = model
+        self.names = names
+
+    def forward(self, images: torch.Tensor):
+        out = self.model(images)
+        return tuple(out[k] for k in self.names)
 
 
 class PlateRecognizer(nn.Module):
-    """Base class: architectures subclass it and set ``arch`` and ``config_class``."""
+    """Base class: architectures subclass it and set ``arch``, ``config_class`` (a dataclass with
+    at least ``cls_loss_weight``, the weight of the country and rows losses), ``text_output`` and
+    ``onnx_decoder``, and register with ``models.registry.register_model``."""
 
     arch: ClassVar[str]
     config_class: ClassVar[type]
+    text_output: ClassVar[str]  # the key of the text scores in forward(images)'s dict
+    onnx_decoder: ClassVar[str]  # a key of data.tokenizers.NUMPY_DECODERS: text_output -> texts
+    # Why the exported graph is not quantised to int8 (export.py --int8), or None where it is.
+    int8_refusal: ClassVar[str | None] = "not measured"
+    # Submodules (attribute names) whose ops stay float32 in the int8 graph.
+    int8_float_modules: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fields = getattr(cls.__dict__.get("config_class"), "__dataclass_fields__", None)
+        if fields is not None and "cls_loss_weight" not in fields:
+            raise TypeError(f"{cls.__name__}.config_class must have a cls_loss_weight field (PlateRecognizer.loss)")
 
     def __init__(self, config: Any, charset: Charset, input_spec: InputSpec):
         super().__init__()
@@ -96,6 +123,35 @@ class PlateRecognizer(nn.Module):
     def check_label_length(self, max_label_length: int, source: str) -> None:
         """Raise ValueError if labels of this length (worst case) cannot be read."""
 
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    def class_outputs(self) -> tuple[str, ...]:
+        """Names of the plate-classification outputs of ``forward(images)`` (see models.heads)."""
+        return ()
+
+    # --- decoding options and export ---------------------------------------
+    @property
+    def beam_width(self) -> int:
+        """Beams the model decodes with (1: greedy)."""
+        return 1
+
+    def set_beam_width(self, width: int) -> None:
+        """Decode with ``width`` beams from now on; a ValueError for models without beam search."""
+        raise ValueError(f"a {self.arch!r} model has no beam search (beam_width is for models that have it, "
+                         "such as attention models)")
+
+    def output_names(self) -> tuple[str, ...]:
+        """The outputs of ``forward(images)`` that reading uses, in the exported graph's order."""
+        return (self.text_output,) + self.class_outputs()
+
+    def export_module(self) -> tuple[nn.Module, tuple[str, ...]]:
+        """(the module ``torch.onnx`` traces: images [B, 3, H, W] -> a tuple of tensors, their names).
+        ``export.py`` calls it on a float32 CPU copy in eval mode with ``beam_width`` 1."""
+        names = self.output_names()
+        return OutputTuple(self, names), names
+
     # --- shared ----------------------------------------------------------
     def loss(self, outputs: dict, batch: dict) -> torch.Tensor:
         """Text loss plus ``cls_loss_weight`` x the country and rows losses (where the model has them)."""
@@ -125,6 +181,55 @@ class PlateRecognizer(nn.Module):
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, expected_charset: Charset | None = None,
+                        expected_arch: str | None = None) -> PlateRecognizer:
+        """Load a folder written by :meth:`save_pretrained` (weights through safetensors only).
+
+        Called on a subclass (``CRNN.from_pretrained``), the folder must hold that architecture."""
+        if expected_arch is None and cls is not PlateRecognizer:
+            expected_arch = cls.arch
+        path = Path(path)
+        cfg_file, weights = path / CONFIG_FILE, path / WEIGHTS_FILE
+        if not path.is_dir() or not cfg_file.is_file() or not weights.is_file():
+            raise ValueError(
+                f"{path} is not a model folder: expected {CONFIG_FILE} and {WEIGHTS_FILE} inside it"
+            )
+        try:
+            cfg = json.loads(cfg_file.read_text())
+            arch, charset = cfg["arch"], Charset(cfg["charset"])
+            spec = InputSpec(**cfg["input"])
+            model_options = cfg["model"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"{cfg_file} is not a valid model config: {e!r}") from e
+        if expected_arch is not None and arch != expected_arch:
+            raise ValueError(f"{path} holds a {arch!r} model, expected {expected_arch!r}")
+        if expected_charset is not None and charset != expected_charset:
+            raise ValueError(
+                f"{path} was trained with charset {charset.chars!r}, which differs from the "
+                f"configured data.charset {expected_charset.chars!r}"
+            )
+        # Weights come from the folder; never fetch a backbone's pretrained weights here.
+        fields = get_model_class(arch).config_class.__dataclass_fields__ if arch in list_models() else {}
+        old = {k: v for k, v in _ABSENT_IN_OLD_FOLDERS.items() if k in fields and k not in model_options}
+        options = {**old, **model_options, **({"pretrained": False} if "pretrained" in model_options else {})}
+        model = create_model(arch, options, charset, spec)
+        try:
+            state = load_file(str(weights))
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"{weights} is not a readable safetensors file: {e}") from e
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # tensor shapes differ from what the config builds
+            raise ValueError(f"{weights} does not match its config {cfg_file}: {e}") from e
+        if missing or unexpected:
+            raise ValueError(
+                f"{weights} does not match its config: missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(unexpected)[:5]}"
+            )
+        model.eval()
+        return model
 
     def to_config_dict(self) -> dict:
         return {

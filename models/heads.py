@@ -12,15 +12,14 @@ country class and are left out of the country loss.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data.text import COUNTRIES, UNKNOWN_COUNTRY
+from data.text import UNKNOWN_COUNTRY
+# Reading the heads' outputs needs no torch (the ONNX path): it lives in models.interface.
+from models.interface import COUNTRY_CLASSES, ROW_CLASSES, add_class_predictions, class_predictions  # noqa: F401
 
-COUNTRY_CLASSES: tuple[str, ...] = COUNTRIES + (UNKNOWN_COUNTRY,)
-ROW_CLASSES: tuple[int, ...] = (1, 2)
 IGNORE = -100
 _COUNTRY_INDEX = {c: i for i, c in enumerate(COUNTRY_CLASSES)}
 
@@ -137,35 +136,3 @@ def classification_loss(outputs: dict, batch: dict) -> torch.Tensor | None:
     if not losses:
         return None
     return torch.stack(losses).sum()
-
-
-def class_predictions(outputs: dict) -> list[dict]:
-    """Per sample: ``country``, ``country_confidence``, ``lines`` from the head's logits (numpy or torch)."""
-    def probs(x):
-        x = x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)
-        e = np.exp(x - x.max(-1, keepdims=True))
-        return e / e.sum(-1, keepdims=True)
-
-    n = None
-    cols: dict[str, list] = {}
-    if outputs.get("country_logits") is not None:
-        p = probs(outputs["country_logits"])
-        idx = p.argmax(-1)
-        cols["country"] = [COUNTRY_CLASSES[i] for i in idx]
-        cols["country_confidence"] = [float(p[k, i]) for k, i in enumerate(idx)]
-        n = len(idx)
-    if outputs.get("rows_logits") is not None:
-        idx = probs(outputs["rows_logits"]).argmax(-1)
-        cols["lines"] = [ROW_CLASSES[i] for i in idx]
-        n = len(idx)
-    if n is None:
-        return []
-    return [{k: v[i] for k, v in cols.items()} for i in range(n)]
-
-
-def add_class_predictions(preds: list, outputs: dict) -> list:
-    """Set ``country``, ``country_confidence`` and ``lines`` of each prediction from ``outputs``."""
-    for p, extra in zip(preds, class_predictions(outputs)):
-        for k, v in extra.items():
-            setattr(p, k, v)
-    return preds

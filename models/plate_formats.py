@@ -25,18 +25,12 @@ from dataclasses import replace
 import numpy as np
 
 from data.formats import plate_regex
-from data.tokenizers import best_path_steps
+from data.tokenizers import best_path_steps, softmax
 from data.text import COUNTRIES
-from models.base import PlatePrediction
+from models.interface import PlatePrediction, as_numpy
 
 TOP_K = 4  # alternatives per character
 MAX_TRIES = 2000  # readings tried per plate before giving up (a reading is a regex fullmatch)
-
-
-def _as_numpy(x) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().float().cpu().numpy()
-    return np.asarray(x, dtype=np.float32)
 
 
 def ctc_char_probabilities(probs: np.ndarray) -> np.ndarray:
@@ -64,11 +58,8 @@ def char_probabilities(outputs: dict) -> list[np.ndarray]:
     """Per plate of a batch, the per-character distributions [n, charset] of its reading, from a
     model's raw outputs (PyTorch or ONNX Runtime): CRNN ``logits``, attention ``log_probs``."""
     if "log_probs" in outputs:
-        return [attn_char_probabilities(x) for x in _as_numpy(outputs["log_probs"])]
-    logits = _as_numpy(outputs["logits"])
-    e = np.exp(logits - logits.max(-1, keepdims=True))
-    probs = e / e.sum(-1, keepdims=True)
-    return [ctc_char_probabilities(x) for x in probs]
+        return [attn_char_probabilities(x) for x in as_numpy(outputs["log_probs"])]
+    return [ctc_char_probabilities(x) for x in softmax(as_numpy(outputs["logits"]))]
 
 
 def best_matching_reading(char_probs: np.ndarray, chars: str, pattern: re.Pattern,

@@ -12,7 +12,7 @@ import torch
 
 from configs import ConfigError, load_config
 from data.text import Charset
-from models import InputSpec, create_model, load_model
+from models import create_model, InputSpec, PlateRecognizer
 from models.attn import cloze_mask, ordering_masks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,7 +190,7 @@ def test_train_accelerate_attn_end_to_end(tmp_path):
     assert report["arch"] == "attn" and report["steps"] == 3
     (test,) = report["test"].values()
     assert test["overall"]["n"] == 11 and set(test["by_lines"]) <= {"1", "2"}
-    model = load_model(run_dir / "best", expected_arch="attn")
+    model = PlateRecognizer.from_pretrained(run_dir / "best", expected_arch="attn")
     assert model.config.refine_iters == 1 and model.input_spec == InputSpec(32, 64)
 
     # A label longer than the decoder's positions stops the run before training, naming the key.

@@ -8,9 +8,9 @@ from torch.utils.data import DataLoader
 
 from data.datasets import PlateDataset, collate_plates, load_records
 from evaluation import EvalResult, IndexedDataset, ModelReader, ReadingRecord, collate_indexed, evaluate
-from inference import load_model
+from inference import load_reader
 from metrics import PlateMetrics
-from models import load_model as load_folder
+from models import PlateRecognizer
 from models.base import PlatePrediction
 from tests._inference_fixtures import make_plates, make_tiny_model
 
@@ -116,11 +116,11 @@ def tiny(tmp_path_factory):
 
 def test_a_bare_model_scores_as_its_reader(tiny):
     weights, plates = tiny
-    reader = load_model(weights)
+    reader = load_reader(weights)
     ds = PlateDataset(load_records(plates), reader.transform)
     dl = DataLoader(IndexedDataset(ds), batch_size=3, collate_fn=collate_indexed)
     by_reader = evaluate(reader, dl, keep_records=True)
-    model = load_folder(weights).train()
+    model = PlateRecognizer.from_pretrained(weights).train()
     by_model = evaluate(model, dl, keep_records=True)
     assert model.training  # put back in the mode it came in
     assert by_model.records == by_reader.records and by_model.metrics == by_reader.metrics

@@ -12,7 +12,7 @@ import torch
 import export
 import predict
 from data.datasets import read_image_rgb
-from inference import ONNX_META_CONFIG, OnnxPlateReader, TorchPlateReader, WeightsError, load_model
+from inference import ONNX_META_CONFIG, OnnxPlateReader, TorchPlateReader, WeightsError, load_reader
 from tests._inference_fixtures import make_plates, make_tiny_model
 
 
@@ -32,7 +32,7 @@ def plates(tmp_path_factory):
 
 def test_onnx_matches_pytorch_texts_and_logits(exported, plates):
     tiny, onnx_path = exported
-    pt, ox = load_model(tiny), load_model(onnx_path)
+    pt, ox = load_reader(tiny), load_reader(onnx_path)
     assert isinstance(pt, TorchPlateReader) and isinstance(ox, OnnxPlateReader)
     assert (ox.arch, ox.charset, ox.input_spec) == (pt.arch, pt.charset, pt.input_spec)
     images = [read_image_rgb(p) for p in sorted((plates / "images").glob("*.png"))]
@@ -72,7 +72,7 @@ def test_onnx_file_is_self_contained(exported, plates, tmp_path):
             rows[w.name] = [(r["filename"], r["text"]) for r in csv.DictReader(f)]
     assert rows["tiny"] == rows["model.onnx"] and len(rows["tiny"]) == 6
     # A folder holding only model.onnx is read too.
-    assert isinstance(load_model(tmp_path), OnnxPlateReader)
+    assert isinstance(load_reader(tmp_path), OnnxPlateReader)
 
 
 def test_export_refuses_non_folders(exported, tmp_path, capsys):
@@ -80,7 +80,7 @@ def test_export_refuses_non_folders(exported, tmp_path, capsys):
     assert export.main(["--weights", str(onnx_path), "--output", str(tmp_path / "x.onnx")]) == 2
     assert "already an ONNX model" in capsys.readouterr().err
     with pytest.raises(WeightsError):
-        load_model(tmp_path / "missing")
+        load_reader(tmp_path / "missing")
 
 
 @pytest.mark.parametrize("route", ["one-row", "two-row"])
@@ -97,7 +97,7 @@ def test_crnn_with_read_height_exports_both_routes(tmp_path, plates, route):
     folder = model.save_pretrained(tmp_path / "crnn64")
     onnx_path = tmp_path / "crnn64.onnx"
     export.export_onnx(model, onnx_path)
-    pt, ox = load_model(folder), load_model(onnx_path)
+    pt, ox = load_reader(folder), load_reader(onnx_path)
     assert ox.input_spec.height == 64
     images = [read_image_rgb(p) for p in sorted((plates / "images").glob("*.png"))]
     x = torch.stack([pt.preprocess(im) for im in images])
@@ -123,7 +123,7 @@ def test_attention_model_exports_its_greedy_loop(tmp_path, plates, cls_head_laye
     folder = model.save_pretrained(tmp_path / "attn")
     onnx_path = tmp_path / "attn.onnx"
     export.export_onnx(model, onnx_path)
-    pt, ox = load_model(folder), load_model(onnx_path)
+    pt, ox = load_reader(folder), load_reader(onnx_path)
     images = [read_image_rgb(p) for p in sorted((plates / "images").glob("*.png"))]
     x = torch.stack([pt.preprocess(im) for im in images])
     for batch in (x[:1], x):
@@ -150,10 +150,10 @@ def test_a_beam_search_model_exports_its_greedy_reading(tmp_path, plates, capsys
     assert export.main(["--weights", str(folder), "--output", str(onnx_path)]) == 0
     out = capsys.readouterr().out
     assert "beam_width=3" in out and "texts equal: True" in out
-    ox = load_model(onnx_path)
+    ox = load_reader(onnx_path)
     assert ox.config["model"]["beam_width"] == 1 and model.config.beam_width == 3  # the caller's model kept
     images = [read_image_rgb(p) for p in sorted((plates / "images").glob("*.png"))]
-    greedy = load_model(folder, beam_width=1).predict(images)
+    greedy = load_reader(folder, beam_width=1).predict(images)
     assert [p.text for p in ox.predict(images)] == [p.text for p in greedy]
 
 
@@ -183,17 +183,24 @@ def test_int8_export_reads_like_the_float_graph(exported_int8, plates, tmp_path)
     g = onnx.load(str(int8_path)).graph
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= {n.op_type for n in g.node}
     # Every conv's weight is an int8 constant, including those torch.onnx shared through Identity
-    # nodes (the tiny untrained model has some; see export._copy_shared_constants).
+    # nodes (the tiny untrained model has some; see export._copy_shared_constants), except in the
+    # row router, which the CRNN keeps in float32 (CRNN.int8_float_modules).
     inits = {t.name: t for t in g.initializer}
     producer = {o: n for n in g.node for o in n.output}
-    for conv in (n for n in g.node if n.op_type == "Conv"):
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    router = [c for c in convs if "/router/" in c.name]
+    assert router and len(router) < len(convs)
+    for conv in convs:
+        if conv in router:
+            assert conv.input[1] in inits and inits[conv.input[1]].data_type == onnx.TensorProto.FLOAT
+            continue
         dq = producer[conv.input[1]]
         assert dq.op_type == "DequantizeLinear" and inits[dq.input[0]].data_type == onnx.TensorProto.INT8
-    fl, q = load_model(float_path), load_model(int8_path)
+    fl, q = load_reader(float_path), load_reader(int8_path)
     assert isinstance(q, OnnxPlateReader)
     assert (q.arch, q.charset, q.input_spec, q.decoder) == (fl.arch, fl.charset, fl.input_spec, fl.decoder)
     images = [read_image_rgb(p) for p in sorted((plates / "images").glob("*.png"))]
-    x = torch.stack([fl.preprocess(im) for im in images])
+    x = fl.collate([fl.preprocess(im) for im in images])  # numpy: the ONNX path has no torch
     for batch in (x[:1], x):  # dynamic batch; whatever outputs the float graph has, with their shapes
         ref, got = fl.forward(batch), q.forward(batch)
         assert list(got) == list(ref)
@@ -202,7 +209,7 @@ def test_int8_export_reads_like_the_float_graph(exported_int8, plates, tmp_path)
     assert [type(p) for p in a] == [type(p) for p in b]
     assert all(isinstance(p.text, str) and 0.0 <= p.confidence <= 1.0 and p.error is None for p in b)
     assert [(type(p.country), type(p.lines)) for p in a] == [(type(p.country), type(p.lines)) for p in b]
-    # Not garbage (a broken quantisation reads ~nothing alike; see export.INT8_REFUSED).
+    # Not garbage (a broken quantisation reads ~nothing alike; see AttnRecognizer.int8_refusal).
     c = export.check_int8_agreement(tiny, int8_path, n=64)
     assert c.plates == 64 and c.share >= 0.5
     # predict.py takes the int8 file as it is.

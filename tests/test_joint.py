@@ -14,7 +14,7 @@ import val
 from data.datasets import read_image_rgb
 from data.text import Charset
 from data.tokenizers import CTCTokenizer
-from inference import JointPlateReader, WeightsError, load_joint_model, load_model
+from inference import JointPlateReader, WeightsError, load_joint_model, load_reader
 from models import InputSpec, create_model, list_models
 from tests._inference_fixtures import make_plates, make_tiny_model
 
@@ -101,7 +101,7 @@ def test_joint_reader_keeps_the_reading_both_models_find_most_probable(folders, 
     assert joint.input_size == "32x64+32x96" and joint.arch == "attn+crnn"
     paths = sorted(str(p) for p in (plates / "images").iterdir())
     preds = joint.predict(paths)
-    alone = [load_model(f).predict(paths) for f in folders]
+    alone = [load_reader(f).predict(paths) for f in folders]
     images = [read_image_rgb(q) for q in paths]
 
     def score(image, text: str) -> float:  # summed log-probability under both models
@@ -136,12 +136,12 @@ def test_joint_reader_refuses_other_charsets_and_onnx(folders, tmp_path):
     with pytest.raises(WeightsError, match="charset"):
         load_joint_model([attn, other])
     with pytest.raises(ValueError, match="at least two"):
-        JointPlateReader([load_model(attn)])
+        JointPlateReader([load_reader(attn)])
 
     class FakeOnnx:  # any reader that is not a PyTorch model folder
         source = Path("model.onnx")
     with pytest.raises(WeightsError, match="onnx"):
-        JointPlateReader([load_model(attn), FakeOnnx()])
+        JointPlateReader([load_reader(attn), FakeOnnx()])
 
 
 def test_val_and_predict_read_jointly(folders, plates, tmp_path, capsys):
@@ -160,8 +160,8 @@ def test_val_and_predict_read_jointly(folders, plates, tmp_path, capsys):
 def test_beam_width_is_a_reading_option_of_attention_models(folders, plates, tmp_path, capsys):
     attn, crnn = folders
     paths = sorted(str(p) for p in (plates / "images").iterdir())
-    reader = load_model(attn, beam_width=4)
-    assert reader.model.config.beam_width == 4 and load_model(attn).model.config.beam_width == 1
+    reader = load_reader(attn, beam_width=4)
+    assert reader.model.config.beam_width == 4 and load_reader(attn).model.config.beam_width == 1
     x = torch.stack([reader.preprocess(read_image_rgb(p)) for p in paths])
     with torch.no_grad():
         expected = reader.model.decode({"log_probs": reader.model.generate(x, beam_width=4)})
@@ -170,9 +170,9 @@ def test_beam_width_is_a_reading_option_of_attention_models(folders, plates, tmp
     joint = load_joint_model([attn, crnn], beam_width=4)
     assert [getattr(r.model.config, "beam_width", None) for r in joint.readers] == [4, None]
     with pytest.raises(WeightsError, match=f"{crnn}.*no beam search"):
-        load_model(crnn, beam_width=2)
+        load_reader(crnn, beam_width=2)
     with pytest.raises(WeightsError, match="beam_width must be an integer >= 1"):
-        load_model(attn, beam_width=0)
+        load_reader(attn, beam_width=0)
     out = tmp_path / "p.csv"
     assert predict.main(["--input", str(plates / "images"), "--weights", str(attn), "--beam", "4",
                          "--output", str(out), "--show", "0"]) == 0

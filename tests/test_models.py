@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from data.text import Charset
-from models import InputSpec, PlatePrediction, create_model, list_models, load_model
+from models import create_model, InputSpec, list_models, PlatePrediction, PlateRecognizer
 
 CHARSET = Charset()
 
@@ -24,7 +24,7 @@ def test_every_model_forward_loss_decode_roundtrip(arch, tmp_path):
         assert len(p.char_confidences) == len(p.text)
         assert 0.0 <= p.confidence <= 1.0
     model.save_pretrained(tmp_path / "m")
-    again = load_model(tmp_path / "m")
+    again = PlateRecognizer.from_pretrained(tmp_path / "m")
     model.eval()
     out, out_again = model(images), again(images)
     assert out.keys() == out_again.keys() and "country_logits" in out
@@ -98,16 +98,16 @@ def test_checkpoint_of_other_charset_or_not_a_model_is_refused(tmp_path):
     model = create_model("crnn", {}, Charset("0123456789"), InputSpec(32, 160))
     model.save_pretrained(tmp_path / "digits")
     with pytest.raises(ValueError, match="charset"):
-        load_model(tmp_path / "digits", expected_charset=CHARSET)
+        PlateRecognizer.from_pretrained(tmp_path / "digits", expected_charset=CHARSET)
     with pytest.raises(ValueError, match="expected 'attn'"):
-        load_model(tmp_path / "digits", expected_arch="attn")
+        PlateRecognizer.from_pretrained(tmp_path / "digits", expected_arch="attn")
     (tmp_path / "junk").mkdir()
     with pytest.raises(ValueError, match="not a model folder"):
-        load_model(tmp_path / "junk")
+        PlateRecognizer.from_pretrained(tmp_path / "junk")
     (tmp_path / "junk" / "config.json").write_text((tmp_path / "digits" / "config.json").read_text())
     (tmp_path / "junk" / "model.safetensors").write_bytes(b"\x80\x04pickle? no")
     with pytest.raises(ValueError, match="safetensors"):
-        load_model(tmp_path / "junk")
+        PlateRecognizer.from_pretrained(tmp_path / "junk")
 
 
 def test_save_pretrained_replaces_atomically(tmp_path):

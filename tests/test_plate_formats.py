@@ -8,7 +8,7 @@ import torch
 
 from data.formats import plate_regex
 from data.text import Charset
-from inference import load_model
+from inference import load_reader
 from models.base import PlatePrediction
 from models.plate_formats import (
     attn_char_probabilities, best_matching_reading, char_probabilities, check_country, constrain_to_formats,
@@ -98,7 +98,7 @@ def test_country_option_validation(tmp_path):
     with pytest.raises(ValueError, match="--country: unknown country 'XX'"):
         check_country("XX")
     with pytest.raises(ValueError, match="country: unknown country 'ZZ'"):
-        load_model(make_tiny_model(tmp_path / "m"), country="ZZ")
+        load_reader(make_tiny_model(tmp_path / "m"), country="ZZ")
     assert parse_formats(None) == (False, None)
     assert parse_formats("label") == (True, None)
     assert parse_formats("label:br,SK") == (True, {"BR", "SK"})
@@ -121,7 +121,7 @@ def _ctc_logits(reading: str, second: dict[int, str]) -> torch.Tensor:
 
 def test_reader_and_val_read_under_formats(tmp_path, monkeypatch):
     weights = make_tiny_model(tmp_path / "m")
-    plain, under = load_model(weights), load_model(weights, country="BR")
+    plain, under = load_reader(weights), load_reader(weights, country="BR")
     logits = _ctc_logits("JSQI4I3", {3: "1", 5: "1"})
     for reader in (plain, under):
         monkeypatch.setattr(reader, "forward", lambda images: {"logits": logits.expand(len(images), -1, -1)})
@@ -132,7 +132,7 @@ def test_reader_and_val_read_under_formats(tmp_path, monkeypatch):
     assert [p.text for p in plain.predict_tensor(images, ["BR", None])] == ["JSQ1413", "JSQI4I3"]
     assert [p.text for p in under.predict_tensor(images, ["EU", "BR"])] == ["JSQI4I3", "JSQ1413"]
     # "auto": the head's country; this model has none, so nothing changes.
-    auto = load_model(weights, country="auto")
+    auto = load_reader(weights, country="auto")
     monkeypatch.setattr(auto, "forward", lambda images: {"logits": logits.expand(len(images), -1, -1)})
     assert [p.text for p in auto.predict_tensor(images)] == ["JSQI4I3"] * 2
 

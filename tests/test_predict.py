@@ -16,12 +16,13 @@ import pytest
 from PIL import Image
 
 import inference
+import inference.weights
 import predict
 from data.datasets import read_image_rgb
 from data.text import Charset
 import torch
 
-from inference import Prediction, WeightsError, load_model
+from inference import Prediction, WeightsError, load_reader
 from models import create_model
 from models.heads import COUNTRY_CLASSES
 from tests._inference_fixtures import TINY_INPUT, TINY_OPTIONS, make_plates, make_tiny_model
@@ -42,7 +43,7 @@ def plates(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def reader(tiny):
-    return load_model(tiny)
+    return load_reader(tiny)
 
 
 def read_csv(path: Path) -> tuple[list[str], list[dict]]:
@@ -109,7 +110,7 @@ def test_predict_cli_single_image(tiny, plates, tmp_path):
 
 
 def test_missing_default_weights_say_how_to_train(monkeypatch, tmp_path, plates, capsys):
-    monkeypatch.setattr(inference, "DEFAULT_WEIGHTS", Path("weights/not-shipped-here"))
+    monkeypatch.setattr(inference.weights, "DEFAULT_WEIGHTS", Path("weights/not-shipped-here"))
     monkeypatch.chdir(tmp_path)
     assert predict.main(["--input", str(plates)]) == 2
     err = capsys.readouterr().err
@@ -207,19 +208,19 @@ def test_weights_of_another_arch_or_charset_are_refused(tiny, tmp_path):
     cfg = json.loads((other / "config.json").read_text())
     (other / "config.json").write_text(json.dumps({**cfg, "arch": "transformer9000"}))
     with pytest.raises(WeightsError, match="unknown arch 'transformer9000'"):
-        load_model(other)
+        load_reader(other)
 
     with pytest.raises(WeightsError, match="holds a 'crnn' model, expected 'attn'"):
-        load_model(tiny, expected_arch="attn")
+        load_reader(tiny, expected_arch="attn")
     with pytest.raises(WeightsError, match="charset"):
-        load_model(tiny, expected_charset=Charset("0123456789"))
+        load_reader(tiny, expected_charset=Charset("0123456789"))
 
     # A config whose charset does not fit the weights (head of 37 classes): refused, named.
     wrong = tmp_path / "wrong_charset"
     shutil.copytree(tiny, wrong)
     (wrong / "config.json").write_text(json.dumps({**cfg, "charset": "0123456789"}))
     with pytest.raises(WeightsError, match="does not match its config"):
-        load_model(wrong)
+        load_reader(wrong)
 
 
 class _Trap:
@@ -239,37 +240,37 @@ def test_non_models_and_pickles_are_refused_without_unpickling(tiny, tmp_path):
         f = tmp_path / name
         f.write_bytes(payload)
         with pytest.raises(WeightsError, match="pickled|not a model"):
-            load_model(f)
+            load_reader(f)
     # torch.save's zip format, with no suffix hint
     (tmp_path / "zipped").write_bytes(b"PK\x03\x04" + b"\0" * 60)
     with pytest.raises(WeightsError, match="pickled"):
-        load_model(tmp_path / "zipped")
+        load_reader(tmp_path / "zipped")
     # a folder of pickles (a Hugging Face style checkpoint)
     hf = tmp_path / "hf"
     hf.mkdir()
     (hf / "pytorch_model.bin").write_bytes(payload)
     with pytest.raises(WeightsError, match="never loaded"):
-        load_model(hf)
+        load_reader(hf)
     # a model folder whose "safetensors" is a pickle
     fake = tmp_path / "fake"
     shutil.copytree(tiny, fake)
     (fake / "model.safetensors").write_bytes(payload)
     with pytest.raises(WeightsError, match="safetensors"):
-        load_model(fake)
+        load_reader(fake)
     assert not marker.exists()
 
     text = tmp_path / "readme.txt"
     text.write_text("hello")
     with pytest.raises(WeightsError, match="is not a model"):
-        load_model(text)
+        load_reader(text)
     with pytest.raises(WeightsError, match="pass the folder"):
-        load_model(tiny / "model.safetensors")
+        load_reader(tiny / "model.safetensors")
     with pytest.raises(WeightsError, match="not found"):
-        load_model(tmp_path / "nothing")
+        load_reader(tmp_path / "nothing")
     bad_onnx = tmp_path / "bad.onnx"
     bad_onnx.write_bytes(payload)
     with pytest.raises(WeightsError, match="not a readable ONNX model"):
-        load_model(bad_onnx)
+        load_reader(bad_onnx)
     assert not marker.exists()
 
 
@@ -283,7 +284,7 @@ def test_foreign_onnx_without_metadata_is_refused(tmp_path):
     path = tmp_path / "foreign.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(WeightsError, match="not one written by export.py"):
-        load_model(path)
+        load_reader(path)
 
 
 def test_a_model_without_heads_leaves_the_class_columns_empty(tmp_path, plates):

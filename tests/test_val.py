@@ -14,7 +14,7 @@ import pytest
 import export
 import val
 from data.datasets import load_records
-from inference import load_model
+from inference import load_reader
 from metrics import score_texts
 from tests._inference_fixtures import make_plates, make_tiny_model
 
@@ -33,7 +33,7 @@ def test_val_json_and_gallery(setup, tmp_path, capsys):
     assert saved["overall"] == pytest.approx(results["overall"], nan_ok=True)
     # The numbers are those of the reader's own predictions on the same files.
     records = load_records(plates)
-    preds = load_model(tiny).predict([r.path for r in records])
+    preds = load_reader(tiny).predict([r.path for r in records])
     exact, dist = score_texts([p.text for p in preds], [r.text for r in records])
     assert saved["overall"]["n"] == 7
     assert saved["overall"]["exact_match"] == pytest.approx(sum(exact) / 7)

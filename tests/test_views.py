@@ -19,7 +19,7 @@ from data.transforms import (
     build_transform,
     check_reading_views,
 )
-from inference import JointPlateReader, WeightsError, load_joint_model, load_model
+from inference import JointPlateReader, WeightsError, load_joint_model, load_reader
 from tests.test_joint import folders, plates  # noqa: F401  (module fixtures: two tiny models, 8 plates)
 
 
@@ -66,10 +66,10 @@ def test_view_lists_are_checked_with_the_option_named():
 def test_reading_with_views_keeps_the_reading_the_views_score_highest(folders, plates):  # noqa: F811
     attn, _ = folders
     views = ("none", "pad10", "crop5", "stretch")
-    reader = load_model(attn, views=views)
+    reader = load_reader(attn, views=views)
     assert isinstance(reader, JointPlateReader) and reader.views == views and len(reader.members) == 4
     assert reader.arch == "attn" and reader.input_size == "32x64" and "views=" in repr(reader)
-    plain = load_model(attn)
+    plain = load_reader(attn)
     paths = sorted(str(p) for p in (plates / "images").iterdir())
     preds = reader.predict(paths)
     disagreements = 0
@@ -97,12 +97,12 @@ def test_views_and_models_combine(folders, plates):  # noqa: F811
     preds = joint.predict(paths)
     assert len(preds) == 8 and all(p.error is None for p in preds)
     # one view other than none: that view read alone
-    padded = load_model(folders[0], views="pad10")
+    padded = load_reader(folders[0], views="pad10")
     x = padded.transform(read_image_rgb(paths[0]))
     assert [p.text for p in padded.predict(paths[:1])] == [
-        load_model(folders[0]).predict_tensor(x[0][None])[0].text]
+        load_reader(folders[0]).predict_tensor(x[0][None])[0].text]
     # the view none only is the plain reader, and the plain joint reader
-    assert not isinstance(load_model(folders[0], views=["none"]), JointPlateReader)
+    assert not isinstance(load_reader(folders[0], views=["none"]), JointPlateReader)
     assert load_joint_model(folders).views == ("none",)
 
 
@@ -112,7 +112,7 @@ def test_views_need_a_model_folder(folders):  # noqa: F811
     with pytest.raises(WeightsError, match="reading with views needs model folders"):
         JointPlateReader([FakeOnnx()], views=DEFAULT_READING_VIEWS)
     with pytest.raises(ValueError, match="unknown view"):
-        load_model(folders[0], views="blur")
+        load_reader(folders[0], views="blur")
 
 
 def test_val_and_predict_read_with_views(folders, plates, tmp_path, capsys):  # noqa: F811

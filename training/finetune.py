@@ -17,7 +17,7 @@ import torch
 
 from configs import Config, ConfigError
 from data.text import Charset
-from models import PlateRecognizer, build_model_config, load_model
+from models import build_model_config, PlateRecognizer
 from models.backbones import grown_blocks
 
 INIT_INPUT_KEYS = {"image_height": "height", "image_width": "width", "keep_aspect": "keep_aspect"}
@@ -52,11 +52,11 @@ def file_sha256(path: Path) -> str:
 def load_init_model(path: str | os.PathLike, charset: Charset | None = None, arch: str | None = None) -> InitModel:
     """The model folder ``path``, checked against the run's charset and arch (errors name the flag)."""
     try:
-        model = load_model(path, expected_charset=charset, expected_arch=arch)
+        model = PlateRecognizer.from_pretrained(path, expected_charset=charset, expected_arch=arch)
     except ValueError as e:
         raise ConfigError(f"{init_where(path)}: {e}; a fine-tune starts from a model of the run's arch "
                           f"(--arch, --config) and charset (data.charset)") from e
-    # models.load_model reads the weights through safetensors; the digest streams the same file.
+    # PlateRecognizer.from_pretrained reads the weights through safetensors; the digest streams the same file.
     return InitModel(str(path), model, file_sha256(Path(path) / "model.safetensors"))
 
 

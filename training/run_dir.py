@@ -3,7 +3,7 @@
     runs/crnn/20261123-101500/
         config.yaml         the run's resolved config (rewritten on --resume with its overrides)
         log.jsonl           one JSON record per logged step, validation and test
-        best/  last/        model folders (``models.load_model``): best on validation, latest
+        best/  last/        model folders (``PlateRecognizer.from_pretrained``): best on validation, latest
         checkpoint/         Accelerate state for --resume (model, optimiser, schedule, RNG, counters)
         test_metrics.json   the final test of best/ (written when the run ends)
         tb/                 TensorBoard logs (train.trackers)

@@ -39,7 +39,7 @@ from data.files import swap_into_place
 from data.text import Charset
 from evaluation import evaluate
 from metrics import format_metrics_table
-from models import InputSpec, PlateRecognizer, create_model, load_model
+from models import create_model, InputSpec, PlateRecognizer
 from models.heads import has_country_labels
 from training.data import (EvalSet, TrainData, eval_loader, eval_sets, loader_workers, max_train_label_length,
                            train_data, train_records)
@@ -427,7 +427,7 @@ def validate(run: Run, progress: tqdm) -> None:
 def final_test(run: Run) -> TrainReport:
     """The best model on every test set: printed tables, ``test_metrics.json``, the report."""
     cfg, accelerator, state, run_dir = run.cfg, run.accelerator, run.state, run.run_dir
-    best = load_model(run_dir.best, expected_charset=run.charset).to(accelerator.device)
+    best = PlateRecognizer.from_pretrained(run_dir.best, expected_charset=run.charset).to(accelerator.device)
     report = TrainReport(run_dir, cfg.arch, state.step, round(state.train_seconds, 1),
                          {cfg.train.best_metric: state.best}, best.num_parameters())
     best = accelerator.prepare(best)

@@ -16,14 +16,11 @@ from data.synth.effects import EFFECT_GROUPS, SynthEffects
 from data.synth.generator import SynthPlate, SyntheticPlateGenerator
 from data.synth.textgen import generate_text
 
-capture_effects = degrade  # the old name, kept for one release
-
 __all__ = [
     "EFFECT_GROUPS",
     "SynthEffects",
     "SynthPlate",
     "SyntheticPlateGenerator",
-    "capture_effects",
     "degrade",
     "generate_text",
     "is_valid_plate_text",

@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from data.transforms import DEFAULT_READING_VIEWS, READING_VIEWS, check_reading_views
-from inference import DEFAULT_WEIGHTS, PlateReader, load_joint_model, load_model
+from inference import DEFAULT_WEIGHTS, PlateReader, load_joint_model, load_reader
 
 
 def _views(value: str) -> tuple[str, ...]:
@@ -49,5 +49,5 @@ def reader_from_args(args: argparse.Namespace, device: Any, *, country: str | No
         return load_joint_model([args.weights or DEFAULT_WEIGHTS, args.joint], device=device,
                                 batch_size=batch_size, country=country, beam_width=args.beam,
                                 views=args.tta or ("none",))
-    return load_model(args.weights, device=device, batch_size=batch_size, threads=threads, country=country,
+    return load_reader(args.weights, device=device, batch_size=batch_size, threads=threads, country=country,
                       beam_width=args.beam, views=args.tta)

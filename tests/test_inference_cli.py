@@ -1,4 +1,4 @@
-"""reader_args: the --joint/--beam/--tta options predict.py and val.py share, and the reader they describe."""
+"""inference.cli: the --joint/--beam/--tta options predict.py and val.py share, and the reader they describe."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from data.transforms import DEFAULT_READING_VIEWS
 from inference import JointPlateReader, TorchPlateReader, WeightsError
-from reader_args import add_reader_args, reader_from_args
+from inference.cli import add_reader_args, reader_from_args
 from tests._inference_fixtures import make_tiny_model
 
 

@@ -1,0 +1,234 @@
+"""Images in, model input out, without torch: reading files, converting what callers pass
+(numpy arrays, PIL images, paths) to RGB uint8, and the eval preprocessing.
+
+The eval preprocessing (:func:`resize_plate` + :func:`normalize`) is the one the training-time
+eval transform runs (``data.transforms.build_transform("eval", ...)`` calls
+:func:`resize_plate`; ``tests/test_onnx_reader.py`` checks the two agree), so the ONNX reading
+path (``inference.onnx``) reads plates exactly as training evaluated them, in numpy and OpenCV
+alone.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+
+# Padding value (RGB) of the letterbox when keep_aspect=True.
+PAD_VALUE = (0, 0, 0)
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be read: the message names the file, row and column."""
+
+
+class ImageReadError(DatasetError):
+    """An image file is missing, unreadable or corrupt: the message names the file."""
+
+
+# --------------------------------------------------------------------------- files
+
+
+def to_rgb_uint8(img: np.ndarray) -> np.ndarray:
+    """An image as cv2 decodes it with IMREAD_UNCHANGED (BGR order) -> RGB uint8 HxWx3."""
+    if img.dtype != np.uint8:
+        if img.dtype == np.uint16:
+            img = (img >> 8).astype(np.uint8)
+        elif np.issubdtype(img.dtype, np.floating):
+            hi = 1.0 if float(np.nanmax(img)) <= 1.0 else 255.0
+            img = np.clip(np.nan_to_num(img) * (255.0 / hi), 0, 255).astype(np.uint8)
+        else:
+            info = np.iinfo(img.dtype)
+            img = np.clip(img, 0, 255 if info.bits <= 8 else info.max).astype(np.float64)
+            if info.bits > 8:
+                img = img * (255.0 / info.max)
+            img = img.astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.ndim == 3:
+        c = img.shape[2]
+        if c == 1:
+            return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+        if c == 2:  # gray + alpha
+            return cv2.cvtColor(np.ascontiguousarray(img[:, :, 0]), cv2.COLOR_GRAY2RGB)
+        if c == 3:
+            return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        if c == 4:
+            return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    raise ValueError(f"unsupported image shape {img.shape}")
+
+
+def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as RGB uint8 HxWx3.
+
+    Grayscale, RGBA, 16-bit and palette images are converted. Decoding is done
+    by cv2 (from bytes, so non-ASCII paths work everywhere) with a PIL
+    fallback for what cv2 cannot read. EXIF orientation is not applied.
+    Raises :class:`ImageReadError` naming the file if it is missing,
+    unreadable or corrupt.
+    """
+    path = os.fspath(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot read image file: {e}") from e
+    if data.size == 0:
+        raise ImageReadError(f"{path}: image file is empty")
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        try:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.load()
+                if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                    arr = np.asarray(im).astype(np.float64)
+                    arr = (arr * (255.0 / max(1.0, float(arr.max())))).astype(np.uint8)
+                    img = np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
+                else:
+                    img = np.ascontiguousarray(np.asarray(im.convert("RGB")))
+        except Exception as e:  # noqa: BLE001 - any decoder failure means a corrupt file
+            raise ImageReadError(f"{path}: cannot decode image (corrupt or unsupported format): {e}") from e
+        if img.size == 0:
+            raise ImageReadError(f"{path}: image has zero size")
+        return img
+    try:
+        return to_rgb_uint8(img)
+    except ValueError as e:
+        raise ImageReadError(f"{path}: {e}") from e
+
+
+# --------------------------------------------------------------------------- what callers pass
+
+
+def array_to_rgb(image: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """A numpy image (RGB, or BGR with ``bgr=True``; gray/3/4 channels; uint8/uint16/float) -> RGB uint8 HxWx3."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(image).__name__}")
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
+        raise ValueError(f"unsupported image dtype {image.dtype}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
+        raise ValueError(
+            f"unsupported image shape {image.shape}: expected HxW (gray), HxWx1, HxWx3 or HxWx4"
+        )
+    if image.size == 0 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"empty image of shape {image.shape}")
+    if image.ndim == 3 and image.shape[2] in (3, 4) and not bgr:
+        # to_rgb_uint8 takes what cv2 decodes (BGR/BGRA): swap RGB(A) into that order first.
+        order = [2, 1, 0] + ([3] if image.shape[2] == 4 else [])
+        image = image[:, :, order]
+    return to_rgb_uint8(np.ascontiguousarray(image))
+
+
+def pil_to_rgb(image: Any) -> np.ndarray:
+    """A PIL image of any mode -> RGB uint8 HxWx3 (16-bit gray scaled by 1/256, like files)."""
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return array_to_rgb(np.asarray(image).astype(np.uint16))
+    if mode == "I":  # 32-bit integer: 16-bit PNGs often open in this mode
+        arr = np.asarray(image)
+        if arr.size and arr.min() >= 0 and arr.max() <= 65535:
+            return array_to_rgb(arr.astype(np.uint16))
+        return array_to_rgb(arr.astype(np.float64) / max(1.0, float(arr.max())))
+    if mode == "F":
+        return array_to_rgb(np.asarray(image, dtype=np.float32))
+    if mode != "RGB":
+        image = image.convert("RGB")  # L, LA, P (palette, with or without transparency), RGBA, CMYK, ...
+    arr = np.asarray(image)
+    if arr.size == 0:
+        raise ValueError(f"empty image of size {image.size}")
+    return np.ascontiguousarray(arr)
+
+
+def is_pil_image(x: Any) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(x, Image.Image)
+
+
+def to_rgb(image: Any, bgr: bool = False) -> np.ndarray:
+    """Any supported input (array, PIL image, path) -> RGB uint8 HxWx3. Raises on unreadable input."""
+    if isinstance(image, (str, os.PathLike)):
+        return read_image_rgb(image)
+    if isinstance(image, np.ndarray):
+        return array_to_rgb(image, bgr=bgr)
+    if is_pil_image(image):
+        return pil_to_rgb(image)
+    raise TypeError(
+        f"unsupported input type {type(image).__name__}: expected a numpy array, a PIL image or a file path"
+    )
+
+
+def source_name(image: Any) -> str | None:
+    """The file an input came from (a path, or a PIL image opened from a file), else None."""
+    if isinstance(image, (str, os.PathLike)):
+        return os.fspath(image)
+    name = getattr(image, "filename", None) if is_pil_image(image) else None
+    return name or None
+
+
+# --------------------------------------------------------------------------- eval preprocessing
+
+
+def as_rgb(img: np.ndarray) -> np.ndarray:
+    """A uint8 image in RGB order with 1, 3 or 4 channels (alpha dropped), or gray -> RGB HxWx3."""
+    if img.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 image, got dtype {img.dtype}")
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.ndim == 3 and img.shape[2] == 3:
+        return img
+    if img.ndim == 3 and img.shape[2] == 1:
+        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if img.ndim == 3 and img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_RGBA2RGB)
+    raise ValueError(f"expected an RGB image HxWx3, got shape {img.shape}")
+
+
+def letterbox_rect(src_h: int, src_w: int, height: int, width: int) -> tuple[float, float, float, float]:
+    """(x0, y0, w, h) of a ``src_h x src_w`` image fitted, centred, into ``height x width``."""
+    s = min(width / src_w, height / src_h)
+    w, h = src_w * s, src_h * s
+    return (width - w) / 2, (height - h) / 2, w, h
+
+
+def resize_plate(img: np.ndarray, height: int, width: int, keep_aspect: bool = False) -> np.ndarray:
+    """RGB uint8 -> ``height x width``: stretched, or letterboxed (centred on :data:`PAD_VALUE`)
+    when ``keep_aspect``; ``INTER_AREA`` when shrinking, else ``INTER_LINEAR``."""
+    sh, sw = img.shape[:2]
+    if not keep_aspect:
+        interp = cv2.INTER_AREA if (sw > width or sh > height) else cv2.INTER_LINEAR
+        return cv2.resize(img, (width, height), interpolation=interp)
+    _, _, fw, fh = letterbox_rect(sh, sw, height, width)
+    w, h = max(1, round(fw)), max(1, round(fh))
+    interp = cv2.INTER_AREA if (sw > w or sh > h) else cv2.INTER_LINEAR
+    small = cv2.resize(img, (w, h), interpolation=interp)
+    out = np.empty((height, width, 3), np.uint8)
+    out[:] = PAD_VALUE
+    x0, y0 = (width - w) // 2, (height - h) // 2
+    out[y0 : y0 + h, x0 : x0 + w] = small
+    return out
+
+
+_SCALE, _ONE = np.float32(2.0 / 255.0), np.float32(1.0)
+
+
+def normalize(img: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 -> float32 3xHxW in [-1, 1] (as ``data.transforms.to_tensor``, in numpy)."""
+    x = img.transpose(2, 0, 1).astype(np.float32)
+    x *= _SCALE
+    x -= _ONE
+    return x
+
+
+def preprocess_eval(img: np.ndarray, height: int, width: int, keep_aspect: bool = False) -> np.ndarray:
+    """The eval preprocessing in numpy: RGB uint8 (gray, RGBA too) -> float32 3 x height x width in [-1, 1]."""
+    return normalize(resize_plate(as_rgb(img), height, width, keep_aspect))
