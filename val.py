@@ -34,14 +34,13 @@ import sys
 from pathlib import Path
 
 from accelerate import Accelerator
-from torch.utils.data import DataLoader
 
-from data.datasets import PlateDataset, load_records
-from evaluation import IndexedDataset, collate_indexed, evaluate
+from data.datasets import load_records
+from evaluation import evaluate_records
 from evaluation.reports import default_gallery_path, gallery_order, gallery_tiles, write_confusion_png, write_gallery
+from inference.cli import add_reader_args, reader_from_args
 from metrics import format_metrics_table
 from models.plate_formats import check_country
-from inference.cli import add_reader_args, reader_from_args
 
 
 def parse_equivalences(items: list[str]) -> dict[str, dict[str, str]]:
@@ -106,13 +105,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     equivalences = parse_equivalences(args.equiv)
-    ds = PlateDataset(records, reader.transform)  # the model's own eval preprocessing
-    loader = DataLoader(IndexedDataset(ds), batch_size=args.batch_size, num_workers=args.workers,
-                        collate_fn=collate_indexed)
-    if accelerator.num_processes > 1:
-        loader = accelerator.prepare(loader)
-    result = evaluate(reader, loader, accelerator, desc="val", equivalences=equivalences,
-                      formats_by_label=by_label if only is None else only, keep_records=True)
+    result = evaluate_records(reader, records, accelerator, batch_size=args.batch_size, workers=args.workers,
+                              desc="val", equivalences=equivalences,
+                              formats_by_label=by_label if only is None else only, keep_records=True)
     results = result.metrics
     if not accelerator.is_main_process:
         return results

@@ -34,7 +34,10 @@ COUNTRIES: tuple[str, ...] = (
 )
 UNKNOWN_COUNTRY = "unknown"
 # Codes a dataset may carry besides the 27: "EU" for an EU plate of unstated
-# country, and "unknown" (an empty cell reads as unknown).
+# country, and "unknown" (an empty cell reads as unknown). Any other code of two
+# or three letters (ISO 3166 alpha-2/alpha-3, e.g. "ID") is accepted as given: its
+# plates are scored per country, and a country head, which cannot name it, is
+# not scored on them.
 EXTRA_COUNTRY_CODES: tuple[str, ...] = ("EU", UNKNOWN_COUNTRY)
 VALID_COUNTRY_CODES = frozenset(COUNTRIES + EXTRA_COUNTRY_CODES)
 
@@ -45,17 +48,20 @@ def normalize_plate_text(text: str) -> str:
 
 
 def normalize_country(code: str | None) -> str:
-    """Canonical country code ("" and None read as unknown). Raises ValueError if not known."""
+    """Canonical country code ("" and None read as unknown; any two or three letters, upper-cased).
+
+    Raises ValueError for anything that is not a country code (digits, words, punctuation).
+    """
     if code is None or not code.strip():
         return UNKNOWN_COUNTRY
     code = code.strip()
-    upper = code.upper()
-    if upper in VALID_COUNTRY_CODES:
-        return upper
     if code.lower() == UNKNOWN_COUNTRY:
         return UNKNOWN_COUNTRY
+    if len(code) in (2, 3) and code.isascii() and code.isalpha():
+        return code.upper()
     raise ValueError(
-        f"unknown country code {code!r}; expected one of {', '.join(COUNTRIES + EXTRA_COUNTRY_CODES)}"
+        f"{code!r} is not a country code: expected two or three letters (e.g. DE, BR, ID), "
+        f"'unknown' or an empty cell; the generator's countries are {', '.join(COUNTRIES)}"
     )
 
 

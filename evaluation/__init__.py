@@ -10,7 +10,9 @@ analysis notebooks and the benchmarks; ``evaluation/reports.py`` draws the error
 the country confusion matrix. The numbers themselves come from ``metrics.PlateMetrics``.
 """
 
-from evaluation.loop import EvalResult, IndexedDataset, ModelReader, Predictor, collate_indexed, evaluate
+from evaluation.loop import (EvalResult, IndexedDataset, ModelReader, Predictor, collate_indexed, evaluate,
+                             evaluate_records)
 from metrics import ReadingRecord
 
-__all__ = ["EvalResult", "IndexedDataset", "ModelReader", "Predictor", "ReadingRecord", "collate_indexed", "evaluate"]
+__all__ = ["EvalResult", "IndexedDataset", "ModelReader", "Predictor", "ReadingRecord", "collate_indexed", "evaluate",
+           "evaluate_records"]

@@ -8,10 +8,10 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from data.datasets import collate_plates
+from data.datasets import PlateDataset, PlateRecord, collate_plates
 from metrics import Equivalences, PlateMetrics, ReadingRecord, gather_records
 from models.base import PlatePrediction
 
@@ -127,3 +127,14 @@ def evaluate(
         if model is not None:
             model.train(was_training)
     return EvalResult(metrics.compute(), kept)
+
+
+def evaluate_records(reader: Any, records: Sequence[PlateRecord], accelerator: Any = None, *,
+                     batch_size: int = 128, workers: int = 0, **options: Any) -> EvalResult:
+    """:func:`evaluate` over labelled records (``data.datasets.load_records``), each read through the
+    reader's own eval preprocessing (``reader.transform``); ``options`` as for :func:`evaluate`."""
+    loader = DataLoader(IndexedDataset(PlateDataset(list(records), reader.transform)), batch_size=batch_size,
+                        num_workers=workers, collate_fn=collate_indexed)
+    if accelerator is not None and accelerator.num_processes > 1:
+        loader = accelerator.prepare(loader)
+    return evaluate(reader, loader, accelerator, **options)

@@ -117,7 +117,7 @@ def test_command_line(tmp_path, photos, capsys):
         ("image,text,x,y,w,h\na.jpg,AB1,1,2,3,4\na.jpg,AB2,1,2,zz,4\n", r"ann\.csv, line 3 \(data row 2\), column 'w': not a number"),
         ("image,text,x,y,w,h\na.jpg,,1,2,3,4\n", r"line 2 \(data row 1\), column 'text': empty label"),
         ("image,text,x,y,w,h\na.jpg,AB1,1,2,0,4\n", r"line 2 \(data row 1\): box width and height must be positive"),
-        ("image,text,x,y,w,h,country\na.jpg,AB1,1,2,3,4,QQ\n", r"column 'country': unknown country code 'QQ'"),
+        ("image,text,x,y,w,h,country\na.jpg,AB1,1,2,3,4,Q1\n", r"column 'country': 'Q1' is not a country code"),
         ("image,text,x,y\na.jpg,AB1,1,2\n", r"line 1 \(header\): need columns x,y,w,h"),
         ("image,text,x,y,w,h\nmissing.jpg,AB1,1,2,3,4\n", r"line 2 \(data row 1\): photo not found: .*missing\.jpg"),
         ("image,text,x,y,w,h\na.jpg,AB1,500,500,3,4\n", r"line 2 \(data row 1\): box .* outside .*a\.jpg"),

@@ -108,9 +108,16 @@ def test_csv_custom_charset(tmp_path):
     assert [r.text for r in records] == ["AB1"] and stats["skipped_invalid_label"] == 1
 
 
-def test_csv_unknown_country(tmp_path):
-    root = make_csv_dataset(tmp_path / "a", ["a.png,AB1,DE,1", "b.png,AB2,XX,1"])
-    with pytest.raises(DatasetError, match=r"line 3 \(data row 2\), column 'country': unknown country code 'XX'"):
+def test_csv_country_outside_the_generator(tmp_path):
+    # A real set of another country (realplates-id: "ID") loads; its code is kept as given.
+    root = make_csv_dataset(tmp_path / "a", ["a.png,AB1,DE,1", "b.png,AB2,id,1", "c.png,AB3,,1"])
+    assert [r.country for r in read_csv_dataset(root)[0]] == ["DE", "ID", "unknown"]
+
+
+@pytest.mark.parametrize("value", ["12", "Germany", "D-E"])
+def test_csv_bad_country(tmp_path, value):
+    root = make_csv_dataset(tmp_path / "a", ["a.png,AB1,DE,1", f"b.png,AB2,{value},1"])
+    with pytest.raises(DatasetError, match=r"line 3 \(data row 2\), column 'country': .* is not a country code"):
         read_csv_dataset(root, on_invalid_label="skip")
 
 
