@@ -36,7 +36,7 @@ from pathlib import Path
 from accelerate import Accelerator
 
 from data.datasets import load_records
-from evaluation import evaluate_records
+from evaluation import score_records
 from evaluation.reports import default_gallery_path, gallery_order, gallery_tiles, write_confusion_png, write_gallery
 from inference.cli import add_reader_args, reader_from_args
 from metrics import format_metrics_table
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     equivalences = parse_equivalences(args.equiv)
-    result = evaluate_records(reader, records, accelerator, batch_size=args.batch_size, workers=args.workers,
+    result = score_records(reader, records, accelerator, batch_size=args.batch_size, workers=args.workers,
                               desc="val", equivalences=equivalences,
                               formats_by_label=by_label if only is None else only, keep_records=True)
     results = result.metrics

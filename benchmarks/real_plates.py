@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.datasets import load_records  # noqa: E402
-from evaluation import evaluate_records  # noqa: E402
+from evaluation import score_records  # noqa: E402
 from inference.cli import add_reader_args, reader_from_args  # noqa: E402
 from val import parse_equivalences  # noqa: E402
 
@@ -55,7 +55,7 @@ def summarise(per_set: dict[str, dict]) -> dict:
 
 def score_set(reader, folder: Path, equivalences: dict, limit: int | None, batch_size: int) -> dict:
     records = load_records(folder, reader.charset, allow_mask=True)[:limit]
-    metrics = evaluate_records(reader, records, batch_size=batch_size, desc=folder.name,
+    metrics = score_records(reader, records, batch_size=batch_size, desc=folder.name,
                                equivalences=equivalences).metrics
     overall = metrics["overall"]
     return {

@@ -11,8 +11,8 @@ the country confusion matrix. The numbers themselves come from ``metrics.PlateMe
 """
 
 from evaluation.loop import (EvalResult, IndexedDataset, ModelReader, Predictor, collate_indexed, evaluate,
-                             evaluate_records)
+                             score_records)
 from metrics import ReadingRecord
 
 __all__ = ["EvalResult", "IndexedDataset", "ModelReader", "Predictor", "ReadingRecord", "collate_indexed", "evaluate",
-           "evaluate_records"]
+           "score_records"]

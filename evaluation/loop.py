@@ -129,7 +129,7 @@ def evaluate(
     return EvalResult(metrics.compute(), kept)
 
 
-def evaluate_records(reader: Any, records: Sequence[PlateRecord], accelerator: Any = None, *,
+def score_records(reader: Any, records: Sequence[PlateRecord], accelerator: Any = None, *,
                      batch_size: int = 128, workers: int = 0, **options: Any) -> EvalResult:
     """:func:`evaluate` over labelled records (``data.datasets.load_records``), each read through the
     reader's own eval preprocessing (``reader.transform``); ``options`` as for :func:`evaluate`."""

@@ -18,6 +18,7 @@ decoder of those outputs, ``data.tokenizers.NUMPY_DECODERS``) and
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -28,7 +29,8 @@ from typing import Any, ClassVar
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save_file
 from torch import nn
 
 from data.files import swap_into_place
@@ -216,7 +218,8 @@ class PlateRecognizer(nn.Module):
         options = {**old, **model_options, **({"pretrained": False} if "pretrained" in model_options else {})}
         model = create_model(arch, options, charset, spec)
         try:
-            state = load_file(str(weights))
+            blob = weights.read_bytes()  # read once: parsed here, hashed for the run's record
+            state = load_safetensors(blob)
         except (SafetensorError, OSError) as e:
             raise ValueError(f"{weights} is not a readable safetensors file: {e}") from e
         try:
@@ -229,6 +232,7 @@ class PlateRecognizer(nn.Module):
                 f"unexpected {sorted(unexpected)[:5]}"
             )
         model.eval()
+        model.weights_sha256 = hashlib.sha256(blob).hexdigest()  # which file this is (fine-tune logs)
         return model
 
     def to_config_dict(self) -> dict:

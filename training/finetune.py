@@ -8,10 +8,8 @@ and ``train.trainable`` freezes the rest (:func:`freeze_all_but`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -44,11 +42,6 @@ def init_where(path: str | os.PathLike) -> str:
     return f"--init-from {path} (train.init_from)"
 
 
-def file_sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def load_init_model(path: str | os.PathLike, charset: Charset | None = None, arch: str | None = None) -> InitModel:
     """The model folder ``path``, checked against the run's charset and arch (errors name the flag)."""
     try:
@@ -56,8 +49,7 @@ def load_init_model(path: str | os.PathLike, charset: Charset | None = None, arc
     except ValueError as e:
         raise ConfigError(f"{init_where(path)}: {e}; a fine-tune starts from a model of the run's arch "
                           f"(--arch, --config) and charset (data.charset)") from e
-    # PlateRecognizer.from_pretrained reads the weights through safetensors; the digest streams the same file.
-    return InitModel(str(path), model, file_sha256(Path(path) / "model.safetensors"))
+    return InitModel(str(path), model, model.weights_sha256)
 
 
 def apply_init_from(cfg: Config, overrides: list[str], init: InitModel | None = None) -> tuple[Config, InitModel]:
