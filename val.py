@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> dict:
         sys.exit(2)
     equivalences = parse_equivalences(args.equiv)
     result = score_records(reader, records, accelerator, batch_size=args.batch_size, workers=args.workers,
-                              desc="val", equivalences=equivalences,
-                              formats_by_label=by_label if only is None else only, keep_records=True)
+                           desc="val", equivalences=equivalences,
+                           formats_by_label=by_label if only is None else only, keep_records=True)
     results = result.metrics
     if not accelerator.is_main_process:
         return results

@@ -56,7 +56,7 @@ def summarise(per_set: dict[str, dict]) -> dict:
 def score_set(reader, folder: Path, equivalences: dict, limit: int | None, batch_size: int) -> dict:
     records = load_records(folder, reader.charset, allow_mask=True)[:limit]
     metrics = score_records(reader, records, batch_size=batch_size, desc=folder.name,
-                               equivalences=equivalences).metrics
+                            equivalences=equivalences).metrics
     overall = metrics["overall"]
     return {
         "n": overall["n"], "exact_match": overall["exact_match"], "cer": overall["cer"],

@@ -130,7 +130,7 @@ def evaluate(
 
 
 def score_records(reader: Any, records: Sequence[PlateRecord], accelerator: Any = None, *,
-                     batch_size: int = 128, workers: int = 0, **options: Any) -> EvalResult:
+                  batch_size: int = 128, workers: int = 0, **options: Any) -> EvalResult:
     """:func:`evaluate` over labelled records (``data.datasets.load_records``), each read through the
     reader's own eval preprocessing (``reader.transform``); ``options`` as for :func:`evaluate`."""
     loader = DataLoader(IndexedDataset(PlateDataset(list(records), reader.transform)), batch_size=batch_size,
