@@ -154,8 +154,8 @@ def test_plate_metrics_breakdowns():
     assert fr["cer"] == pytest.approx(1 / 3)
     assert r["by_country"]["unknown"]["exact_match"] == 1.0
 
-    assert list(r["by_lines"]) == ["1", "2"]
-    one, two = r["by_lines"]["1"], r["by_lines"]["2"]
+    assert list(r["by_rows"]) == ["1", "2"]
+    one, two = r["by_rows"]["1"], r["by_rows"]["2"]
     assert (one["n"], one["exact_match"], one["mean_edit_distance"], one["cer"]) == (2, 1.0, 0.0, 0.0)
     assert two["n"] == 2
     assert two["exact_match"] == 0.0
@@ -198,7 +198,7 @@ def test_empty_metrics_give_n0_and_nan():
     r = m.compute()
     assert r["overall"]["n"] == 0
     assert all(math.isnan(r["overall"][k]) for k in ("exact_match", "mean_edit_distance", "cer"))
-    assert r["by_country"] == {} and r["by_lines"] == {}
+    assert r["by_country"] == {} and r["by_rows"] == {}
     table = format_metrics_table(r)
     assert "n/a" in table
     assert score_texts([], []) == ([], [])
@@ -282,7 +282,7 @@ def test_gather_records_single_process_counts_each_sample_once(cpu_accelerator):
             return 10
 
         def __getitem__(self, i):
-            return {"idx": i, "label": f"AB{i:03d}", "country": "DE" if i % 2 else "FR", "lines": 1 + i % 2}
+            return {"idx": i, "label": f"AB{i:03d}", "country": "DE" if i % 2 else "FR", "rows": 1 + i % 2}
 
     dl = cpu_accelerator.prepare(DataLoader(Plates(), batch_size=4, shuffle=False))
     metrics = PlateMetrics()
@@ -290,7 +290,7 @@ def test_gather_records_single_process_counts_each_sample_once(cpu_accelerator):
     for batch in dl:
         idx = batch["idx"].tolist()
         preds = [f"AB{i:03d}" if i < 7 else "XX" for i in idx]  # 7 right, 3 wrong
-        records = reads(preds, batch["label"], batch["country"], batch["lines"].tolist())
+        records = reads(preds, batch["label"], batch["country"], batch["rows"].tolist())
         gathered = gather_records(cpu_accelerator, records)
         assert all(isinstance(r.rows, int) for r in gathered)
         seen.extend(r.label for r in gathered)
@@ -299,5 +299,5 @@ def test_gather_records_single_process_counts_each_sample_once(cpu_accelerator):
     r = metrics.compute()
     assert r["overall"]["n"] == 10
     assert r["overall"]["exact_match"] == pytest.approx(0.7)
-    assert r["by_country"]["DE"]["n"] == 5 and r["by_lines"]["2"]["n"] == 5
-    assert isinstance(batch["lines"], torch.Tensor)
+    assert r["by_country"]["DE"]["n"] == 5 and r["by_rows"]["2"]["n"] == 5
+    assert isinstance(batch["rows"], torch.Tensor)
