@@ -26,6 +26,7 @@ from metrics import (  # noqa: E402
     masked_edit_distance,
     masked_match,
     score_texts,
+    with_new_metric_names,
 )
 
 PREDS = ["AB123", "AB12", "XY9"]
@@ -227,6 +228,19 @@ def test_format_metrics_table_contains_numbers():
     assert "| FR | 1 | 100.00% | 0.000 | 0.00% |" in table
     assert table.index("| DE |") < table.index("| FR |")  # countries sorted
     assert table.index("By number of rows") < table.index("By country")
+
+
+def test_metrics_written_before_by_rows_still_read():
+    """Metrics JSON from before the rename says ``by_lines``: readers see ``by_rows``."""
+    m = PlateMetrics()
+    m.update(reads(PREDS, LABELS, ["FR", "DE", "DE"], [1, 1, 2]))
+    new = m.compute()
+    old = {("by_lines" if k == "by_rows" else k): v for k, v in new.items()}
+    assert "by_rows" in new and "by_lines" not in new
+    assert format_metrics_table(old, title="val") == format_metrics_table(new, title="val")
+    report = {"steps": 2, "test": {"synth": old}}
+    assert with_new_metric_names(report) == {"steps": 2, "test": {"synth": new}}
+    assert with_new_metric_names(report) is not report and "by_lines" in old  # a copy: the input is kept
 
 
 # --------------------------------------------------------------------------- #
