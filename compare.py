@@ -33,7 +33,7 @@ from configs import SYNTH, ConfigError, load_config
 from data.datasets import PlateDataset, collate_plates, load_records
 from data.transforms import build_transform
 from evaluation import evaluate
-from metrics import format_metrics_table
+from metrics import format_metrics_table, with_new_metric_names
 from models import PlateRecognizer
 from training import RunDir, ensure_synth_set
 from val import parse_equivalences
@@ -154,8 +154,8 @@ def _num(x, fmt: str) -> str:
     return "n/a" if x is None or x != x else format(x, fmt)
 
 
-def _by_lines(res: dict, key: str) -> float | None:
-    return res.get("by_lines", {}).get(key, {}).get("exact_match")
+def _by_rows(res: dict, key: str) -> float | None:
+    return with_new_metric_names(res).get("by_rows", {}).get(key, {}).get("exact_match")
 
 
 def summary_table(runs: list[RunResult], dataset: str, with_speed: bool) -> list[str]:
@@ -174,7 +174,7 @@ def summary_table(runs: list[RunResult], dataset: str, with_speed: bool) -> list
         if dataset == OWN:
             cells.append(Path(r.test_set).name)
         country = res.get("country", {})  # absent for models without a country head
-        cells += [str(o["n"]), _pct(o["exact_match"]), _pct(_by_lines(res, "1")), _pct(_by_lines(res, "2")),
+        cells += [str(o["n"]), _pct(o["exact_match"]), _pct(_by_rows(res, "1")), _pct(_by_rows(res, "2")),
                   _num(o["mean_edit_distance"], ".3f"), _pct(o["cer"]),
                   _pct(country.get("accuracy")), _pct(country.get("macro_f1"))]
         if with_speed:

@@ -1,7 +1,7 @@
 """Plate-reading metrics shared by every architecture.
 
 Three numbers, each reported overall and broken down by country and by number
-of rows (lines) on the plate:
+of text rows on the plate:
 
 * ``exact_match``        -- fraction of plates read exactly (whole-string match);
 * ``mean_edit_distance`` -- Levenshtein distance per plate, averaged over plates;
@@ -62,6 +62,7 @@ __all__ = [
     "ReadingRecord",
     "ClassificationCounts",
     "format_metrics_table",
+    "with_new_metric_names",
     "score_texts",
     "masked_match",
     "masked_edit_distance",
@@ -129,8 +130,8 @@ def _country_key(code: Any) -> str:
         return code.strip()
 
 
-def _lines_key(lines: Any) -> str:
-    return str(int(lines))
+def _rows_key(rows: Any) -> str:
+    return str(int(rows))
 
 
 def _compile_equivalences(equivalences: Equivalences | None) -> dict[str, dict[int, str]]:
@@ -346,7 +347,7 @@ class PlateMetrics:
 
         {"overall":   {"n", "exact_match", "mean_edit_distance", "cer"},
          "by_country": {"DE": {...}, ...},    # codes as normalize_country gives them
-         "by_lines":   {"1": {...}, "2": {...}}}
+         "by_rows":    {"1": {...}, "2": {...}}}     # by the label's number of text rows
 
     Where records carry ``pred_country`` / ``pred_rows`` it also has ``"country"``
     (see :class:`ClassificationCounts`) and ``"rows"``, and each ``by_country``
@@ -362,7 +363,7 @@ class PlateMetrics:
     def reset(self) -> None:
         self._overall = _Counts()
         self._by_country: dict[str, _Counts] = {}
-        self._by_lines: dict[str, _Counts] = {}
+        self._by_rows: dict[str, _Counts] = {}
         self._country = ClassificationCounts()
         self._rows = ClassificationCounts()
         self._country_by_group: dict[str, list[int]] = {}  # true country -> [correct, n]
@@ -379,7 +380,7 @@ class PlateMetrics:
                 group[0] += int(ck == pk)
                 group[1] += 1
             if r.pred_rows is not None:
-                self._rows.add(_lines_key(r.rows), _lines_key(r.pred_rows))
+                self._rows.add(_rows_key(r.rows), _rows_key(r.pred_rows))
         countries = [r.country for r in records]
         p, t = _prepare([r.text for r in records], [r.label for r in records], countries, self._tables)
         exact, dist = _score_normalised(p, t)
@@ -387,7 +388,7 @@ class PlateMetrics:
             chars = len(lab)
             self._overall.add(e, d, chars)
             self._by_country.setdefault(_country_key(r.country), _Counts()).add(e, d, chars)
-            self._by_lines.setdefault(_lines_key(r.rows), _Counts()).add(e, d, chars)
+            self._by_rows.setdefault(_rows_key(r.rows), _Counts()).add(e, d, chars)
 
     @property
     def n(self) -> int:
@@ -397,7 +398,7 @@ class PlateMetrics:
         out = {
             "overall": self._overall.as_dict(),
             "by_country": {k: self._by_country[k].as_dict() for k in sorted(self._by_country)},
-            "by_lines": {k: self._by_lines[k].as_dict() for k in sorted(self._by_lines, key=_lines_sort)},
+            "by_rows": {k: self._by_rows[k].as_dict() for k in sorted(self._by_rows, key=_rows_sort)},
         }
         if self._country.n:
             out["country"] = self._country.compute(order=COUNTRY_CLASSES)
@@ -409,11 +410,25 @@ class PlateMetrics:
         return out
 
 
-def _lines_sort(key: str) -> tuple[int, Any]:
+def _rows_sort(key: str) -> tuple[int, Any]:
     try:
         return (0, int(key))
     except ValueError:
         return (1, key)
+
+
+OLD_BY_ROWS = "by_lines"  # the name of ``by_rows`` in metrics JSON written before the rename
+
+
+def with_new_metric_names(report: Any) -> Any:
+    """A metrics dict (or a report holding some, e.g. ``test_metrics.json``) read from a file:
+    the same, with the old key ``by_lines`` renamed ``by_rows`` at any depth."""
+    if isinstance(report, dict):
+        return {("by_rows" if k == OLD_BY_ROWS and "by_rows" not in report else k): with_new_metric_names(v)
+                for k, v in report.items()}
+    if isinstance(report, list):
+        return [with_new_metric_names(v) for v in report]
+    return report
 
 
 # --------------------------------------------------------------------------- #
@@ -463,10 +478,10 @@ def format_metrics_table(results: Mapping[str, Any], title: str | None = None) -
     if title:
         parts += [f"### {title}", ""]
     parts += ["**Overall**", ""] + _table(None, [("", results.get("overall", {}))])
-    by_lines = results.get("by_lines") or {}
-    if by_lines:
+    by_rows = results.get("by_rows") or results.get(OLD_BY_ROWS) or {}
+    if by_rows:
         parts += ["", "**By number of rows**", ""]
-        parts += _table("rows", [(k, by_lines[k]) for k in sorted(by_lines, key=_lines_sort)])
+        parts += _table("rows", [(k, by_rows[k]) for k in sorted(by_rows, key=_rows_sort)])
     by_country = results.get("by_country") or {}
     if by_country:
         parts += ["", "**By country**", ""]

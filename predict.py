@@ -9,9 +9,9 @@
     python predict.py --input crops/ --weights weights/attn --tta   # each crop read in five views
 
 Without --weights the shipped default model (weights/crnn) is used. The CSV has
-the columns filename,text,confidence,country,country_confidence,lines,error
-(country, country_confidence and lines are empty for models without a
-classification head; error names why an image could not be read, and the run
+the columns filename,text,confidence,country,country_confidence,rows,error
+(rows: the plate's number of text rows; country, country_confidence and rows
+are empty for models without a classification head; error names why an image could not be read, and the run
 goes on). filename is as given, relative to the input folder, or as written in
 the input CSV.
 """
@@ -106,8 +106,8 @@ def _short(s: str, n: int) -> str:
 def format_table(preds: list[Prediction], limit: int = 10) -> str:
     shown = preds[:limit]
     wf = max([8] + [len(_short(p.filename or "", 40)) for p in shown])
-    has_head = any(p.country is not None or p.lines is not None for p in shown)
-    head = f"{'filename':<{wf}}  {'text':<12} {'conf':>6}" + ("  country  lines" if has_head else "")
+    has_head = any(p.country is not None or p.rows is not None for p in shown)
+    head = f"{'filename':<{wf}}  {'text':<12} {'conf':>6}" + ("  country  rows" if has_head else "")
     lines = [head, "-" * len(head)]
     for p in shown:
         name = _short(p.filename or "", 40)
@@ -118,7 +118,7 @@ def format_table(preds: list[Prediction], limit: int = 10) -> str:
         row = f"{name:<{wf}}  {p.text:<12} {p.confidence:6.3f}"
         if has_head:
             cc = "" if p.country_confidence is None else f" {p.country_confidence:.2f}"
-            row += f"  {(p.country or '') + cc:<7}  {'' if p.lines is None else p.lines}"
+            row += f"  {(p.country or '') + cc:<7}  {'' if p.rows is None else p.rows}"
         lines.append(row)
     if len(preds) > limit:
         lines.append(f"... {len(preds) - limit} more")
@@ -130,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input", required=True, help="an image, a folder of images (recursive) or a CSV with a filename column")
     ap.add_argument("--weights", default=None,
                     help="model folder (config.json + model.safetensors) or .onnx file; default: weights/crnn")
-    ap.add_argument("--output", default="preds.csv", help="output CSV (default: preds.csv)")
+    ap.add_argument("--output", default="preds.csv",
+                    help="output CSV: filename,text,confidence,country,country_confidence,rows,error "
+                         "(default: preds.csv)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default="cpu", help="PyTorch device: cpu, cuda, auto (ignored for .onnx)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (torch and onnxruntime)")

@@ -19,19 +19,20 @@ import pandas as pd
 
 from data.datasets import (
     IMAGE_EXTENSIONS,
+    OLD_ROWS_COLUMN,
     DatasetError,
     detect_format,
     label_from_filename,
     load_dataset,
-    parse_lines,
     read_image_rgb,
+    rows_of,
 )
 from data.text import Charset, normalize_country, normalize_plate_text
 
-SCAN_COLUMNS = ("file", "raw_text", "text", "length", "country", "lines", "bad_chars", "exists", "problems")
+SCAN_COLUMNS = ("file", "raw_text", "text", "length", "country", "rows", "bad_chars", "exists", "problems")
 
 
-def _row(path: str, raw_text: str, raw_country: str, raw_lines: str, charset: Charset,
+def _row(path: str, raw_text: str, raw_country: str, raw_rows: str, raw_old_rows: str, charset: Charset,
          exists: bool) -> dict[str, Any]:
     problems: list[str] = []
     text = normalize_plate_text(raw_text)
@@ -46,14 +47,14 @@ def _row(path: str, raw_text: str, raw_country: str, raw_lines: str, charset: Ch
         country = raw_country.strip()
         problems.append(f"unknown country {country!r}")
     try:
-        lines = parse_lines(raw_lines)
-    except ValueError:
-        lines = 0
-        problems.append(f"bad lines value {raw_lines!r}")
+        rows = rows_of(raw_rows, raw_old_rows)
+    except ValueError as e:
+        rows = 0
+        problems.append(f"bad {e}")
     if not exists:
         problems.append("image file not found")
     return {"file": path, "raw_text": raw_text, "text": text, "length": len(text), "country": country,
-            "lines": lines, "bad_chars": bad, "exists": exists, "problems": "; ".join(problems)}
+            "rows": rows, "bad_chars": bad, "exists": exists, "problems": "; ".join(problems)}
 
 
 def _scan_csv(root: Path, csv_name: str, charset: Charset) -> list[dict[str, Any]]:
@@ -64,7 +65,7 @@ def _scan_csv(root: Path, csv_name: str, charset: Charset) -> list[dict[str, Any
         if "filename" not in header or "text" not in header:
             raise DatasetError(f"{root / csv_name}: needs the columns filename,text (found {header})")
         col = {name: header.index(name) if name in header else None
-               for name in ("filename", "text", "country", "lines")}
+               for name in ("filename", "text", "country", "rows", OLD_ROWS_COLUMN)}
         for cells in reader:
             if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue
@@ -74,7 +75,7 @@ def _scan_csv(root: Path, csv_name: str, charset: Charset) -> list[dict[str, Any
                 return cells[i] if i is not None and i < len(cells) else ""
 
             path = os.path.join(root, cell("filename").strip())
-            rows.append(_row(path, cell("text"), cell("country"), cell("lines"), charset,
+            rows.append(_row(path, cell("text"), cell("country"), cell("rows"), cell(OLD_ROWS_COLUMN), charset,
                              os.path.isfile(path)))
     return rows
 
@@ -86,7 +87,8 @@ def _scan_filenames(root: Path, charset: Charset) -> list[dict[str, Any]]:
         for name in sorted(filenames):
             if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 continue
-            rows.append(_row(os.path.join(dirpath, name), label_from_filename(name), "", "", charset, True))
+            rows.append(_row(os.path.join(dirpath, name), label_from_filename(name), "", "", "", charset,
+                             True))
     return rows
 
 
@@ -95,7 +97,7 @@ def scan_dataset(source: str | os.PathLike, charset: Charset | None = None) -> p
 
     Columns: ``file`` (path), ``raw_text`` (the CSV cell or the label part of the file name),
     ``text`` (normalised), ``length``, ``country`` (normalised, or the raw code if unknown),
-    ``lines`` (0 if the cell is invalid), ``bad_chars`` (characters of ``text`` outside the
+    ``rows`` (0 if the cell is invalid), ``bad_chars`` (characters of ``text`` outside the
     charset), ``exists`` and ``problems`` (what the training reader would reject, "" if none).
     """
     charset = charset or Charset()
@@ -111,7 +113,7 @@ def reader_check(source: str | os.PathLike, charset: Charset | None = None) -> d
 
     The reader's stats (``rows``, ``records``, ``skipped_invalid_label``, ``skipped_examples``,
     ``format``), or ``{"error": message}`` for what stops it even when skipping (a missing image,
-    an unknown country, a bad ``lines`` value).
+    an unknown country, a bad ``rows`` value).
     """
     try:
         return load_dataset(source, charset, on_invalid_label="skip")[1]
@@ -121,19 +123,19 @@ def reader_check(source: str | os.PathLike, charset: Charset | None = None) -> d
 
 def problem_rows(table: pd.DataFrame) -> pd.DataFrame:
     """Rows the training reader would skip or stop at."""
-    return table.loc[table["problems"] != "", ["file", "raw_text", "country", "lines", "problems"]]
+    return table.loc[table["problems"] != "", ["file", "raw_text", "country", "rows", "problems"]]
 
 
 def counts_by_country(table: pd.DataFrame) -> pd.DataFrame:
     """Plates per country (rows) and number of text rows (columns), with a total; largest first."""
-    counts = pd.crosstab(table["country"], table["lines"]).rename(columns=lambda n: f"{n}-row")
+    counts = pd.crosstab(table["country"], table["rows"]).rename(columns=lambda n: f"{n}-row")
     counts["total"] = counts.sum(axis=1)
     return counts.sort_values("total", ascending=False)
 
 
 def length_counts(table: pd.DataFrame) -> pd.DataFrame:
     """Plates per label length (rows) and number of text rows (columns)."""
-    return pd.crosstab(table["length"], table["lines"]).rename(columns=lambda n: f"{n}-row")
+    return pd.crosstab(table["length"], table["rows"]).rename(columns=lambda n: f"{n}-row")
 
 
 def char_frequencies(table: pd.DataFrame, charset: Charset | None = None) -> pd.DataFrame:
@@ -192,7 +194,7 @@ def image_sizes(table: pd.DataFrame, max_images: int | None = None, seed: int = 
     return out
 
 
-def size_summary(sizes: pd.DataFrame, by: tuple[str, ...] = ("country", "lines")) -> pd.DataFrame:
+def size_summary(sizes: pd.DataFrame, by: tuple[str, ...] = ("country", "rows")) -> pd.DataFrame:
     """Per group: plates, median height and width, and the 5%/50%/95% aspect ratio."""
     g = sizes.dropna(subset=["aspect"]).groupby(list(by))
     out = pd.DataFrame({

@@ -56,15 +56,15 @@ def aspect_by_group(sizes: pd.DataFrame, by: str = "country") -> Figure:
     """Box plot of the aspect ratio (width / height) per group, one-row and two-row side by side."""
     fig, ax = plt.subplots(figsize=(max(6.0, 0.38 * sizes[by].nunique() + 2), 3.5))
     groups = sorted(sizes[by].unique())
-    for k, (lines, colour) in enumerate([(1, "tab:blue"), (2, "tab:orange")]):
-        data = [sizes.loc[(sizes[by] == g) & (sizes["lines"] == lines), "aspect"].dropna().to_numpy() for g in groups]
+    for k, (rows, colour) in enumerate([(1, "tab:blue"), (2, "tab:orange")]):
+        data = [sizes.loc[(sizes[by] == g) & (sizes["rows"] == rows), "aspect"].dropna().to_numpy() for g in groups]
         pos = [i + (k - 0.5) * 0.35 for i, d in enumerate(data) if len(d)]
         data = [d for d in data if len(d)]
         if data:
             bp = ax.boxplot(data, positions=pos, widths=0.3, patch_artist=True, showfliers=False)
             for box in bp["boxes"]:
                 box.set_facecolor(colour)
-            ax.plot([], [], color=colour, lw=6, label=f"{lines}-row")
+            ax.plot([], [], color=colour, lw=6, label=f"{rows}-row")
     ax.set_xticks(range(len(groups)), groups, rotation=90)
     ax.set_ylabel("aspect (w / h)")
     ax.legend()
@@ -75,9 +75,9 @@ def aspect_by_group(sizes: pd.DataFrame, by: str = "country") -> Figure:
 def size_scatter(sizes: pd.DataFrame) -> Figure:
     """Image width against height, one colour per row count, with the aspect histogram beside it."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.5))
-    for lines, g in sizes.groupby("lines"):
-        a.scatter(g["width"], g["height"], s=6, alpha=0.5, label=f"{lines}-row")
-        b.hist(g["aspect"].dropna(), bins=40, alpha=0.6, label=f"{lines}-row")
+    for rows, g in sizes.groupby("rows"):
+        a.scatter(g["width"], g["height"], s=6, alpha=0.5, label=f"{rows}-row")
+        b.hist(g["aspect"].dropna(), bins=40, alpha=0.6, label=f"{rows}-row")
     a.set(xlabel="width (px)", ylabel="height (px)", title="image sizes")
     b.set(xlabel="aspect (w / h)", ylabel="plates", title="aspect ratios")
     a.legend()

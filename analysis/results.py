@@ -21,7 +21,7 @@ from rapidfuzz.distance import Levenshtein
 from torch.utils.data import DataLoader
 
 from data.text import MASK_CHAR, normalize_plate_text
-from metrics import PlateMetrics, ReadingRecord, score_texts
+from metrics import PlateMetrics, ReadingRecord, score_texts, with_new_metric_names
 
 MISSING = "∅"  # the "character" of an insertion or deletion in the confusion table
 
@@ -46,7 +46,7 @@ def load_run(run_dir: str | Path) -> RunInfo:
     log_file = path / "log.jsonl"
     log = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()] if log_file.is_file() else []
     tm = path / "test_metrics.json"
-    test_metrics = json.loads(tm.read_text()) if tm.is_file() else None
+    test_metrics = with_new_metric_names(json.loads(tm.read_text())) if tm.is_file() else None
     model_dir = next((path / d for d in ("best", "last") if (path / d / "config.json").is_file()), None)
     if model_dir is None:
         raise FileNotFoundError(f"{path} has no saved model (best/ or last/)")
@@ -89,7 +89,7 @@ def training_curves(log: Sequence[dict[str, Any]]) -> tuple[pd.DataFrame, pd.Dat
 def predict_records(model, records: Sequence[Any], batch_size: int = 64, pipeline: str = "eval") -> pd.DataFrame:
     """Predictions of ``model`` on dataset records (``data.datasets.PlateRecord``).
 
-    Columns: ``file``, ``label``, ``pred``, ``confidence``, ``country``, ``lines``, ``correct``
+    Columns: ``file``, ``label``, ``pred``, ``confidence``, ``country``, ``rows``, ``correct``
     and ``edit_distance`` (scored as ``metrics`` scores them: normalised, ``*`` matches any).
     """
     from data.datasets import PlateDataset, collate_plates
@@ -105,7 +105,7 @@ def predict_records(model, records: Sequence[Any], batch_size: int = 64, pipelin
     correct, dist = score_texts(preds, labels)
     return pd.DataFrame({
         "file": [str(r.path) for r in records], "label": labels, "pred": preds, "confidence": confs,
-        "country": [r.country for r in records], "lines": [int(r.lines) for r in records],
+        "country": [r.country for r in records], "rows": [int(r.rows) for r in records],
         "correct": correct, "edit_distance": dist,
     })
 
@@ -228,9 +228,9 @@ def group_metrics(preds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     mean_edit_distance, cer."""
     m = PlateMetrics()
     m.update(ReadingRecord(text=t, label=lab, country=c, rows=int(n))
-             for t, lab, c, n in zip(preds["pred"], preds["label"], preds["country"], preds["lines"]))
+             for t, lab, c, n in zip(preds["pred"], preds["label"], preds["country"], preds["rows"]))
     res = m.compute()
     by_country = pd.DataFrame(res["by_country"]).T.sort_values("exact_match")
-    by_lines = pd.DataFrame(res["by_lines"]).T
-    by_lines.index = [f"{k}-row" for k in by_lines.index]
-    return by_country, by_lines
+    by_rows = pd.DataFrame(res["by_rows"]).T
+    by_rows.index = [f"{k}-row" for k in by_rows.index]
+    return by_country, by_rows

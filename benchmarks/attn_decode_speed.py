@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         if scored and kw is not None and kw.get("use_cache", True):
             loader = DataLoader(scored, batch_size=b, collate_fn=collate_plates)
             r = evaluate(Decoding(model, **kw), loader, desc=name).metrics
-            em = [r["overall"]["exact_match"]] + [r["by_lines"].get(k, {}).get("exact_match", float("nan"))
+            em = [r["overall"]["exact_match"]] + [r["by_rows"].get(k, {}).get("exact_match", float("nan"))
                                                   for k in ("1", "2")]
             line += f"   exact match {em[0]:.4f} (1-row {em[1]:.4f}, 2-row {em[2]:.4f}) on {r['overall']['n']} plates"
         print(line, flush=True)

@@ -11,17 +11,19 @@ orientation is not applied; ``image`` is a path relative to PHOTO_DIR):
 CSV, one plate per row, a header row, one of two column sets (extra columns
 ignored, header names case-insensitive)::
 
-    image,text,x,y,w,h[,country][,lines]                      axis-aligned box
-    image,text,x1,y1,x2,y2,x3,y3,x4,y4[,country][,lines]      four corners, clockwise from top-left
+    image,text,x,y,w,h[,country][,rows]                       axis-aligned box
+    image,text,x1,y1,x2,y2,x3,y3,x4,y4[,country][,rows]       four corners, clockwise from top-left
+
+(``rows``, the plate's number of text rows, may be called ``lines``, its old name.)
 
 JSON, a list of photos (or ``{"images": [...]}``)::
 
     [{"image": "cars/001.jpg",
       "country": "DE",                                    # optional, default for its plates
-      "lines": 1,                                         # optional, default for its plates
+      "rows": 1,                                          # optional, default for its plates
       "plates": [{"text": "B AB 123", "box": [x, y, w, h]},
                  {"text": "M XY 9", "points": [[x1, y1], [x2, y2], [x3, y3], [x4, y4]],
-                  "country": "DE", "lines": 1}]}]
+                  "country": "DE", "rows": 1}]}]
 
 A box is cut with ``margin`` (a fraction of its width and height) added on
 each side, clipped to the photo. Four corner points are rectified with a
@@ -32,7 +34,7 @@ plus the same relative margin. Crops are then resized to ``height`` pixels
 
 The cache is a format (a) folder: ``images/NNNNNN[_TEXT].png`` (the text in
 the name when it is plain ``A-Z0-9``) and ``labels.csv`` with
-``filename,text,country,lines``, plus ``manifest.json``. It is built in a
+``filename,text,country,rows``, plus ``manifest.json``. It is built in a
 temporary folder next to ``out_dir`` and renamed into place when complete, so
 an interrupted run leaves no half cache. A re-run whose manifest matches (same
 annotation file content, photo folder, margin and height) returns at once;
@@ -61,7 +63,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from data.datasets import DatasetError, ImageReadError, parse_lines, read_image_rgb
+from data.datasets import OLD_ROWS_COLUMN, DatasetError, ImageReadError, read_image_rgb, rows_of
 from data.files import swap_into_place
 from data.text import normalize_country, normalize_plate_text
 
@@ -80,7 +82,7 @@ class PlateAnn:
     image: str  # relative to the photo folder
     text: str
     country: str
-    lines: int
+    rows: int
     box: tuple[float, float, float, float] | None = None  # x, y, w, h
     points: tuple[tuple[float, float], ...] | None = None  # 4 corners, clockwise from top-left
 
@@ -98,7 +100,8 @@ def _number(value: Any, where: str, column: str) -> float:
     return v
 
 
-def _finish(where: str, image: Any, text: Any, country: Any, lines: Any) -> tuple[str, str, str, int]:
+def _finish(where: str, image: Any, text: Any, country: Any, rows: Any,
+            old_rows: Any = None) -> tuple[str, str, str, int]:
     if not isinstance(image, str) or not image.strip():
         raise CropError(f"{where}, column 'image': missing or empty image path")
     if not isinstance(text, str):
@@ -111,9 +114,9 @@ def _finish(where: str, image: Any, text: Any, country: Any, lines: Any) -> tupl
     except ValueError as e:
         raise CropError(f"{where}, column 'country': {e}") from None
     try:
-        n = parse_lines(lines)
+        n = rows_of(rows, old_rows)
     except ValueError as e:
-        raise CropError(f"{where}, column 'lines': {e}") from None
+        raise CropError(f"{where}, {e}") from None
     return image.strip(), norm, c, n
 
 
@@ -170,8 +173,8 @@ def parse_csv_annotations(path: Path) -> list[PlateAnn]:
                 i = idx.get(name)
                 return row[i] if i is not None and i < len(row) else None
 
-            image, text, country, lines = _finish(where, cell("image"), cell("text") or "", cell("country"),
-                                                  cell("lines"))
+            image, text, country, rows = _finish(where, cell("image"), cell("text") or "", cell("country"),
+                                                 cell("rows"), cell(OLD_ROWS_COLUMN))
             vals = []
             for c in geo:
                 v = cell(c)
@@ -181,11 +184,11 @@ def parse_csv_annotations(path: Path) -> list[PlateAnn]:
             if geo == box_cols:
                 box = tuple(vals)
                 _check_box(where, box)
-                out.append(PlateAnn(where, image, text, country, lines, box=box))
+                out.append(PlateAnn(where, image, text, country, rows, box=box))
             else:
                 pts = tuple((vals[i], vals[i + 1]) for i in range(0, 8, 2))
                 _check_points(where, pts)
-                out.append(PlateAnn(where, image, text, country, lines, points=pts))
+                out.append(PlateAnn(where, image, text, country, rows, points=pts))
     return out
 
 
@@ -215,8 +218,9 @@ def parse_json_annotations(path: Path) -> list[PlateAnn]:
             if not isinstance(plate, dict):
                 raise CropError(f"{where}: expected an object with 'text' and 'box' or 'points'")
             country = plate.get("country", entry.get("country"))
-            lines = plate.get("lines", entry.get("lines"))
-            img, text, c, n = _finish(where, image, plate.get("text"), country, lines)
+            rows = plate.get("rows", entry.get("rows"))
+            old_rows = plate.get(OLD_ROWS_COLUMN, entry.get(OLD_ROWS_COLUMN))
+            img, text, c, n = _finish(where, image, plate.get("text"), country, rows, old_rows)
             if "points" in plate:
                 pts = plate["points"]
                 if not (isinstance(pts, list) and len(pts) == 4 and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pts)):
@@ -307,7 +311,7 @@ def _crop_photo(task: tuple[str, list[tuple[int, PlateAnn]], str, float, int]) -
         if not ok:
             raise CropError(f"{ann.where}: cannot encode the crop of {photo}")
         buf.tofile(os.path.join(images_out, name))
-        rows.append((f"images/{name}", ann.text, ann.country, ann.lines))
+        rows.append((f"images/{name}", ann.text, ann.country, ann.rows))
     return rows
 
 
@@ -424,7 +428,7 @@ def build_crop_cache(
         rows.sort()
         with open(tmp / LABELS, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
-            w.writerow(["filename", "text", "country", "lines"])
+            w.writerow(["filename", "text", "country", "rows"])
             w.writerows(rows)
         manifest = {**expected, "count": len(rows), "files": [r[0] for r in rows],
                     "seconds": round(time.time() - t0, 2)}

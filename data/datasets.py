@@ -3,15 +3,17 @@
 Formats
 -------
 (a) CSV folder: a folder with ``labels.csv`` (or any CSV passed by path) with a
-    header row and the columns ``filename,text[,country][,lines]`` (any order,
+    header row and the columns ``filename,text[,country][,rows]`` (any order,
     header names case-insensitive, extra columns ignored). ``filename`` is
     relative to the CSV's folder. ``country`` is a code known to
-    :func:`data.text.normalize_country` (empty = "unknown"); ``lines`` is 1 or 2
-    (empty = 1). Read with :func:`read_csv_dataset`.
+    :func:`data.text.normalize_country` (empty = "unknown"); ``rows``, the number
+    of text rows on the plate, is 1 or 2 (empty = 1). Files written before the
+    column was renamed call it ``lines``; it still reads (see :func:`rows_of`).
+    Read with :func:`read_csv_dataset`.
 
 (b) File-name folder: a folder, searched recursively, of crops whose file name
     holds the label. Read with :func:`read_filename_dataset`; the rule is in
-    :func:`label_from_filename`. Country is "unknown" and lines is 1.
+    :func:`label_from_filename`. Country is "unknown" and rows is 1.
 
 (c) Full photos with plate boxes: cut once into a format (a) cache with
     ``python -m data.crops`` (see :mod:`data.crops`).
@@ -54,7 +56,7 @@ class PlateRecord:
     path: Path
     text: str
     country: str
-    lines: int = 1
+    rows: int = 1  # text rows on the plate
 
 
 # --------------------------------------------------------------------------- helpers
@@ -65,12 +67,12 @@ def _check_on_invalid(on_invalid_label: str) -> None:
         raise ValueError(f"on_invalid_label must be one of {_ON_INVALID}, got {on_invalid_label!r}")
 
 
-def parse_lines(value: str | int | None) -> int:
-    """The ``lines`` column: 1 or 2; empty or None reads as 1. Raises ValueError otherwise."""
+def parse_rows(value: str | int | None, column: str = "rows") -> int:
+    """The ``rows`` column: 1 or 2; empty or None reads as 1. Raises ValueError otherwise."""
     if value is None:
         return 1
     if isinstance(value, bool):
-        raise ValueError(f"lines must be 1 or 2, got {value!r}")
+        raise ValueError(f"{column} must be 1 or 2, got {value!r}")
     if isinstance(value, (int, np.integer)):
         n = int(value)
     elif isinstance(value, float) and value.is_integer():
@@ -80,14 +82,44 @@ def parse_lines(value: str | int | None) -> int:
         if not s:
             return 1
         if not re.fullmatch(r"[12](\.0*)?", s):
-            raise ValueError(f"lines must be 1 or 2, got {value!r}")
+            raise ValueError(f"{column} must be 1 or 2, got {value!r}")
         n = int(s[0])
     if n not in (1, 2):
-        raise ValueError(f"lines must be 1 or 2, got {value!r}")
+        raise ValueError(f"{column} must be 1 or 2, got {value!r}")
     return n
 
 
-_LINES_FAST = {"": 1, "1": 1, "2": 2}
+_ROWS_FAST = {"": 1, "1": 1, "2": 2}
+
+# The name of the ``rows`` column (and annotation key) in files written before it was renamed.
+OLD_ROWS_COLUMN = "lines"
+
+
+def rows_of(rows: str | int | None, old_rows: str | int | None = None) -> int:
+    """The row count of one record from its ``rows`` cell and its ``lines`` cell (the old
+    name); None or an empty cell where the record has none. ValueError, naming the column, for
+    a bad value or when both are given and disagree."""
+    n = _ROWS_FAST.get(rows) if isinstance(rows, str) else None  # the common case, fast
+    if n is None:
+        try:
+            n = parse_rows(rows)
+        except ValueError as e:
+            raise ValueError(f"column 'rows': {e}") from None
+    if _blank(old_rows):
+        return n
+    old = _ROWS_FAST.get(old_rows) if isinstance(old_rows, str) else None
+    if old is None:
+        try:
+            old = parse_rows(old_rows, OLD_ROWS_COLUMN)
+        except ValueError as e:
+            raise ValueError(f"column {OLD_ROWS_COLUMN!r}: {e}") from None
+    if not _blank(rows) and old != n:
+        raise ValueError(f"columns 'rows' ({n}) and {OLD_ROWS_COLUMN!r} ({old}, its old name) disagree")
+    return old
+
+
+def _blank(cell: str | int | None) -> bool:
+    return cell is None or (isinstance(cell, str) and not cell.strip())
 
 
 class _FileExists:
@@ -139,13 +171,14 @@ def read_csv_dataset(
     on_invalid_label: str = "error",
     allow_mask: bool = False,
 ) -> tuple[list[PlateRecord], dict[str, Any]]:
-    """Read a format (a) folder: ``root/csv_name`` with ``filename,text[,country][,lines]``.
+    """Read a format (a) folder: ``root/csv_name`` with ``filename,text[,country][,rows]``
+    (``rows`` may be called ``lines``, its old name; see :func:`rows_of`).
 
     Errors (:class:`DatasetError`) name the CSV file, the line number in the
     file (line 1 is the header) with the 1-based data row, and the column.
     Labels that are empty or have characters outside ``charset`` raise, or with
     ``on_invalid_label="skip"`` are skipped and counted in
-    ``stats["skipped_invalid_label"]``. Unknown countries, bad ``lines`` values
+    ``stats["skipped_invalid_label"]``. Unknown countries, bad ``rows`` values
     and missing image files always raise.
 
     Returns ``(records, stats)``; stats has ``rows`` (data rows read),
@@ -182,11 +215,12 @@ def read_csv_dataset(
             if required not in cols:
                 raise DatasetError(
                     f"{csv_path}, line 1 (header): missing column {required!r} "
-                    f"(found columns: {', '.join(repr(c) for c in cols)}; expected filename,text[,country][,lines])"
+                    f"(found columns: {', '.join(repr(c) for c in cols)}; expected filename,text[,country][,rows])"
                 )
         i_file, i_text = cols.index("filename"), cols.index("text")
         i_country = cols.index("country") if "country" in cols else None
-        i_lines = cols.index("lines") if "lines" in cols else None
+        i_rows = cols.index("rows") if "rows" in cols else None
+        i_old_rows = cols.index(OLD_ROWS_COLUMN) if OLD_ROWS_COLUMN in cols else None
 
         row_no = 0
         while True:
@@ -223,16 +257,16 @@ def read_csv_dataset(
                     raise DatasetError(f"{where}, column 'country': {e}") from None
                 country_cache[raw_country] = country
 
-            raw_lines = cell(i_lines)
             try:
-                lines = _LINES_FAST.get(raw_lines) or parse_lines(raw_lines)
+                rows = rows_of(cell(i_rows) if i_rows is not None else None,
+                               cell(i_old_rows) if i_old_rows is not None else None)
             except ValueError as e:
-                raise DatasetError(f"{where}, column 'lines': {e}") from None
+                raise DatasetError(f"{where}, {e}") from None
 
             path = os.path.join(root_str, filename)
             if not exists(path):
                 raise DatasetError(f"{where}, column 'filename': image file not found: {path}")
-            records.append(PlateRecord(Path(path), text, country, lines))
+            records.append(PlateRecord(Path(path), text, country, rows))
 
     stats["rows"] = row_no
     stats["records"] = len(records)
@@ -393,7 +427,7 @@ class PlateDataset(Dataset):
 
     ``transform`` maps an RGB uint8 HxWx3 array to a float tensor 3xHxW (see
     :func:`data.transforms.build_transform`); with ``transform=None`` the raw
-    array is returned. Items: ``{"image", "text", "country", "lines"}``.
+    array is returned. Items: ``{"image", "text", "country", "rows"}``.
     """
 
     def __init__(self, records: Sequence[PlateRecord], transform: Transform | None = None):
@@ -411,7 +445,7 @@ class PlateDataset(Dataset):
                 img = self.transform(img)
             except Exception as e:
                 raise RuntimeError(f"{r.path}: transform failed on image of shape {img.shape}: {e}") from e
-        return {"image": img, "text": r.text, "country": r.country, "lines": r.lines}
+        return {"image": img, "text": r.text, "country": r.country, "rows": r.rows}
 
 
 def stream_seed(seed: int, rank: int = 0, worker: int = 0, epoch: int = 0) -> int:
@@ -492,7 +526,7 @@ class SyntheticPlateDataset(IterableDataset):
                 i += 1
             plate = generator()
             img = transform(plate.image) if transform is not None else plate.image
-            yield {"image": img, "text": plate.text, "country": plate.country, "lines": int(plate.lines)}
+            yield {"image": img, "text": plate.text, "country": plate.country, "rows": int(plate.rows)}
 
 
 def mix_is_synthetic(i: int, synth_share: float) -> bool:
@@ -566,7 +600,7 @@ def _stack_images(images: list) -> torch.Tensor:
 
 
 def collate_plates(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Batch items: ``{"images": [B,3,H,W], "texts", "countries", "lines": LongTensor[B]}``
+    """Batch items: ``{"images": [B,3,H,W], "texts", "countries", "rows": LongTensor[B]}``
     (``images`` a tuple of such batches where each item's image is a tuple: one per model)."""
     if not samples:
         raise ValueError("collate_plates: empty batch")
@@ -579,6 +613,6 @@ def collate_plates(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "images": stacked,
         "texts": [s["text"] for s in samples],
         "countries": [s["country"] for s in samples],
-        "lines": torch.tensor([int(s["lines"]) for s in samples], dtype=torch.long),
+        "rows": torch.tensor([int(s["rows"]) for s in samples], dtype=torch.long),
     }
 

@@ -392,7 +392,7 @@ class CompiledFormat:
 
     def __init__(self, spec: CountryFormats, fmt: Fmt):
         self.fmt = fmt
-        self.lines = fmt.pattern.count(ROW_BREAK) + 1
+        self.rows = fmt.pattern.count(ROW_BREAK) + 1
         self.tokens = _parse(spec, fmt.pattern)
         body = "".join(t.regex for t in self.tokens)
         lo = sum(t.lo * min(len(c) for c in t.choices) for t in self.tokens if t.choices)
@@ -486,10 +486,10 @@ class CompiledCountry:
     def has_two_rows(self) -> bool:
         return bool(self.formats[1])
 
-    def pick(self, lines: int, u: Draws) -> CompiledFormat:
-        fmts, cum = self.formats[lines - 1], self.cum_weights[lines - 1]
+    def pick(self, rows: int, u: Draws) -> CompiledFormat:
+        fmts, cum = self.formats[rows - 1], self.cum_weights[rows - 1]
         if not fmts:
-            raise ValueError(f"{self.spec.code} has no {lines}-row layout")
+            raise ValueError(f"{self.spec.code} has no {rows}-row layout")
         return _pick(fmts, cum, u)
 
     def pick_more(self, u: Draws) -> CompiledFormat:
@@ -526,10 +526,10 @@ def compiled(country: str) -> CompiledCountry:
     two = tuple(CompiledFormat(spec, f) for f in spec.formats2)
     more = tuple(CompiledFormat(spec, f) for f in spec.formats_more)
     for f in one + more:
-        if f.lines != 1:
+        if f.rows != 1:
             raise ValueError(f"{code}: one-row format {f.fmt.pattern!r} has a row break")
     for f in two:
-        if f.lines != 2:
+        if f.rows != 2:
             raise ValueError(f"{code}: two-row format {f.fmt.pattern!r} needs exactly one '|'")
     alts = "|".join(f"(?:{f.regex})" for f in one + two + more)
     return CompiledCountry(spec, (one, two), (_cum(one), _cum(two)), re.compile(f"(?:{alts})"), more, _cum(more))

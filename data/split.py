@@ -13,7 +13,7 @@ crops; ``--ratio`` gives the shares of the crops in all parts but the last,
 which gets the rest. ``--by image`` splits crops independently (no grouping).
 
 Each part is a format (a) dataset: ``OUT/<name>/labels.csv`` with
-``filename,text,country,lines``, where ``filename`` points at the original
+``filename,text,country,rows``, where ``filename`` points at the original
 image (relative to the CSV's folder, or absolute with ``--absolute``); no image
 is copied. ``OUT/split.json`` records the arguments and the counts. Any
 dataset format is accepted as input (:func:`data.datasets.load_dataset`).
@@ -93,10 +93,10 @@ def write_part(folder: Path, records: Sequence[PlateRecord], absolute: bool = Fa
     base = os.path.abspath(folder)
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["filename", "text", "country", "lines"])
+        w.writerow(["filename", "text", "country", "rows"])
         for r in records:
             path = os.path.abspath(r.path)
-            w.writerow([path if absolute else os.path.relpath(path, base), r.text, r.country, r.lines])
+            w.writerow([path if absolute else os.path.relpath(path, base), r.text, r.country, r.rows])
     os.replace(tmp, out)
     return out
 

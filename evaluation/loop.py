@@ -115,9 +115,9 @@ def evaluate(
                 countries = [c if c in formats_by_label else None for c in batch["countries"]]
             preds = predictor.predict_tensor(batch["images"], countries)
             indices = batch.get("indices") or [None] * len(preds)
-            records = [ReadingRecord(p.text, t, c, int(nl), float(p.confidence), p.country, p.lines, i)
-                       for p, t, c, nl, i in zip(preds, batch["texts"], batch["countries"],
-                                                 batch["lines"].tolist(), indices)]
+            records = [ReadingRecord(p.text, t, c, int(n), float(p.confidence), p.country, p.rows, i)
+                       for p, t, c, n, i in zip(preds, batch["texts"], batch["countries"],
+                                                batch["rows"].tolist(), indices)]
             if multi:  # every sample once: the padding of the last batch is dropped
                 records = gather_records(accelerator, records)
             metrics.update(records)

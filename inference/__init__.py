@@ -26,7 +26,7 @@ Every image goes through the model's own preprocessing: its ``InputSpec``
 (``data.transforms.build_transform("eval", ...)``; for an ``.onnx`` file its numpy/OpenCV
 equal, ``data.images.preprocess_eval``), then the model runs on batches of ``batch_size``. Each result is a
 :class:`Prediction`: ``text``, ``confidence``, ``char_confidences``, and
-``country``, ``country_confidence``, ``lines`` (None where the model has no
+``country``, ``country_confidence``, ``rows`` (None where the model has no
 classification head), plus ``filename`` (the path, when the input was a path)
 and ``error`` (why the input could not be read; the other inputs are still read).
 

@@ -10,7 +10,7 @@ from inference.readers import Prediction
 
 
 def write_predictions_csv(path: str | os.PathLike, predictions: Iterable[Prediction]) -> int:
-    """Write ``filename,text,confidence,country,country_confidence,lines,error``; returns the row count."""
+    """Write ``filename,text,confidence,country,country_confidence,rows,error``; returns the row count."""
     n = 0
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=list(Prediction.CSV_COLUMNS))

@@ -28,7 +28,7 @@ class Prediction(PlatePrediction):
     error: str | None = None
 
     CSV_COLUMNS: ClassVar[tuple[str, ...]] = (
-        "filename", "text", "confidence", "country", "country_confidence", "lines", "error",
+        "filename", "text", "confidence", "country", "country_confidence", "rows", "error",
     )
 
     @property
@@ -47,7 +47,7 @@ class Prediction(PlatePrediction):
             "confidence": num(self.confidence) if self.error is None else "",
             "country": self.country or "",
             "country_confidence": num(self.country_confidence),
-            "lines": "" if self.lines is None else str(int(self.lines)),
+            "rows": "" if self.rows is None else str(int(self.rows)),
             "error": self.error or "",
         }
 

@@ -133,7 +133,7 @@ class JointPlateReader(PlateReader):
         readings = [r.predict_tensor(x, countries) for r, x in zip(readers, images)]
         if not readings[0]:
             return []
-        head = next((k for k, r in enumerate(readings) if r[0].country is not None or r[0].lines is not None), 0)
+        head = next((k for k, r in enumerate(readings) if r[0].country is not None or r[0].rows is not None), 0)
         cands = [list(dict.fromkeys(r[i].text for r in readings)) for i in range(len(images[0]))]
         # Every (image, reading) pair where the members disagree, scored by every member in one batch.
         pairs = [(i, t) for i, c in enumerate(cands) if len(c) > 1 for t in c]
@@ -155,5 +155,5 @@ class JointPlateReader(PlateReader):
                 conf = float(np.exp(np.mean(scores[(i, best)])))
             chars = next(r[i].char_confidences for r in readings if r[i].text == best)
             first = readings[head][i]
-            out.append(PlatePrediction(best, conf, chars, first.country, first.country_confidence, first.lines))
+            out.append(PlatePrediction(best, conf, chars, first.country, first.country_confidence, first.rows))
         return out

@@ -451,10 +451,10 @@ class AttnRecognizer(PlateRecognizer):
 
     # ----------------------------------------------------------------- training
     def forward(self, images: torch.Tensor, texts: list[str] | None = None,
-                lines: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """With ``texts``: ``logits`` [K, B, T, C], teacher-forced (K orderings, T = longest label + 1).
         Without: ``log_probs`` [B, max_label_length + 1, C] (see the module doc). Either way, with
-        the classification head, ``country_logits`` and ``rows_logits``. ``lines`` is not used:
+        the classification head, ``country_logits`` and ``rows_logits``. ``rows`` is not used:
         the decoder reads the two-dimensional layout directly."""
         memory = self.encode(images)
         out = self.class_head(memory) if self.class_head is not None else {}

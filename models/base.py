@@ -96,10 +96,10 @@ class PlateRecognizer(nn.Module):
 
     # --- what every architecture provides -------------------------------
     def forward(self, images: torch.Tensor, texts: list[str] | None = None,
-                lines: torch.Tensor | None = None) -> dict[str, torch.Tensor]:  # pragma: no cover
+                rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:  # pragma: no cover
         """Images [B, 3, H, W] in [-1, 1] -> a dict of outputs.
 
-        ``texts`` and ``lines`` (rows per plate) are the labels, given in training
+        ``texts`` and ``rows`` (text rows per plate) are the labels, given in training
         only, for models that use them (teacher-forced decoders, row routing).
         Besides the text outputs, a model with a classification head returns
         ``country_logits`` [B, 28] and ``rows_logits`` [B, 2] (see ``models.heads``).

@@ -132,10 +132,10 @@ class CRNN(PlateRecognizer):
                 + (("country_logits",) if self.class_head is not None else ()))
 
     def forward(self, images: torch.Tensor, texts: list[str] | None = None,
-                lines: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Images [B, 3, H, W] -> ``logits`` [B, T, num_classes] (+ ``rows_logits``, ``country_logits``).
 
-        ``lines`` (the labels' row counts) routes plates in training; without it
+        ``rows`` (the labels' row counts) routes plates in training; without it
         the router's prediction does. CTC itself needs no texts.
         """
         out = {}
@@ -145,7 +145,7 @@ class CRNN(PlateRecognizer):
                 one_row = F.interpolate(images, size=(self.read_height, images.shape[-1]), mode="bilinear",
                                         align_corners=False)
             out["rows_logits"] = self.router(one_row)
-            two_rows = (lines.to(images.device) == 2) if lines is not None else out["rows_logits"].argmax(-1) == 1
+            two_rows = (rows.to(images.device) == 2) if rows is not None else out["rows_logits"].argmax(-1) == 1
             images = torch.where(two_rows[:, None, None, None], rows_side_by_side(images, self.read_height),
                                  one_row)
         f = self.backbone(images)  # [B, C, Hf, Wf]

@@ -29,9 +29,9 @@ def country_targets(countries: list[str], device=None) -> torch.Tensor:
     return torch.tensor([_COUNTRY_INDEX.get(c, IGNORE) for c in countries], dtype=torch.long, device=device)
 
 
-def row_targets(lines: torch.Tensor | list[int], device=None) -> torch.Tensor:
-    lines = torch.as_tensor(lines, dtype=torch.long, device=device)
-    return torch.where((lines >= 1) & (lines <= len(ROW_CLASSES)), lines - 1, torch.full_like(lines, IGNORE))
+def row_targets(rows: torch.Tensor | list[int], device=None) -> torch.Tensor:
+    rows = torch.as_tensor(rows, dtype=torch.long, device=device)
+    return torch.where((rows >= 1) & (rows <= len(ROW_CLASSES)), rows - 1, torch.full_like(rows, IGNORE))
 
 
 def has_country_labels(countries) -> bool:
@@ -120,7 +120,7 @@ def rows_side_by_side(images: torch.Tensor, height: int | None = None) -> torch.
 
 def classification_loss(outputs: dict, batch: dict) -> torch.Tensor | None:
     """Sum of the country and rows cross-entropies, for the heads in ``outputs`` whose labels
-    are in ``batch`` (``countries``, ``lines``); None if none."""
+    are in ``batch`` (``countries``, ``rows``); None if none."""
     losses = []
     if "country_logits" in outputs and batch.get("countries") is not None:
         logits = outputs["country_logits"].float()
@@ -129,9 +129,9 @@ def classification_loss(outputs: dict, batch: dict) -> torch.Tensor | None:
             losses.append(F.cross_entropy(logits, target, ignore_index=IGNORE))
         else:
             losses.append(logits.sum() * 0.0)  # keeps every parameter in the graph (DDP)
-    if "rows_logits" in outputs and batch.get("lines") is not None:
+    if "rows_logits" in outputs and batch.get("rows") is not None:
         logits = outputs["rows_logits"].float()
-        target = row_targets(batch["lines"], logits.device)
+        target = row_targets(batch["rows"], logits.device)
         losses.append(F.cross_entropy(logits, target, ignore_index=IGNORE))
     if not losses:
         return None

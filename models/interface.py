@@ -42,7 +42,7 @@ class PlatePrediction:
     # Filled by models with a classification head (None where the model has none).
     country: str | None = None
     country_confidence: float | None = None
-    lines: int | None = None
+    rows: int | None = None  # text rows on the plate
 
 
 def as_numpy(x) -> np.ndarray:
@@ -53,7 +53,7 @@ def as_numpy(x) -> np.ndarray:
 
 
 def class_predictions(outputs: dict) -> list[dict]:
-    """Per sample: ``country``, ``country_confidence``, ``lines`` from the head's logits (numpy or torch)."""
+    """Per sample: ``country``, ``country_confidence``, ``rows`` from the head's logits (numpy or torch)."""
     n = None
     cols: dict[str, list] = {}
     if outputs.get("country_logits") is not None:
@@ -64,7 +64,7 @@ def class_predictions(outputs: dict) -> list[dict]:
         n = len(idx)
     if outputs.get("rows_logits") is not None:
         idx = softmax(as_numpy(outputs["rows_logits"])).argmax(-1)
-        cols["lines"] = [ROW_CLASSES[i] for i in idx]
+        cols["rows"] = [ROW_CLASSES[i] for i in idx]
         n = len(idx)
     if n is None:
         return []
@@ -72,7 +72,7 @@ def class_predictions(outputs: dict) -> list[dict]:
 
 
 def add_class_predictions(preds: list, outputs: dict) -> list:
-    """Set ``country``, ``country_confidence`` and ``lines`` of each prediction from ``outputs``."""
+    """Set ``country``, ``country_confidence`` and ``rows`` of each prediction from ``outputs``."""
     for p, extra in zip(preds, class_predictions(outputs)):
         for k, v in extra.items():
             setattr(p, k, v)

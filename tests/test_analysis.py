@@ -33,7 +33,7 @@ def csv_dataset(tmp_path):
     _write_image(tmp_path / "c.png", 10, 45)
     _write_image(tmp_path / "d.png", 10, 40)
     (tmp_path / "labels.csv").write_text(
-        "filename,text,country,lines\n"
+        "filename,text,country,lines\n"  # "lines": the old name of "rows", still read
         "a.png,ab-123,DE,1\n"      # normalised to AB123
         "b.png,AB 123,FR,2\n"      # the same text again
         "c.png,KÖ12,DE,1\n"        # Ö is outside the charset
@@ -49,6 +49,7 @@ def test_scan_keeps_raw_labels_and_names_problems(csv_dataset):
     assert table.attrs["format"] == "csv"
     assert list(table["text"]) == ["AB123", "AB123", "KÖ12", "XY99", "QQ11"]
     assert list(table["raw_text"])[:3] == ["ab-123", "AB 123", "KÖ12"]
+    assert list(table["rows"]) == [1, 2, 1, 1, 1]
     assert table.loc[2, "bad_chars"] == "Ö" and "outside the charset" in table.loc[2, "problems"]
     assert table.loc[3, "country"] == "ZZ" and "unknown country" in table.loc[3, "problems"]
     assert not table.loc[4, "exists"] and "not found" in table.loc[4, "problems"]
@@ -231,11 +232,11 @@ def test_precision_coverage_and_accuracy_bins():
 
 def test_group_metrics_and_errors():
     preds = pd.DataFrame({"label": ["AB1", "CD2", "EF3"], "pred": ["AB1", "CD", "EF3"],
-                          "confidence": [0.9, 0.8, 0.4], "country": ["DE", "DE", "FR"], "lines": [1, 2, 1],
+                          "confidence": [0.9, 0.8, 0.4], "country": ["DE", "DE", "FR"], "rows": [1, 2, 1],
                           "correct": [True, False, True], "file": ["a", "b", "c"]})
-    by_country, by_lines = results.group_metrics(preds)
+    by_country, by_rows = results.group_metrics(preds)
     assert by_country.loc["DE", "exact_match"] == 0.5 and by_country.loc["FR", "n"] == 1
-    assert by_lines.loc["2-row", "cer"] == pytest.approx(1 / 3)
+    assert by_rows.loc["2-row", "cer"] == pytest.approx(1 / 3)
     assert results.errors(preds)["label"].tolist() == ["CD2"]
 
 
@@ -257,7 +258,18 @@ def test_predict_records_scores_a_model(tmp_path):
     _write_image(tmp_path / "a.png", 20, 90)
     records = [PlateRecord(tmp_path / "a.png", "AB1", "DE", 1), PlateRecord(tmp_path / "a.png", "A*1", "FR", 2)]
     preds = results.predict_records(model, records, batch_size=1)
-    assert preds.columns.tolist() == ["file", "label", "pred", "confidence", "country", "lines", "correct",
+    assert preds.columns.tolist() == ["file", "label", "pred", "confidence", "country", "rows", "correct",
                                       "edit_distance"]
+    assert preds["rows"].tolist() == [1, 2]
+    # A run folder written before "by_lines" was renamed "by_rows" loads with the new name.
+    run = tmp_path / "old_run"
+    (run / "config.yaml").parent.mkdir()
+    (run / "config.yaml").write_text("arch: crnn\n")
+    model.save_pretrained(run / "best")
+    old = {"arch": "crnn", "test": {"synth": {"overall": {"n": 2}, "by_lines": {"1": {"n": 1}, "2": {"n": 1}}}}}
+    (run / "test_metrics.json").write_text(json.dumps(old))
+    info = results.load_run(run)
+    assert info.test_metrics["test"]["synth"]["by_rows"] == old["test"]["synth"]["by_lines"]
+    assert "by_lines" not in info.test_metrics["test"]["synth"] and info.model_dir == run / "best"
     assert len(preds) == 2 and preds["confidence"].between(0, 1).all()
     assert preds["edit_distance"][0] == Levenshtein.distance(preds["pred"][0], "AB1")

@@ -77,7 +77,7 @@ def test_shapes_and_few_step_training(options, grid):
 def test_every_parameter_gets_a_gradient(options):
     """DDP needs no find_unused_parameters: one training step reaches every parameter."""
     model = create_model("attn", options, CHARSET, SPEC)
-    batch = {"texts": TEXTS, "countries": ["DE", "FR", "EU", "unknown"], "lines": torch.tensor([1, 2, 1, 1])}
+    batch = {"texts": TEXTS, "countries": ["DE", "FR", "EU", "unknown"], "rows": torch.tensor([1, 2, 1, 1])}
     model.loss(model(images(), TEXTS), batch).backward()
     unused = [n for n, p in model.named_parameters() if p.grad is None]
     assert not unused
@@ -189,7 +189,7 @@ def test_train_accelerate_attn_end_to_end(tmp_path):
     report = json.loads((run_dir / "test_metrics.json").read_text())
     assert report["arch"] == "attn" and report["steps"] == 3
     (test,) = report["test"].values()
-    assert test["overall"]["n"] == 11 and set(test["by_lines"]) <= {"1", "2"}
+    assert test["overall"]["n"] == 11 and set(test["by_rows"]) <= {"1", "2"}
     model = PlateRecognizer.from_pretrained(run_dir / "best", expected_arch="attn")
     assert model.config.refine_iters == 1 and model.input_spec == InputSpec(32, 64)
 

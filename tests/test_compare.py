@@ -35,6 +35,10 @@ def test_compare_two_runs(tmp_path):
         d = tmp_path / "runs" / arch
         run(["train_accelerate.py", "--arch", arch, "--output-dir", str(d), *COMMON, *opts, synth])
         dirs.append(d)
+    # The crnn run as written before "by_lines" was renamed "by_rows": it still loads.
+    metrics = dirs[0] / "test_metrics.json"
+    metrics.write_text(metrics.read_text().replace('"by_rows"', '"by_lines"'))
+    assert '"by_lines"' in metrics.read_text()
     extra = next((tmp_path / "synth").glob("val_*"))  # any labelled folder serves as an extra test set
     out = tmp_path / "cmp"
     proc = run(["compare.py", *map(str, dirs), "--data", str(extra), "--out", str(out), "--repeats", "2",
@@ -58,6 +62,7 @@ def test_compare_two_runs(tmp_path):
         assert r["results"][str(extra)]["overall"]["n"] == 8
         assert 0 <= r["results"]["own test set"]["overall"]["cer"]
         assert r["results"]["own test set"]["country"]["n"] == 12
+        assert sum(g["n"] for g in r["results"]["own test set"]["by_rows"].values()) == 12
         assert Path(r["test_set"]).name == "test_n12_seed2_2row0.15"
 
 

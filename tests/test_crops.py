@@ -41,14 +41,14 @@ def test_json_boxes_and_points(tmp_path, photos):
     ann.write_text(json.dumps([
         {"image": "a.jpg", "country": "DE", "plates": [
             {"text": "b-ab 123", "box": PLATE_BOX},
-            {"text": "XY9", "points": PLATE_POINTS, "country": "FR", "lines": 2},
+            {"text": "XY9", "points": PLATE_POINTS, "country": "FR", "rows": 2},
         ]},
-        {"image": "sub/b.png", "plates": [{"text": "M*1", "box": PLATE_BOX}]},
+        {"image": "sub/b.png", "lines": 2, "plates": [{"text": "M*1", "box": PLATE_BOX}]},  # "lines": the old name
     ]))
     out = build_crop_cache(photos, ann, tmp_path / "cache", workers=1, margin=0.0, height=0)
     records = load_records(out, allow_mask=True)
-    assert [(r.text, r.country, r.lines) for r in records] == [
-        ("BAB123", "DE", 1), ("XY9", "FR", 2), ("M*1", "unknown", 1)]
+    assert [(r.text, r.country, r.rows) for r in records] == [
+        ("BAB123", "DE", 1), ("XY9", "FR", 2), ("M*1", "unknown", 2)]
     assert records[0].path.name == "000000_BAB123.png" and records[2].path.name == "000002.png"
     box_crop = read_image_rgb(records[0].path)
     quad_crop = read_image_rgb(records[1].path)
@@ -77,11 +77,13 @@ def test_csv_points_rectified_margin_height(tmp_path, photos):
     assert manifest["count"] == 2 and manifest["height"] == 32
 
 
-def test_csv_boxes_and_rerun_skips(tmp_path, photos):
+@pytest.mark.parametrize("rows_column", ["rows", "lines"])  # "lines": the old name, still read
+def test_csv_boxes_and_rerun_skips(tmp_path, photos, rows_column):
     ann = tmp_path / "ann.csv"
-    ann.write_text("image,text,x,y,w,h,lines\na.jpg,AB12,40,50,100,30,1\nsub/b.png,CD34,40,50,100,30,2\n")
+    ann.write_text(f"image,text,x,y,w,h,{rows_column}\na.jpg,AB12,40,50,100,30,1\nsub/b.png,CD34,40,50,100,30,2\n")
     out = build_crop_cache(photos, ann, tmp_path / "cache", workers=1, margin=0.05, height=0)
-    assert [r.lines for r in load_records(out)] == [1, 2]
+    assert [r.rows for r in load_records(out)] == [1, 2]
+    assert (out / "labels.csv").read_text().splitlines()[0] == "filename,text,country,rows"
     assert read_image_rgb(load_records(out)[0].path).shape == (34, 110, 3)  # 5% margin each side
     labels = out / "labels.csv"
     mtime = labels.stat().st_mtime_ns
@@ -140,7 +142,10 @@ def test_csv_bad_rows(tmp_path, photos, content, match):
         ([{"image": "a.jpg", "plates": [{"text": "AB1", "box": PLATE_BOX}, {"text": "AB1", "points": [[1, 2]]}]}],
          r"entry 1 \(image 'a\.jpg'\), plate 2, field 'points'"),
         ([{"plates": []}, {"image": "a.jpg"}], r"entry 2 \(image 'a\.jpg'\), field 'plates'"),
+        ([{"image": "a.jpg", "plates": [{"text": "AB1", "box": PLATE_BOX, "rows": 3}]}], r"plate 1, column 'rows'"),
         ([{"image": "a.jpg", "plates": [{"text": "AB1", "box": PLATE_BOX, "lines": 3}]}], r"plate 1, column 'lines'"),
+        ([{"image": "a.jpg", "rows": 2, "plates": [{"text": "AB1", "box": PLATE_BOX, "lines": 1}]}],
+         r"plate 1, columns 'rows' \(2\) and 'lines' \(1, its old name\) disagree"),
     ],
 )
 def test_json_bad_entries(tmp_path, photos, entries, match):

@@ -41,7 +41,7 @@ def write_png(path, h=20, w=60, value=None, channels=3):
     return path
 
 
-def make_csv_dataset(root, rows, header="filename,text,country,lines", images=None):
+def make_csv_dataset(root, rows, header="filename,text,country,rows", images=None):
     root.mkdir(parents=True, exist_ok=True)
     for name in images if images is not None else [r.split(",")[0] for r in rows]:
         write_png(root / name)
@@ -52,15 +52,17 @@ def make_csv_dataset(root, rows, header="filename,text,country,lines", images=No
 # --------------------------------------------------------------------------- format (a)
 
 
-def test_csv_dataset_reads_and_normalises(tmp_path):
+@pytest.mark.parametrize("rows_column", ["rows", "lines"])  # "lines": its old name, in every older set
+def test_csv_dataset_reads_and_normalises(tmp_path, rows_column):
     root = make_csv_dataset(
         tmp_path / "a",
         ["img/1.png,ab-123 cd,de,1", "img/2.png,АВ123,ru,2", "img/3.png,XY9,,", "img/4.png,Z1,unknown,1"],
+        header=f"filename,text,country,{rows_column}",
     )
     records, stats = read_csv_dataset(root)
     assert [r.text for r in records] == ["AB123CD", "AB123", "XY9", "Z1"]
     assert [r.country for r in records] == ["DE", "RU", "unknown", "unknown"]
-    assert [r.lines for r in records] == [1, 2, 1, 1]
+    assert [r.rows for r in records] == [1, 2, 1, 1]
     assert records[0].path == root / "img/1.png"
     assert stats["rows"] == 4 and stats["skipped_invalid_label"] == 0
     assert load_records(root) == records
@@ -70,7 +72,7 @@ def test_csv_dataset_reads_and_normalises(tmp_path):
 def test_csv_minimal_columns_and_extras(tmp_path):
     root = make_csv_dataset(tmp_path / "a", ["x.png,AB1,ignored"], header="Filename,TEXT,notes")
     (r,) = load_records(root)
-    assert (r.text, r.country, r.lines) == ("AB1", "unknown", 1)
+    assert (r.text, r.country, r.rows) == ("AB1", "unknown", 1)
 
 
 @pytest.mark.parametrize("header", ["file,text", "filename,label"])
@@ -121,10 +123,23 @@ def test_csv_bad_country(tmp_path, value):
         read_csv_dataset(root, on_invalid_label="skip")
 
 
+@pytest.mark.parametrize("column", ["rows", "lines"])
 @pytest.mark.parametrize("value", ["3", "two", "0", "-1"])
-def test_csv_bad_lines(tmp_path, value):
-    root = make_csv_dataset(tmp_path / "a", [f"a.png,AB1,DE,{value}"])
-    with pytest.raises(DatasetError, match=r"line 2 \(data row 1\), column 'lines': lines must be 1 or 2"):
+def test_csv_bad_rows(tmp_path, value, column):
+    root = make_csv_dataset(tmp_path / "a", [f"a.png,AB1,DE,{value}"], header=f"filename,text,country,{column}")
+    with pytest.raises(DatasetError, match=rf"line 2 \(data row 1\), column '{column}': {column} must be 1 or 2"):
+        read_csv_dataset(root)
+
+
+def test_csv_rows_and_old_lines_column(tmp_path):
+    """Both columns: equal values (or one cell empty) read; values that disagree name the file and row."""
+    root = make_csv_dataset(tmp_path / "a", ["a.png,AB1,DE,2,2", "b.png,AB2,DE,,2", "c.png,AB3,DE,2,"],
+                            header="filename,text,country,rows,lines")
+    assert [r.rows for r in read_csv_dataset(root)[0]] == [2, 2, 2]
+    root = make_csv_dataset(tmp_path / "b", ["a.png,AB1,1,DE,1", "b.png,AB2,1,DE,2"],
+                            header="filename,text,lines,country,rows")
+    with pytest.raises(DatasetError, match=r"labels\.csv, line 3 \(data row 2\), columns 'rows' \(2\) and 'lines' "
+                                           r"\(1, its old name\) disagree"):
         read_csv_dataset(root)
 
 
@@ -140,7 +155,7 @@ def test_csv_large_reads_fast(tmp_path):
     n = 20000
     for i in range(n):
         (root / "img" / f"{i}.png").touch()
-    lines = ["filename,text,country,lines"] + [f"img/{i}.png,AB{i},DE,1" for i in range(n)]
+    lines = ["filename,text,country,rows"] + [f"img/{i}.png,AB{i},DE,1" for i in range(n)]
     (root / "labels.csv").write_text("\n".join(lines) + "\n")
     t0 = time.perf_counter()
     records, stats = read_csv_dataset(root)
@@ -174,7 +189,7 @@ def test_filename_dataset(tmp_path):
         write_png(root / name) if name.endswith(("png", "jpg")) else (root / name).write_text("x")
     records = load_records(root)
     assert sorted(r.text for r in records) == ["AB123CD", "AB123CD", "XY99"]
-    assert all(r.country == "unknown" and r.lines == 1 for r in records)
+    assert all(r.country == "unknown" and r.rows == 1 for r in records)
     write_png(root / "AB$12.png")
     with pytest.raises(DatasetError, match=r"AB\$12\.png"):
         read_filename_dataset(root)
@@ -242,15 +257,15 @@ def test_plate_dataset_items_and_collate(tmp_path):
     ds = PlateDataset(load_records(root), build_transform("eval", 32, 128))
     assert len(ds) == 2
     item = ds[1]
-    assert set(item) == {"image", "text", "country", "lines"}
-    assert (item["text"], item["country"], item["lines"]) == ("CD22", "PL", 2)
+    assert set(item) == {"image", "text", "country", "rows"}
+    assert (item["text"], item["country"], item["rows"]) == ("CD22", "PL", 2)
     batch = next(iter(DataLoader(ds, batch_size=2, collate_fn=collate_plates)))
     assert batch["images"].shape == (2, 3, 32, 128) and batch["images"].dtype == torch.float32
     assert batch["texts"] == ["AB1", "CD22"] and batch["countries"] == ["DE", "PL"]
-    assert batch["lines"].dtype == torch.long and batch["lines"].tolist() == [1, 2]
+    assert batch["rows"].dtype == torch.long and batch["rows"].tolist() == [1, 2]
     with pytest.raises(ValueError, match="different shapes"):
-        collate_plates([{"image": torch.zeros(3, 8, 8), "text": "A", "country": "DE", "lines": 1},
-                        {"image": torch.zeros(3, 8, 9), "text": "B", "country": "DE", "lines": 1}])
+        collate_plates([{"image": torch.zeros(3, 8, 8), "text": "A", "country": "DE", "rows": 1},
+                        {"image": torch.zeros(3, 8, 9), "text": "B", "country": "DE", "rows": 1}])
     # Init does no image I/O.
     PlateDataset([PlateRecord(tmp_path / "missing.png", "AB1", "DE", 1)], None)
 
@@ -269,7 +284,7 @@ def test_synthetic_dataset_deterministic_and_distinct():
     b = take(SyntheticPlateDataset(build_transform("train", 32, 128), seed=1), 3)
     for x, y in zip(a, b):
         assert x["text"] == y["text"] and torch.equal(x["image"], y["image"])
-    assert set(a[0]) == {"image", "text", "country", "lines"}
+    assert set(a[0]) == {"image", "text", "country", "rows"}
     assert a[0]["image"].shape == (3, 32, 128) and a[0]["image"].dtype == torch.float32
     other_seed = take(SyntheticPlateDataset(tf, seed=2), 3)
     other_rank = take(SyntheticPlateDataset(tf, seed=1, rank=1, world_size=2), 3)
@@ -330,7 +345,7 @@ class _Real(torch.utils.data.Dataset):
         return self.n
 
     def __getitem__(self, i):
-        return {"image": None, "text": f"R{i}", "country": "unknown", "lines": 1, "real": i}
+        return {"image": None, "text": f"R{i}", "country": "unknown", "rows": 1, "real": i}
 
 
 def _mixed(n_real=25, share=0.3, seed=0, rank=0, world_size=1):

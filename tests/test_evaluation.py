@@ -14,7 +14,7 @@ from models import PlateRecognizer
 from models.base import PlatePrediction
 from tests._inference_fixtures import make_plates, make_tiny_model
 
-SAMPLES = [{"image": torch.full((3, 4, 8), float(i)), "text": text, "country": country, "lines": rows}
+SAMPLES = [{"image": torch.full((3, 4, 8), float(i)), "text": text, "country": country, "rows": rows}
            for i, (text, country, rows) in enumerate([("AB1", "DE", 1), ("CD2", "BR", 2), ("EF3", "FR", 1),
                                                       ("GH4", "BR", 1), ("IJ5", "DE", 2)])]
 
@@ -31,7 +31,7 @@ class Echo:
         for x in images:
             i = int(x[0, 0, 0])
             text = SAMPLES[i]["text"] if i % 2 == 0 else "ZZ"
-            out.append(PlatePrediction(text, 0.1 * (i + 1), country="DE", lines=1))
+            out.append(PlatePrediction(text, 0.1 * (i + 1), country="DE", rows=1))
         return out
 
 

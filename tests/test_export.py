@@ -46,8 +46,8 @@ def test_onnx_matches_pytorch_texts_and_logits(exported, plates):
             np.testing.assert_allclose(got[k], ref[k], atol=1e-4, rtol=1e-4)
     a, b = pt.predict(images), ox.predict(images)
     assert [p.text for p in a] == [p.text for p in b]
-    assert [(p.country, p.lines) for p in a] == [(p.country, p.lines) for p in b]
-    assert all(p.country is not None and p.lines in (1, 2) for p in b)
+    assert [(p.country, p.rows) for p in a] == [(p.country, p.rows) for p in b]
+    assert all(p.country is not None and p.rows in (1, 2) for p in b)
     np.testing.assert_allclose([p.country_confidence for p in a], [p.country_confidence for p in b], rtol=1e-3)
     assert any(p.text for p in a)  # not a vacuous comparison of empty strings
     np.testing.assert_allclose([p.confidence for p in a], [p.confidence for p in b], rtol=1e-3, atol=1e-6)
@@ -106,7 +106,7 @@ def test_crnn_with_read_height_exports_both_routes(tmp_path, plates, route):
         np.testing.assert_allclose(got[k], ref[k].numpy(), atol=1e-4, rtol=1e-4)
     b = ox.predict(images)
     assert [p.text for p in pt.predict(images)] == [p.text for p in b]
-    assert {p.lines for p in b} == {1 if route == "one-row" else 2}
+    assert {p.rows for p in b} == {1 if route == "one-row" else 2}
 
 
 @pytest.mark.skipif("attn" not in __import__("models").list_models(), reason="no attention model registered")
@@ -133,7 +133,7 @@ def test_attention_model_exports_its_greedy_loop(tmp_path, plates, cls_head_laye
             np.testing.assert_allclose(got[k], ref[k].numpy(), atol=1e-4, rtol=1e-4)
     a, b = pt.predict(images), ox.predict(images)
     assert [p.text for p in a] == [p.text for p in b] and len({len(p.text) for p in a}) > 1
-    assert [(p.country, p.lines) for p in a] == [(p.country, p.lines) for p in b]
+    assert [(p.country, p.rows) for p in a] == [(p.country, p.rows) for p in b]
     np.testing.assert_allclose([p.confidence for p in a], [p.confidence for p in b], rtol=1e-3, atol=1e-6)
 
 
@@ -208,7 +208,7 @@ def test_int8_export_reads_like_the_float_graph(exported_int8, plates, tmp_path)
     a, b = fl.predict(images), q.predict(images)
     assert [type(p) for p in a] == [type(p) for p in b]
     assert all(isinstance(p.text, str) and 0.0 <= p.confidence <= 1.0 and p.error is None for p in b)
-    assert [(type(p.country), type(p.lines)) for p in a] == [(type(p.country), type(p.lines)) for p in b]
+    assert [(type(p.country), type(p.rows)) for p in a] == [(type(p.country), type(p.rows)) for p in b]
     # Not garbage (a broken quantisation reads ~nothing alike; see AttnRecognizer.int8_refusal).
     c = export.check_int8_agreement(tiny, int8_path, n=64)
     assert c.plates == 64 and c.share >= 0.5

@@ -31,16 +31,16 @@ def test_head_outputs_and_loss():
     out = head(torch.randn(4, 16, 3, 10))  # a feature map; tokens [B, N, C] work as well
     assert out["country_logits"].shape == (4, 28) and out["rows_logits"].shape == (4, 2)
     assert head(torch.randn(4, 30, 16))["country_logits"].shape == (4, 28)
-    batch = {"countries": ["DE", "FR", "EU", "US"], "lines": torch.tensor([1, 2, 1, 2])}
+    batch = {"countries": ["DE", "FR", "EU", "US"], "rows": torch.tensor([1, 2, 1, 2])}
     loss = classification_loss(out, batch)
     assert loss.ndim == 0 and torch.isfinite(loss) and loss > 0
     loss.backward()
     assert all(p.grad is not None for p in head.parameters())
     # The EU sample adds nothing to the country loss: same value without it.
     sub = {k: v[[0, 1, 3]] for k, v in out.items()}
-    expected = classification_loss(sub, {"countries": ["DE", "FR", "US"], "lines": torch.tensor([1, 2, 2])})
+    expected = classification_loss(sub, {"countries": ["DE", "FR", "US"], "rows": torch.tensor([1, 2, 2])})
     rows_eu = torch.nn.functional.cross_entropy(out["rows_logits"][[2]], torch.tensor([0]))
-    rows_all = torch.nn.functional.cross_entropy(out["rows_logits"], batch["lines"] - 1)
+    rows_all = torch.nn.functional.cross_entropy(out["rows_logits"], batch["rows"] - 1)
     rows_sub = torch.nn.functional.cross_entropy(sub["rows_logits"], torch.tensor([0, 1, 1]))
     assert torch.allclose(loss - rows_all, expected - rows_sub, atol=1e-6)
     assert rows_eu > 0  # (rows of an EU plate still count)
@@ -90,14 +90,14 @@ def test_crnn_read_height_reads_rows_at_full_resolution_with_the_same_weights():
     x = torch.rand(3, 3, 64, 96) * 2 - 1
     halved = (x[..., 0::2, :] + x[..., 1::2, :]) / 2  # what a 2x bilinear downscale is
     with torch.no_grad():
-        one_row = tall(x, lines=torch.tensor([1, 1, 1]))
-        assert torch.allclose(one_row["logits"], small(halved, lines=torch.tensor([1, 1, 1]))["logits"], atol=1e-4)
+        one_row = tall(x, rows=torch.tensor([1, 1, 1]))
+        assert torch.allclose(one_row["logits"], small(halved, rows=torch.tensor([1, 1, 1]))["logits"], atol=1e-4)
         assert torch.allclose(one_row["rows_logits"], small.router(halved), atol=1e-4)
         # A two-row plate: each half (32 rows of the input) is read, not a 16-pixel squeeze of it.
-        two_row = tall(x, lines=torch.tensor([2, 2, 2]))["logits"]
-        assert torch.allclose(two_row, small(rows_side_by_side(x, 32), lines=torch.tensor([1, 1, 1]))["logits"],
+        two_row = tall(x, rows=torch.tensor([2, 2, 2]))["logits"]
+        assert torch.allclose(two_row, small(rows_side_by_side(x, 32), rows=torch.tensor([1, 1, 1]))["logits"],
                               atol=1e-4)
-        assert not torch.allclose(two_row, small(halved, lines=torch.tensor([2, 2, 2]))["logits"], atol=1e-3)
+        assert not torch.allclose(two_row, small(halved, rows=torch.tensor([2, 2, 2]))["logits"], atol=1e-3)
     with pytest.raises(ValueError, match="read_height"):
         create_model("crnn", {**TINY["crnn"], "read_height": 48}, CHARSET, SPEC)
     with pytest.raises(ValueError, match="read_height.*row_split"):
@@ -112,9 +112,9 @@ def test_crnn_routes_by_label_in_training_and_by_router_at_inference():
     x = torch.rand(3, 3, 32, 96) * 2 - 1
     split = rows_side_by_side(x)
     with torch.no_grad():
-        by_label = model(x, lines=torch.tensor([2, 1, 2]))["logits"]
-        plain = model(x, lines=torch.tensor([1, 1, 1]))["logits"]
-        of_split = model(split, lines=torch.tensor([1, 1, 1]))["logits"]
+        by_label = model(x, rows=torch.tensor([2, 1, 2]))["logits"]
+        plain = model(x, rows=torch.tensor([1, 1, 1]))["logits"]
+        of_split = model(split, rows=torch.tensor([1, 1, 1]))["logits"]
         assert torch.allclose(by_label[[0, 2]], of_split[[0, 2]], atol=1e-5)
         assert torch.allclose(by_label[1], plain[1], atol=1e-5)
         assert not torch.allclose(plain[0], of_split[0], atol=1e-3)
@@ -122,7 +122,7 @@ def test_crnn_routes_by_label_in_training_and_by_router_at_inference():
         model.router.fc.bias.copy_(torch.tensor([-100.0, 100.0]))
         routed = model(x)
         assert torch.allclose(routed["logits"], of_split, atol=1e-5)
-        assert [p.lines for p in model.decode(routed)] == [2, 2, 2]
+        assert [p.rows for p in model.decode(routed)] == [2, 2, 2]
     no_split = create_model("crnn", {**TINY["crnn"], "row_split": False}, CHARSET, SPEC)
     assert no_split.router is None and "rows_logits" not in no_split(x)
 
@@ -131,9 +131,9 @@ def two_row_batch(n: int, seed: int = 0) -> dict:
     gen = SyntheticPlateGenerator(seed=seed, two_row_prob=1.0, countries=["DE", "VN", "UA", "PL"])
     tf = build_transform("eval", SPEC.height, SPEC.width)
     plates = [gen() for _ in range(n)]
-    assert all(p.lines == 2 for p in plates)
+    assert all(p.rows == 2 for p in plates)
     return {"images": torch.stack([tf(p.image) for p in plates]), "texts": [p.text for p in plates],
-            "countries": [p.country for p in plates], "lines": torch.tensor([p.lines for p in plates])}
+            "countries": [p.country for p in plates], "rows": torch.tensor([p.rows for p in plates])}
 
 
 @pytest.mark.parametrize("arch", list_models())
@@ -144,14 +144,14 @@ def test_two_row_plates_are_learnt_by_every_architecture(arch):
     model = create_model(arch, TINY[arch], CHARSET, SPEC)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for _ in range(60):
-        loss = model.loss(model(batch["images"], batch["texts"], batch["lines"]), batch)
+        loss = model.loss(model(batch["images"], batch["texts"], batch["rows"]), batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
     preds = model.predict(batch["images"])
     assert [p.text for p in preds] == batch["texts"]
     assert [p.country for p in preds] == batch["countries"]
-    assert [p.lines for p in preds] == [2] * 4
+    assert [p.rows for p in preds] == [2] * 4
 
 
 def test_classification_counts_accuracy_and_macro_f1():
@@ -178,7 +178,7 @@ def test_plate_metrics_per_country_and_rows_with_predicted_classes():
     assert r["by_country"]["VN"]["country_accuracy"] == 1.0
     assert "country_accuracy" not in r["by_country"]["EU"]
     assert r["rows"]["n"] == 4 and r["rows"]["accuracy"] == 0.75
-    assert r["by_lines"]["2"]["exact_match"] == 1.0 and r["by_lines"]["1"]["exact_match"] == pytest.approx(2 / 3)
+    assert r["by_rows"]["2"]["exact_match"] == 1.0 and r["by_rows"]["1"]["exact_match"] == pytest.approx(2 / 3)
     table = format_metrics_table(r)
     assert "country accuracy" in table and "| country | 3 | 66.67% |" in table
     # Without predicted classes there are no classification entries.

@@ -26,6 +26,7 @@ from metrics import (  # noqa: E402
     masked_edit_distance,
     masked_match,
     score_texts,
+    with_new_metric_names,
 )
 
 PREDS = ["AB123", "AB12", "XY9"]
@@ -154,8 +155,8 @@ def test_plate_metrics_breakdowns():
     assert fr["cer"] == pytest.approx(1 / 3)
     assert r["by_country"]["unknown"]["exact_match"] == 1.0
 
-    assert list(r["by_lines"]) == ["1", "2"]
-    one, two = r["by_lines"]["1"], r["by_lines"]["2"]
+    assert list(r["by_rows"]) == ["1", "2"]
+    one, two = r["by_rows"]["1"], r["by_rows"]["2"]
     assert (one["n"], one["exact_match"], one["mean_edit_distance"], one["cer"]) == (2, 1.0, 0.0, 0.0)
     assert two["n"] == 2
     assert two["exact_match"] == 0.0
@@ -198,7 +199,7 @@ def test_empty_metrics_give_n0_and_nan():
     r = m.compute()
     assert r["overall"]["n"] == 0
     assert all(math.isnan(r["overall"][k]) for k in ("exact_match", "mean_edit_distance", "cer"))
-    assert r["by_country"] == {} and r["by_lines"] == {}
+    assert r["by_country"] == {} and r["by_rows"] == {}
     table = format_metrics_table(r)
     assert "n/a" in table
     assert score_texts([], []) == ([], [])
@@ -227,6 +228,19 @@ def test_format_metrics_table_contains_numbers():
     assert "| FR | 1 | 100.00% | 0.000 | 0.00% |" in table
     assert table.index("| DE |") < table.index("| FR |")  # countries sorted
     assert table.index("By number of rows") < table.index("By country")
+
+
+def test_metrics_written_before_by_rows_still_read():
+    """Metrics JSON from before the rename says ``by_lines``: readers see ``by_rows``."""
+    m = PlateMetrics()
+    m.update(reads(PREDS, LABELS, ["FR", "DE", "DE"], [1, 1, 2]))
+    new = m.compute()
+    old = {("by_lines" if k == "by_rows" else k): v for k, v in new.items()}
+    assert "by_rows" in new and "by_lines" not in new
+    assert format_metrics_table(old, title="val") == format_metrics_table(new, title="val")
+    report = {"steps": 2, "test": {"synth": old}}
+    assert with_new_metric_names(report) == {"steps": 2, "test": {"synth": new}}
+    assert with_new_metric_names(report) is not report and "by_lines" in old  # a copy: the input is kept
 
 
 # --------------------------------------------------------------------------- #
@@ -282,7 +296,7 @@ def test_gather_records_single_process_counts_each_sample_once(cpu_accelerator):
             return 10
 
         def __getitem__(self, i):
-            return {"idx": i, "label": f"AB{i:03d}", "country": "DE" if i % 2 else "FR", "lines": 1 + i % 2}
+            return {"idx": i, "label": f"AB{i:03d}", "country": "DE" if i % 2 else "FR", "rows": 1 + i % 2}
 
     dl = cpu_accelerator.prepare(DataLoader(Plates(), batch_size=4, shuffle=False))
     metrics = PlateMetrics()
@@ -290,7 +304,7 @@ def test_gather_records_single_process_counts_each_sample_once(cpu_accelerator):
     for batch in dl:
         idx = batch["idx"].tolist()
         preds = [f"AB{i:03d}" if i < 7 else "XX" for i in idx]  # 7 right, 3 wrong
-        records = reads(preds, batch["label"], batch["country"], batch["lines"].tolist())
+        records = reads(preds, batch["label"], batch["country"], batch["rows"].tolist())
         gathered = gather_records(cpu_accelerator, records)
         assert all(isinstance(r.rows, int) for r in gathered)
         seen.extend(r.label for r in gathered)
@@ -299,5 +313,5 @@ def test_gather_records_single_process_counts_each_sample_once(cpu_accelerator):
     r = metrics.compute()
     assert r["overall"]["n"] == 10
     assert r["overall"]["exact_match"] == pytest.approx(0.7)
-    assert r["by_country"]["DE"]["n"] == 5 and r["by_lines"]["2"]["n"] == 5
-    assert isinstance(batch["lines"], torch.Tensor)
+    assert r["by_country"]["DE"]["n"] == 5 and r["by_rows"]["2"]["n"] == 5
+    assert isinstance(batch["rows"], torch.Tensor)

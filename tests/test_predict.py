@@ -28,7 +28,7 @@ from models.heads import COUNTRY_CLASSES
 from tests._inference_fixtures import TINY_INPUT, TINY_OPTIONS, make_plates, make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = ["filename", "text", "confidence", "country", "country_confidence", "lines", "error"]
+COLUMNS = ["filename", "text", "confidence", "country", "country_confidence", "rows", "error"]
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_predict_folder_with_an_unreadable_image(tiny, plates, tmp_path, capsys,
     for row, p in zip(rows[1:], expected):
         assert row["error"] == "" and row["text"] == p.text
         assert float(row["confidence"]) == pytest.approx(p.confidence, abs=1e-6)
-        assert row["country"] == p.country and row["lines"] == str(p.lines)  # the tiny model's heads
+        assert row["country"] == p.country and row["rows"] == str(p.rows)  # the tiny model's heads
         assert float(row["country_confidence"]) == pytest.approx(p.country_confidence, abs=1e-6)
     shown = capsys.readouterr().out
     assert "broken.png" in shown and "error" in shown and "7 images, 1 unreadable" in shown
@@ -141,7 +141,7 @@ def test_api_numpy_inputs(reader, plates):
     rgb = read_image_rgb(path)
     ref = reader.predict(str(path))
     assert isinstance(ref, Prediction) and ref.ok and ref.filename == str(path)
-    assert ref.country in COUNTRY_CLASSES and 0 < ref.country_confidence <= 1 and ref.lines in (1, 2)
+    assert ref.country in COUNTRY_CLASSES and 0 < ref.country_confidence <= 1 and ref.rows in (1, 2)
     assert same(reader.predict(rgb), ref)
     assert same(reader.predict(np.ascontiguousarray(rgb[:, :, ::-1]), bgr=True), ref)  # OpenCV order
     assert same(reader.predict(cv2.imread(str(path)), bgr=True), ref)
@@ -296,4 +296,4 @@ def test_a_model_without_heads_leaves_the_class_columns_empty(tmp_path, plates):
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 6
-    assert all(r["error"] == "" and r["country"] == r["country_confidence"] == r["lines"] == "" for r in rows)
+    assert all(r["error"] == "" and r["country"] == r["country_confidence"] == r["rows"] == "" for r in rows)

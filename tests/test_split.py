@@ -29,6 +29,7 @@ def make_dataset(root: Path, n_plates: int = 40) -> Path:
             cv2.imwrite(str(root / name), np.full((20, 60, 3), k % 255, np.uint8))
             rows.append(f"{name},{spelling},{country},1")
             k += 1
+    # "lines": the old name of the rows column (still read; parts are written with "rows")
     (root / "labels.csv").write_text("filename,text,country,lines\n" + "\n".join(rows) + "\n")
     return root
 
@@ -52,7 +53,8 @@ def test_halves_share_no_plate_and_point_at_the_original_images(tmp_path):
                                                            [r.country for r in a + b])
         assert 0.3 <= share <= 0.7
     # Paths in the CSVs are relative to the part's folder, and the files are not copied.
-    first = (tmp_path / "out" / "train" / "labels.csv").read_text().splitlines()[1]
+    header, first = (tmp_path / "out" / "train" / "labels.csv").read_text().splitlines()[:2]
+    assert header == "filename,text,country,rows"
     assert first.startswith("../../src/img/")
     assert not list((tmp_path / "out").rglob("*.png"))
     saved = json.loads((tmp_path / "out" / "split.json").read_text())

@@ -39,12 +39,12 @@ def test_every_format_has_a_look(country):
 def test_generated_texts_match_their_country(country):
     rng = np.random.default_rng(123)
     charset = Charset()
-    for lines in (1, 2) if country in TWO_ROW else (1,):
+    for rows in (1, 2) if country in TWO_ROW else (1,):
         for _ in range(300):
-            label, rows = generate_text(country, rng, lines)
-            assert len(rows) == lines
-            assert label == normalize_plate_text("".join(rows))
-            assert all(r == r.strip() and r for r in rows)
+            label, row_texts = generate_text(country, rng, rows)
+            assert len(row_texts) == rows
+            assert label == normalize_plate_text("".join(row_texts))
+            assert all(r == r.strip() and r for r in row_texts)
             charset.check(label)
             assert is_valid_plate_text(country, label), (country, label, rows)
             assert len(label) <= max_label_length([country])
@@ -129,15 +129,15 @@ def test_two_row_layouts():
 def test_every_country_renders(country):
     gen = SyntheticPlateGenerator(seed=1, countries=[country])
     rng = np.random.default_rng(7)
-    for lines in (1, 2) if country in TWO_ROW else (1,):
+    for rows in (1, 2) if country in TWO_ROW else (1,):
         for _ in range(6):
-            p = gen.render_text(country, rng, lines)
+            p = gen.render_text(country, rng, rows)
             assert isinstance(p, SynthPlate)
-            assert p.country == country and p.lines == lines
+            assert p.country == country and p.rows == rows
             im = p.image
             assert im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3
             h, w = im.shape[:2]
-            if lines == 1:
+            if rows == 1:
                 assert 32 <= h <= 72 and 1.8 <= w / h <= 5.2, im.shape
             else:
                 assert 58 <= h <= 116 and 1.0 <= w / h <= 2.3, im.shape
@@ -151,10 +151,10 @@ def test_generator_stream_and_two_row_prob():
     assert {p.country for p in plates} == set(COUNTRIES)
     assert all(is_valid_plate_text(p.country, p.text) for p in plates)
     assert all(len(p.text) <= gen.max_label_length for p in plates)
-    assert any(p.lines == 2 for p in plates) and any(p.lines == 1 for p in plates)
-    assert all(p.lines == 1 for p in (SyntheticPlateGenerator(seed=3, two_row_prob=0.0)() for _ in range(100)))
+    assert any(p.rows == 2 for p in plates) and any(p.rows == 1 for p in plates)
+    assert all(p.rows == 1 for p in (SyntheticPlateGenerator(seed=3, two_row_prob=0.0)() for _ in range(100)))
     g2 = SyntheticPlateGenerator(seed=3, countries=TWO_ROW, two_row_prob=1.0)
-    assert all(g2().lines == 2 for _ in range(50))
+    assert all(g2().rows == 2 for _ in range(50))
 
 
 def test_max_label_length():
@@ -167,7 +167,7 @@ def test_determinism():
     a, b = SyntheticPlateGenerator(seed=11), SyntheticPlateGenerator(seed=11)
     for _ in range(60):
         pa, pb = a(), b()
-        assert (pa.text, pa.country, pa.lines) == (pb.text, pb.country, pb.lines)
+        assert (pa.text, pa.country, pa.rows) == (pb.text, pb.country, pb.rows)
         assert np.array_equal(pa.image, pb.image)
     c = SyntheticPlateGenerator(seed=12)
     a = SyntheticPlateGenerator(seed=11)
@@ -229,7 +229,7 @@ def test_font_fallback(monkeypatch):
 def _read_labels(d: Path) -> list[dict]:
     with open(d / "labels.csv", newline="", encoding="utf-8") as fh:
         rd = csv.DictReader(fh)
-        assert rd.fieldnames == ["filename", "text", "country", "lines"]
+        assert rd.fieldnames == ["filename", "text", "country", "rows"]
         return list(rd)
 
 
@@ -241,7 +241,7 @@ def test_write_synthetic_dataset(tmp_path):
     for r in rows:
         im = cv2.imread(str(out / r["filename"]))
         assert im is not None and im.ndim == 3
-        assert r["country"] in ("RU", "VN", "DE") and r["lines"] in ("1", "2")
+        assert r["country"] in ("RU", "VN", "DE") and r["rows"] in ("1", "2")
         assert is_valid_plate_text(r["country"], r["text"])
     assert sorted(os.listdir(tmp_path)) == ["set"]  # no temp folder left behind
     with pytest.raises(FileExistsError):

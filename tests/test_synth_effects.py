@@ -23,9 +23,9 @@ TWO_ROW = [c for c in COUNTRIES if SyntheticPlateGenerator(countries=[c])._compi
 
 def _plates(gen: SyntheticPlateGenerator, country: str, n: int, seed: int = 0):
     rng = np.random.default_rng(seed)
-    for lines in (1, 2) if country in TWO_ROW else (1,):
+    for rows in (1, 2) if country in TWO_ROW else (1,):
         for _ in range(n):
-            yield gen.render_text(country, rng, lines)
+            yield gen.render_text(country, rng, rows)
 
 
 @pytest.mark.parametrize("effect", EFFECTS)
@@ -39,7 +39,7 @@ def test_every_effect_renders_every_country_and_layout(effect):
             assert im.std() > 5, (effect, country)
             # The label comes from the generated text, never from what the effect drew.
             assert is_valid_plate_text(country, p.text), (effect, country, p.text)
-            assert p.text == normalize_plate_text("".join(p.rows))
+            assert p.text == normalize_plate_text("".join(p.row_texts))
 
 
 def test_labels_do_not_depend_on_the_effects():
@@ -50,7 +50,7 @@ def test_labels_do_not_depend_on_the_effects():
     for country in ("BR", "US", "DE", "VN"):
         a = plain.render_text(country, rng_a)
         b = fancy.render_text(country, rng_b)
-        assert a.text == b.text and a.rows == b.rows
+        assert a.text == b.text and a.row_texts == b.row_texts
 
 
 def test_surround_makes_a_larger_image_with_the_plate_inside():

@@ -39,7 +39,7 @@ def test_val_json_and_gallery(setup, tmp_path, capsys):
     assert saved["overall"]["exact_match"] == pytest.approx(sum(exact) / 7)
     assert saved["overall"]["mean_edit_distance"] == pytest.approx(sum(dist) / 7)
     assert sum(g["n"] for g in saved["by_country"].values()) == 7
-    assert set(saved["by_lines"]) <= {"1", "2"} and sum(g["n"] for g in saved["by_lines"].values()) == 7
+    assert set(saved["by_rows"]) <= {"1", "2"} and sum(g["n"] for g in saved["by_rows"].values()) == 7
     gallery = out.with_name("metrics_errors.png")  # default: next to --out
     img = cv2.imread(str(gallery))
     assert img is not None and img.shape[0] > 100 and img.shape[1] > 300

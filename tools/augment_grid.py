@@ -43,8 +43,8 @@ def make_grid(
     return grid
 
 
-def _label(text: str, country: str, lines: int) -> str:
-    return f"{text}  {country}" + ("  2-row" if lines == 2 else "")
+def _label(text: str, country: str, rows: int) -> str:
+    return f"{text}  {country}" + ("  2-row" if rows == 2 else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,13 +89,13 @@ def main(argv: list[str] | None = None) -> int:
         picks = rng.sample(records, min(args.n, len(records)))
         for r in picks:
             images.append(tf.augment(read_image_rgb(r.path)))
-            labels.append(_label(r.text, r.country, r.lines))
+            labels.append(_label(r.text, r.country, r.rows))
     else:
         gen = SyntheticPlateGenerator(seed=args.seed, effects=synth_fx)
         for _ in range(args.n):
             plate = gen()
             images.append(tf.augment(plate.image))
-            labels.append(_label(plate.text, plate.country, plate.lines))
+            labels.append(_label(plate.text, plate.country, plate.rows))
     if not images:
         raise SystemExit("no samples")
     grid = make_grid(images, labels, cols=args.cols, scale=args.scale)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from metrics import with_new_metric_names
+
 
 def write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -94,7 +96,8 @@ class RunDir:
         write_atomically(self.test_metrics, json.dumps(report, indent=2) + "\n")
 
     def read_test_metrics(self) -> dict:
-        return json.loads(self.test_metrics.read_text())
+        """The report; one written before ``by_lines`` was renamed ``by_rows`` reads with the new name."""
+        return with_new_metric_names(json.loads(self.test_metrics.read_text()))
 
     def read_log(self) -> list[dict]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]

@@ -373,7 +373,7 @@ def fit(run: Run) -> None:
         if not run.data.prepared:
             batch["images"] = batch["images"].to(accelerator.device, non_blocking=True)
         with accelerator.accumulate(model):
-            outputs = model(batch["images"], batch["texts"], batch["lines"])
+            outputs = model(batch["images"], batch["texts"], batch["rows"])
             loss = run.net.loss(outputs, batch)
             accelerator.backward(loss)
             if accelerator.sync_gradients and tc.grad_clip > 0:

@@ -1,7 +1,7 @@
 """Synthetic licence plates: the embedded default dataset for training plate readers.
 
 >>> gen = SyntheticPlateGenerator(seed=0)
->>> plate = gen()                       # SynthPlate(image HxWx3 uint8 RGB, text, country, lines)
+>>> plate = gen()                       # SynthPlate(image HxWx3 uint8 RGB, text, country, rows)
 >>> real = SyntheticPlateGenerator(seed=0, effects=SynthEffects(surround=0.6, emboss=0.4))  # realism effects
 
 Country formats (which texts are valid) live in ``data/formats.py``; colours, layouts and

@@ -16,7 +16,7 @@ import numpy as np
 
 from data.synth.generator import SyntheticPlateGenerator, resolve_countries
 
-LABEL_COLUMNS = ("filename", "text", "country", "lines")
+LABEL_COLUMNS = ("filename", "text", "country", "rows")
 _CHUNK = 256
 
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -36,7 +36,7 @@ def _write_range(
         name = f"images/{i:0{width}d}.png"
         if not cv2.imwrite(os.path.join(tmp, name), np.ascontiguousarray(image[..., ::-1])):
             raise OSError(f"could not write {os.path.join(tmp, name)}")
-        rows.append((name, plate.text, plate.country, plate.lines))
+        rows.append((name, plate.text, plate.country, plate.rows))
     return rows
 
 
@@ -53,7 +53,7 @@ def write_synthetic_dataset(
     """Render ``n`` plates to ``out_dir`` and return it.
 
     Writes ``out_dir/images/000000.png ...`` and ``out_dir/labels.csv`` (columns filename, text,
-    country, lines; filenames relative to ``out_dir``). Plate i depends only on (seed, i), so
+    country, rows; filenames relative to ``out_dir``). Plate i depends only on (seed, i), so
     the set is the same for any ``workers``. ``augment(image, rng)`` (e.g. ``degrade``)
     is applied to each clean render. The set is written to a temporary folder next to
     ``out_dir`` and renamed at the end, so a half-written set never looks complete. An

@@ -22,8 +22,8 @@ class SynthPlate:
     image: np.ndarray  # HxWx3 uint8, RGB
     text: str  # normalised label (normalize_plate_text of the rendered text)
     country: str  # one of COUNTRIES
-    lines: int  # 1 or 2
-    rows: tuple[str, ...] = ()  # the rendered text, one string per row (with separators)
+    rows: int  # text rows on the plate: 1 or 2
+    row_texts: tuple[str, ...] = ()  # the rendered text, one string per row (with separators)
 
 
 def resolve_countries(countries: Sequence[str] | str | None) -> tuple[str, ...]:
@@ -113,25 +113,25 @@ class SyntheticPlateGenerator:
             cc = self._compiled[u.randint(len(self._compiled))]
         else:
             cc = self._compiled[min(bisect.bisect_right(self._cum, u()), len(self._compiled) - 1)]
-        lines = 2 if cc.has_two_rows and self.two_row_prob > 0 and u() < self.two_row_prob else 1
-        return self._render(cc, lines, u)
+        rows = 2 if cc.has_two_rows and self.two_row_prob > 0 and u() < self.two_row_prob else 1
+        return self._render(cc, rows, u)
 
-    def render_text(self, country: str, rng: np.random.Generator, lines: int = 1) -> SynthPlate:
+    def render_text(self, country: str, rng: np.random.Generator, rows: int = 1) -> SynthPlate:
         """A plate of a given country and row count (for previews and tests)."""
-        return self._render(compiled(country), lines, UniformStream(rng, block=64))
+        return self._render(compiled(country), rows, UniformStream(rng, block=64))
 
-    def _render(self, cc, lines: int, u: UniformStream) -> SynthPlate:
-        fmt = cc.pick(lines, u)
+    def _render(self, cc, rows: int, u: UniformStream) -> SynthPlate:
+        fmt = cc.pick(rows, u)
         fx = self.effects
         if fx is not None and self.effects_share < 1.0 and u() >= self.effects_share:
             fx = None
-        if fx is not None and fx.state_formats and lines == 1 and cc.more and u() < fx.state_formats:
+        if fx is not None and fx.state_formats and rows == 1 and cc.more and u() < fx.state_formats:
             fmt = cc.pick_more(u)
         raw = fmt.generate_raw(u)
         look = LOOKS[cc.spec.code]
         style = look.styles[fmt.fmt.style]
-        image, text_box = self.renderer.render_with_box(look, style, raw, lines, u, fx)
+        image, text_box = self.renderer.render_with_box(look, style, raw, rows, u, fx)
         if fx is not None and fx.surround and u() < fx.surround:
             image = mount(image, u, fx.frame, self.renderer.put_caption, text_box, cc.spec.code)
-        rows = render_rows(raw, style.emblem_text)
-        return SynthPlate(image, normalize_plate_text("".join(rows)), cc.spec.code, lines, tuple(rows))
+        row_texts = render_rows(raw, style.emblem_text)
+        return SynthPlate(image, normalize_plate_text("".join(row_texts)), cc.spec.code, rows, tuple(row_texts))

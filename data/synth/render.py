@@ -392,15 +392,15 @@ class PlateRenderer:
         return self._tile(("emblem", kind, w, h), build)
 
     # --- the plate ---------------------------------------------------------------------------
-    def render_with_box(self, look: CountryLook, style: Style, raw: str, lines: int, u: UniformStream,
+    def render_with_box(self, look: CountryLook, style: Style, raw: str, rows: int, u: UniformStream,
                         fx: SynthEffects | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
         """The plate image and its characters' box (x0, y0, x1, y1), which effects drawn later
         (a plate frame) must leave free. ``fx``: realism effects (``None`` draws exactly what it
         always drew)."""
         if fx is not None and fx.separators and "-" in raw and u() < fx.separators:
             raw = raw.replace("-", MID_DOT if u() < 0.6 else " ")
-        rows = raw.split(ROW_BREAK)
-        one = lines == 1
+        row_texts = raw.split(ROW_BREAK)
+        one = rows == 1
         H = int(u.uniform(32, 64.99)) if one else int(u.uniform(58, 108.99))
         unit = H if one else H * 0.55  # the height of a one-row plate of the same scale
         W = int(round(H * (style.aspect if one else style.aspect2) * u.uniform(0.96, 1.04)))
@@ -493,7 +493,7 @@ class PlateRenderer:
             hc = ah / 2 * u.uniform(0.7, 0.82)
             gap = ah * 0.03
             bands = [(y0 + (ah - gap) / 4, hc), (y1 - (ah - gap) / 4, hc)]
-        for i, (row, (yc, rh)) in enumerate(zip(rows, bands)):
+        for i, (row, (yc, rh)) in enumerate(zip(row_texts, bands)):
             rx1 = x1
             if BOX in row:
                 row, boxed = row.split(BOX)

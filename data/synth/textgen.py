@@ -49,21 +49,21 @@ def render_rows(raw: str, emblem_text: str) -> list[str]:
     return [r.strip(" -") for r in rows]
 
 
-def generate_raw(country: str, u: UniformStream, lines: int = 1) -> tuple[str, CompiledFormat]:
+def generate_raw(country: str, u: UniformStream, rows: int = 1) -> tuple[str, CompiledFormat]:
     cf = compiled(country)
-    fmt = cf.pick(lines, u)
+    fmt = cf.pick(rows, u)
     return fmt.generate_raw(u), fmt
 
 
-def generate_text(country: str, rng: np.random.Generator, lines: int = 1) -> tuple[str, list[str]]:
+def generate_text(country: str, rng: np.random.Generator, rows: int = 1) -> tuple[str, list[str]]:
     """A random plate text of ``country``: (label, rendered rows).
 
     >>> generate_text("FR", np.random.default_rng(0))   # doctest: +SKIP
     ('AB123CD', ['AB-123-CD'])
     """
-    if lines not in (1, 2):
-        raise ValueError(f"lines must be 1 or 2, got {lines!r}")
+    if rows not in (1, 2):
+        raise ValueError(f"rows must be 1 or 2, got {rows!r}")
     cf = compiled(country)
-    raw, fmt = generate_raw(cf.spec.code, UniformStream(rng, block=32), lines)
-    rows = render_rows(raw, LOOKS[cf.spec.code].styles[fmt.fmt.style].emblem_text)
-    return normalize_plate_text("".join(rows)), rows
+    raw, fmt = generate_raw(cf.spec.code, UniformStream(rng, block=32), rows)
+    row_texts = render_rows(raw, LOOKS[cf.spec.code].styles[fmt.fmt.style].emblem_text)
+    return normalize_plate_text("".join(row_texts)), row_texts
