@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from data.images import IMAGE_EXTENSIONS
-from inference import Prediction, WeightsError, write_predictions_csv
+from inference import Prediction, write_predictions_csv
 from models.plate_formats import check_country
 from inference.cli import add_reader_args, reader_from_args
 
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         reader = reader_from_args(args, args.device, country=args.country, batch_size=args.batch_size,
                                   threads=args.threads)
-    except (InputError, WeightsError) as e:
+    except ValueError as e:  # InputError, WeightsError, a device this machine lacks
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -25,6 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", help="YAML config (default configs/<arch>.yaml)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--output-dir", help="run folder (default runs/<arch>/<timestamp>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start again in an --output-dir that holds a run (its files are deleted)")
     p.add_argument("--init-from", metavar="MODEL_DIR",
                    help="fine-tune: start from the weights of a trained model folder (sets train.init_from); "
                         "its model options and input size are the run's; optimiser and schedule start fresh")
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> TrainReport:
         overrides.append(f"train.mixed_precision={args.mixed_precision}")
     cfg, run_dir, init = run_config(args.arch, args.config, overrides, output_dir=args.output_dir,
                                     init_from=args.init_from, resume=args.resume)
-    return train(cfg, run_dir, resume=bool(args.resume), init=init)
+    return train(cfg, run_dir, resume=bool(args.resume), init=init, overwrite=args.overwrite)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def _row(path: str, raw_text: str, raw_country: str, raw_rows: str, raw_old_rows
         country = normalize_country(raw_country)
     except ValueError:
         country = raw_country.strip()
-        problems.append(f"unknown country {country!r}")
+        problems.append(f"{country!r} is not a country code")
     try:
         rows = rows_of(raw_rows, raw_old_rows)
     except ValueError as e:

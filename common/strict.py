@@ -7,6 +7,7 @@ A leaf: it imports nothing of the project, so both ``configs`` (the YAML section
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -56,6 +57,8 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
             value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):  # YAML's .nan and .inf are numbers; no setting means them
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

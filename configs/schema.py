@@ -13,7 +13,7 @@ from typing import Any
 from common.strict import ConfigError, build_dataclass  # noqa: F401  (re-exported)
 from data.synth.effects import SynthEffects
 from data.synth.generator import resolve_countries, resolve_country_weights
-from data.text import DEFAULT_CHARSET, Charset, normalize_country
+from data.text import DEFAULT_CHARSET, Charset
 from data.transforms import check_camera_effects
 
 SYNTH = "synth"  # a data source name meaning "the embedded synthetic generator"
@@ -112,14 +112,13 @@ class DataConfig:
             raise ConfigError(f"data.on_invalid_label must be 'error' or 'skip', got {self.on_invalid_label!r}")
         if self.num_workers < -1:
             raise ConfigError(f"data.num_workers must be >= 0, or -1 for automatic, got {self.num_workers}")
-        for c in self.synth_countries or []:
-            try:
-                normalize_country(c)
-            except ValueError as e:
-                raise ConfigError(f"data.synth_countries: {e}") from e
+        try:  # the generator's countries, not any code a dataset may carry
+            countries = resolve_countries(self.synth_countries)
+        except ValueError as e:
+            raise ConfigError(f"data.synth_countries: {e}") from e
         if self.synth_country_weights:
             try:
-                resolve_country_weights(resolve_countries(self.synth_countries), self.synth_country_weights)
+                resolve_country_weights(countries, self.synth_country_weights)
             except ValueError as e:
                 raise ConfigError(f"data.synth_country_weights: {e}") from e
 

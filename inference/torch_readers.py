@@ -15,6 +15,22 @@ from inference.weights import WeightsError
 from models.interface import PlatePrediction
 
 
+def torch_device(device: str | torch.device) -> torch.device:
+    """``device`` checked against this machine ("auto": a GPU if there is one); ValueError says what is there."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"device {str(device)!r} is not a PyTorch device (cpu, cuda, cuda:1, auto): {e}") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0 or (dev.index or 0) >= n:
+            there = f"{n} CUDA device(s)" if n else "no CUDA device"
+            raise ValueError(f"device {str(device)!r}: this machine has {there}; use --device cpu or auto")
+    return dev
+
+
 class TorchPlateReader(PlateReader):
     """A model folder run by PyTorch (``device``: "cpu", "cuda", "cuda:1", or "auto")."""
 
@@ -22,9 +38,7 @@ class TorchPlateReader(PlateReader):
 
     def __init__(self, model, source: Path, device: str | torch.device = "cpu", batch_size: int = 64):
         super().__init__(model.to_config_dict(), source, batch_size)
-        if str(device) == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = torch_device(device)
         self.model = model.to(self.device).eval()
         spec = self.input_spec
         self.transform = build_transform("eval", spec.height, spec.width, spec.keep_aspect)

@@ -37,7 +37,7 @@ def csv_dataset(tmp_path):
         "a.png,ab-123,DE,1\n"      # normalised to AB123
         "b.png,AB 123,FR,2\n"      # the same text again
         "c.png,KÖ12,DE,1\n"        # Ö is outside the charset
-        "d.png,XY99,ZZ,1\n"        # unknown country
+        "d.png,XY99,Z9,1\n"        # not a country code
         "missing.png,QQ11,DE,1\n",  # no such file
         encoding="utf-8",
     )
@@ -51,7 +51,7 @@ def test_scan_keeps_raw_labels_and_names_problems(csv_dataset):
     assert list(table["raw_text"])[:3] == ["ab-123", "AB 123", "KÖ12"]
     assert list(table["rows"]) == [1, 2, 1, 1, 1]
     assert table.loc[2, "bad_chars"] == "Ö" and "outside the charset" in table.loc[2, "problems"]
-    assert table.loc[3, "country"] == "ZZ" and "unknown country" in table.loc[3, "problems"]
+    assert table.loc[3, "country"] == "Z9" and "not a country code" in table.loc[3, "problems"]
     assert not table.loc[4, "exists"] and "not found" in table.loc[4, "problems"]
     assert len(eda.problem_rows(table)) == 3
     # The training reader stops at the unknown country even when skipping bad labels.

@@ -33,6 +33,9 @@ def test_default_crnn_config_loads_and_overrides_apply():
         ("data.synth_mix=-0.1", "data.synth_mix must be in"),
         ("data.synth_mix=0.3", "data.synth_mix .*needs data.train to be a dataset path"),  # train is synth
         ("data.synth_mix=lots", "data.synth_mix: expected a number"),
+        ("train.lr=.nan", "train.lr: expected a finite number"),
+        ("train.lr=.inf", "train.lr: expected a finite number"),
+        ("train.weight_decay=-.inf", "train.weight_decay: expected a finite number"),
         ("train.init_from=[a]", "train.init_from: expected a string"),
         ("nosection.key=1", "override key"),
         ("train.lr", "section.key=value"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -127,6 +128,17 @@ def test_predict_bad_input_path(tiny, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert predict.main(["--input", str(tmp_path / "empty"), "--weights", str(tiny)]) == 2
     assert "no image files" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device, message", [
+    ("cuda:7" if torch.cuda.is_available() else "cuda", r"device 'cuda(:7)?': this machine has (no CUDA device|\d+ CUDA)"),
+    ("gpu0", r"device 'gpu0' is not a PyTorch device"),
+])
+def test_predict_device_the_machine_lacks(tiny, plates, tmp_path, capsys, device, message):
+    out = tmp_path / "p.csv"
+    assert predict.main(["--input", str(plates), "--weights", str(tiny), "--device", device, "--output", str(out)]) == 2
+    assert re.search(message, capsys.readouterr().err)  # one line, no traceback
+    assert not out.exists()
 
 
 # --------------------------------------------------------------------------- API inputs

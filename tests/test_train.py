@@ -172,3 +172,34 @@ for name in ("a", "refused", "b"):
     proc = run([sys.executable, "-c", script])
     assert "trained a" in proc.stdout and "trained b" in proc.stdout
     assert [r["step"] for r in read_log(tmp_path / "b") if "loss" in r] == [1, 2]
+
+
+def test_a_new_run_refuses_a_folder_holding_a_run(tmp_path):
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "train_accelerate.py", "--arch", "crnn", "--output-dir", str(run_dir),
+           *TINY, f"data.synth_dir={tmp_path / 'synth'}", "train.max_steps=2", "train.trackers=[]"]
+    run(cmd)
+    first = (run_dir / "test_metrics.json").read_bytes()
+    (run_dir / "notes.txt").write_text("mine")
+
+    again = run(cmd, check=False)  # the likeliest slip: the same command again instead of --resume
+    assert again.returncode == 2
+    assert f"--resume {run_dir}" in again.stderr and "--overwrite" in again.stderr
+    assert (run_dir / "test_metrics.json").read_bytes() == first
+
+    run([*cmd, "--overwrite"])
+    steps = [r["step"] for r in read_log(run_dir) if "loss" in r]
+    assert steps == [1, 2]  # the log holds one run, not two
+    assert (run_dir / "notes.txt").read_text() == "mine"  # only the run's own files were replaced
+
+
+def test_a_training_set_smaller_than_a_batch_stops_at_start(tmp_path):
+    from data.synth import write_synthetic_dataset
+
+    real = write_synthetic_dataset(tmp_path / "real", n=5, seed=1)
+    run_dir = tmp_path / "run"
+    proc = run([sys.executable, "train_accelerate.py", "--arch", "crnn", "--output-dir", str(run_dir), *TINY,
+                f"data.synth_dir={tmp_path / 'synth'}", f"data.train={real}", "train.max_steps=2"], check=False)
+    assert proc.returncode == 2
+    assert "data.train has 5 plates, fewer than one batch of train.batch_size=8" in proc.stderr
+    assert not (run_dir / "config.yaml").exists()  # nothing written: the fixed command needs no --overwrite

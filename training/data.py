@@ -159,6 +159,10 @@ def train_data(dc: DataConfig, records: list[PlateRecord] | None, *, batch_size:
     if dc.synth_mix > 0:  # real crops in shuffled passes, interleaved with the synthetic stream
         ds = MixedPlateDataset(ds, synth_stream(), dc.synth_mix, seed=seed, rank=rank, world_size=world_size)
         return TrainData(ds, stream_loader(ds), prepared=False)
+    if len(records) < batch_size * world_size:  # drop_last would leave no batch: training would wait forever
+        each = f" on each of {world_size} processes" if world_size > 1 else ""
+        raise ConfigError(f"data.train has {len(records)} plates, fewer than one batch of train.batch_size="
+                          f"{batch_size}{each}: lower train.batch_size, or add plates (or data.synth_mix)")
     loader = DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
                         collate_fn=collate_plates, persistent_workers=workers > 0)
     return TrainData(ds, loader, prepared=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -80,6 +81,17 @@ class RunDir:
     @property
     def trackers(self) -> Path:
         return self.path / self.TRACKERS
+
+    def run_files(self) -> list[str]:
+        """The names of a run's files and folders that this folder already holds."""
+        names = (self.CONFIG, self.LOG, self.BEST, self.LAST, self.CHECKPOINT, self.TEST_METRICS, self.TRACKERS)
+        return [n for n in names if (self.path / n).exists()]
+
+    def clear(self) -> None:
+        """Delete a run's files (only those: anything else in the folder stays)."""
+        for name in self.run_files():
+            p = self.path / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     def can_resume(self) -> bool:
         return self.config.is_file() and self.checkpoint.is_dir()

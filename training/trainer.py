@@ -80,6 +80,20 @@ def run_config(arch: str | None = None, config: str | os.PathLike | None = None,
     return cfg, RunDir.new(cfg.arch, cfg.train.output_dir), init
 
 
+def claim_run_dir(run_dir: RunDir, overwrite: bool, accelerator: Accelerator) -> None:
+    """A new run starts in a folder without a run in it: a second run must not replace the first's
+    models and test metrics, or mix its log with the first's, without being told to."""
+    found = run_dir.run_files()
+    if not found:
+        return
+    if not overwrite:
+        raise ConfigError(f"{run_dir} already holds a run ({', '.join(found)}): continue it with "
+                          f"--resume {run_dir}, or start it again with --overwrite (deletes those)")
+    if accelerator.is_main_process:
+        run_dir.clear()
+    accelerator.wait_for_everyone()
+
+
 def model_options(cfg: Config, records: list | None) -> dict:
     """The model section, with ``country_head: null`` resolved: on when the training data has
     country labels (the synthetic generator always has). The run's config.yaml keeps null;
@@ -226,21 +240,22 @@ def iterate_forever(loader, prepared: bool, accelerator: Accelerator, start_step
 
 # --------------------------------------------------------------------------- the run
 def train(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, resume: bool = False,
-          init: InitModel | None = None) -> TrainReport:
+          init: InitModel | None = None, overwrite: bool = False) -> TrainReport:
     """Train ``cfg`` into ``run_dir`` (default: ``train.output_dir``, else ``runs/<arch>/<timestamp>``).
 
-    ``resume``: continue the run in ``run_dir`` from its checkpoint. ``init``: the loaded
+    ``resume``: continue the run in ``run_dir`` from its checkpoint. A new run refuses a folder
+    that already holds a run, unless ``overwrite`` (which deletes that run's files). ``init``: the loaded
     ``train.init_from`` model of a fine-tune (:func:`run_config` gives it with the config; loaded
     here if not given). Bad input raises ``ConfigError`` before the first step. Callable again
     in the same process with the same mixed precision (Accelerate keeps one state per process).
     """
-    run = setup(cfg, run_dir, resume=resume, init=init)
+    run = setup(cfg, run_dir, resume=resume, init=init, overwrite=overwrite)
     fit(run)
     return final_test(run)
 
 
 def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, resume: bool = False,
-          init: InitModel | None = None) -> Run:
+          init: InitModel | None = None, overwrite: bool = False) -> Run:
     """Accelerator, data, model (initialised, frozen, averaged), optimiser, resumed state, the
     run's config.yaml and log: everything checked before the first step."""
     tc, dc = cfg.train, cfg.data
@@ -256,6 +271,8 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
     )
     # Every process must agree on the run folder (timestamps may differ by a second).
     run_dir = RunDir(broadcast_object_list([str(run_dir)])[0])
+    if not resume:
+        claim_run_dir(run_dir, overwrite, accelerator)
     set_seed(tc.seed, device_specific=True)
     charset = Charset(dc.charset)
 
@@ -282,10 +299,6 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
     if resume:
         accelerator.load_state(str(run_dir.checkpoint))
         accelerator.print(f"resumed {run_dir} at step {state.step}")
-    if accelerator.is_main_process:  # on resume too: overrides such as a larger train.max_steps belong to the run
-        run_dir.write_config(cfg.to_dict())
-    accelerator.wait_for_everyone()
-
     # A resumed synthetic stream continues from a seed tied to the step, not from the start.
     data = train_data(dc, records, batch_size=tc.batch_size, samples_per_step=tc.batch_size * tc.grad_accum_steps,
                       seed=tc.seed + 7919 * state.step, start_step=state.step,
@@ -297,6 +310,10 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
             net.check_label_length(max(len(r.text) for r in ds.records), name)
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    # Written once every check has passed: a run stopped by bad input leaves no run behind.
+    if accelerator.is_main_process:  # on resume too: overrides such as a larger train.max_steps belong to the run
+        run_dir.write_config(cfg.to_dict())
+    accelerator.wait_for_everyone()
     if data.prepared:
         data.loader = accelerator.prepare(data.loader)
 
