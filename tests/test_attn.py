@@ -180,6 +180,7 @@ TINY_RUN = [
 ]
 
 
+@pytest.mark.slow
 def test_train_accelerate_attn_end_to_end(tmp_path):
     run_dir = tmp_path / "run"
     args = [sys.executable, "train_accelerate.py", "--arch", "attn", "--output-dir", str(run_dir), *TINY_RUN,

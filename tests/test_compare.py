@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # trains or runs whole programs: `pytest -m "not slow"` skips it
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ["data.image_height=32", "data.image_width=96", "data.num_workers=0", "data.synth_val_size=8",
           "data.synth_test_size=12", "train.batch_size=8", "train.eval_batch_size=8", "train.warmup_steps=1",

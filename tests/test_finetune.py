@@ -13,6 +13,8 @@ from configs import ConfigError
 from data.synth import write_synthetic_dataset
 from test_train import TINY, read_log, run, trained_params
 
+pytestmark = pytest.mark.slow  # trains or runs whole programs: `pytest -m "not slow"` skips it
+
 # The model options and input size of a fine-tune come from the init model, not the command line.
 MODEL_KEYS = [k for k in TINY if k.startswith(("model.", "data.image_"))]
 RUN_TINY = [k for k in TINY if k not in MODEL_KEYS]

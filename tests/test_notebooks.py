@@ -15,6 +15,8 @@ import nbclient
 import nbformat
 import pytest
 
+pytestmark = pytest.mark.slow  # trains or runs whole programs: `pytest -m "not slow"` skips it
+
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = ("EDA.ipynb", "input_size_and_backbone.ipynb", "results_analysis.ipynb")
 KERNEL = "plate-ocr-test"

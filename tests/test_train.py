@@ -14,6 +14,8 @@ from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.slow  # trains or runs whole programs: `pytest -m "not slow"` skips it
+
 # A tiny CRNN on tiny synthetic sets: seconds per run.
 TINY = [
     "model.backbone=resnet18", "model.backbone_stage=1", "model.rnn_hidden_size=16", "model.rnn_layers=1",

@@ -65,6 +65,7 @@ def test_val_json_and_gallery(setup, tmp_path, capsys):
     assert again["country"] == saved["country"]
 
 
+@pytest.mark.slow
 def test_two_processes_read_every_plate_once(setup, tmp_path, capsys):
     """val.py under 2 CPU processes (gloo): 7 plates at batch 3 pad the last batch; the padding is
     dropped, and the metrics and the gallery are those of one process."""
