@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from configs import Config, ConfigError, load_config
 from configs.schema import BEST_METRICS
 from data.files import swap_into_place
+from data.images import ImageReadError, error_line
 from data.text import Charset
 from evaluation import evaluate
 from metrics import format_metrics_table
@@ -246,12 +247,16 @@ def train(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
     ``resume``: continue the run in ``run_dir`` from its checkpoint. A new run refuses a folder
     that already holds a run, unless ``overwrite`` (which deletes that run's files). ``init``: the loaded
     ``train.init_from`` model of a fine-tune (:func:`run_config` gives it with the config; loaded
-    here if not given). Bad input raises ``ConfigError`` before the first step. Callable again
+    here if not given). Bad input raises ``ConfigError`` before the first step (an unreadable image
+    met later raises it too, naming the file). Callable again
     in the same process with the same mixed precision (Accelerate keeps one state per process).
     """
     run = setup(cfg, run_dir, resume=resume, init=init, overwrite=overwrite)
-    fit(run)
-    return final_test(run)
+    try:
+        fit(run)
+        return final_test(run)
+    except ImageReadError as e:  # one line naming the file, not a DataLoader worker's traceback
+        raise ConfigError(error_line(e)) from None
 
 
 def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, resume: bool = False,
@@ -278,8 +283,8 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
 
     # Data first: bad input is reported before any model is built or step taken.
     with accelerator.main_process_first():
-        val_set, test_sets = eval_sets(dc, charset)
-    records = train_records(dc, charset)
+        val_set, test_sets = eval_sets(dc, charset, accelerator.print)
+    records = train_records(dc, charset, accelerator.print)
     state = RunState()
     model, init_info, frozen = build_model(cfg, charset, records, init, resume)
     check_best_metric(cfg, model, val_set)
