@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="PyTorch device: cpu, cuda, auto (ignored for .onnx)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (torch and onnxruntime)")
     ap.add_argument("--show", type=int, default=10, help="rows to print (0: none)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar (it is off anyway when stderr is no terminal)")
+    ap.add_argument("--quiet", action="store_true",
+                    help="no progress bar (it shows only when stderr is a terminal)")
     ap.add_argument("--country", default=None,
                     help="read every plate under this country's formats (e.g. BR), or 'auto' for the country "
                          "the model's head predicts: fixes look-alike characters (1/I, 0/O) in positions "
