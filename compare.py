@@ -30,7 +30,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from configs import SYNTH, ConfigError, load_config
-from data.datasets import PlateDataset, collate_plates, load_records
+from data.datasets import PlateDataset, collate_plates, load_dataset, skipped_summary
 from data.transforms import build_transform
 from evaluation import evaluate
 from metrics import format_metrics_table, with_new_metric_names
@@ -113,10 +113,13 @@ def own_test_set(run_dir: Path) -> Path:
 
 def dataset_for(model: PlateRecognizer, path: Path, skip_invalid: bool) -> PlateDataset:
     try:
-        records = load_records(path, model.charset, on_invalid_label="skip" if skip_invalid else "error",
-                               allow_mask=True)
+        records, stats = load_dataset(path, model.charset, on_invalid_label="skip" if skip_invalid else "error",
+                                      allow_mask=True)
     except ValueError as e:
         raise CompareError(f"{path}: {e}") from e
+    skipped = skipped_summary(stats, path)
+    if skipped:
+        print(skipped)
     if not records:
         raise CompareError(f"{path}: no usable rows")
     spec = model.input_spec

@@ -13,7 +13,9 @@ the columns filename,text,confidence,country,country_confidence,rows,error
 (rows: the plate's number of text rows; country, country_confidence and rows
 are empty for models without a classification head; error names why an image could not be read, and the run
 goes on). filename is as given, relative to the input folder, or as written in
-the input CSV.
+the input CSV. The output is checked before any reading (its folder is created; an input
+file is never overwritten) and rows are written as they are read, so Ctrl-C keeps them.
+A progress bar shows on a terminal (off with --quiet).
 """
 
 from __future__ import annotations
@@ -33,8 +35,11 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from data.images import IMAGE_EXTENSIONS
-from inference import Prediction, write_predictions_csv
+from inference import Prediction
+from inference.csv_output import OutputError, PredictionsCSV, check_output_path
 from models.plate_formats import check_country
 from inference.cli import add_reader_args, reader_from_args
 
@@ -137,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="PyTorch device: cpu, cuda, auto (ignored for .onnx)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (torch and onnxruntime)")
     ap.add_argument("--show", type=int, default=10, help="rows to print (0: none)")
+    ap.add_argument("--quiet", action="store_true",
+                    help="no progress bar (it shows only when stderr is a terminal)")
     ap.add_argument("--country", default=None,
                     help="read every plate under this country's formats (e.g. BR), or 'auto' for the country "
                          "the model's head predicts: fixes look-alike characters (1/I, 0/O) in positions "
@@ -153,12 +160,18 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         items, labels = list_inputs(args.input)
+        # Before any reading: a bad --output fails at once, and never replaces an input.
+        out = check_output_path(args.output, [Path(args.input)] + [path for _, path in items])
         if args.threads:
             import torch
 
             torch.set_num_threads(args.threads)
         reader = reader_from_args(args, args.device, country=args.country, batch_size=args.batch_size,
                                   threads=args.threads)
+        csv_out = PredictionsCSV(out)
+    except OutputError as e:
+        print(f"error: --output {e}", file=sys.stderr)
+        return 2
     except ValueError as e:  # InputError, WeightsError, a device this machine lacks
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -166,17 +179,25 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     preds: list[Prediction] = []
     chunk = max(args.batch_size, 256)  # read and run in chunks: memory stays flat for big folders
-    for start in range(0, len(items), chunk):
-        part = items[start:start + chunk]
-        for (name, _), p in zip(part, reader.predict([path for _, path in part])):
-            p.filename = name
-            preds.append(p)
+    bar = tqdm(total=len(items), unit="img", desc="reading", leave=False,
+               disable=args.quiet or not sys.stderr.isatty())
+    with csv_out, bar:
+        try:
+            for start in range(0, len(items), chunk):
+                part = items[start:start + chunk]
+                done = reader.predict([path for _, path in part])
+                for (name, _), p in zip(part, done):
+                    p.filename = name
+                csv_out.write(done)  # flushed: an interrupted run keeps every row read so far
+                preds.extend(done)
+                bar.update(len(part))
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"interrupted: {csv_out.rows} of {len(items)} images read, their rows written to {out}",
+                  file=sys.stderr)
+            return 130
     dt = time.perf_counter() - t0
 
-    out = Path(args.output)
-    if out.parent != Path("."):
-        out.parent.mkdir(parents=True, exist_ok=True)
-    write_predictions_csv(out, preds)
     n_err = sum(1 for p in preds if p.error)
     if args.show > 0:
         print(format_table(preds, args.show))

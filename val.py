@@ -35,7 +35,8 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
-from data.datasets import load_records
+from data.datasets import load_dataset, skipped_summary
+from data.images import CHECK_HINT, ImageReadError, error_line
 from evaluation import score_records
 from evaluation.reports import default_gallery_path, gallery_order, gallery_tiles, write_confusion_png, write_gallery
 from inference.cli import add_reader_args, reader_from_args
@@ -78,7 +79,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--equiv", action="append", default=[], metavar="COUNTRY:A=B",
                    help="score character A as B for that country (repeatable), e.g. US:O=0")
-    p.add_argument("--skip-invalid", action="store_true", help="skip labels outside the charset instead of failing")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="skip rows with an invalid label (empty, or outside the charset) instead of failing; "
+                        "says how many")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="leave out images that cannot be read (missing, corrupt) instead of failing; says how many")
     p.add_argument("--out", help="write the metrics JSON here")
     p.add_argument("--gallery", default=None,
                    help="error gallery PNG (default: <out stem>_errors.png next to --out, else errors.png)")
@@ -99,18 +104,29 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         by_label, only = parse_formats(args.formats)
         reader = reader_from_args(args, accelerator.device, country=None if by_label else args.formats)
-        records = load_records(Path(args.data), reader.charset,
-                               on_invalid_label="skip" if args.skip_invalid else "error", allow_mask=True)
+        records, stats = load_dataset(Path(args.data), reader.charset,
+                                      on_invalid_label="skip" if args.skip_invalid else "error", allow_mask=True)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    skipped = skipped_summary(stats, args.data)
+    if skipped:
+        accelerator.print(skipped)
     equivalences = parse_equivalences(args.equiv)
-    result = score_records(reader, records, accelerator, batch_size=args.batch_size, workers=args.workers,
-                           desc="val", equivalences=equivalences,
-                           formats_by_label=by_label if only is None else only, keep_records=True)
+    try:
+        result = score_records(reader, records, accelerator, batch_size=args.batch_size, workers=args.workers,
+                               desc="val", equivalences=equivalences, skip_unreadable=args.skip_unreadable,
+                               formats_by_label=by_label if only is None else only, keep_records=True)
+    except ImageReadError as e:
+        line = error_line(e).replace(CHECK_HINT, CHECK_HINT.replace("DATASET", args.data))
+        print(f"error: {line}; or leave such images out with --skip-unreadable", file=sys.stderr)
+        sys.exit(2)
     results = result.metrics
     if not accelerator.is_main_process:
         return results
+    if result.unreadable:
+        print(f"{args.data}: skipped {len(result.unreadable)} unreadable images of {len(records)} "
+              f"(first: {result.unreadable[0]}); python -m data.check {args.data} lists them all")
 
     print(format_metrics_table(results, title=f"{args.data} ({Path(args.weights)})"))
     if args.out:

@@ -44,7 +44,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 # Image files (torch-free, shared with the ONNX reading path); imported here for the readers below.
-from data.images import IMAGE_EXTENSIONS, DatasetError, ImageReadError, read_image_rgb, to_rgb_uint8  # noqa: F401
+from data.images import CHECK_HINT, IMAGE_EXTENSIONS, DatasetError, ImageReadError, read_image_rgb, to_rgb_uint8  # noqa: F401
 from data.text import Charset, normalize_country, normalize_plate_text
 
 DEFAULT_CSV_NAME = "labels.csv"
@@ -406,6 +406,23 @@ def load_dataset(
     return records, stats
 
 
+# Why ``on_invalid_label="skip"`` dropped rows: the stats key of each reason, and its words.
+SKIP_REASONS = {"skipped_invalid_label": "invalid label (empty, or characters outside the charset)"}
+
+
+def skipped_summary(stats: dict[str, Any], source: str | os.PathLike) -> str | None:
+    """One line saying how many rows of ``source`` were skipped, per reason, and the first
+    example; None when none was (``stats`` from :func:`load_dataset`)."""
+    counts = [(stats.get(key, 0), words) for key, words in SKIP_REASONS.items()]
+    counts = [(n, words) for n, words in counts if n]
+    if not counts:
+        return None
+    reasons = ", ".join(f"{n} {words}" for n, words in counts)
+    line = f"{source}: skipped {sum(n for n, _ in counts)} of {stats.get('rows', '?')} rows: {reasons}"
+    examples = stats.get("skipped_examples") or []
+    return line + (f"; first: {examples[0]}" if examples else "")
+
+
 def load_records(
     source: str | os.PathLike,
     charset: Charset | None = None,
@@ -430,16 +447,25 @@ class PlateDataset(Dataset):
     array is returned. Items: ``{"image", "text", "country", "rows"}``.
     """
 
-    def __init__(self, records: Sequence[PlateRecord], transform: Transform | None = None):
+    def __init__(self, records: Sequence[PlateRecord], transform: Transform | None = None,
+                 skip_unreadable: bool = False):
         self.records = list(records)
         self.transform = transform
+        # True: an unreadable image gives {"image": None, "unreadable": message} (the evaluation
+        # loop leaves it out and counts it) instead of raising ImageReadError.
+        self.skip_unreadable = skip_unreadable
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         r = self.records[index]
-        img = read_image_rgb(r.path)
+        try:
+            img = read_image_rgb(r.path)
+        except ImageReadError as e:
+            if self.skip_unreadable:
+                return {"image": None, "unreadable": str(e), "text": r.text, "country": r.country, "rows": r.rows}
+            raise ImageReadError(f"{e} ({CHECK_HINT})") from None
         if self.transform is not None:
             try:
                 img = self.transform(img)

@@ -30,6 +30,19 @@ class ImageReadError(DatasetError):
     """An image file is missing, unreadable or corrupt: the message names the file."""
 
 
+CHECK_HINT = "python -m data.check DATASET lists every unreadable image"
+
+
+def error_line(e: BaseException) -> str:
+    """The message of ``e`` on one line. An exception re-raised by a DataLoader worker carries the
+    worker's whole traceback in its message; the original message is its last line."""
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return str(e).strip()
+    prefix = type(e).__name__ + ": "
+    return lines[-1].split(prefix, 1)[1] if prefix in lines[-1] else lines[-1]
+
+
 # --------------------------------------------------------------------------- files
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 from torch import nn
+from accelerate.utils import gather_object
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
@@ -58,9 +59,16 @@ class IndexedDataset(Dataset):
 
 
 def collate_indexed(samples: list[dict]) -> dict:
-    """``collate_plates`` plus ``"indices"`` (for :class:`IndexedDataset` items)."""
-    batch = collate_plates(samples)
-    batch["indices"] = [s["index"] for s in samples]
+    """``collate_plates`` plus ``"indices"`` (for :class:`IndexedDataset` items) and
+    ``"unreadable"`` (the messages of the images a ``skip_unreadable`` dataset could not read,
+    which the batch leaves out)."""
+    readable = [s for s in samples if s["image"] is not None]
+    if readable:
+        batch = collate_plates(readable)
+    else:  # every image of the batch unreadable: an empty batch (each process still takes part)
+        batch = {"images": None, "texts": [], "countries": [], "rows": torch.zeros(0, dtype=torch.long)}
+    batch["indices"] = [s["index"] for s in readable]
+    batch["unreadable"] = [s["unreadable"] for s in samples if s["image"] is None]
     return batch
 
 
@@ -68,6 +76,7 @@ def collate_indexed(samples: list[dict]) -> dict:
 class EvalResult:
     metrics: dict[str, Any]  # PlateMetrics.compute()
     records: list[ReadingRecord] | None = None  # every read plate, in loader order (keep_records=True)
+    unreadable: list[str] = field(default_factory=list)  # images left out (skip_unreadable), one message each
 
 
 @torch.no_grad()
@@ -106,6 +115,7 @@ def evaluate(
     quiet = accelerator is not None and not accelerator.is_local_main_process
     metrics = PlateMetrics(equivalences=equivalences)
     kept: list[ReadingRecord] | None = [] if keep_records else None
+    unreadable: list[str] = []
     try:
         for batch in tqdm(loader, desc=desc, leave=False, disable=quiet):
             countries = None
@@ -113,7 +123,8 @@ def evaluate(
                 countries = list(batch["countries"])
             elif formats_by_label is not False:
                 countries = [c if c in formats_by_label else None for c in batch["countries"]]
-            preds = predictor.predict_tensor(batch["images"], countries)
+            unreadable.extend(batch.get("unreadable") or [])
+            preds = predictor.predict_tensor(batch["images"], countries) if len(batch["texts"]) else []
             indices = batch.get("indices") or [None] * len(preds)
             records = [ReadingRecord(p.text, t, c, int(n), float(p.confidence), p.country, p.rows, i)
                        for p, t, c, n, i in zip(preds, batch["texts"], batch["countries"],
@@ -126,14 +137,21 @@ def evaluate(
     finally:
         if model is not None:
             model.train(was_training)
-    return EvalResult(metrics.compute(), kept)
+    if multi:  # dict.fromkeys: the padding of the last batch may repeat an image
+        unreadable = list(dict.fromkeys(gather_object(unreadable)))
+    return EvalResult(metrics.compute(), kept, unreadable)
 
 
 def score_records(reader: Any, records: Sequence[PlateRecord], accelerator: Any = None, *,
-                  batch_size: int = 128, workers: int = 0, **options: Any) -> EvalResult:
+                  batch_size: int = 128, workers: int = 0, skip_unreadable: bool = False,
+                  **options: Any) -> EvalResult:
     """:func:`evaluate` over labelled records (``data.datasets.load_records``), each read through the
-    reader's own eval preprocessing (``reader.transform``); ``options`` as for :func:`evaluate`."""
-    loader = DataLoader(IndexedDataset(PlateDataset(list(records), reader.transform)), batch_size=batch_size,
+    reader's own eval preprocessing (``reader.transform``); ``options`` as for :func:`evaluate`.
+
+    An unreadable image raises ``ImageReadError`` naming it, or with ``skip_unreadable`` is left
+    out of the metrics and listed in ``EvalResult.unreadable``."""
+    dataset = PlateDataset(list(records), reader.transform, skip_unreadable=skip_unreadable)
+    loader = DataLoader(IndexedDataset(dataset), batch_size=batch_size,
                         num_workers=workers, collate_fn=collate_indexed)
     if accelerator is not None and accelerator.num_processes > 1:
         loader = accelerator.prepare(loader)

@@ -399,3 +399,40 @@ def test_mixed_stream_through_loader_workers_and_bad_shares():
             MixedPlateDataset(_Real(3), synth, bad)
     with pytest.raises(ValueError, match="empty"):
         MixedPlateDataset(_Real(0), synth, 0.2)
+
+
+def test_an_unreadable_image_in_a_loader_is_one_line_naming_it(tmp_path):
+    """Even through a DataLoader worker (whose error carries the worker's traceback), the message
+    comes back as one line naming the file and pointing to data.check (issue 26, item 7)."""
+    from data.images import error_line
+
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    cv2.imwrite(str(good), np.full((20, 60, 3), 128, np.uint8))
+    bad.write_bytes(b"not an image")
+    records = [PlateRecord(good, "AB1", "", 1), PlateRecord(bad, "AB2", "", 1)]
+    loader = DataLoader(PlateDataset(records), batch_size=2, num_workers=1, collate_fn=lambda s: s)
+    with pytest.raises(ImageReadError) as e:
+        next(iter(loader))
+    line = error_line(e.value)
+    assert "\n" not in line and line.startswith(f"{bad}: cannot decode image") and "python -m data.check" in line
+    # skip_unreadable: the item says why instead of raising
+    item = PlateDataset(records, skip_unreadable=True)[1]
+    assert item["image"] is None and item["unreadable"].startswith(f"{bad}: ") and item["text"] == "AB2"
+
+
+def test_skipped_summary_counts_per_reason(tmp_path):
+    from data.datasets import skipped_summary
+    from data.text import Charset
+
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "labels.csv").write_text("filename,text\n0.png,AB1\n1.png,A$B\n2.png,\n")
+    records, stats = load_dataset(tmp_path, Charset("AB0123456789"), on_invalid_label="skip")
+    assert len(records) == 1
+    line = skipped_summary(stats, "set")
+    assert line.startswith("set: skipped 2 of 3 rows: 2 invalid label (empty, or characters outside the charset)")
+    assert "line 3" in line  # the first example names its row
+    assert skipped_summary(load_dataset(tmp_path, Charset("AB0123456789$"), on_invalid_label="skip")[1], "x") \
+        == "x: skipped 1 of 3 rows: 1 invalid label (empty, or characters outside the charset); first: " \
+           f"{tmp_path / 'labels.csv'}, line 4 (data row 3), column 'text': empty label (the cell is empty)"
+    assert skipped_summary({"rows": 3, "records": 3, "skipped_invalid_label": 0, "skipped_examples": []}, "x") is None

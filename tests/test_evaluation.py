@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from data.datasets import PlateDataset, collate_plates, load_records
+from data.datasets import ImageReadError, PlateDataset, collate_plates, load_records
 from evaluation import EvalResult, IndexedDataset, ModelReader, ReadingRecord, collate_indexed, evaluate
 from inference import load_reader
 from metrics import PlateMetrics
@@ -128,3 +128,21 @@ def test_a_bare_model_scores_as_its_reader(tiny):
         evaluate(model, dl, formats_by_label=True)
     assert model.training
     assert ModelReader(model).device == torch.device("cpu")
+
+
+def test_unreadable_images_are_left_out_and_listed(tmp_path):
+    """score_records(skip_unreadable=True): unreadable images are not scored, they are listed, and a
+    batch of unreadable images alone is an empty batch (issue 26, item 7)."""
+    from evaluation import score_records
+
+    plates = make_plates(tmp_path / "plates", n=4)
+    records = load_records(plates)
+    records[1].path.write_bytes(b"not an image")
+    records[2].path.unlink()
+    reader = load_reader(make_tiny_model(tmp_path / "tiny"))
+    result = score_records(reader, records, batch_size=1, skip_unreadable=True, keep_records=True)
+    assert result.metrics["overall"]["n"] == 2
+    assert [r.index for r in result.records] == [0, 3]
+    assert [u.split(":")[0] for u in result.unreadable] == [str(records[1].path), str(records[2].path)]
+    with pytest.raises(ImageReadError):
+        score_records(reader, records, batch_size=2)

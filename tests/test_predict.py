@@ -309,3 +309,78 @@ def test_a_model_without_heads_leaves_the_class_columns_empty(tmp_path, plates):
         rows = list(csv.DictReader(f))
     assert len(rows) == 6
     assert all(r["error"] == "" and r["country"] == r["country_confidence"] == r["rows"] == "" for r in rows)
+
+
+# --- the output CSV: checked before reading, never an input, written as rows are read (issue 26, item 4)
+class _FakeReader:
+    """Reads every path as "AB123"; raises KeyboardInterrupt (a Ctrl-C) on call ``interrupt_at``."""
+
+    backend, arch, input_size = "fake", "fake", "1x1"
+
+    def __init__(self, interrupt_at: int | None = None):
+        self.calls = 0
+        self.interrupt_at = interrupt_at
+
+    def predict(self, paths):
+        self.calls += 1
+        if self.calls == self.interrupt_at:
+            raise KeyboardInterrupt
+        return [Prediction(text="AB123", confidence=0.9, filename=str(p)) for p in paths]
+
+
+def _no_reader(*a, **k):
+    raise AssertionError("the model was loaded before the output path was checked")
+
+
+def test_predict_unwritable_output_fails_before_reading(plates, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(predict, "reader_from_args", _no_reader)
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    out = blocker / "preds.csv"
+    assert predict.main(["--input", str(plates / "images"), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --output ") and str(out) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("which", ["labels.csv", "image"])
+def test_predict_refuses_to_overwrite_an_input(plates, tmp_path, capsys, monkeypatch, which):
+    monkeypatch.setattr(predict, "reader_from_args", _no_reader)
+    data = tmp_path / "data"
+    shutil.copytree(plates, data)
+    first_image = sorted((data / "images").iterdir())[0]
+    target = data / "labels.csv" if which == "labels.csv" else first_image
+    before = target.read_bytes()
+    src = data / "labels.csv" if which == "labels.csv" else data / "images"
+    assert predict.main(["--input", str(src), "--output", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "is an input of this run" in err and str(target) in err
+    assert target.read_bytes() == before
+
+
+def test_predict_interrupt_keeps_the_rows_read(tmp_path, capsys, monkeypatch):
+    names = [f"img_{i:04d}.png" for i in range(600)]  # 3 chunks of 256: interrupted in the third
+    src = tmp_path / "list.csv"
+    src.write_text("filename\n" + "\n".join(names) + "\n")
+    fake = _FakeReader(interrupt_at=3)
+    monkeypatch.setattr(predict, "reader_from_args", lambda *a, **k: fake)
+    out = tmp_path / "preds.csv"
+    assert predict.main(["--input", str(src), "--output", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: 512 of 600" in err and str(out) in err and "Traceback" not in err
+    columns, rows = read_csv(out)
+    assert columns == COLUMNS
+    assert [r["filename"] for r in rows] == names[:512] and all(r["text"] == "AB123" for r in rows)
+
+
+def test_predict_progress_bar_on_a_terminal_unless_quiet(tmp_path, capsys, monkeypatch):
+    src = tmp_path / "list.csv"
+    src.write_text("filename\na.png\nb.png\n")
+    monkeypatch.setattr(predict, "reader_from_args", lambda *a, **k: _FakeReader())
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    out = tmp_path / "preds.csv"
+    assert predict.main(["--input", str(src), "--output", str(out)]) == 0
+    assert "reading" in capsys.readouterr().err
+    assert predict.main(["--input", str(src), "--output", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "reading" not in captured.err
+    assert "2 images, 0 unreadable" in captured.out and len(read_csv(out)[1]) == 2

@@ -205,3 +205,26 @@ def test_a_training_set_smaller_than_a_batch_stops_at_start(tmp_path):
     assert proc.returncode == 2
     assert "data.train has 5 plates, fewer than one batch of train.batch_size=8" in proc.stderr
     assert not (run_dir / "config.yaml").exists()  # nothing written: the fixed command needs no --overwrite
+
+
+def test_skipped_rows_counted_and_an_unreadable_image_named_in_one_line(tmp_path):
+    """data.on_invalid_label=skip says how many rows it dropped and why (issue 26, item 8); a corrupt
+    training image stops the run with one line naming it, even from a loader worker (item 7)."""
+    from data.synth import write_synthetic_dataset
+
+    real = write_synthetic_dataset(tmp_path / "real", n=8, seed=1)  # one batch: every step reads every image
+    lines = (real / "labels.csv").read_text().splitlines()
+    header, first = lines[0].split(","), lines[1].split(",")
+    bad = list(first)
+    bad[header.index("text")] = "AB$12"
+    (real / "labels.csv").write_text("\n".join([*lines, ",".join(bad)]) + "\n")
+    broken = real / lines[3].split(",")[0]
+    broken.write_bytes(b"not an image")
+    proc = run([sys.executable, "train_accelerate.py", "--arch", "crnn", "--output-dir", str(tmp_path / "run"), *TINY,
+                f"data.synth_dir={tmp_path / 'synth'}", f"data.train={real}", "data.on_invalid_label=skip",
+                "data.num_workers=1", "train.max_steps=2"], check=False)
+    assert f"data.train ({real}): skipped 1 of 9 rows: 1 invalid label" in proc.stdout
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(broken) in errors[0] and "python -m data.check" in errors[0]

@@ -97,3 +97,54 @@ def test_val_refuses_bad_weights(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         val.main(["--weights", str(tmp_path / "m.pt"), "--data", str(tmp_path)])
     assert e.value.code == 2 and "pickled" in capsys.readouterr().err
+
+
+def _copy_with_a_corrupt_image(plates: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(plates, dest)
+    lines = (dest / "labels.csv").read_text().splitlines()
+    broken = dest / lines[2].split(",")[0]  # the second plate
+    broken.write_bytes(b"not an image")
+    return broken
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_val_unreadable_image_one_line_or_skipped(setup, tmp_path, capsys, workers):
+    """An unreadable image: one line naming it (even from a DataLoader worker), or with
+    --skip-unreadable left out and counted (issue 26, item 7)."""
+    tiny, plates = setup
+    data = tmp_path / "data"
+    broken = _copy_with_a_corrupt_image(plates, data)
+    args = ["--weights", str(tiny), "--data", str(data), "--workers", workers, "--no-gallery"]
+    with pytest.raises(SystemExit) as e:
+        val.main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and "Traceback" not in err
+    assert str(broken) in err and f"python -m data.check {data}" in err and "--skip-unreadable" in err
+    results = val.main([*args, "--skip-unreadable", "--batch-size", "1"])  # a batch of it alone is empty
+    assert results["overall"]["n"] == 6
+    out = capsys.readouterr().out
+    assert f"skipped 1 unreadable images of 7 (first: {broken}" in out
+
+
+def test_val_skip_invalid_says_how_many(setup, tmp_path, capsys):
+    """--skip-invalid counts the rows it drops, per reason (issue 26, item 8)."""
+    import shutil
+
+    tiny, plates = setup
+    data = tmp_path / "data"
+    shutil.copytree(plates, data)
+    lines = (data / "labels.csv").read_text().splitlines()
+    header, first = lines[0].split(","), lines[1].split(",")
+    bad = list(first)
+    bad[header.index("text")] = "AB$12"
+    (data / "labels.csv").write_text("\n".join([*lines, ",".join(bad)]) + "\n")
+    results = val.main(["--weights", str(tiny), "--data", str(data), "--workers", "0", "--no-gallery",
+                        "--skip-invalid"])
+    assert results["overall"]["n"] == 7
+    out = capsys.readouterr().out
+    assert f"{data}: skipped 1 of 8 rows: 1 invalid label (empty, or characters outside the charset)" in out
+    assert "AB$12" in out  # the first example

@@ -7,6 +7,7 @@ loader, with every ``data.*`` value applied in this module.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from configs import SYNTH, ConfigError, DataConfig
 from data.datasets import (MixedPlateDataset, PlateDataset, PlateRecord, SyntheticPlateDataset, collate_plates,
-                           load_records)
+                           load_dataset, skipped_summary)
 from data.synth import SyntheticPlateGenerator, write_synthetic_dataset
 from data.synth.degrade import degrade
 from data.text import Charset
@@ -59,41 +60,49 @@ def dataset_path(dc: DataConfig, key: str, source: str) -> Path:
     return path
 
 
-def read_records(dc: DataConfig, key: str, source: str, charset: Charset, allow_mask: bool) -> tuple[Path, list]:
-    """Records of a dataset named by config key ``key``; errors name the key."""
+def read_records(dc: DataConfig, key: str, source: str, charset: Charset, allow_mask: bool,
+                 say: Callable[[str], None] = print) -> tuple[Path, list]:
+    """Records of a dataset named by config key ``key``; errors name the key. Rows skipped
+    (``data.on_invalid_label: skip``) are counted per reason through ``say``."""
     path = dataset_path(dc, key, source)
     try:
-        records = load_records(path, charset, on_invalid_label=dc.on_invalid_label, allow_mask=allow_mask)
+        records, stats = load_dataset(path, charset, on_invalid_label=dc.on_invalid_label, allow_mask=allow_mask)
     except ValueError as e:
         raise ConfigError(f"{key}: {e}") from e
+    skipped = skipped_summary(stats, f"{key} ({path})")
+    if skipped:
+        say(skipped)
     if not records:
         raise ConfigError(f"{key}: dataset {path} has no usable rows")
     return path, records
 
 
-def train_records(dc: DataConfig, charset: Charset) -> list[PlateRecord] | None:
+def train_records(dc: DataConfig, charset: Charset, say: Callable[[str], None] = print) -> list[PlateRecord] | None:
     """The records of ``data.train`` (read once per run); None for the synthetic stream alone."""
     if dc.train == SYNTH:
         return None
-    return read_records(dc, "data.train", dc.train, charset, allow_mask=False)[1]
+    return read_records(dc, "data.train", dc.train, charset, allow_mask=False, say=say)[1]
 
 
 # --------------------------------------------------------------------------- evaluation sets
 EvalSet = tuple[str, PlateDataset]  # (name shown in tables and logs, dataset)
 
 
-def eval_dataset(dc: DataConfig, key: str, source: str, charset: Charset) -> EvalSet:
-    path, records = read_records(dc, key, source, charset, allow_mask=True)
+def eval_dataset(dc: DataConfig, key: str, source: str, charset: Charset,
+                 say: Callable[[str], None] = print) -> EvalSet:
+    path, records = read_records(dc, key, source, charset, allow_mask=True, say=say)
     transform = build_transform(dc.eval_pipeline, dc.image_height, dc.image_width, dc.keep_aspect)
     name = "synth-" + key.split(".")[1] if source == SYNTH else path.name
     return name, PlateDataset(records, transform)
 
 
-def eval_sets(dc: DataConfig, charset: Charset) -> tuple[EvalSet, list[EvalSet]]:
-    """The validation set and the test sets (``data.test`` first, then ``data.extra_test``)."""
-    val = eval_dataset(dc, "data.val", dc.val, charset)
-    tests = [eval_dataset(dc, "data.test", dc.test, charset)]
-    tests += [eval_dataset(dc, f"data.extra_test[{i}]", s, charset) for i, s in enumerate(dc.extra_test)]
+def eval_sets(dc: DataConfig, charset: Charset, say: Callable[[str], None] = print,
+              ) -> tuple[EvalSet, list[EvalSet]]:
+    """The validation set and the test sets (``data.test`` first, then ``data.extra_test``);
+    ``say`` reports rows skipped."""
+    val = eval_dataset(dc, "data.val", dc.val, charset, say)
+    tests = [eval_dataset(dc, "data.test", dc.test, charset, say)]
+    tests += [eval_dataset(dc, f"data.extra_test[{i}]", s, charset, say) for i, s in enumerate(dc.extra_test)]
     return val, tests
 
 

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from configs import Config, ConfigError, load_config
 from configs.schema import BEST_METRICS
 from data.files import swap_into_place
+from data.images import ImageReadError, error_line
 from data.text import Charset
 from evaluation import evaluate
 from metrics import format_metrics_table
@@ -246,12 +247,16 @@ def train(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
     ``resume``: continue the run in ``run_dir`` from its checkpoint. A new run refuses a folder
     that already holds a run, unless ``overwrite`` (which deletes that run's files). ``init``: the loaded
     ``train.init_from`` model of a fine-tune (:func:`run_config` gives it with the config; loaded
-    here if not given). Bad input raises ``ConfigError`` before the first step. Callable again
+    here if not given). Bad input raises ``ConfigError`` before the first step (an unreadable image
+    met later raises it too, naming the file). Callable again
     in the same process with the same mixed precision (Accelerate keeps one state per process).
     """
     run = setup(cfg, run_dir, resume=resume, init=init, overwrite=overwrite)
-    fit(run)
-    return final_test(run)
+    try:
+        fit(run)
+        return final_test(run)
+    except ImageReadError as e:  # one line naming the file, not a DataLoader worker's traceback
+        raise ConfigError(error_line(e)) from None
 
 
 def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, resume: bool = False,
@@ -278,8 +283,8 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
 
     # Data first: bad input is reported before any model is built or step taken.
     with accelerator.main_process_first():
-        val_set, test_sets = eval_sets(dc, charset)
-    records = train_records(dc, charset)
+        val_set, test_sets = eval_sets(dc, charset, accelerator.print)
+    records = train_records(dc, charset, accelerator.print)
     state = RunState()
     model, init_info, frozen = build_model(cfg, charset, records, init, resume)
     check_best_metric(cfg, model, val_set)
@@ -383,46 +388,48 @@ def fit(run: Run) -> None:
                     dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30)
     t_start, time_at_start = time.time(), state.train_seconds
     loss_sum, loss_n, stop = 0.0, 0, False
-    while state.step < tc.max_steps and not stop:
-        batch = next(batches)
-        for m in run.frozen:  # model.train() (here and after each validation) would switch them back
-            m.eval()
-        if not run.data.prepared:
-            batch["images"] = batch["images"].to(accelerator.device, non_blocking=True)
-        with accelerator.accumulate(model):
-            outputs = model(batch["images"], batch["texts"], batch["rows"])
-            loss = run.net.loss(outputs, batch)
-            accelerator.backward(loss)
-            if accelerator.sync_gradients and tc.grad_clip > 0:
-                accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            run.optimizer.step()
-            run.optimizer.zero_grad(set_to_none=True)
-        loss_sum += loss.item()
-        loss_n += 1
-        if not accelerator.sync_gradients:
-            continue
-        run.scheduler.step()
-        state.step += 1
-        if run.ema is not None:
-            run.ema.update(run.net, step=state.step)
-        state.train_seconds = time_at_start + time.time() - t_start
-        progress.update(1)
-        if state.step % tc.log_every == 0:
-            avg = loss_sum / max(1, loss_n)
-            progress.set_postfix(loss=f"{avg:.3f}")
-            run.log({"step": state.step, "loss": avg, "lr": run.scheduler.get_last_lr()[0],
-                     "time_s": round(state.train_seconds, 1)})
-            loss_sum, loss_n = 0.0, 0
-        if tc.time_limit_minutes is not None and state.step % 10 == 0:
-            stop = broadcast_object_list([state.train_seconds > 60 * tc.time_limit_minutes])[0]
-        last = state.step >= tc.max_steps or stop
-        if state.step % tc.eval_every == 0 or last:
-            validate(run, progress)
-        if state.step % tc.checkpoint_every == 0 or last:
-            if accelerator.is_main_process:
-                run.scored.save_pretrained(run.run_dir.last)
-            save_checkpoint(accelerator, run.run_dir)
-    progress.close()
+    try:  # the bar closed first: an error (an unreadable image) is printed on a line of its own
+        while state.step < tc.max_steps and not stop:
+            batch = next(batches)
+            for m in run.frozen:  # model.train() (here and after each validation) would switch them back
+                m.eval()
+            if not run.data.prepared:
+                batch["images"] = batch["images"].to(accelerator.device, non_blocking=True)
+            with accelerator.accumulate(model):
+                outputs = model(batch["images"], batch["texts"], batch["rows"])
+                loss = run.net.loss(outputs, batch)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and tc.grad_clip > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                run.optimizer.step()
+                run.optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.item()
+            loss_n += 1
+            if not accelerator.sync_gradients:
+                continue
+            run.scheduler.step()
+            state.step += 1
+            if run.ema is not None:
+                run.ema.update(run.net, step=state.step)
+            state.train_seconds = time_at_start + time.time() - t_start
+            progress.update(1)
+            if state.step % tc.log_every == 0:
+                avg = loss_sum / max(1, loss_n)
+                progress.set_postfix(loss=f"{avg:.3f}")
+                run.log({"step": state.step, "loss": avg, "lr": run.scheduler.get_last_lr()[0],
+                         "time_s": round(state.train_seconds, 1)})
+                loss_sum, loss_n = 0.0, 0
+            if tc.time_limit_minutes is not None and state.step % 10 == 0:
+                stop = broadcast_object_list([state.train_seconds > 60 * tc.time_limit_minutes])[0]
+            last = state.step >= tc.max_steps or stop
+            if state.step % tc.eval_every == 0 or last:
+                validate(run, progress)
+            if state.step % tc.checkpoint_every == 0 or last:
+                if accelerator.is_main_process:
+                    run.scored.save_pretrained(run.run_dir.last)
+                save_checkpoint(accelerator, run.run_dir)
+    finally:
+        progress.close()
     accelerator.wait_for_everyone()
 
 
