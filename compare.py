@@ -33,10 +33,9 @@ from configs import SYNTH, ConfigError, load_config
 from data.datasets import PlateDataset, collate_plates, load_dataset, skipped_summary
 from data.transforms import build_transform
 from evaluation import evaluate
-from metrics import format_metrics_table, with_new_metric_names
+from metrics import format_metrics_table, parse_equivalences, with_new_metric_names
 from models import PlateRecognizer
 from training import RunDir, ensure_synth_set
-from val import parse_equivalences
 
 OWN = "own test set"
 THROUGHPUT_BATCH = 64
@@ -271,16 +270,16 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        runs, datasets = compare(args.runs, args.data, parse_equivalences(args.equiv), args.repeats,
-                                 args.skip_invalid)
-    except CompareError as e:
+        equivalences = parse_equivalences(args.equiv)
+        runs, datasets = compare(args.runs, args.data, equivalences, args.repeats, args.skip_invalid)
+    except (CompareError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     threads = torch.get_num_threads()
     summary = render(runs, datasets, threads, details=False)
     print(summary)
     out = {"datasets": datasets, "cpu_threads": threads, "throughput_batch": THROUGHPUT_BATCH,
-           "equivalences": parse_equivalences(args.equiv), "runs": [r.to_json() for r in runs]}
+           "equivalences": equivalences, "runs": [r.to_json() for r in runs]}
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "compare.md").write_text(render(runs, datasets, threads, details=True))

@@ -94,6 +94,19 @@ class ReadingRecord:
 # --------------------------------------------------------------------------- #
 # Per-pair scoring
 # --------------------------------------------------------------------------- #
+def parse_equivalences(items: Sequence[str]) -> Equivalences:
+    """``--equiv US:O=0`` -> {"US": {"O": "0"}}: read O as 0 on US plates when scoring."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        try:
+            country, pair = item.split(":", 1)
+            src, dst = pair.split("=", 1)
+        except ValueError:
+            raise ValueError(f"--equiv {item!r} must look like COUNTRY:A=B, e.g. US:O=0") from None
+        out.setdefault(country.strip().upper(), {})[src] = dst
+    return out
+
+
 def masked_match(pred: str, label: str) -> bool:
     """Exact match where ``*`` in ``label`` matches any one character (inputs already normalised)."""
     if len(pred) != len(label):

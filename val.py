@@ -40,21 +40,8 @@ from data.images import CHECK_HINT, ImageReadError, error_line
 from evaluation import score_records
 from evaluation.reports import default_gallery_path, gallery_order, gallery_tiles, write_confusion_png, write_gallery
 from inference.cli import add_reader_args, reader_from_args
-from metrics import format_metrics_table
+from metrics import format_metrics_table, parse_equivalences
 from models.plate_formats import check_country
-
-
-def parse_equivalences(items: list[str]) -> dict[str, dict[str, str]]:
-    """``US:O=0`` -> {"US": {"O": "0"}}: read O as 0 on US plates when scoring."""
-    out: dict[str, dict[str, str]] = {}
-    for item in items:
-        try:
-            country, pair = item.split(":", 1)
-            src, dst = pair.split("=", 1)
-        except ValueError:
-            raise SystemExit(f"error: --equiv {item!r} must look like COUNTRY:A=B, e.g. US:O=0") from None
-        out.setdefault(country.strip().upper(), {})[src] = dst
-    return out
 
 
 def parse_formats(value: str | None) -> tuple[bool, set[str] | None]:
@@ -103,6 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     accelerator = Accelerator()
     try:
         by_label, only = parse_formats(args.formats)
+        equivalences = parse_equivalences(args.equiv)
         reader = reader_from_args(args, accelerator.device, country=None if by_label else args.formats)
         records, stats = load_dataset(Path(args.data), reader.charset,
                                       on_invalid_label="skip" if args.skip_invalid else "error", allow_mask=True)
@@ -112,7 +100,6 @@ def main(argv: list[str] | None = None) -> dict:
     skipped = skipped_summary(stats, args.data)
     if skipped:
         accelerator.print(skipped)
-    equivalences = parse_equivalences(args.equiv)
     try:
         result = score_records(reader, records, accelerator, batch_size=args.batch_size, workers=args.workers,
                                desc="val", equivalences=equivalences, skip_unreadable=args.skip_unreadable,

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from data.datasets import load_records  # noqa: E402
 from evaluation import score_records  # noqa: E402
 from inference.cli import add_reader_args, reader_from_args  # noqa: E402
-from val import parse_equivalences  # noqa: E402
+from metrics import parse_equivalences  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SETS = str(REPO.parent / "shared" / "realplates-*")
@@ -96,10 +96,10 @@ def main(argv: list[str] | None = None) -> dict:
     if not sets:
         raise SystemExit(f"error: no set folder with a labels.csv matches {args.sets!r}")
     try:
+        equivalences = parse_equivalences(args.equiv if args.equiv is not None else DEFAULT_EQUIV)
         reader = reader_from_args(args, args.device, country=args.country, batch_size=args.batch_size)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
-    equivalences = parse_equivalences(args.equiv if args.equiv is not None else DEFAULT_EQUIV)
     per_set = {}
     for folder in sets:
         try:
