@@ -50,9 +50,8 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from data.text import COUNTRIES, MASK_CHAR, UNKNOWN_COUNTRY, normalize_country, normalize_plate_text
-
-COUNTRY_CLASSES = COUNTRIES + (UNKNOWN_COUNTRY,)  # what a country head can say (models.heads)
+from data.text import MASK_CHAR, normalize_country, normalize_plate_text
+from models.interface import COUNTRY_CLASSES  # what a country head can say
 
 __all__ = [
     "StringMatchMetric",

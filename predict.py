@@ -40,8 +40,8 @@ from tqdm.auto import tqdm
 from data.images import IMAGE_EXTENSIONS
 from inference import Prediction
 from inference.csv_output import OutputError, PredictionsCSV, check_output_path
-from models.plate_formats import check_country
 from inference.cli import add_reader_args, reader_from_args
+from models.plate_formats import check_country
 
 EXTENSIONS = IMAGE_EXTENSIONS | {".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2"}
 

@@ -33,13 +33,11 @@ COUNTRIES: tuple[str, ...] = (
     "FI", "NO", "LT", "LV", "EE", "RO", "RU", "UA", "BY", "KZ", "US", "BR", "VN",
 )
 UNKNOWN_COUNTRY = "unknown"
-# Codes a dataset may carry besides the 27: "EU" for an EU plate of unstated
-# country, and "unknown" (an empty cell reads as unknown). Any other code of two
-# or three letters (ISO 3166 alpha-2/alpha-3, e.g. "ID") is accepted as given: its
-# plates are scored per country, and a country head, which cannot name it, is
-# not scored on them.
-EXTRA_COUNTRY_CODES: tuple[str, ...] = ("EU", UNKNOWN_COUNTRY)
-VALID_COUNTRY_CODES = frozenset(COUNTRIES + EXTRA_COUNTRY_CODES)
+# A dataset may carry any code of two or three letters besides these (ISO 3166
+# alpha-2/alpha-3: "EU" for an EU plate of unstated country, "ID" for a country the
+# generator does not make), and "unknown" (an empty cell reads as unknown). Such
+# plates are scored per country as given; a country head, which cannot name them,
+# is not scored on them.
 
 
 def normalize_plate_text(text: str) -> str:

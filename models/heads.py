@@ -18,7 +18,7 @@ from torch import nn
 
 from data.text import UNKNOWN_COUNTRY
 # Reading the heads' outputs needs no torch (the ONNX path): it lives in models.interface.
-from models.interface import COUNTRY_CLASSES, ROW_CLASSES, add_class_predictions, class_predictions  # noqa: F401
+from models.interface import COUNTRY_CLASSES, ROW_CLASSES
 
 IGNORE = -100
 _COUNTRY_INDEX = {c: i for i, c in enumerate(COUNTRY_CLASSES)}
