@@ -1,4 +1,4 @@
-"""Small file-system helpers shared by writers of folders (crop caches, model folders, checkpoints)."""
+"""Small file-system helpers shared by writers of files and folders (crop caches, splits, model folders, run folders)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``path`` through ``<path>.tmp`` and a rename: readers see the old file or the whole new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def swap_into_place(tmp: Path, final: Path) -> None:

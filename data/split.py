@@ -33,6 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from data.datasets import DatasetError, PlateRecord, load_dataset
+from data.files import write_text_atomically
 from data.text import DEFAULT_CHARSET, Charset
 
 DEFAULT_NAMES = {2: ["train", "test"], 3: ["train", "val", "test"]}
@@ -130,9 +131,7 @@ def split_dataset(data: str | os.PathLike, out: str | os.PathLike, ratio: Sequen
             "images": len(members), "plates": len({r.text for r in members}),
             "countries": dict(sorted(Counter(r.country for r in members).items())),
         }
-    tmp = out / "split.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, out / "split.json")
+    write_text_atomically(out / "split.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -19,13 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from data.files import write_text_atomically
 from metrics import with_new_metric_names
-
-
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class RunDir:
@@ -102,10 +97,10 @@ class RunDir:
 
     def write_config(self, config: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.config, yaml.safe_dump(config, sort_keys=False))
+        write_text_atomically(self.config, yaml.safe_dump(config, sort_keys=False))
 
     def write_test_metrics(self, report: dict) -> None:
-        write_atomically(self.test_metrics, json.dumps(report, indent=2) + "\n")
+        write_text_atomically(self.test_metrics, json.dumps(report, indent=2) + "\n")
 
     def read_test_metrics(self) -> dict:
         """The report; one written before ``by_lines`` was renamed ``by_rows`` reads with the new name."""
