@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
                       title=f"{Path(args.data).name}: {n_wrong} wrong of {len(tiles)} "
                             f"(wrong by confidence, highest first; red = wrong)")
         print(f"error gallery: {gallery} ({min(n_wrong, args.gallery_n)} wrong shown of {n_wrong})")
-    if "country" in results:
+    if results.get("country", {}).get("n"):  # a head, and plates labelled with one of its classes
         if args.confusion:
             path = Path(args.confusion)
         elif args.out or not args.gallery:

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if not records:
         print("error: no usable records", file=sys.stderr)
         return 2
-    print(f"countries: {_counts(Counter(r.country for r in records))}")
+    print(f"countries: {_counts(Counter(r.country or '(no label)' for r in records))}")
     print(f"text rows per plate: {_counts(Counter(r.rows for r in records))}")
     lengths = Counter(len(r.text) for r in records)
     print(f"label length: min {min(lengths)}, max {max(lengths)}; "

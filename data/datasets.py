@@ -6,14 +6,16 @@ Formats
     header row and the columns ``filename,text[,country][,rows]`` (any order,
     header names case-insensitive, extra columns ignored). ``filename`` is
     relative to the CSV's folder. ``country`` is a code known to
-    :func:`data.text.normalize_country` (empty = "unknown"); ``rows``, the number
+    :func:`data.text.normalize_country`; an empty cell (or no column) means no
+    country label (``NO_COUNTRY``: left out of the country loss and scores, unlike
+    the label ``unknown``); ``rows``, the number
     of text rows on the plate, is 1 or 2 (empty = 1). Files written before the
     column was renamed call it ``lines``; it still reads (see :func:`rows_of`).
     Read with :func:`read_csv_dataset`.
 
 (b) File-name folder: a folder, searched recursively, of crops whose file name
     holds the label. Read with :func:`read_filename_dataset`; the rule is in
-    :func:`label_from_filename`. Country is "unknown" and rows is 1.
+    :func:`label_from_filename`. There is no country label and rows is 1.
 
 (c) Full photos with plate boxes: cut once into a format (a) cache with
     ``python -m data.crops`` (see :mod:`data.crops`).
@@ -45,7 +47,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 # Image files (torch-free, shared with the ONNX reading path); imported here for the readers below.
 from data.images import CHECK_HINT, IMAGE_EXTENSIONS, DatasetError, ImageReadError, read_image_rgb, to_rgb_uint8  # noqa: F401
-from data.text import Charset, normalize_country, normalize_plate_text
+from data.text import NO_COUNTRY, Charset, normalize_country, normalize_plate_text
 
 DEFAULT_CSV_NAME = "labels.csv"
 _ON_INVALID = ("error", "skip")
@@ -55,7 +57,7 @@ _ON_INVALID = ("error", "skip")
 class PlateRecord:
     path: Path
     text: str
-    country: str
+    country: str  # a code, "unknown", or NO_COUNTRY (""): no country label
     rows: int = 1  # text rows on the plate
 
 
@@ -341,7 +343,7 @@ def read_filename_dataset(
                                  f"{path}: label {raw!r} read from the file name")
             if text is None:
                 continue
-            records.append(PlateRecord(Path(path), text, "unknown", 1))
+            records.append(PlateRecord(Path(path), text, NO_COUNTRY, 1))
     if stats["rows"] == 0:
         raise DatasetError(
             f"{root}: no image files found (looked for {', '.join(sorted(exts))}, recursively)"

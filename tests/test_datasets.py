@@ -61,7 +61,7 @@ def test_csv_dataset_reads_and_normalises(tmp_path, rows_column):
     )
     records, stats = read_csv_dataset(root)
     assert [r.text for r in records] == ["AB123CD", "AB123", "XY9", "Z1"]
-    assert [r.country for r in records] == ["DE", "RU", "unknown", "unknown"]
+    assert [r.country for r in records] == ["DE", "RU", "", "unknown"]  # empty: no label; "unknown": a label
     assert [r.rows for r in records] == [1, 2, 1, 1]
     assert records[0].path == root / "img/1.png"
     assert stats["rows"] == 4 and stats["skipped_invalid_label"] == 0
@@ -72,7 +72,7 @@ def test_csv_dataset_reads_and_normalises(tmp_path, rows_column):
 def test_csv_minimal_columns_and_extras(tmp_path):
     root = make_csv_dataset(tmp_path / "a", ["x.png,AB1,ignored"], header="Filename,TEXT,notes")
     (r,) = load_records(root)
-    assert (r.text, r.country, r.rows) == ("AB1", "unknown", 1)
+    assert (r.text, r.country, r.rows) == ("AB1", "", 1)  # no country column: no country label
 
 
 @pytest.mark.parametrize("header", ["file,text", "filename,label"])
@@ -113,7 +113,7 @@ def test_csv_custom_charset(tmp_path):
 def test_csv_country_outside_the_generator(tmp_path):
     # A real set of another country (realplates-id: "ID") loads; its code is kept as given.
     root = make_csv_dataset(tmp_path / "a", ["a.png,AB1,DE,1", "b.png,AB2,id,1", "c.png,AB3,,1"])
-    assert [r.country for r in read_csv_dataset(root)[0]] == ["DE", "ID", "unknown"]
+    assert [r.country for r in read_csv_dataset(root)[0]] == ["DE", "ID", ""]
 
 
 @pytest.mark.parametrize("value", ["12", "Germany", "D-E"])
@@ -189,7 +189,7 @@ def test_filename_dataset(tmp_path):
         write_png(root / name) if name.endswith(("png", "jpg")) else (root / name).write_text("x")
     records = load_records(root)
     assert sorted(r.text for r in records) == ["AB123CD", "AB123CD", "XY99"]
-    assert all(r.country == "unknown" and r.rows == 1 for r in records)
+    assert all(r.country == "" and r.rows == 1 for r in records)
     write_png(root / "AB$12.png")
     with pytest.raises(DatasetError, match=r"AB\$12\.png"):
         read_filename_dataset(root)
