@@ -35,7 +35,7 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
-from data.datasets import load_dataset, skipped_summary
+from data.datasets import dataset_notes, load_dataset
 from data.images import CHECK_HINT, ImageReadError, error_line
 from evaluation import score_records
 from evaluation.reports import default_gallery_path, gallery_order, gallery_tiles, write_confusion_png, write_gallery
@@ -97,9 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    skipped = skipped_summary(stats, args.data)
-    if skipped:
-        accelerator.print(skipped)
+    for line in dataset_notes(stats, args.data):  # where labels came from, rows skipped
+        accelerator.print(line)
     try:
         result = score_records(reader, records, accelerator, batch_size=args.batch_size, workers=args.workers,
                                desc="val", equivalences=equivalences, skip_unreadable=args.skip_unreadable,

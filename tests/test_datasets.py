@@ -436,3 +436,27 @@ def test_skipped_summary_counts_per_reason(tmp_path):
         == "x: skipped 1 of 3 rows: 1 invalid label (empty, or characters outside the charset); first: " \
            f"{tmp_path / 'labels.csv'}, line 4 (data row 3), column 'text': empty label (the cell is empty)"
     assert skipped_summary({"rows": 3, "records": 3, "skipped_invalid_label": 0, "skipped_examples": []}, "x") is None
+
+
+def test_labels_from_file_names_are_said_and_names_unlike_plates_warned(tmp_path):
+    from data.datasets import dataset_notes, label_source_lines, looks_like_plate
+
+    assert looks_like_plate("AB123CD") and looks_like_plate("1234567")
+    assert not any(map(looks_like_plate, ["CROP", "IMG1234", "FRAME12", "IMAGE7", "ABCDEF", ""]))
+    plates, crops = tmp_path / "plates", tmp_path / "crops"
+    for name in ["AB123CD.png", "XY99_2.png", "00012_crop.png"]:
+        write_png(plates / name)
+    for i in range(3):
+        write_png(crops / f"crop_{i:04d}.png")
+    write_png(crops / "AB12.png")
+    _, stats = load_dataset(plates)
+    assert (stats["unlike_plates"], stats["unlike_examples"]) == (1, ["00012_crop.png -> CROP"])
+    assert label_source_lines(stats, plates) == [f"labels: from file names (no labels.csv in {plates})"]
+    _, stats = load_dataset(crops)
+    lines = dataset_notes(stats, crops)
+    assert lines[0] == f"labels: from file names (no labels.csv in {crops})"
+    assert lines[1].startswith(f"warning: 3 of 4 file names in {crops} do not look like plates "
+                               "(e.g. crop_0000.png -> CROP, crop_0001.png -> CROP, crop_0002.png -> CROP)")
+    # A CSV dataset: the labels are its text column, nothing to say.
+    csv_root = make_csv_dataset(tmp_path / "a", ["a.png,AB1"])
+    assert dataset_notes(load_dataset(csv_root)[1], csv_root) == []
