@@ -442,7 +442,7 @@ def skipped_summary(stats: dict[str, Any], source: str | os.PathLike) -> str | N
     return line + (f"; first: {examples[0]}" if examples else "")
 
 
-def label_source_lines(stats: dict[str, Any], source: str | os.PathLike) -> list[str]:
+def label_source_notes(stats: dict[str, Any], source: str | os.PathLike) -> list[str]:
     """Where the labels of ``source`` came from, for a folder read by file names (format b), and a
     warning when most of those names do not look like plates (``crop_0000.png`` reads ``CROP``):
     scores against such labels mean nothing. [] for a CSV (``stats`` from :func:`load_dataset`)."""
@@ -461,10 +461,10 @@ def label_source_lines(stats: dict[str, Any], source: str | os.PathLike) -> list
 
 def dataset_notes(stats: dict[str, Any], source: str | os.PathLike, name: str | None = None) -> list[str]:
     """The lines a command prints after reading the dataset ``source``: where its labels came
-    from (:func:`label_source_lines`) and the rows it skipped (:func:`skipped_summary`, under
+    from (:func:`label_source_notes`) and the rows it skipped (:func:`skipped_summary`, under
     ``name``, e.g. the config key, or ``source``)."""
     skipped = skipped_summary(stats, name or source)
-    return label_source_lines(stats, source) + ([skipped] if skipped else [])
+    return label_source_notes(stats, source) + ([skipped] if skipped else [])
 
 
 def load_records(

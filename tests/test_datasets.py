@@ -439,7 +439,7 @@ def test_skipped_summary_counts_per_reason(tmp_path):
 
 
 def test_labels_from_file_names_are_said_and_names_unlike_plates_warned(tmp_path):
-    from data.datasets import dataset_notes, label_source_lines, looks_like_plate
+    from data.datasets import dataset_notes, label_source_notes, looks_like_plate
 
     assert looks_like_plate("AB123CD") and looks_like_plate("1234567")
     assert not any(map(looks_like_plate, ["CROP", "IMG1234", "FRAME12", "IMAGE7", "ABCDEF", ""]))
@@ -451,7 +451,7 @@ def test_labels_from_file_names_are_said_and_names_unlike_plates_warned(tmp_path
     write_png(crops / "AB12.png")
     _, stats = load_dataset(plates)
     assert (stats["unlike_plates"], stats["unlike_examples"]) == (1, ["00012_crop.png -> CROP"])
-    assert label_source_lines(stats, plates) == [f"labels: from file names (no labels.csv in {plates})"]
+    assert label_source_notes(stats, plates) == [f"labels: from file names (no labels.csv in {plates})"]
     _, stats = load_dataset(crops)
     lines = dataset_notes(stats, crops)
     assert lines[0] == f"labels: from file names (no labels.csv in {crops})"
