@@ -30,7 +30,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from configs import SYNTH, ConfigError, load_config
-from data.datasets import PlateDataset, collate_plates, load_dataset, skipped_summary
+from data.datasets import PlateDataset, collate_plates, dataset_notes, load_dataset
 from data.transforms import build_transform
 from evaluation import evaluate
 from metrics import format_metrics_table, parse_equivalences, with_new_metric_names
@@ -116,9 +116,8 @@ def dataset_for(model: PlateRecognizer, path: Path, skip_invalid: bool) -> Plate
                                       allow_mask=True)
     except ValueError as e:
         raise CompareError(f"{path}: {e}") from e
-    skipped = skipped_summary(stats, path)
-    if skipped:
-        print(skipped)
+    for line in dataset_notes(stats, path):
+        print(line)
     if not records:
         raise CompareError(f"{path}: no usable rows")
     spec = model.input_spec

@@ -25,8 +25,12 @@ Models with a classification head also predict the country and the number of
 rows; given those predictions, :class:`PlateMetrics` adds ``country``
 (accuracy, macro-F1 over the classes seen, per-class precision/recall/F1, the
 confusion matrix) and ``rows`` (accuracy), and a ``country_accuracy`` per
-country group. Samples whose true country is ``EU`` (country unstated) or
-outside the known codes are left out of the country scores.
+country group. Plates without a country label (``data.text.NO_COUNTRY``) and
+plates labelled with a code the head has no class for (``EU``: country
+unstated, ``ID``) are left out of the country scores, which say how many
+plates they cover (``coverage``, ``unlabelled``, ``other_country``). In the
+per-country text scores, plates without a country label are grouped as
+``unlabelled``.
 
 Edit distances come from rapidfuzz's C implementation (``process.cpdist``);
 only the rare masked labels go through a small pure-Python DP.
@@ -50,7 +54,7 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from data.text import MASK_CHAR, normalize_country, normalize_plate_text
+from data.text import MASK_CHAR, NO_COUNTRY, normalize_country, normalize_plate_text
 from models.interface import COUNTRY_CLASSES  # what a country head can say
 
 __all__ = [
@@ -140,6 +144,14 @@ def _country_key(code: Any) -> str:
         return normalize_country(code)
     except ValueError:
         return code.strip()
+
+
+UNLABELLED = "unlabelled"  # the by_country group of plates without a country label
+
+
+def _country_group(code: Any) -> str:
+    """The ``by_country`` key of a plate's labelled country."""
+    return _country_key(code) or UNLABELLED
 
 
 def _rows_key(rows: Any) -> str:
@@ -362,8 +374,10 @@ class PlateMetrics:
          "by_rows":    {"1": {...}, "2": {...}}}     # by the label's number of text rows
 
     Where records carry ``pred_country`` / ``pred_rows`` it also has ``"country"``
-    (see :class:`ClassificationCounts`) and ``"rows"``, and each ``by_country``
-    entry gets ``country_accuracy``.
+    (see :class:`ClassificationCounts`; scored on the plates whose label is one of the
+    head's classes, and with ``of``: the plates read, ``coverage``: n / of, and the plates
+    left out: ``unlabelled``, no country label, and ``other_country``, a code the head has
+    no class for) and ``"rows"``, and each ``by_country`` entry gets ``country_accuracy``.
 
     Rates of an empty set are ``nan`` (``json.dumps`` writes ``NaN``).
     """
@@ -379,13 +393,17 @@ class PlateMetrics:
         self._country = ClassificationCounts()
         self._rows = ClassificationCounts()
         self._country_by_group: dict[str, list[int]] = {}  # true country -> [correct, n]
+        # Plates with a country prediction left out of the country scores, by why.
+        self._country_left_out = {"unlabelled": 0, "other_country": 0}
 
     def update(self, records: Iterable[ReadingRecord]) -> None:
         """Add a batch of read plates (``None`` country / rows predictions are skipped)."""
         records = list(records)
         for r in records:
             ck = _country_key(r.country)
-            if r.pred_country is not None and ck in COUNTRY_CLASSES:
+            if r.pred_country is not None and ck not in COUNTRY_CLASSES:
+                self._country_left_out["unlabelled" if ck == NO_COUNTRY else "other_country"] += 1
+            elif r.pred_country is not None:
                 pk = _country_key(r.pred_country)
                 self._country.add(ck, pk)
                 group = self._country_by_group.setdefault(ck, [0, 0])
@@ -399,7 +417,7 @@ class PlateMetrics:
         for e, d, lab, r in zip(exact, dist, t, records):
             chars = len(lab)
             self._overall.add(e, d, chars)
-            self._by_country.setdefault(_country_key(r.country), _Counts()).add(e, d, chars)
+            self._by_country.setdefault(_country_group(r.country), _Counts()).add(e, d, chars)
             self._by_rows.setdefault(_rows_key(r.rows), _Counts()).add(e, d, chars)
 
     @property
@@ -412,8 +430,11 @@ class PlateMetrics:
             "by_country": {k: self._by_country[k].as_dict() for k in sorted(self._by_country)},
             "by_rows": {k: self._by_rows[k].as_dict() for k in sorted(self._by_rows, key=_rows_sort)},
         }
-        if self._country.n:
-            out["country"] = self._country.compute(order=COUNTRY_CLASSES)
+        left_out = sum(self._country_left_out.values())
+        if self._country.n or left_out:
+            of = self._country.n + left_out
+            out["country"] = {**self._country.compute(order=COUNTRY_CLASSES), "of": of,
+                              "coverage": self._country.n / of, **self._country_left_out}
             for k, (correct, n) in self._country_by_group.items():
                 out["by_country"][k]["country_accuracy"] = correct / n
         if self._rows.n:
@@ -508,7 +529,23 @@ def format_metrics_table(results: Mapping[str, Any], title: str | None = None) -
         for name, d in cls:
             parts.append(f"| {name} | {d['n']} | {_fmt(d.get('accuracy'), 'pct')} | "
                          f"{_fmt(d.get('macro_f1'), 'pct') if 'macro_f1' in d else 'n/a'} |")
+        coverage = country_coverage_line(results.get("country") or {})
+        if coverage:
+            parts += ["", coverage]
     return "\n".join(parts) + "\n"
+
+
+def country_coverage_line(country: Mapping[str, Any]) -> str | None:
+    """How many plates the country scores cover, and why the others are left out; None when
+    they cover every plate read."""
+    n, of = country.get("n", 0), country.get("of", country.get("n", 0))
+    if n == of:
+        return None
+    why = [f"{country[k]} {words}" for k, words in (("unlabelled", "without a country label"),
+                                                    ("other_country", "labelled with a country the head has no class for"))
+           if country.get(k)]
+    return (f"Country scores cover {n} of {of} plates ({_fmt(n / of if of else None, 'pct')}); "
+            f"left out: {', '.join(why)}.")
 
 
 # --------------------------------------------------------------------------- #

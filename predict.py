@@ -2,6 +2,7 @@
 
     python predict.py --input crop.jpg
     python predict.py --input crops/ --output preds.csv            # a folder, searched recursively
+    python predict.py --input a.png b.png more_crops/               # several images, folders or CSVs
     python predict.py --input datasets/x/labels.csv                 # a dataset CSV (filename[,text] columns)
     python predict.py --input crops/ --weights model.onnx           # run an exported model with onnxruntime
     python predict.py --input crops/ --country BR                   # read under Brazil's plate formats
@@ -13,7 +14,8 @@ the columns filename,text,confidence,country,country_confidence,rows,error
 (rows: the plate's number of text rows; country, country_confidence and rows
 are empty for models without a classification head; error names why an image could not be read, and the run
 goes on). filename is as given, relative to the input folder, or as written in
-the input CSV. The output is checked before any reading (its folder is created; an input
+the input CSV; with several inputs, each file's path as given (the folder or the CSV's folder
+joined with it), so names from two folders stay apart. The output is checked before any reading (its folder is created; an input
 file is never overwritten) and rows are written as they are read, so Ctrl-C keeps them.
 A progress bar shows on a terminal (off with --quiet).
 """
@@ -76,6 +78,26 @@ def list_inputs(source: str | os.PathLike) -> tuple[list[tuple[str, Path]], dict
     return [(str(source), p)], None
 
 
+def list_all_inputs(sources: list[str]) -> tuple[list[tuple[str, Path]], dict[str, str] | None]:
+    """:func:`list_inputs` of each source, in order. With several sources a display name is the
+    file's path as given (``crops/a.png``, not ``a.png``), so names from two folders stay apart."""
+    if len(sources) == 1:
+        return list_inputs(sources[0])
+    items: list[tuple[str, Path]] = []
+    labels: dict[str, str] | None = None
+    for source in sources:
+        found, found_labels = list_inputs(source)
+        p = Path(source)
+        base = p if p.is_dir() else p.parent if p.suffix.lower() == ".csv" else None  # None: an image, as given
+        for name, path in found:
+            shown = (base / name).as_posix() if base is not None else name
+            items.append((shown, path))
+            if found_labels is not None and name in found_labels:
+                labels = {} if labels is None else labels
+                labels[shown] = found_labels[name]
+    return items, labels
+
+
 def read_input_csv(path: Path) -> tuple[list[tuple[str, Path]], dict[str, str] | None]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -132,7 +154,8 @@ def format_table(preds: list[Prediction], limit: int = 10) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--input", required=True, help="an image, a folder of images (recursive) or a CSV with a filename column")
+    ap.add_argument("--input", required=True, nargs="+", metavar="INPUT",
+                    help="images, folders of images (recursive) or CSVs with a filename column (one or several)")
     ap.add_argument("--weights", default=None,
                     help="model folder (config.json + model.safetensors) or .onnx file; default: weights/crnn")
     ap.add_argument("--output", default="preds.csv",
@@ -159,9 +182,9 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(str(e))
 
     try:
-        items, labels = list_inputs(args.input)
+        items, labels = list_all_inputs(args.input)
         # Before any reading: a bad --output fails at once, and never replaces an input.
-        out = check_output_path(args.output, [Path(args.input)] + [path for _, path in items])
+        out = check_output_path(args.output, [Path(s) for s in args.input] + [path for _, path in items])
         if args.threads:
             import torch
 

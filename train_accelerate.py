@@ -32,8 +32,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "its model options and input size are the run's; optimiser and schedule start fresh")
     p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"],
                    help="overrides train.mixed_precision and Accelerate's launch config")
-    p.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
-    return p.parse_args(argv)
+    p.add_argument("overrides", nargs="*", metavar="section.key=value",
+                   help="config overrides, anywhere on the command line (before, between or after options)")
+    # Intermixed: overrides between options are all taken (parse_args leaves those after an option's
+    # value "unrecognized").
+    return p.parse_intermixed_args(argv)
 
 
 def main(argv: list[str] | None = None) -> TrainReport:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
-from data.datasets import load_dataset, skipped_summary
+from data.datasets import dataset_notes, load_dataset
 from data.images import CHECK_HINT, ImageReadError, error_line
 from evaluation import score_records
 from evaluation.reports import default_gallery_path, gallery_order, gallery_tiles, write_confusion_png, write_gallery
@@ -97,9 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    skipped = skipped_summary(stats, args.data)
-    if skipped:
-        accelerator.print(skipped)
+    for line in dataset_notes(stats, args.data):  # where labels came from, rows skipped
+        accelerator.print(line)
     try:
         result = score_records(reader, records, accelerator, batch_size=args.batch_size, workers=args.workers,
                                desc="val", equivalences=equivalences, skip_unreadable=args.skip_unreadable,
@@ -127,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
                       title=f"{Path(args.data).name}: {n_wrong} wrong of {len(tiles)} "
                             f"(wrong by confidence, highest first; red = wrong)")
         print(f"error gallery: {gallery} ({min(n_wrong, args.gallery_n)} wrong shown of {n_wrong})")
-    if "country" in results:
+    if results.get("country", {}).get("n"):  # a head, and plates labelled with one of its classes
         if args.confusion:
             path = Path(args.confusion)
         elif args.out or not args.gallery:

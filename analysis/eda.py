@@ -32,6 +32,9 @@ from data.text import Charset, normalize_country, normalize_plate_text
 SCAN_COLUMNS = ("file", "raw_text", "text", "length", "country", "rows", "bad_chars", "exists", "problems")
 
 
+NO_COUNTRY_SHOWN = "(no label)"  # the country group of plates without a country label
+
+
 def _row(path: str, raw_text: str, raw_country: str, raw_rows: str, raw_old_rows: str, charset: Charset,
          exists: bool) -> dict[str, Any]:
     problems: list[str] = []
@@ -42,7 +45,7 @@ def _row(path: str, raw_text: str, raw_country: str, raw_rows: str, raw_old_rows
     if bad:
         problems.append(f"characters outside the charset: {bad!r}")
     try:
-        country = normalize_country(raw_country)
+        country = normalize_country(raw_country) or NO_COUNTRY_SHOWN
     except ValueError:
         country = raw_country.strip()
         problems.append(f"{country!r} is not a country code")

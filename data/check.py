@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data.datasets import DatasetError, ImageReadError, PlateRecord, load_dataset, read_image_rgb
+from data.datasets import DatasetError, ImageReadError, PlateRecord, label_source_notes, load_dataset, read_image_rgb
 from data.text import DEFAULT_CHARSET, Charset
 
 
@@ -68,13 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"dataset: {args.dataset} (format {'a, CSV' if stats['format'] == 'csv' else 'b, file names'})")
+    for line in label_source_notes(stats, args.dataset):
+        print(line)
     print(f"rows: {stats['rows']}  records: {len(records)}  skipped (invalid label): {stats['skipped_invalid_label']}")
     for msg in stats["skipped_examples"]:
         print(f"  skipped: {msg}")
     if not records:
         print("error: no usable records", file=sys.stderr)
         return 2
-    print(f"countries: {_counts(Counter(r.country for r in records))}")
+    print(f"countries: {_counts(Counter(r.country or '(no label)' for r in records))}")
     print(f"text rows per plate: {_counts(Counter(r.rows for r in records))}")
     lengths = Counter(len(r.text) for r in records)
     print(f"label length: min {min(lengths)}, max {max(lengths)}; "

@@ -6,14 +6,16 @@ Formats
     header row and the columns ``filename,text[,country][,rows]`` (any order,
     header names case-insensitive, extra columns ignored). ``filename`` is
     relative to the CSV's folder. ``country`` is a code known to
-    :func:`data.text.normalize_country` (empty = "unknown"); ``rows``, the number
+    :func:`data.text.normalize_country`; an empty cell (or no column) means no
+    country label (``NO_COUNTRY``: left out of the country loss and scores, unlike
+    the label ``unknown``); ``rows``, the number
     of text rows on the plate, is 1 or 2 (empty = 1). Files written before the
     column was renamed call it ``lines``; it still reads (see :func:`rows_of`).
     Read with :func:`read_csv_dataset`.
 
 (b) File-name folder: a folder, searched recursively, of crops whose file name
     holds the label. Read with :func:`read_filename_dataset`; the rule is in
-    :func:`label_from_filename`. Country is "unknown" and rows is 1.
+    :func:`label_from_filename`. There is no country label and rows is 1.
 
 (c) Full photos with plate boxes: cut once into a format (a) cache with
     ``python -m data.crops`` (see :mod:`data.crops`).
@@ -45,7 +47,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 # Image files (torch-free, shared with the ONNX reading path); imported here for the readers below.
 from data.images import CHECK_HINT, IMAGE_EXTENSIONS, DatasetError, ImageReadError, read_image_rgb, to_rgb_uint8  # noqa: F401
-from data.text import Charset, normalize_country, normalize_plate_text
+from data.text import NO_COUNTRY, Charset, normalize_country, normalize_plate_text
 
 DEFAULT_CSV_NAME = "labels.csv"
 _ON_INVALID = ("error", "skip")
@@ -55,7 +57,7 @@ _ON_INVALID = ("error", "skip")
 class PlateRecord:
     path: Path
     text: str
-    country: str
+    country: str  # a code, "unknown", or NO_COUNTRY (""): no country label
     rows: int = 1  # text rows on the plate
 
 
@@ -307,6 +309,16 @@ def label_from_filename(name: str) -> str:
     return parts[-1]
 
 
+# Words of camera, export and tool file names (crop_0000.png, IMG_1234.jpg, frame12.png), not of plates.
+_FILE_NAME_WORDS = re.compile(r"CROP|IMG|IMAGE|FRAME|PHOTO|PICTURE|SCAN|SAMPLE|SNAPSHOT|CAPTURE|UNTITLED|SCREENSHOT")
+
+
+def looks_like_plate(label: str) -> bool:
+    """Whether a label read from a file name could be a plate's text: it has a digit (nearly
+    every plate has) and no word of file names (``CROP``, ``IMG``, ``FRAME``, ...)."""
+    return any(c.isdigit() for c in label) and not _FILE_NAME_WORDS.search(label)
+
+
 def read_filename_dataset(
     root: str | os.PathLike,
     charset: Charset | None = None,
@@ -319,7 +331,9 @@ def read_filename_dataset(
     The label rule is :func:`label_from_filename`. Hidden files and folders
     (starting with ``.``) are ignored, as are files without an image extension.
     Invalid labels raise :class:`DatasetError` naming the file, or with
-    ``on_invalid_label="skip"`` are skipped and counted. Returns ``(records, stats)``.
+    ``on_invalid_label="skip"`` are skipped and counted. Returns ``(records, stats)``; stats
+    also count the names whose label does not look like a plate (:func:`looks_like_plate`):
+    ``unlike_plates`` and up to three ``unlike_examples`` ("name -> LABEL").
     """
     _check_on_invalid(on_invalid_label)
     charset = charset or Charset()
@@ -328,7 +342,8 @@ def read_filename_dataset(
         raise DatasetError(f"{root}: not a folder")
     exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
     records: list[PlateRecord] = []
-    stats: dict[str, Any] = {"rows": 0, "records": 0, "skipped_invalid_label": 0, "skipped_examples": []}
+    stats: dict[str, Any] = {"rows": 0, "records": 0, "skipped_invalid_label": 0, "skipped_examples": [],
+                             "unlike_plates": 0, "unlike_examples": []}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
@@ -337,11 +352,15 @@ def read_filename_dataset(
             stats["rows"] += 1
             path = os.path.join(dirpath, name)
             raw = label_from_filename(name)
+            if not looks_like_plate(normalize_plate_text(raw)):
+                stats["unlike_plates"] += 1
+                if len(stats["unlike_examples"]) < 3:
+                    stats["unlike_examples"].append(f"{name} -> {normalize_plate_text(raw) or '(empty)'}")
             text = checked_label(raw, charset, allow_mask, on_invalid_label, stats,
                                  f"{path}: label {raw!r} read from the file name")
             if text is None:
                 continue
-            records.append(PlateRecord(Path(path), text, "unknown", 1))
+            records.append(PlateRecord(Path(path), text, NO_COUNTRY, 1))
     if stats["rows"] == 0:
         raise DatasetError(
             f"{root}: no image files found (looked for {', '.join(sorted(exts))}, recursively)"
@@ -421,6 +440,31 @@ def skipped_summary(stats: dict[str, Any], source: str | os.PathLike) -> str | N
     line = f"{source}: skipped {sum(n for n, _ in counts)} of {stats.get('rows', '?')} rows: {reasons}"
     examples = stats.get("skipped_examples") or []
     return line + (f"; first: {examples[0]}" if examples else "")
+
+
+def label_source_notes(stats: dict[str, Any], source: str | os.PathLike) -> list[str]:
+    """Where the labels of ``source`` came from, for a folder read by file names (format b), and a
+    warning when most of those names do not look like plates (``crop_0000.png`` reads ``CROP``):
+    scores against such labels mean nothing. [] for a CSV (``stats`` from :func:`load_dataset`)."""
+    if stats.get("format") != "filename":
+        return []
+    lines = [f"labels: from file names (no {DEFAULT_CSV_NAME} in {source})"]
+    unlike, n = stats.get("unlike_plates", 0), stats.get("rows", 0)
+    if n and unlike * 2 > n:
+        lines.append(
+            f"warning: {unlike} of {n} file names in {source} do not look like plates "
+            f"(e.g. {', '.join(stats.get('unlike_examples', []))}), so scores against the labels read from "
+            f"them (exact match, CER) are meaningless: give the folder a {DEFAULT_CSV_NAME} "
+            f"(filename,text[,country]), or just read the crops with python predict.py --input {source}")
+    return lines
+
+
+def dataset_notes(stats: dict[str, Any], source: str | os.PathLike, name: str | None = None) -> list[str]:
+    """The lines a command prints after reading the dataset ``source``: where its labels came
+    from (:func:`label_source_notes`) and the rows it skipped (:func:`skipped_summary`, under
+    ``name``, e.g. the config key, or ``source``)."""
+    skipped = skipped_summary(stats, name or source)
+    return label_source_notes(stats, source) + ([skipped] if skipped else [])
 
 
 def load_records(

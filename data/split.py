@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for name, s in summary["parts"].items():
-        countries = ", ".join(f"{c} {n}" for c, n in s["countries"].items())
+        countries = ", ".join(f"{c or '(no label)'} {n}" for c, n in s["countries"].items())
         print(f"{Path(args.out) / name}: {s['images']} crops, {s['plates']} plates ({countries})")
     if summary["skipped_invalid_label"]:
         print(f"skipped {summary['skipped_invalid_label']} rows with invalid labels")

@@ -32,12 +32,14 @@ COUNTRIES: tuple[str, ...] = (
     "DE", "FR", "IT", "ES", "PL", "NL", "BE", "AT", "CH", "GB", "CZ", "SK", "HR", "SE",
     "FI", "NO", "LT", "LV", "EE", "RO", "RU", "UA", "BY", "KZ", "US", "BR", "VN",
 )
-UNKNOWN_COUNTRY = "unknown"
+UNKNOWN_COUNTRY = "unknown"  # a label: the plate is known to be from none of COUNTRIES
+# No country label (an empty cell, a file-name dataset): the plate is unlabelled, and left
+# out of the country loss and the country scores -- not the label "unknown".
+NO_COUNTRY = ""
 # A dataset may carry any code of two or three letters besides these (ISO 3166
 # alpha-2/alpha-3: "EU" for an EU plate of unstated country, "ID" for a country the
-# generator does not make), and "unknown" (an empty cell reads as unknown). Such
-# plates are scored per country as given; a country head, which cannot name them,
-# is not scored on them.
+# generator does not make), and "unknown". Such plates are scored per country as given;
+# a country head, which cannot name them, is not scored on them.
 
 
 def normalize_plate_text(text: str) -> str:
@@ -46,12 +48,13 @@ def normalize_plate_text(text: str) -> str:
 
 
 def normalize_country(code: str | None) -> str:
-    """Canonical country code ("" and None read as unknown; any two or three letters, upper-cased).
+    """Canonical country code: any two or three letters, upper-cased, or "unknown";
+    "" and None read as :data:`NO_COUNTRY` (unlabelled).
 
     Raises ValueError for anything that is not a country code (digits, words, punctuation).
     """
     if code is None or not code.strip():
-        return UNKNOWN_COUNTRY
+        return NO_COUNTRY
     code = code.strip()
     if code.lower() == UNKNOWN_COUNTRY:
         return UNKNOWN_COUNTRY
@@ -59,7 +62,7 @@ def normalize_country(code: str | None) -> str:
         return code.upper()
     raise ValueError(
         f"{code!r} is not a country code: expected two or three letters (e.g. DE, BR, ID), "
-        f"'unknown' or an empty cell; the generator's countries are {', '.join(COUNTRIES)}"
+        f"'unknown' or an empty cell (no label); the generator's countries are {', '.join(COUNTRIES)}"
     )
 
 

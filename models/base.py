@@ -40,6 +40,46 @@ from models.interface import (CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE, InputSp
                               PlatePrediction, add_class_predictions)
 from models.registry import create_model, get_model_class, list_models
 
+def charset_words(chars: str) -> str:
+    """A charset for a message: its characters, quoted, and how many."""
+    return f"{chars!r} ({len(chars)} characters)"
+
+
+def charset_mismatch(found: Charset, expected: Charset, found_says: str, expected_says: str) -> str | None:
+    """One line saying that two charsets differ, with both (None where they are the same);
+    ``found_says`` / ``expected_says`` lead each: "the model folder reads", "config.json says"."""
+    if found == expected:
+        return None
+    return (f"charset differs: {found_says} {charset_words(found.chars)}, {expected_says} "
+            f"{charset_words(expected.chars)}")
+
+
+def _weights_metadata(blob: bytes) -> dict:
+    """The ``__metadata__`` of a safetensors file (header: 8-byte length, then JSON); {} if none."""
+    try:
+        n = int.from_bytes(blob[:8], "little")
+        meta = json.loads(blob[8:8 + n]).get("__metadata__") or {}
+    except (ValueError, AttributeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _class_count_delta(state: dict, own: dict, n_chars: int) -> int | None:
+    """How many more characters the weights ``state`` read than the model (``own``, its state, for
+    ``n_chars`` characters) where every tensor that differs is a class dimension (``n_chars`` plus
+    blank, EOS or padding) that differs by the same count: the mark of another charset; else None."""
+    deltas = set()
+    for k, v in state.items():
+        if k in own and tuple(v.shape) != tuple(own[k].shape):
+            if v.dim() != own[k].dim():
+                return None
+            diff = [(a - b, b) for a, b in zip(v.shape, own[k].shape) if a != b]
+            if len(diff) != 1 or not 0 <= diff[0][1] - n_chars <= 3:
+                return None
+            deltas.add(diff[0][0])
+    return deltas.pop() if len(deltas) == 1 else None
+
+
 # Options added after format 1 folders were written: absent from an old config.json,
 # they mean "the feature was not there", not the new default.
 _ABSENT_IN_OLD_FOLDERS = {"row_split": False, "country_head": False}
@@ -208,10 +248,8 @@ class PlateRecognizer(nn.Module):
         if expected_arch is not None and arch != expected_arch:
             raise ValueError(f"{path} holds a {arch!r} model, expected {expected_arch!r}")
         if expected_charset is not None and charset != expected_charset:
-            raise ValueError(
-                f"{path} was trained with charset {charset.chars!r}, which differs from the "
-                f"configured data.charset {expected_charset.chars!r}"
-            )
+            raise ValueError(f"{path}: " + charset_mismatch(charset, expected_charset, "the model reads",
+                                                            "the configured data.charset is"))
         # Weights come from the folder; never fetch a backbone's pretrained weights here.
         fields = get_model_class(arch).config_class.__dataclass_fields__ if arch in list_models() else {}
         old = {k: v for k, v in _ABSENT_IN_OLD_FOLDERS.items() if k in fields and k not in model_options}
@@ -222,6 +260,15 @@ class PlateRecognizer(nn.Module):
             state = load_safetensors(blob)
         except (SafetensorError, OSError) as e:
             raise ValueError(f"{weights} is not a readable safetensors file: {e}") from e
+        saved = _weights_metadata(blob).get("charset")  # written since the charset was recorded there
+        if saved is not None and saved != charset.chars:
+            raise ValueError(f"{weights} does not match its config {cfg_file}: " + charset_mismatch(
+                Charset(saved), charset, "the weights were saved for", f"{CONFIG_FILE} says"))
+        delta = _class_count_delta(state, model.state_dict(), len(charset))
+        if delta:  # an older weights file (no charset recorded) of another charset's size
+            raise ValueError(f"{weights} does not match its config {cfg_file}: charset differs: the weights "
+                             f"read {len(charset) + delta} characters, {CONFIG_FILE} says "
+                             f"{charset_words(charset.chars)}")
         try:
             missing, unexpected = model.load_state_dict(state, strict=False)
         except RuntimeError as e:  # tensor shapes differ from what the config builds
@@ -251,7 +298,7 @@ class PlateRecognizer(nn.Module):
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
         try:
             state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-            save_file(state, str(tmp / WEIGHTS_FILE), metadata={"arch": self.arch})
+            save_file(state, str(tmp / WEIGHTS_FILE), metadata={"arch": self.arch, "charset": self.charset.chars})
             (tmp / CONFIG_FILE).write_text(json.dumps(self.to_config_dict(), indent=2) + "\n")
             # mkdtemp makes a private folder; a model folder is as readable as any other file.
             os.chmod(tmp, 0o755)

@@ -6,8 +6,10 @@ layout, symbols -- and not only its characters.
 
 Class indices: countries follow ``data.text.COUNTRIES`` (the generator's 27),
 then ``unknown`` (a plate known not to be one of them); rows are 1 and 2.
-Samples labelled ``EU`` (an EU plate of unstated country) count for no
-country class and are left out of the country loss.
+Samples without a country label (``data.text.NO_COUNTRY``: an empty cell, a
+plain ``filename,text`` fine-tuning set) and samples labelled with a code the
+head has no class for (``EU``: an EU plate of unstated country, ``ID``) are
+left out of the country loss.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ _COUNTRY_INDEX = {c: i for i, c in enumerate(COUNTRY_CLASSES)}
 
 
 def country_targets(countries: list[str], device=None) -> torch.Tensor:
-    """Class index per sample; IGNORE where the label names no class (e.g. ``EU``)."""
+    """Class index per sample; IGNORE where there is no label (``NO_COUNTRY``) or it names no
+    class (e.g. ``EU``): those samples add nothing to the country loss."""
     return torch.tensor([_COUNTRY_INDEX.get(c, IGNORE) for c in countries], dtype=torch.long, device=device)
 
 

@@ -96,9 +96,9 @@ def test_scan_filename_folder(tmp_path):
     _write_image(tmp_path / "00012_ab123.jpg", 10, 50)
     table = eda.scan_dataset(tmp_path)
     assert table.attrs["format"] == "filename"
-    assert sorted(table["text"]) == ["AB123", "AB123"] and set(table["country"]) == {"unknown"}
+    assert sorted(table["text"]) == ["AB123", "AB123"] and set(table["country"]) == {"(no label)"}
     samples = eda.sample_rows(table, per_group=5)
-    assert list(samples) == ["unknown"] and len(samples["unknown"]) == 2
+    assert list(samples) == ["(no label)"] and len(samples["(no label)"]) == 2
 
 
 # --------------------------------------------------------------------------- sizing

@@ -123,3 +123,15 @@ def test_old_and_new_effects_keys_together_are_an_error(tmp_path):
         load_config(path=both)
     with pytest.raises(ConfigError, match=r"both data\.capture_effects and data\.camera_effects"):
         load_config("crnn", overrides=["data.camera_effects.night=0.1", "data.capture_effects.rain=0.1"])
+
+
+def test_overrides_are_taken_anywhere_on_the_training_command_line():
+    """``key=value`` overrides before, between and after options (issue 26, item 11)."""
+    from train_accelerate import parse_args
+
+    args = parse_args(["train.seed=3", "--arch", "crnn", "train.max_steps=5", "--output-dir", "X",
+                       "model.dropout=0.1", "--overwrite"])
+    assert args.overrides == ["train.seed=3", "train.max_steps=5", "model.dropout=0.1"]
+    assert (args.arch, args.output_dir, args.overwrite) == ("crnn", "X", True)
+    with pytest.raises(SystemExit):
+        parse_args(["--arch", "crnn", "--no-such-flag"])

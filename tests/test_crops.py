@@ -48,7 +48,7 @@ def test_json_boxes_and_points(tmp_path, photos):
     out = build_crop_cache(photos, ann, tmp_path / "cache", workers=1, margin=0.0, height=0)
     records = load_records(out, allow_mask=True)
     assert [(r.text, r.country, r.rows) for r in records] == [
-        ("BAB123", "DE", 1), ("XY9", "FR", 2), ("M*1", "unknown", 2)]
+        ("BAB123", "DE", 1), ("XY9", "FR", 2), ("M*1", "", 2)]  # no country given: no country label
     assert records[0].path.name == "000000_BAB123.png" and records[2].path.name == "000002.png"
     box_crop = read_image_rgb(records[0].path)
     quad_crop = read_image_rgb(records[1].path)
@@ -70,7 +70,7 @@ def test_csv_points_rectified_margin_height(tmp_path, photos):
     )
     out = build_crop_cache(photos, ann, tmp_path / "cache", workers=2, margin=0.1, height=32)
     records = load_records(out)
-    assert [(r.text, r.country) for r in records] == [("AB12", "PL"), ("CD34", "unknown")]
+    assert [(r.text, r.country) for r in records] == [("AB12", "PL"), ("CD34", "")]
     first = read_image_rgb(records[0].path)
     assert first.shape[0] == 32 and abs(first.shape[1] - round(120 * 32 / 36)) <= 1
     manifest = json.loads((out / "manifest.json").read_text())

@@ -61,7 +61,7 @@ def test_csv_dataset_reads_and_normalises(tmp_path, rows_column):
     )
     records, stats = read_csv_dataset(root)
     assert [r.text for r in records] == ["AB123CD", "AB123", "XY9", "Z1"]
-    assert [r.country for r in records] == ["DE", "RU", "unknown", "unknown"]
+    assert [r.country for r in records] == ["DE", "RU", "", "unknown"]  # empty: no label; "unknown": a label
     assert [r.rows for r in records] == [1, 2, 1, 1]
     assert records[0].path == root / "img/1.png"
     assert stats["rows"] == 4 and stats["skipped_invalid_label"] == 0
@@ -72,7 +72,7 @@ def test_csv_dataset_reads_and_normalises(tmp_path, rows_column):
 def test_csv_minimal_columns_and_extras(tmp_path):
     root = make_csv_dataset(tmp_path / "a", ["x.png,AB1,ignored"], header="Filename,TEXT,notes")
     (r,) = load_records(root)
-    assert (r.text, r.country, r.rows) == ("AB1", "unknown", 1)
+    assert (r.text, r.country, r.rows) == ("AB1", "", 1)  # no country column: no country label
 
 
 @pytest.mark.parametrize("header", ["file,text", "filename,label"])
@@ -113,7 +113,7 @@ def test_csv_custom_charset(tmp_path):
 def test_csv_country_outside_the_generator(tmp_path):
     # A real set of another country (realplates-id: "ID") loads; its code is kept as given.
     root = make_csv_dataset(tmp_path / "a", ["a.png,AB1,DE,1", "b.png,AB2,id,1", "c.png,AB3,,1"])
-    assert [r.country for r in read_csv_dataset(root)[0]] == ["DE", "ID", "unknown"]
+    assert [r.country for r in read_csv_dataset(root)[0]] == ["DE", "ID", ""]
 
 
 @pytest.mark.parametrize("value", ["12", "Germany", "D-E"])
@@ -189,7 +189,7 @@ def test_filename_dataset(tmp_path):
         write_png(root / name) if name.endswith(("png", "jpg")) else (root / name).write_text("x")
     records = load_records(root)
     assert sorted(r.text for r in records) == ["AB123CD", "AB123CD", "XY99"]
-    assert all(r.country == "unknown" and r.rows == 1 for r in records)
+    assert all(r.country == "" and r.rows == 1 for r in records)
     write_png(root / "AB$12.png")
     with pytest.raises(DatasetError, match=r"AB\$12\.png"):
         read_filename_dataset(root)
@@ -436,3 +436,27 @@ def test_skipped_summary_counts_per_reason(tmp_path):
         == "x: skipped 1 of 3 rows: 1 invalid label (empty, or characters outside the charset); first: " \
            f"{tmp_path / 'labels.csv'}, line 4 (data row 3), column 'text': empty label (the cell is empty)"
     assert skipped_summary({"rows": 3, "records": 3, "skipped_invalid_label": 0, "skipped_examples": []}, "x") is None
+
+
+def test_labels_from_file_names_are_said_and_names_unlike_plates_warned(tmp_path):
+    from data.datasets import dataset_notes, label_source_notes, looks_like_plate
+
+    assert looks_like_plate("AB123CD") and looks_like_plate("1234567")
+    assert not any(map(looks_like_plate, ["CROP", "IMG1234", "FRAME12", "IMAGE7", "ABCDEF", ""]))
+    plates, crops = tmp_path / "plates", tmp_path / "crops"
+    for name in ["AB123CD.png", "XY99_2.png", "00012_crop.png"]:
+        write_png(plates / name)
+    for i in range(3):
+        write_png(crops / f"crop_{i:04d}.png")
+    write_png(crops / "AB12.png")
+    _, stats = load_dataset(plates)
+    assert (stats["unlike_plates"], stats["unlike_examples"]) == (1, ["00012_crop.png -> CROP"])
+    assert label_source_notes(stats, plates) == [f"labels: from file names (no labels.csv in {plates})"]
+    _, stats = load_dataset(crops)
+    lines = dataset_notes(stats, crops)
+    assert lines[0] == f"labels: from file names (no labels.csv in {crops})"
+    assert lines[1].startswith(f"warning: 3 of 4 file names in {crops} do not look like plates "
+                               "(e.g. crop_0000.png -> CROP, crop_0001.png -> CROP, crop_0002.png -> CROP)")
+    # A CSV dataset: the labels are its text column, nothing to say.
+    csv_root = make_csv_dataset(tmp_path / "a", ["a.png,AB1"])
+    assert dataset_notes(load_dataset(csv_root)[1], csv_root) == []

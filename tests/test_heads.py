@@ -188,3 +188,52 @@ def test_plate_metrics_per_country_and_rows_with_predicted_classes():
     headless = PlateMetrics()  # a model without heads predicts None: scored as no predictions
     headless.update([ReadingRecord("A", "A", "DE", 1, pred_country=None, pred_rows=None)])
     assert "country" not in headless.compute() and "rows" not in headless.compute()
+
+
+def test_plates_without_a_country_label_add_nothing_to_the_country_loss(tmp_path):
+    """A fine-tuning set of filename,text rows (or empty country cells) is unlabelled for the
+    country head: those plates are left out of the country loss, not trained as ``unknown``."""
+    import cv2
+    import numpy as np
+    import torch.nn.functional as F
+
+    from data.datasets import PlateDataset, collate_plates, load_records
+
+    for name in "abcde":
+        cv2.imwrite(str(tmp_path / f"{name}.png"), np.full((8, 24, 3), 100, np.uint8))
+    (tmp_path / "labels.csv").write_text(
+        "filename,text,country\na.png,AB1,DE\nb.png,CD2,\nc.png,EF3,FR\nd.png,GH4\ne.png,IJ5,unknown\n")
+    records = load_records(tmp_path)
+    batch = collate_plates([PlateDataset(records)[i] for i in range(len(records))])
+    assert batch["countries"] == ["DE", "", "FR", "", "unknown"]  # "unknown" is a label; "" is none
+    torch.manual_seed(0)
+    logits = PlateClassHead(16)(torch.randn(5, 16, 3, 10))["country_logits"]
+    loss = classification_loss({"country_logits": logits}, batch)
+    labelled = F.cross_entropy(logits[[0, 2, 4]], country_targets(["DE", "FR", "unknown"]))
+    assert torch.allclose(loss, labelled)
+    # A set without a country column: no country loss at all (and no country head by default).
+    (tmp_path / "plain.csv").write_text("filename,text\na.png,AB1\nb.png,CD2\n")
+    plain = load_records(tmp_path / "plain.csv")
+    assert [r.country for r in plain] == ["", ""] and not has_country_labels([r.country for r in plain])
+    assert classification_loss({"country_logits": logits[:2]}, {"countries": ["", ""]}).item() == 0.0
+
+
+def test_country_scores_leave_out_unlabelled_plates_and_say_their_coverage():
+    m = PlateMetrics()
+    m.update(ReadingRecord("A1", "A1", c, 1, pred_country=pc) for c, pc in zip(
+        ["DE", "", "FR", "", "ID"], ["DE", "unknown", "DE", "DE", "unknown"]))
+    r = m.compute()
+    c = r["country"]
+    assert (c["n"], c["accuracy"], c["of"], c["coverage"]) == (2, 0.5, 5, 0.4)
+    assert (c["unlabelled"], c["other_country"]) == (2, 1)
+    assert c["confusion"]["labels"] == ["DE", "FR"]
+    assert r["by_country"]["unlabelled"]["n"] == 2 and "country_accuracy" not in r["by_country"]["unlabelled"]
+    table = format_metrics_table(r)
+    assert ("Country scores cover 2 of 5 plates (40.00%); left out: 2 without a country label, "
+            "1 labelled with a country the head has no class for.") in table
+    # Every plate unlabelled: the scores say they cover none.
+    none = PlateMetrics()
+    none.update([ReadingRecord("A1", "A1", "", 1, pred_country="DE")])
+    c = none.compute()["country"]
+    assert (c["n"], c["of"], c["coverage"], c["unlabelled"]) == (0, 1, 0.0, 1) and c["accuracy"] != c["accuracy"]
+    assert "cover 0 of 1 plates" in format_metrics_table(none.compute())

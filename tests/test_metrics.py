@@ -136,7 +136,7 @@ def test_masked_cer_counts_mask_in_length():
 def test_plate_metrics_breakdowns():
     m = PlateMetrics()
     m.update(reads(PREDS, LABELS, ["DE", "DE", "fr"], [1, 2, 2]))
-    m.update(reads(["KA12"], ["KA1*"], ["", ], [1]))  # empty country -> "unknown"
+    m.update(reads(["KA12"], ["KA1*"], ["", ], [1]))  # no country label -> "unlabelled"
     r = m.compute()
     o = r["overall"]
     assert o["n"] == 4
@@ -144,7 +144,7 @@ def test_plate_metrics_breakdowns():
     assert o["mean_edit_distance"] == pytest.approx(2 / 4)
     assert o["cer"] == pytest.approx(2 / 17)  # 5 + 5 + 3 + 4 label characters
 
-    assert set(r["by_country"]) == {"DE", "FR", "unknown"}
+    assert set(r["by_country"]) == {"DE", "FR", "unlabelled"}
     de = r["by_country"]["DE"]
     assert de["n"] == 2
     assert de["exact_match"] == pytest.approx(1 / 2)
@@ -153,7 +153,7 @@ def test_plate_metrics_breakdowns():
     fr = r["by_country"]["FR"]
     assert (fr["n"], fr["exact_match"], fr["mean_edit_distance"]) == (1, 0.0, 1.0)
     assert fr["cer"] == pytest.approx(1 / 3)
-    assert r["by_country"]["unknown"]["exact_match"] == 1.0
+    assert r["by_country"]["unlabelled"]["exact_match"] == 1.0
 
     assert list(r["by_rows"]) == ["1", "2"]
     one, two = r["by_rows"]["1"], r["by_rows"]["2"]

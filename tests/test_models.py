@@ -116,3 +116,41 @@ def test_save_pretrained_replaces_atomically(tmp_path):
     model.save_pretrained(tmp_path / "best")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
     assert sorted(p.name for p in (tmp_path / "best").iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_weights_of_another_charset_say_charset_and_both(tmp_path):
+    """Weights of one charset loaded with another say "charset" and show both, not a tensor size
+    mismatch (issue 26, item 11): a config.json of another charset, an older weights file without
+    the charset recorded, a fine-tune into a model of another charset."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from configs import ConfigError
+    from tests._inference_fixtures import TINY_INPUT, TINY_OPTIONS, make_tiny_model
+    from training.finetune import load_init_weights
+
+    digits = make_tiny_model(tmp_path / "digits", Charset("0123456789"))
+    both = r"'0123456789' \(10 characters\).*'0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ' \(36 characters\)"
+    with pytest.raises(ValueError, match="charset differs: the model reads " + both):
+        PlateRecognizer.from_pretrained(digits, expected_charset=CHARSET)
+    edited = tmp_path / "edited"
+    shutil.copytree(digits, edited)
+    cfg = json.loads((edited / "config.json").read_text())
+    (edited / "config.json").write_text(json.dumps({**cfg, "charset": CHARSET.chars}))
+    with pytest.raises(ValueError, match="does not match its config .*charset differs: the weights were saved for "
+                                         + both):
+        PlateRecognizer.from_pretrained(edited)
+    save_file(load_file(edited / "model.safetensors"), str(edited / "model.safetensors"), metadata={"arch": "crnn"})
+    with pytest.raises(ValueError, match=r"charset differs: the weights read 10 characters, config.json says "
+                                         r"'0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ' \(36 characters\)"):
+        PlateRecognizer.from_pretrained(edited)  # an older file: the charset size, from the tensors
+    # Other model options are not called a charset.
+    (edited / "config.json").write_text(json.dumps({**cfg, "model": {**cfg["model"], "rnn_hidden_size": 32}}))
+    with pytest.raises(ValueError, match="size mismatch") as e:
+        PlateRecognizer.from_pretrained(edited)
+    assert "charset" not in str(e.value)
+    model = create_model("crnn", TINY_OPTIONS, CHARSET, TINY_INPUT)
+    with pytest.raises(ConfigError, match="--init-from .*charset differs: the model folder reads " + both):
+        load_init_weights(model, digits)

@@ -384,3 +384,29 @@ def test_predict_progress_bar_on_a_terminal_unless_quiet(tmp_path, capsys, monke
     captured = capsys.readouterr()
     assert "reading" not in captured.err
     assert "2 images, 0 unreadable" in captured.out and len(read_csv(out)[1]) == 2
+
+
+def test_predict_several_inputs(tiny, plates, tmp_path, capsys, reader):
+    """--input takes several images, folders and CSVs and reads them all (issue 26, item 11)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(plates / "images", a)
+    shutil.copytree(plates / "images", b)
+    one = plates / "images" / "000003.png"
+    out = tmp_path / "preds.csv"
+    assert predict.main(["--input", str(one), str(a), str(b / "000001.png"), str(plates / "labels.csv"),
+                         "--weights", str(tiny), "--output", str(out)]) == 0
+    _, rows = read_csv(out)
+    names = [r["filename"] for r in rows]
+    assert names == ([str(one)] + [f"{a.as_posix()}/{i:06d}.png" for i in range(6)] + [str(b / "000001.png")]
+                     + [f"{plates.as_posix()}/images/{i:06d}.png" for i in range(6)])  # paths as given: apart
+    assert all(r["error"] == "" for r in rows)
+    texts = {p.text for p in reader.predict([one])}
+    assert rows[0]["text"] in texts and rows[1 + 3]["text"] == rows[0]["text"]  # the same image, read alike
+    shown = capsys.readouterr().out
+    assert "14 images, 0 unreadable" in shown and "against the CSV's text column: exact match" in shown
+    # Scored where a label is known: the CSV's 6 rows, and the first image, which is one of them.
+    assert re.search(r"exact match [\d.]+% \(\d/7\)", shown)
+    # A missing one among several is named; nothing is read.
+    assert predict.main(["--input", str(a), str(tmp_path / "nope"), "--weights", str(tiny),
+                         "--output", str(tmp_path / "x.csv")]) == 2
+    assert "nope: input not found" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()

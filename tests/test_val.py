@@ -148,3 +148,26 @@ def test_val_skip_invalid_says_how_many(setup, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"{data}: skipped 1 of 8 rows: 1 invalid label (empty, or characters outside the charset)" in out
     assert "AB$12" in out  # the first example
+
+
+def test_val_says_labels_come_from_file_names_and_warns_when_they_are_not_plates(setup, tmp_path, capsys):
+    """A folder without labels.csv is scored against its file names: val.py says so, and warns
+    when the names are not plates (crop_0000.png reads CROP) (issue 26, item 9)."""
+    import shutil
+
+    tiny, plates = setup
+    records = load_records(plates)
+    named, crops = tmp_path / "named", tmp_path / "crops"
+    named.mkdir(), crops.mkdir()
+    for i, r in enumerate(records):
+        shutil.copy(r.path, named / f"{r.text}{r.path.suffix}")
+        shutil.copy(r.path, crops / f"crop_{i:04d}{r.path.suffix}")
+    val.main(["--weights", str(tiny), "--data", str(named), "--workers", "0", "--no-gallery"])
+    out = capsys.readouterr().out
+    assert f"labels: from file names (no labels.csv in {named})" in out and "warning" not in out
+    results = val.main(["--weights", str(tiny), "--data", str(crops), "--workers", "0", "--no-gallery"])
+    assert results["overall"]["n"] == 7
+    out = capsys.readouterr().out
+    assert f"labels: from file names (no labels.csv in {crops})" in out
+    assert f"warning: 7 of 7 file names in {crops} do not look like plates (e.g. crop_0000.png -> CROP" in out
+    assert "meaningless" in out and f"python predict.py --input {crops}" in out and "labels.csv" in out

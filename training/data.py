@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from configs import SYNTH, ConfigError, DataConfig
 from data.datasets import (MixedPlateDataset, PlateDataset, PlateRecord, SyntheticPlateDataset, collate_plates,
-                           load_dataset, skipped_summary)
+                           dataset_notes, load_dataset)
 from data.synth import SyntheticPlateGenerator, write_synthetic_dataset
 from data.synth.degrade import degrade
 from data.text import Charset
@@ -62,16 +62,16 @@ def dataset_path(dc: DataConfig, key: str, source: str) -> Path:
 
 def read_records(dc: DataConfig, key: str, source: str, charset: Charset, allow_mask: bool,
                  say: Callable[[str], None] = print) -> tuple[Path, list]:
-    """Records of a dataset named by config key ``key``; errors name the key. Rows skipped
-    (``data.on_invalid_label: skip``) are counted per reason through ``say``."""
+    """Records of a dataset named by config key ``key``; errors name the key. Where the labels
+    came from (a folder read by file names) and the rows skipped (``data.on_invalid_label:
+    skip``, per reason) are said through ``say``."""
     path = dataset_path(dc, key, source)
     try:
         records, stats = load_dataset(path, charset, on_invalid_label=dc.on_invalid_label, allow_mask=allow_mask)
     except ValueError as e:
         raise ConfigError(f"{key}: {e}") from e
-    skipped = skipped_summary(stats, f"{key} ({path})")
-    if skipped:
-        say(skipped)
+    for line in dataset_notes(stats, path, f"{key} ({path})"):
+        say(line)
     if not records:
         raise ConfigError(f"{key}: dataset {path} has no usable rows")
     return path, records

@@ -16,6 +16,7 @@ import torch
 from configs import Config, ConfigError
 from data.text import Charset
 from models import build_model_config, PlateRecognizer
+from models.base import charset_mismatch
 from models.backbones import grown_blocks
 
 INIT_INPUT_KEYS = {"image_height": "height", "image_width": "width", "keep_aspect": "keep_aspect"}
@@ -91,6 +92,9 @@ def load_init_weights(model: PlateRecognizer, init: InitModel | str | os.PathLik
     the source's blocks and starts its extra ones as the identity (``grown_blocks``)."""
     if not isinstance(init, InitModel):
         init = load_init_model(init)
+    if problem := charset_mismatch(init.model.charset, model.charset, "the model folder reads",
+                                   "the run's model (data.charset) reads"):
+        raise ConfigError(f"{init.where}: {problem}; a fine-tune reads its init model's charset")
     weights = model.weights_from(init.model)
     own = model.state_dict()
     grown = grown_blocks(own, weights)
