@@ -3,11 +3,13 @@ changes the image, seeding, labels kept (no blank frames, no plate cut off), the
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from configs import ConfigError, load_config
-from data.camera import ROBUST_EFFECTS, PartialOcclusion, StrongExposure, StrongGeometry, robust_ops
+from data.camera import (_QUANT, ROBUST_EFFECTS, PartialOcclusion, StrongExposure, StrongGeometry, block_quantise,
+                         robust_ops)
 from data.synth import SyntheticPlateGenerator
 from data.synth.effects import SynthEffects
 from data.transforms import CAMERA_EFFECTS, build_transform, check_camera_effects
@@ -156,3 +158,20 @@ def test_grid_shows_a_new_effect(tmp_path, name):
     out = tmp_path / f"{name}.png"
     assert augment_grid.main(["--out", str(out), "--n", "4", "--effect", name]) == 0
     assert out.stat().st_size > 1000
+
+
+def test_block_quantise_is_the_blockwise_dct():
+    """The whole-image matrix form equals 8x8 cv2.dct/idct block by block, on a shifted grid."""
+    img = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 255, (30, 70, 3), dtype=np.uint8), (0, 0), 1.5)
+    oy, ox = 3, 5
+    y = cv2.copyMakeBorder(cv2.cvtColor(img, cv2.COLOR_RGB2YCrCb)[..., 0], oy, 7, ox, 5,
+                           cv2.BORDER_REPLICATE).astype(np.float32) - 128.0
+    ref = np.zeros_like(y)
+    for i in range(0, y.shape[0], 8):
+        for j in range(0, y.shape[1], 8):
+            coef = cv2.dct(y[i:i + 8, j:j + 8])
+            ref[i:i + 8, j:j + 8] = cv2.idct(np.round(coef / (_QUANT * 3.0)) * (_QUANT * 3.0))
+    ref = np.clip(ref[oy:oy + 30, ox:ox + 70] + 128.0, 0, 255).astype(np.uint8)
+    out = cv2.cvtColor(block_quantise(img, 3.0, (oy, ox)), cv2.COLOR_RGB2YCrCb)[..., 0]
+    assert np.abs(out.astype(int) - ref).max() <= 1
+    assert not np.array_equal(out, cv2.cvtColor(img, cv2.COLOR_RGB2YCrCb)[..., 0])
