@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 import torch
 
+from data.camera import ROBUST_EFFECTS, robust_ops
 from data.images import PAD_VALUE, letterbox_rect, resize_plate
 from data.images import as_rgb as _as_rgb
 
@@ -234,8 +235,8 @@ class ExposureFloor(A.ImageOnlyTransform):
 
 # Camera effects beyond the base augmentation, each switched by its probability in
 # data.camera_effects (training pipeline only).
-CAMERA_EFFECTS = ("night", "low_res", "defocus", "motion", "rain", "faded")
-LIGHT_LOOKS = ("night", "faded")  # exclusive: a plate gets one of them at most
+CAMERA_EFFECTS = ("night", "low_res", "defocus", "motion", "rain", "faded", *ROBUST_EFFECTS)
+LIGHT_LOOKS = ("night", "faded", "false_colour")  # exclusive: a plate gets one of them at most
 
 
 def check_camera_effects(mapping: Any, key: str = "data.camera_effects") -> dict[str, float]:
@@ -264,6 +265,7 @@ def _camera_ops() -> dict[str, A.BasicTransform]:
                              brightness_coefficient=0.85),
         "night": NightLook(),
         "faded": FadedLook(),
+        **robust_ops(),  # data/camera.py: the capture effects of other cameras
     }
 
 
@@ -279,7 +281,7 @@ def _camera_optics(ops: dict[str, A.BasicTransform], effects: dict[str, float]) 
 
 
 def _light_look(ops: dict[str, A.BasicTransform], effects: dict[str, float]) -> list[A.BasicTransform]:
-    """At most one of the night and faded looks, each at its probability. They come after the
+    """At most one of the light looks (night, faded, false_colour), each at its probability. They come after the
     brightness/contrast draw: a faded frame shifted by it, or a night frame faded as well, was
     clipped to one flat colour (10 of 2,000 frames at the realism configs' probabilities), an image
     with a label and no text."""
@@ -330,11 +332,29 @@ def _sensor() -> list[A.BasicTransform]:
     ]
 
 
+# Where each data/camera.py effect runs (false_colour is a light look, tiny is among the optics):
+# scene (before the optics), exposure (before the auto-exposure floor), processing after the
+# sensor (field capture, sharpening, then the codec).
+_SCENE, _EXPOSURE, _PROCESSING = ("occlusion", "geometry"), ("exposure",), ("interlace", "halo", "compression")
+
+
+def _robust(ops: dict[str, A.BasicTransform], effects: dict[str, float], names: tuple[str, ...]) -> list:
+    out = []
+    for name in names:
+        if effects.get(name, 0.0) > 0:
+            ops[name].p = effects[name]
+            out.append(ops[name])
+    return out
+
+
 def training_effects(camera: dict[str, float]) -> list[A.BasicTransform]:
     """The training augmentation after the warp, on the output-size image, in the order
-    optics -> light -> light look (night, faded) -> exposure -> sensor -> codec."""
+    scene -> optics -> light -> light look (night, faded, false_colour) -> exposure -> auto-exposure
+    floor -> sensor (noise, JPEG) -> processing (interlace, halo, heavy compression)."""
     ops = _camera_ops()
-    return [*_camera_optics(ops, camera), *_light(), *_light_look(ops, camera), ExposureFloor(), *_sensor()]
+    optics = {k: v for k, v in camera.items() if k not in (*_SCENE, *_EXPOSURE, *_PROCESSING)}
+    return [*_robust(ops, camera, _SCENE), *_camera_optics(ops, optics), *_light(), *_light_look(ops, camera),
+            *_robust(ops, camera, _EXPOSURE), ExposureFloor(), *_sensor(), *_robust(ops, camera, _PROCESSING)]
 
 
 class PlateTransform:
