@@ -37,6 +37,7 @@ def test_default_crnn_config_loads_and_overrides_apply():
         ("train.lr=.inf", "train.lr: expected a finite number"),
         ("train.weight_decay=-.inf", "train.weight_decay: expected a finite number"),
         ("train.init_from=[a]", "train.init_from: expected a string"),
+        ("train.checkpoint_minutes=-5", "train.checkpoint_minutes must be > 0 .*or 0 or null"),
         ("nosection.key=1", "override key"),
         ("train.lr", "section.key=value"),
     ],
@@ -59,6 +60,12 @@ def test_bad_yaml_files(tmp_path: Path):
         load_config(path=f)
     with pytest.raises(ConfigError, match="not found"):
         load_config(path=tmp_path / "missing.yaml")
+
+
+def test_checkpoint_minutes_zero_or_null_turns_the_timed_checkpoint_off():
+    assert load_config("crnn").train.checkpoint_minutes == 10
+    assert load_config("crnn", overrides=["train.checkpoint_minutes=0"]).train.checkpoint_minutes == 0
+    assert load_config("crnn", overrides=["train.checkpoint_minutes=null"]).train.checkpoint_minutes is None
 
 
 def test_finetune_configs_load():
