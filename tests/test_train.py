@@ -159,11 +159,14 @@ def test_weight_moving_average_is_what_is_validated_and_saved(tmp_path):
 
 def test_train_is_a_function_callable_twice_in_one_process(tmp_path):
     """training.train returns the report it writes, and a second run in the same process works
-    without resetting Accelerate's state (a refused config in between changes nothing)."""
+    without resetting Accelerate's state (a refused config in between changes nothing); the
+    caller's signal handlers are back after each run."""
     script = f"""
-import json, sys
+import json, signal, sys
 from configs import ConfigError
 from training import run_config, train
+
+handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
 
 common = {TINY + [f"data.synth_dir={tmp_path / 'synth'}", "train.max_steps=2", "train.trackers=[]"]!r}
 for name in ("a", "refused", "b"):
@@ -176,6 +179,7 @@ for name in ("a", "refused", "b"):
         continue
     assert report.steps == 2 and str(report.run_dir) == run_dir.path.as_posix()
     assert json.dumps(report.to_json()) == json.dumps(run_dir.read_test_metrics())
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # the caller's again
     print("trained", name)
 """
     proc = run([sys.executable, "-c", script])
