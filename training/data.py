@@ -22,7 +22,7 @@ from data.synth import SyntheticPlateGenerator, write_synthetic_dataset
 from data.synth.degrade import degrade
 from data.text import Charset
 from data.transforms import build_transform
-from training.signals import ignore_stop_signals
+from training.signals import detach_loader_worker
 
 
 # --------------------------------------------------------------------------- fixed synthetic sets
@@ -125,7 +125,7 @@ class Loading:
     note: str = ""  # how the number was chosen, for the run's start-up line
 
     def kwargs(self) -> dict:
-        """DataLoader arguments: each worker prefetches 4 batches, on one thread, and ignores Ctrl-C."""
+        """DataLoader arguments: each worker prefetches 4 batches, on one thread, outside the terminal's job."""
         return {"num_workers": self.workers, "pin_memory": self.pin_memory,
                 "worker_init_fn": loader_worker_init if self.workers else None,
                 "prefetch_factor": 4 if self.workers else None}
@@ -137,7 +137,7 @@ class Loading:
 
 
 def loader_worker_init(worker_id: int) -> None:
-    ignore_stop_signals(worker_id)
+    detach_loader_worker(worker_id)
     cv2.setNumThreads(1)  # many workers side by side: one thread each (torch sets its own to 1)
 
 

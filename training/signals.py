@@ -4,8 +4,10 @@
         ...
     # the previous handlers are back here
 
-DataLoader workers ignore both (:func:`ignore_stop_signals`): Ctrl-C in a terminal reaches every
-process of the group, and a worker that died of it would fail the loader before the checkpoint.
+DataLoader workers leave the process group (:func:`detach_loader_worker`): Ctrl-C in a terminal, or
+``kill -TERM -PGID``, reaches every process of the group, and a worker that died of it would fail
+the loader before the checkpoint. The loader still ends them (SIGTERM), and they end by
+themselves when the main process is gone.
 """
 
 from __future__ import annotations
@@ -63,7 +65,9 @@ class StopRequest:
             raise KeyboardInterrupt
 
 
-def ignore_stop_signals(_worker_id: int | None = None) -> None:
+def detach_loader_worker(_worker_id: int | None = None) -> None:
     """A DataLoader ``worker_init_fn``: the main process decides when to stop, and shuts its workers down."""
-    for s in STOP_SIGNALS:
-        signal.signal(s, signal.SIG_IGN)
+    os.setpgrp()  # out of the terminal's job: its Ctrl-C goes to the main process alone
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Forked while StopRequest was active: the loader's SIGTERM must end the worker, as by default.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
