@@ -8,15 +8,20 @@ One process or many (multi-GPU, multi-node, or CPU processes under torchrun):
 Accelerate places the model, shards map-style data, syncs gradients and
 handles mixed precision and gradient accumulation. Synthetic training data is
 generated independently on every process (seeded by rank and worker).
+
+Ctrl-C or SIGTERM stops after the current step with a checkpoint and prints the command that
+continues the run (exit status 130 or 143); a second Ctrl-C aborts at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from configs import ConfigError
 from training import TrainReport, run_config, train
+from training.signals import Interrupted
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,7 +51,16 @@ def main(argv: list[str] | None = None) -> TrainReport:
         overrides.append(f"train.mixed_precision={args.mixed_precision}")
     cfg, run_dir, init = run_config(args.arch, args.config, overrides, output_dir=args.output_dir,
                                     init_from=args.init_from, resume=args.resume)
-    return train(cfg, run_dir, resume=bool(args.resume), init=init, overwrite=args.overwrite)
+    try:
+        return train(cfg, run_dir, resume=bool(args.resume), init=init, overwrite=args.overwrite)
+    except KeyboardInterrupt as e:  # a second Ctrl-C: what the last checkpoint holds is kept
+        if not isinstance(e, Interrupted) and os.environ.get("RANK", "0") == "0":
+            print("aborted", file=sys.stderr)
+            if run_dir.can_resume():
+                processes = int(os.environ.get("WORLD_SIZE", 1))
+                print(f"continue from the last checkpoint with:\n  {run_dir.resume_command(processes)}",
+                      file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":
@@ -55,3 +69,5 @@ if __name__ == "__main__":
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as e:  # the message is printed already: no traceback
+        sys.exit(e.exit_code if isinstance(e, Interrupted) else 130)

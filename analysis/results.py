@@ -79,7 +79,7 @@ def run_dataset(run: RunInfo, split: str = "test") -> Path:
 
 
 def training_curves(log: Sequence[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train rows: step, loss, lr, time_s; validation rows: step and the ``val/`` metrics), by step."""
+    """(train rows: step, loss, lr, time_s, data_wait; validation rows: step and the ``val/`` metrics), by step."""
     train = pd.DataFrame([r for r in log if "loss" in r])
     val = pd.DataFrame([{"step": r["step"], **{k[4:]: v for k, v in r.items() if k.startswith("val/")}}
                         for r in log if any(k.startswith("val/") for k in r)])

@@ -67,7 +67,8 @@ class DataConfig:
     # (Called data.capture_effects before; the old key still loads, with a warning.)
     camera_effects: dict | None = None
     on_invalid_label: str = "error"  # or "skip": drop and count such rows
-    num_workers: int = -1  # loader processes; -1: none on CPU (2 cores render faster inline), 4 on GPU
+    # Loader processes; -1: none on CPU (2 cores render faster inline), all cores but one on a GPU.
+    num_workers: int = -1
 
     @property
     def train_two_row_prob(self) -> float:
@@ -138,6 +139,9 @@ class TrainConfig:
     mixed_precision: str | None = None  # None: Accelerate's launch config decides; "no", "fp16", "bf16"
     eval_every: int = 1000
     checkpoint_every: int = 1000
+    # Also a checkpoint when this long has passed since the last one, so that a kill loses at
+    # most this much (Ctrl-C and SIGTERM save one anyway). 0 or null: by steps only.
+    checkpoint_minutes: float | None = 10
     log_every: int = 50
     best_metric: str = "exact_match"
     output_dir: str | None = None  # None: runs/<arch>/<timestamp>
@@ -165,6 +169,9 @@ class TrainConfig:
             raise ConfigError(f"train.ema_decay must be in (0, 1) (e.g. 0.999), or null, got {self.ema_decay}")
         _positive("train", self, "batch_size", "eval_batch_size", "max_steps", "lr",
                   "grad_accum_steps", "eval_every", "checkpoint_every", "log_every")
+        if self.checkpoint_minutes is not None and self.checkpoint_minutes < 0:
+            raise ConfigError(f"train.checkpoint_minutes must be > 0 (minutes between checkpoints), or 0 or null "
+                              f"for checkpoints by steps only, got {self.checkpoint_minutes}")
         if self.mixed_precision not in (None, "no", "fp16", "bf16"):
             raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if self.best_metric not in BEST_METRICS:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from configs import ConfigError, load_config
+from configs import CONFIG_DIR, ConfigError, load_config
 
 
 def test_default_crnn_config_loads_and_overrides_apply():
@@ -37,6 +37,7 @@ def test_default_crnn_config_loads_and_overrides_apply():
         ("train.lr=.inf", "train.lr: expected a finite number"),
         ("train.weight_decay=-.inf", "train.weight_decay: expected a finite number"),
         ("train.init_from=[a]", "train.init_from: expected a string"),
+        ("train.checkpoint_minutes=-5", "train.checkpoint_minutes must be > 0 .*or 0 or null"),
         ("nosection.key=1", "override key"),
         ("train.lr", "section.key=value"),
     ],
@@ -59,6 +60,12 @@ def test_bad_yaml_files(tmp_path: Path):
         load_config(path=f)
     with pytest.raises(ConfigError, match="not found"):
         load_config(path=tmp_path / "missing.yaml")
+
+
+def test_checkpoint_minutes_zero_or_null_turns_the_timed_checkpoint_off():
+    assert load_config("crnn").train.checkpoint_minutes == 10
+    assert load_config("crnn", overrides=["train.checkpoint_minutes=0"]).train.checkpoint_minutes == 0
+    assert load_config("crnn", overrides=["train.checkpoint_minutes=null"]).train.checkpoint_minutes is None
 
 
 def test_finetune_configs_load():
@@ -135,3 +142,27 @@ def test_overrides_are_taken_anywhere_on_the_training_command_line():
     assert (args.arch, args.output_dir, args.overwrite) == ("crnn", "X", True)
     with pytest.raises(SystemExit):
         parse_args(["--arch", "crnn", "--no-such-flag"])
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_config_loads_and_its_model_builds(path):
+    """Each shipped config, as it stands: its model is built and fits the longest synthetic label."""
+    from data.text import Charset
+    from models import InputSpec, create_model
+    from training.data import max_train_label_length
+    from training.trainer import model_options
+
+    cfg = load_config(path=path)
+    dc = cfg.data
+    model = create_model(cfg.arch, model_options(cfg, None), Charset(dc.charset),
+                         InputSpec(dc.image_height, dc.image_width, dc.keep_aspect))
+    model.check_label_length(*max_train_label_length(dc, None))
+    assert model.num_parameters() > 0
+
+
+def test_gpu_configs_are_larger_than_the_cpu_ones():
+    for arch in ("attn", "crnn"):
+        cpu, gpu = load_config(arch), load_config(path=CONFIG_DIR / f"{arch}_gpu.yaml")
+        assert gpu.arch == arch and gpu.train.mixed_precision == "bf16"
+        assert gpu.train.batch_size >= 4 * cpu.train.batch_size and gpu.train.ema_decay == 0.999
+        assert gpu.data.synth_effects and gpu.train.init_from is None  # the realism stream, from scratch

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -48,7 +52,7 @@ def read_log(run_dir: Path) -> list[dict]:
 def test_train_few_steps_then_resume(tmp_path):
     run_dir = tmp_path / "run"
     synth = f"data.synth_dir={tmp_path / 'synth'}"
-    run([sys.executable, "train_accelerate.py", "--arch", "crnn", "--output-dir", str(run_dir),
+    first = run([sys.executable, "train_accelerate.py", "--arch", "crnn", "--output-dir", str(run_dir),
          *TINY, synth, "train.max_steps=4"])
     for name in ("config.yaml", "log.jsonl", "best/model.safetensors", "last/config.json",
                  "checkpoint", "test_metrics.json", "tb"):
@@ -60,6 +64,9 @@ def test_train_few_steps_then_resume(tmp_path):
     assert sum(g["n"] for g in test["by_country"].values()) == 11
     steps = [r["step"] for r in read_log(run_dir) if "loss" in r]
     assert steps == [1, 2, 3, 4]
+    # The share of each step spent waiting for the next batch (issue 23, item 3).
+    assert all(0 <= r["data_wait"] <= 1 for r in read_log(run_dir) if "loss" in r)
+    assert "data loading: in the training process (data.num_workers: 0)" in first.stdout
 
     proc = run([sys.executable, "train_accelerate.py", "--resume", str(run_dir), "train.max_steps=6"])
     assert "resumed" in proc.stdout + proc.stderr
@@ -152,11 +159,14 @@ def test_weight_moving_average_is_what_is_validated_and_saved(tmp_path):
 
 def test_train_is_a_function_callable_twice_in_one_process(tmp_path):
     """training.train returns the report it writes, and a second run in the same process works
-    without resetting Accelerate's state (a refused config in between changes nothing)."""
+    without resetting Accelerate's state (a refused config in between changes nothing); the
+    caller's signal handlers are back after each run."""
     script = f"""
-import json, sys
+import json, signal, sys
 from configs import ConfigError
 from training import run_config, train
+
+handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
 
 common = {TINY + [f"data.synth_dir={tmp_path / 'synth'}", "train.max_steps=2", "train.trackers=[]"]!r}
 for name in ("a", "refused", "b"):
@@ -169,6 +179,7 @@ for name in ("a", "refused", "b"):
         continue
     assert report.steps == 2 and str(report.run_dir) == run_dir.path.as_posix()
     assert json.dumps(report.to_json()) == json.dumps(run_dir.read_test_metrics())
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # the caller's again
     print("trained", name)
 """
     proc = run([sys.executable, "-c", script])
@@ -228,3 +239,111 @@ def test_skipped_rows_counted_and_an_unreadable_image_named_in_one_line(tmp_path
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(broken) in errors[0] and "python -m data.check" in errors[0]
+
+
+# --------------------------------------------------------------------------- interrupts (issue 26, items 2 and 5)
+def start(args: list[str], out: Path, **kwargs) -> subprocess.Popen:
+    """A training run in the background (its own process group, as a terminal's job is), output in files."""
+    return subprocess.Popen([sys.executable, "train_accelerate.py", *args], cwd=ROOT, start_new_session=True,
+                            stdout=(out / "stdout").open("w"), stderr=(out / "stderr").open("w"), **kwargs)
+
+
+def wait_for_step(proc: subprocess.Popen, run_dir: Path, step: int, timeout: float = 300) -> None:
+    """Until log.jsonl shows a training step >= ``step`` (the run is inside its loop)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it was signalled"
+        log = run_dir / "log.jsonl"
+        if log.is_file() and any('"loss"' in line and json.loads(line)["step"] >= step
+                                 for line in log.read_text().splitlines() if line.endswith("}")):
+            return
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"no step {step} in {timeout}s")
+
+
+def unique_steps(run_dir: Path) -> list[int]:
+    steps = [r["step"] for r in read_log(run_dir) if "loss" in r]
+    assert len(steps) == len(set(steps)), steps  # each step logged once
+    return steps
+
+
+LONG_RUN = [*TINY, "train.max_steps=100000", "train.eval_every=100000", "train.checkpoint_every=100000",
+            "train.trackers=[]"]
+
+
+def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_resume_continues(tmp_path):
+    """Ctrl-C in a terminal reaches the whole process group, loader workers included."""
+    run_dir = tmp_path / "run"
+    proc = start(["--arch", "crnn", "--output-dir", str(run_dir), *LONG_RUN, "data.num_workers=1",
+                  f"data.synth_dir={tmp_path / 'synth'}"], tmp_path)
+    wait_for_step(proc, run_dir, 2)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    err = (tmp_path / "stderr").read_text()
+    assert "Traceback" not in err
+    stopped = int(re.search(r"SIGINT: stopped at step (\d+) of 100000", err).group(1))
+    assert f"python train_accelerate.py --resume {run_dir}" in err
+    assert unique_steps(run_dir)[-1] == stopped  # nothing lost since the last step-based checkpoint (none)
+
+    proc = run([sys.executable, "train_accelerate.py", "--resume", str(run_dir), f"train.max_steps={stopped + 2}"])
+    assert f"resumed {run_dir} at step {stopped}" in proc.stdout
+    assert unique_steps(run_dir) == list(range(1, stopped + 3))
+    assert (run_dir / "test_metrics.json").is_file()
+
+
+def test_sigterm_stops_with_a_checkpoint_and_a_kill_mid_swap_still_resumes(tmp_path, monkeypatch):
+    """SIGTERM (a scheduler's stop) as Ctrl-C; then what a later kill leaves (a checkpoint swap stopped
+    between its renames, temporary folders, log rows after the checkpoint) is put right by --resume."""
+    from data.files import swap_into_place
+
+    run_dir = tmp_path / "run"
+    proc = start(["--arch", "crnn", "--output-dir", str(run_dir), *LONG_RUN, f"data.synth_dir={tmp_path / 'synth'}"],
+                 tmp_path)
+    wait_for_step(proc, run_dir, 2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143
+    err = (tmp_path / "stderr").read_text()
+    assert "Traceback" not in err and f"--resume {run_dir}" in err
+    stopped = int(re.search(r"SIGTERM: stopped at step (\d+)", err).group(1))
+
+    # A kill between the two renames of a checkpoint swap: the old one aside, the new one not yet in.
+    shutil.copytree(run_dir / "checkpoint", run_dir / "checkpoint.tmp")
+    real, calls = os.replace, []
+
+    def killed_at_the_second_rename(src, dst):
+        calls.append(src)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", killed_at_the_second_rename)
+        with pytest.raises(KeyboardInterrupt):
+            swap_into_place(run_dir / "checkpoint.tmp", run_dir / "checkpoint")
+    assert not (run_dir / "checkpoint").exists()
+    (run_dir / ".best.tmp-abc123").mkdir()  # a model folder cut short
+    with (run_dir / "log.jsonl").open("a") as log:  # logged after the checkpoint, then killed
+        log.write(json.dumps({"step": stopped + 1, "loss": 9.0}) + "\n" + '{"step": ')
+
+    proc = run([sys.executable, "train_accelerate.py", "--resume", str(run_dir), f"train.max_steps={stopped + 2}"])
+    assert f"resumed {run_dir} at step {stopped}" in proc.stdout
+    assert unique_steps(run_dir) == list(range(1, stopped + 3))
+    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".") or p.name.endswith(".tmp")]
+
+
+def test_a_killed_run_resumes_from_its_timed_checkpoint(tmp_path):
+    """SIGKILL gives no chance to save: train.checkpoint_minutes bounds what is lost (every step here)."""
+    run_dir = tmp_path / "run"
+    proc = start(["--arch", "crnn", "--output-dir", str(run_dir), *LONG_RUN, f"data.synth_dir={tmp_path / 'synth'}",
+                  "train.checkpoint_minutes=0.0001"], tmp_path)
+    wait_for_step(proc, run_dir, 3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    logged = max(json.loads(line)["step"] for line in (run_dir / "log.jsonl").read_text().splitlines()
+                 if line.endswith("}") and '"loss"' in line)
+
+    proc = run([sys.executable, "train_accelerate.py", "--resume", str(run_dir), f"train.max_steps={logged + 1}"])
+    resumed = int(re.search(r"resumed .* at step (\d+)", proc.stdout).group(1))
+    assert resumed >= 2  # a checkpoint long before train.checkpoint_every
+    assert unique_steps(run_dir) == list(range(1, logged + 2))

@@ -7,10 +7,12 @@ loader, with every ``data.*`` value applied in this module.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 from torch.utils.data import DataLoader
 
 from configs import SYNTH, ConfigError, DataConfig
@@ -20,6 +22,7 @@ from data.synth import SyntheticPlateGenerator, write_synthetic_dataset
 from data.synth.degrade import degrade
 from data.text import Charset
 from data.transforms import build_transform
+from training.signals import detach_loader_worker
 
 
 # --------------------------------------------------------------------------- fixed synthetic sets
@@ -106,15 +109,55 @@ def eval_sets(dc: DataConfig, charset: Charset, say: Callable[[str], None] = pri
     return val, tests
 
 
-def loader_workers(dc: DataConfig, device_type: str) -> int:
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may run on (taskset, containers)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Loading:
+    """How the loaders of a run read: worker processes, and pinned memory for copies to a GPU."""
+
+    workers: int
+    pin_memory: bool = False
+    note: str = ""  # how the number was chosen, for the run's start-up line
+
+    def kwargs(self) -> dict:
+        """DataLoader arguments: each worker prefetches 4 batches, on one thread, outside the terminal's job."""
+        return {"num_workers": self.workers, "pin_memory": self.pin_memory,
+                "worker_init_fn": loader_worker_init if self.workers else None,
+                "prefetch_factor": 4 if self.workers else None}
+
+    def describe(self) -> str:
+        where = (f"{self.workers} worker process{'es' if self.workers > 1 else ''}" if self.workers
+                 else "in the training process")
+        return f"data loading: {where} ({self.note})" if self.note else f"data loading: {where}"
+
+
+def loader_worker_init(worker_id: int) -> None:
+    detach_loader_worker(worker_id)
+    cv2.setNumThreads(1)  # many workers side by side: one thread each (torch sets its own to 1)
+
+
+def loading(dc: DataConfig, device_type: str, processes_per_machine: int = 1) -> Loading:
+    """``data.num_workers``; -1 (auto): none on CPU, where loader processes would compete with the
+    model for the same cores; on a GPU all cores but one (shared by the machine's processes), since
+    rendering plates, not the GPU, is then what limits the speed."""
+    pin = device_type == "cuda"
     if dc.num_workers >= 0:
-        return dc.num_workers
-    # On CPU the loader would compete with the model for the same cores.
-    return 0 if device_type == "cpu" else 4
+        return Loading(dc.num_workers, pin, f"data.num_workers: {dc.num_workers}")
+    if device_type == "cpu":
+        return Loading(0, pin, "data.num_workers: -1, none on CPU")
+    cores = usable_cores()
+    workers = max(1, cores // max(1, processes_per_machine) - 1)
+    share = f" shared by {processes_per_machine} processes" if processes_per_machine > 1 else ""
+    return Loading(workers, pin, f"data.num_workers: -1, all {cores} cores but one{share}")
 
 
-def eval_loader(ds: PlateDataset, batch_size: int, workers: int) -> DataLoader:
-    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_plates)
+def eval_loader(ds: PlateDataset, batch_size: int, load: Loading) -> DataLoader:
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_plates, **load.kwargs())
 
 
 # --------------------------------------------------------------------------- training data
@@ -142,7 +185,7 @@ class TrainData:
 
 
 def train_data(dc: DataConfig, records: list[PlateRecord] | None, *, batch_size: int, samples_per_step: int,
-               seed: int, start_step: int, rank: int, world_size: int, workers: int) -> TrainData:
+               seed: int, start_step: int, rank: int, world_size: int, load: Loading) -> TrainData:
     """The training data of one process: the synthetic stream (``records`` None), real crops
     (``records``), or real crops interleaved with the stream (``data.synth_mix``).
 
@@ -158,8 +201,8 @@ def train_data(dc: DataConfig, records: list[PlateRecord] | None, *, batch_size:
                                      rank=rank, world_size=world_size)
 
     def stream_loader(stream) -> DataLoader:
-        return DataLoader(stream, batch_size=batch_size, num_workers=workers, collate_fn=collate_plates,
-                          persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+        return DataLoader(stream, batch_size=batch_size, collate_fn=collate_plates,
+                          persistent_workers=load.workers > 0, **load.kwargs())
 
     if records is None:  # every process generates its own stream
         ds = synth_stream()
@@ -172,6 +215,6 @@ def train_data(dc: DataConfig, records: list[PlateRecord] | None, *, batch_size:
         each = f" on each of {world_size} processes" if world_size > 1 else ""
         raise ConfigError(f"data.train has {len(records)} plates, fewer than one batch of train.batch_size="
                           f"{batch_size}{each}: lower train.batch_size, or add plates (or data.synth_mix)")
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
-                        collate_fn=collate_plates, persistent_workers=workers > 0)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=collate_plates,
+                        persistent_workers=load.workers > 0, **load.kwargs())
     return TrainData(ds, loader, prepared=True)

@@ -7,19 +7,23 @@
         checkpoint/         Accelerate state for --resume (model, optimiser, schedule, RNG, counters)
         test_metrics.json   the final test of best/ (written when the run ends)
         tb/                 TensorBoard logs (train.trackers)
+
+best/, last/ and checkpoint/ are written beside (``.best.tmp-*``, ``checkpoint.tmp``) and swapped
+in (``data.files.swap_into_place``); what a kill leaves of that is put right by :meth:`RunDir.recover`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import time
 from pathlib import Path
 
 import yaml
 
-from data.files import write_text_atomically
+from data.files import recover_swap, swap_leftovers, write_text_atomically
 from metrics import with_new_metric_names
 
 
@@ -31,6 +35,7 @@ class RunDir:
     CHECKPOINT = "checkpoint"
     TEST_METRICS = "test_metrics.json"
     TRACKERS = "tb"
+    SWAPPED = (BEST, LAST, CHECKPOINT)  # folders replaced whole by data.files.swap_into_place
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -70,6 +75,11 @@ class RunDir:
         return self.path / self.CHECKPOINT
 
     @property
+    def checkpoint_tmp(self) -> Path:
+        """Where a checkpoint is written before it is swapped in."""
+        return self.path / f"{self.CHECKPOINT}.tmp"
+
+    @property
     def test_metrics(self) -> Path:
         return self.path / self.TEST_METRICS
 
@@ -84,12 +94,38 @@ class RunDir:
 
     def clear(self) -> None:
         """Delete a run's files (only those: anything else in the folder stays)."""
-        for name in self.run_files():
-            p = self.path / name
+        for p in [*(self.path / name for name in self.run_files()), *self.leftovers()]:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
+    def leftovers(self) -> list[Path]:
+        """What interrupted writes left: unfinished temporary folders and files, and the old
+        folders of swaps (:func:`data.files.swap_into_place`)."""
+        found = []
+        for name in self.SWAPPED:
+            found += sorted(self.path.glob(f".{name}.tmp-*")) + swap_leftovers(self.path / name)
+        tmp_files = (self.checkpoint_tmp, *(self.path / f"{n}.tmp" for n in (self.CONFIG, self.TEST_METRICS)))
+        return found + [p for p in tmp_files if p.exists()]
+
+    def recover(self) -> list[str]:
+        """After a kill: a folder that an interrupted swap took away is put back (the complete new
+        one, else the old one), then the leftovers are removed. Says what it did."""
+        done = [m for m in (recover_swap(self.path / name) for name in self.SWAPPED) if m]
+        left = self.leftovers()
+        for p in left:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        if left:
+            done.append(f"removed what interrupted writes left in {self}: {', '.join(p.name for p in left)}")
+        return done
+
     def can_resume(self) -> bool:
-        return self.config.is_file() and self.checkpoint.is_dir()
+        """A config and a checkpoint (in place, or one that :meth:`recover` puts back)."""
+        return self.config.is_file() and (self.checkpoint.is_dir() or any(
+            (old / self.CHECKPOINT).is_dir() for old in swap_leftovers(self.checkpoint)))
+
+    def resume_command(self, processes: int = 1) -> str:
+        """The command that continues this run (several processes: under ``accelerate launch``)."""
+        launcher = "accelerate launch" if processes > 1 else "python"
+        return f"{launcher} train_accelerate.py --resume {shlex.quote(str(self))}"
 
     def missing_results(self) -> list[str]:
         """What a finished run has and this folder lacks (config, test metrics, best model)."""
@@ -108,3 +144,23 @@ class RunDir:
 
     def read_log(self) -> list[dict]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+    def truncate_log(self, step: int) -> int:
+        """Drop the log's records after ``step`` (and a line cut short by a kill): a run resumed
+        from its checkpoint at ``step`` logs the later steps again, and each step is logged once.
+        Rewritten atomically; returns how many lines were dropped."""
+        if not self.log.is_file():
+            return 0
+        lines = [line for line in self.log.read_text().splitlines() if line.strip()]
+
+        def keep(line: str) -> bool:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                return False
+            return not isinstance(record, dict) or record.get("step", 0) <= step
+
+        kept = [line for line in lines if keep(line)]
+        if len(kept) < len(lines):
+            write_text_atomically(self.log, "".join(line + "\n" for line in kept))
+        return len(lines) - len(kept)

@@ -12,6 +12,9 @@ generated independently on every process (seeded by rank and worker).
 A run has three parts: :func:`setup` (data, model, optimiser, resume, run folder),
 :func:`fit` (the loop, validation, best/ and last/, checkpoints) and :func:`final_test`
 (the best model on every test set, ``test_metrics.json``).
+
+Ctrl-C or SIGTERM during :func:`fit` stops the run after its step with a checkpoint and raises
+:class:`training.signals.Interrupted`, whose message is the command that continues the run.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -42,10 +46,11 @@ from evaluation import evaluate
 from metrics import format_metrics_table
 from models import create_model, InputSpec, PlateRecognizer
 from models.heads import has_country_labels
-from training.data import (EvalSet, TrainData, eval_loader, eval_sets, loader_workers, max_train_label_length,
+from training.data import (EvalSet, Loading, TrainData, eval_loader, eval_sets, loading, max_train_label_length,
                            train_data, train_records)
 from training.finetune import InitModel, apply_init_from, freeze_all_but, load_init_model, load_init_weights
 from training.run_dir import RunDir
+from training.signals import Interrupted, StopRequest
 
 
 # --------------------------------------------------------------------------- config of a run
@@ -175,6 +180,7 @@ class Run:
     val_loader: Any
     test_sets: list[EvalSet]
     data: TrainData
+    loading: Loading
     log: RunLog
 
 
@@ -201,7 +207,7 @@ def best_metric_value(results: dict, metric: str) -> float:
 
 def save_checkpoint(accelerator: Accelerator, run_dir: RunDir) -> None:
     """Accelerate state (model, optimiser, scheduler, RNG, RunState), swapped in atomically."""
-    final, tmp = run_dir.checkpoint, run_dir.path / f"{RunDir.CHECKPOINT}.tmp"
+    final, tmp = run_dir.checkpoint, run_dir.checkpoint_tmp
     if accelerator.is_main_process and tmp.exists():
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
@@ -210,6 +216,17 @@ def save_checkpoint(accelerator: Accelerator, run_dir: RunDir) -> None:
     if accelerator.is_main_process:
         swap_into_place(tmp, final)
     accelerator.wait_for_everyone()
+
+
+def agreed(accelerator: Accelerator, step: int, flags: list[bool]) -> list[bool]:
+    """Decisions every process must take together (stop, save a checkpoint now): in one process
+    at once; in several, every 10 steps (one all-reduce), true where any process says so."""
+    if accelerator.num_processes == 1:
+        return flags
+    if step % 10:
+        return [False] * len(flags)
+    votes = accelerator.reduce(torch.tensor(flags, dtype=torch.float32, device=accelerator.device), reduction="sum")
+    return [bool(v > 0) for v in votes.tolist()]
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -253,10 +270,27 @@ def train(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
     """
     run = setup(cfg, run_dir, resume=resume, init=init, overwrite=overwrite)
     try:
-        fit(run)
+        with StopRequest(quiet=not run.accelerator.is_main_process) as stop:  # handlers restored after fit
+            interrupted = fit(run, stop)
+        if interrupted:
+            raise stopped_on_signal(run, stop.signum or signal.SIGTERM)
         return final_test(run)
     except ImageReadError as e:  # one line naming the file, not a DataLoader worker's traceback
         raise ConfigError(error_line(e)) from None
+
+
+def stopped_on_signal(run: Run, signum: int) -> Interrupted:
+    """The end of a run stopped by a signal (its checkpoint saved): the log closed, and the
+    exception that says how to continue (printed here too, by the main process)."""
+    accelerator, run_dir = run.accelerator, run.run_dir
+    message = (f"{signal.Signals(signum).name}: stopped at step {run.state.step} of {run.cfg.train.max_steps}, "
+               f"checkpoint saved in {run_dir.checkpoint}; continue the run with:\n"
+               f"  {run_dir.resume_command(accelerator.num_processes)}")
+    run.log.close()
+    accelerator.end_training()
+    if accelerator.is_main_process:
+        print(message, file=sys.stderr, flush=True)
+    return Interrupted(signum, message)
 
 
 def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, resume: bool = False,
@@ -276,7 +310,14 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
     )
     # Every process must agree on the run folder (timestamps may differ by a second).
     run_dir = RunDir(broadcast_object_list([str(run_dir)])[0])
-    if not resume:
+    if resume:  # a kill may have left a checkpoint half swapped in, and temporary folders
+        if accelerator.is_main_process:
+            for line in run_dir.recover():
+                print(line, flush=True)
+        accelerator.wait_for_everyone()
+        if not run_dir.can_resume():
+            raise ConfigError(f"--resume {run_dir}: no {RunDir.CONFIG} and {RunDir.CHECKPOINT}/ in that folder")
+    else:
         claim_run_dir(run_dir, overwrite, accelerator)
     set_seed(tc.seed, device_specific=True)
     charset = Charset(dc.charset)
@@ -292,8 +333,8 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr,
                                   weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc.warmup_steps, tc.max_steps))
-    workers = loader_workers(dc, accelerator.device.type)
-    val_loader = eval_loader(val_set[1], tc.eval_batch_size, workers)
+    load = loading(dc, accelerator.device.type, processes_per_machine=int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    val_loader = eval_loader(val_set[1], tc.eval_batch_size, load)
     model, optimizer, val_loader = accelerator.prepare(model, optimizer, val_loader)
     accelerator.register_for_checkpointing(scheduler, state)
     ema = None
@@ -304,10 +345,13 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
     if resume:
         accelerator.load_state(str(run_dir.checkpoint))
         accelerator.print(f"resumed {run_dir} at step {state.step}")
+        # What a killed run logged after its checkpoint is logged again from there: each step once.
+        if accelerator.is_main_process and (dropped := run_dir.truncate_log(state.step)):
+            print(f"{run_dir.log}: dropped {dropped} record(s) after step {state.step}, the checkpoint's", flush=True)
     # A resumed synthetic stream continues from a seed tied to the step, not from the start.
     data = train_data(dc, records, batch_size=tc.batch_size, samples_per_step=tc.batch_size * tc.grad_accum_steps,
                       seed=tc.seed + 7919 * state.step, start_step=state.step,
-                      rank=accelerator.process_index, world_size=accelerator.num_processes, workers=workers)
+                      rank=accelerator.process_index, world_size=accelerator.num_processes, load=load)
     net: PlateRecognizer = accelerator.unwrap_model(model)
     try:
         net.check_label_length(*max_train_label_length(dc, records))
@@ -325,7 +369,7 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
     if trackers:
         accelerator.init_trackers("train", config=flatten(cfg.to_dict()))
     run = Run(cfg, run_dir, accelerator, charset, state, model, net, ema.module if ema is not None else net, ema,
-              frozen, optimizer, scheduler, val_loader, test_sets, data, RunLog(accelerator, run_dir, state))
+              frozen, optimizer, scheduler, val_loader, test_sets, data, load, RunLog(accelerator, run_dir, state))
     if init_info is not None:
         run.log(init_info)
         print_init(accelerator, tc.init_from, init_info)
@@ -337,6 +381,7 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
         + (f"; training only {', '.join(tc.trainable)} ({net.num_parameters(trainable_only=True) / 1e6:.2f}M "
            "parameters), the rest frozen" if frozen else "")
     )
+    accelerator.print(load.describe())
     return run
 
 
@@ -376,25 +421,30 @@ def print_init(accelerator: Accelerator, source: str, info: dict) -> None:
                           f"{', '.join(info['init_grown_blocks'])}")
 
 
-def fit(run: Run) -> None:
-    """Optimiser steps up to ``train.max_steps`` (or ``train.time_limit_minutes``): the loss logged
-    every ``log_every``, validation (best/) every ``eval_every``, last/ and the checkpoint every
-    ``checkpoint_every`` steps and at the end."""
+def fit(run: Run, stop: StopRequest | None = None) -> bool:
+    """Optimiser steps up to ``train.max_steps`` (or ``train.time_limit_minutes``): the loss and the
+    share of time spent waiting for data logged every ``log_every``, validation (best/) every
+    ``eval_every``, last/ and the checkpoint every ``checkpoint_every`` steps, every
+    ``checkpoint_minutes`` and at the end. A signal recorded by ``stop`` ends the run after its step
+    with a checkpoint (no validation): returns True then."""
     tc, accelerator, state, model = run.cfg.train, run.accelerator, run.state, run.model
     batches = iterate_forever(run.data.loader, run.data.prepared, accelerator,
                               start_step=state.step * tc.grad_accum_steps)
     model.train()
     progress = tqdm(total=tc.max_steps, initial=state.step, desc="train", disable=not accelerator.is_main_process,
                     dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30)
-    t_start, time_at_start = time.time(), state.train_seconds
-    loss_sum, loss_n, stop = 0.0, 0, False
+    t_start, time_at_start, last_checkpoint = time.time(), state.train_seconds, time.monotonic()
+    loss_sum, loss_n, wait_s, step_s = 0.0, 0, 0.0, 0.0
+    signalled = halt = False
     try:  # the bar closed first: an error (an unreadable image) is printed on a line of its own
-        while state.step < tc.max_steps and not stop:
+        while state.step < tc.max_steps and not halt:
+            t0 = time.perf_counter()
             batch = next(batches)
-            for m in run.frozen:  # model.train() (here and after each validation) would switch them back
-                m.eval()
             if not run.data.prepared:
                 batch["images"] = batch["images"].to(accelerator.device, non_blocking=True)
+            wait_s += time.perf_counter() - t0
+            for m in run.frozen:  # model.train() (here and after each validation) would switch them back
+                m.eval()
             with accelerator.accumulate(model):
                 outputs = model(batch["images"], batch["texts"], batch["rows"])
                 loss = run.net.loss(outputs, batch)
@@ -403,8 +453,9 @@ def fit(run: Run) -> None:
                     accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip)
                 run.optimizer.step()
                 run.optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.item()
+            loss_sum += loss.item()  # waits for the device: the step's time includes its computation
             loss_n += 1
+            step_s += time.perf_counter() - t0
             if not accelerator.sync_gradients:
                 continue
             run.scheduler.step()
@@ -414,23 +465,28 @@ def fit(run: Run) -> None:
             state.train_seconds = time_at_start + time.time() - t_start
             progress.update(1)
             if state.step % tc.log_every == 0:
-                avg = loss_sum / max(1, loss_n)
-                progress.set_postfix(loss=f"{avg:.3f}")
+                avg, data_wait = loss_sum / max(1, loss_n), wait_s / step_s if step_s > 0 else 0.0
+                progress.set_postfix({"loss": f"{avg:.3f}", "data_wait": f"{data_wait:.0%}"})
                 run.log({"step": state.step, "loss": avg, "lr": run.scheduler.get_last_lr()[0],
-                         "time_s": round(state.train_seconds, 1)})
-                loss_sum, loss_n = 0.0, 0
-            if tc.time_limit_minutes is not None and state.step % 10 == 0:
-                stop = broadcast_object_list([state.train_seconds > 60 * tc.time_limit_minutes])[0]
-            last = state.step >= tc.max_steps or stop
-            if state.step % tc.eval_every == 0 or last:
+                         "time_s": round(state.train_seconds, 1), "data_wait": round(data_wait, 4)})
+                loss_sum, loss_n, wait_s, step_s = 0.0, 0, 0.0, 0.0
+            time_up = tc.time_limit_minutes is not None and state.train_seconds > 60 * tc.time_limit_minutes
+            checkpoint_due = bool(tc.checkpoint_minutes) and time.monotonic() - last_checkpoint > 60 * tc.checkpoint_minutes
+            time_up, checkpoint_due, signalled = agreed(
+                accelerator, state.step, [time_up, checkpoint_due, stop is not None and stop.signum is not None])
+            halt = time_up or signalled
+            last = state.step >= tc.max_steps or halt
+            if (state.step % tc.eval_every == 0 or last) and not signalled:
                 validate(run, progress)
-            if state.step % tc.checkpoint_every == 0 or last:
+            if state.step % tc.checkpoint_every == 0 or last or checkpoint_due:
                 if accelerator.is_main_process:
                     run.scored.save_pretrained(run.run_dir.last)
                 save_checkpoint(accelerator, run.run_dir)
+                last_checkpoint = time.monotonic()
     finally:
         progress.close()
     accelerator.wait_for_everyone()
+    return signalled
 
 
 def validate(run: Run, progress: tqdm) -> None:
@@ -455,10 +511,9 @@ def final_test(run: Run) -> TrainReport:
     report = TrainReport(run_dir, cfg.arch, state.step, round(state.train_seconds, 1),
                          {cfg.train.best_metric: state.best}, best.num_parameters())
     best = accelerator.prepare(best)
-    workers = loader_workers(cfg.data, accelerator.device.type)
     tables = []
     for name, ds in run.test_sets:
-        loader = accelerator.prepare(eval_loader(ds, cfg.train.eval_batch_size, workers))
+        loader = accelerator.prepare(eval_loader(ds, cfg.train.eval_batch_size, run.loading))
         results = evaluate(best, loader, accelerator, desc=name).metrics
         report.test[name] = results
         tables.append(format_metrics_table(results, title=f"{name} ({cfg.arch}, best of {state.step} steps)"))
