@@ -49,6 +49,11 @@ EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
+# What an effect needs to show at all: the effects it acts on, and the countries it applies to.
+EFFECT_NEEDS: dict[str, tuple[str, ...]] = {"frame": ("surround",)}  # a frame is part of the mount
+EFFECT_COUNTRIES: dict[str, tuple[str, ...]] = {"us_scenes": ("US",), "state_formats": ("US",)}
+
+
 @dataclass(frozen=True)
 class SynthEffects:
     """Probability per plate of each effect; 0 turns it off. The defaults are all off."""
@@ -104,8 +109,10 @@ class SynthEffects:
         return dataclasses.replace(self, **{k: 0.0 for k in off})
 
     def only(self, name: str) -> SynthEffects:
-        """Every effect off except ``name`` (a group or one effect), which is always on (for previews)."""
+        """Every effect off except ``name`` (a group or one effect), which is always on (for previews),
+        with what it needs to show (``EFFECT_NEEDS``: a frame comes with its mount)."""
         keys = EFFECT_GROUPS.get(name, (name,))
+        keys = tuple(keys) + tuple(n for k in keys for n in EFFECT_NEEDS.get(k, ()))
         valid = {f.name for f in dataclasses.fields(self)}
         if any(k not in valid for k in keys):
             raise ValueError(f"unknown effect {name!r}; effects: {', '.join(valid)}; groups: {', '.join(EFFECT_GROUPS)}")
