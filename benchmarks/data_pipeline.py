@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--warmup", type=int, default=300, help="samples drawn before each stream figure")
+    ap.add_argument("--warmup", type=int, default=1000,
+                    help="samples drawn before the render and stream figures (the glyph and tile caches fill)")
     ap.add_argument("--profile", action="store_true", help="also print the time per stage")
     ap.add_argument("--bank-uses", type=int, default=None,
                     help="plate bank: each rendered plate is drawn this many times (default: data.synth_bank_uses)")

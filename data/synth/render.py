@@ -97,15 +97,23 @@ def _blend(img: np.ndarray, x: int, y: int, rgb: np.ndarray, alpha: np.ndarray |
     dst[:] = cv2.blendLinear(np.ascontiguousarray(dst), np.ascontiguousarray(src), 1.0 - a, a)
 
 
+# The glyph and tile caches, one per process: a generator made anew (each epoch's stream, a
+# loader worker forked from a process that rendered) starts with them warm. What they hold
+# depends on its key only, so a warm cache changes no pixel. Not thread-safe.
+_FONTS: dict[str, FontGlyphs] = {}
+_GLYPHS: dict[tuple, np.ndarray] = {}
+_TILES: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = {}
+
+
 class PlateRenderer:
-    """Draws plates. Holds the glyph and tile caches; one per generator (not thread-safe)."""
+    """Draws plates, from the process's glyph and tile caches (not thread-safe)."""
 
     def __init__(self) -> None:
-        self._fonts: dict[str, FontGlyphs] = {}
-        self._glyphs: dict[tuple, np.ndarray] = {}
-        self._tiles: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._fonts = _FONTS
+        self._glyphs = _GLYPHS
+        self._tiles = _TILES
 
-    # Caches are not pickled (PIL fonts need not be picklable; a copy refills them lazily).
+    # Caches are not pickled (PIL fonts need not be picklable; a copy uses its process's).
     def __getstate__(self) -> dict:
         return {}
 
