@@ -436,3 +436,30 @@ def test_skipped_summary_counts_per_reason(tmp_path):
         == "x: skipped 1 of 3 rows: 1 invalid label (empty, or characters outside the charset); first: " \
            f"{tmp_path / 'labels.csv'}, line 4 (data row 3), column 'text': empty label (the cell is empty)"
     assert skipped_summary({"rows": 3, "records": 3, "skipped_invalid_label": 0, "skipped_examples": []}, "x") is None
+
+
+def test_plate_bank_draws_each_plate_at_most_uses_times():
+    from collections import Counter
+
+    from data.synth.bank import BankSpec, PlateBank
+
+    made = itertools.count()
+    bank = PlateBank(lambda: next(made), BankSpec(size=16, uses=4), np.random.default_rng(0))
+    drawn = Counter(bank() for _ in range(4000))
+    assert max(drawn.values()) <= 4  # no plate serves more than `uses` samples
+    assert bank.rendered == len(drawn) and 1000 <= bank.rendered <= 1016  # a quarter as many renders
+    assert sum(n == 4 for n in drawn.values()) >= bank.rendered - 16  # all but the 16 in the bank served 4
+
+
+def test_synthetic_stream_with_a_bank():
+    from configs import ConfigError, load_config
+    from data.synth.bank import BankSpec
+
+    tf = build_transform("train", 32, 128)
+    items = take(SyntheticPlateDataset(tf, seed=1, bank=BankSpec(size=4, uses=3)), 12)
+    assert all(it["image"].shape == (3, 32, 128) for it in items)
+    texts = [it["text"] for it in items]
+    assert len(set(texts)) < len(texts)  # plates repeat (at most 3 times each), each augmented anew
+    assert max(texts.count(t) for t in texts) <= 3
+    with pytest.raises(ConfigError, match="data.synth_bank_uses"):
+        load_config(path="configs/crnn.yaml", overrides=["data.synth_bank_uses=0"])
