@@ -39,7 +39,7 @@ import cv2  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from configs import load_config  # noqa: E402
+from configs import ConfigError, load_config  # noqa: E402
 from data.datasets import SyntheticPlateDataset, collate_plates  # noqa: E402
 from data.transforms import build_transform, to_tensor  # noqa: E402
 
@@ -164,26 +164,28 @@ def main(argv: list[str] | None = None) -> int:
 
     from data.synth import SyntheticPlateGenerator
 
-    dc = load_config(path=args.config).data
-    if args.bank_uses is not None:
-        dc = dataclasses.replace(dc, synth_bank_uses=args.bank_uses)
+    try:
+        dc = load_config(path=args.config).data
+        if args.bank_uses is not None:
+            dc = dataclasses.replace(dc, synth_bank_uses=args.bank_uses)
+    except ConfigError as e:
+        ap.error(str(e))
     height = args.height or dc.image_height
     width = args.width or dc.image_width
     effects, camera = dc.effects, dc.camera
-    bank = dc.bank if hasattr(dc, "bank") else None
+    bank = dc.bank
     gen_kw = dict(countries=dc.synth_countries, two_row_prob=dc.train_two_row_prob, effects=effects,
                   country_weights=dc.synth_country_weights)
 
     def dataset() -> SyntheticPlateDataset:
-        kw = {"bank": bank} if bank is not None else {}
         return SyntheticPlateDataset(build_transform("train", height, width, dc.keep_aspect, camera),
-                                     seed=args.seed, **gen_kw, **kw)
+                                     seed=args.seed, bank=bank, **gen_kw)
 
     gen = SyntheticPlateGenerator(seed=args.seed, **gen_kw)
     tf = build_transform("train", height, width, dc.keep_aspect, camera)
     tf.set_seed(args.seed)
     print(f"{args.config} (effects {'on' if effects.any or camera else 'off'}"
-          f"{f', plate bank: each plate drawn {bank.uses}x' if bank is not None and bank.uses > 1 else ''}); "
+          f"{f', plate bank: each plate drawn {bank.uses}x' if bank.on else ''}); "
           f"input {height}x{width}, one core (torch threads {torch.get_num_threads()}, "
           f"cv2 threads {cv2.getNumThreads()}), {args.seconds:.0f}s per figure")
 
