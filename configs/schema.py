@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.strict import ConfigError, build_dataclass  # noqa: F401  (re-exported)
+from data.synth.bank import BankSpec
 from data.synth.effects import SynthEffects
 from data.synth.generator import resolve_countries, resolve_country_weights
 from data.text import DEFAULT_CHARSET, Charset
@@ -66,6 +67,12 @@ class DataConfig:
     # data.transforms.CAMERA_EFFECTS). None: none beyond the base augmentation.
     # (Called data.capture_effects before; the old key still loads, with a warning.)
     camera_effects: dict | None = None
+    # The plate bank of the synthetic training stream (data/synth/bank.py): each rendered plate
+    # serves synth_bank_uses samples (each through its own augmentation), drawn at random from
+    # synth_bank_size plates per loader process. 1: off, a fresh plate per sample (the default
+    # until its accuracy per sample is measured against the plain stream, docs/experiments.md).
+    synth_bank_uses: int = 1
+    synth_bank_size: int = 512
     on_invalid_label: str = "error"  # or "skip": drop and count such rows
     # Loader processes; -1: none on CPU (2 cores render faster inline), all cores but one on a GPU.
     num_workers: int = -1
@@ -81,6 +88,11 @@ class DataConfig:
         return SynthEffects.from_mapping(self.synth_effects)
 
     @property
+    def bank(self) -> BankSpec:
+        """``data.synth_bank_size`` and ``synth_bank_uses`` as a ``data.synth.bank.BankSpec``."""
+        return BankSpec(size=self.synth_bank_size, uses=self.synth_bank_uses)
+
+    @property
     def camera(self) -> dict[str, float]:
         """``data.camera_effects``, validated: {effect: probability}."""
         return check_camera_effects(self.camera_effects)
@@ -91,6 +103,10 @@ class DataConfig:
             self.camera  # noqa: B018
         except ValueError as e:
             raise ConfigError(str(e)) from e
+        try:
+            self.bank  # noqa: B018
+        except ValueError as e:
+            raise ConfigError(f"data.{e}") from e
         try:
             Charset(self.charset)
         except ValueError as e:

@@ -531,7 +531,8 @@ class SyntheticPlateDataset(IterableDataset):
     and transform seed, so streams differ across processes and workers and
     replay exactly for the same tuple. Call :meth:`set_epoch` between epochs
     (if the iterator is re-created) to get fresh samples. Items are the same
-    dicts as :class:`PlateDataset`.
+    dicts as :class:`PlateDataset`. ``bank`` (a :class:`data.synth.bank.BankSpec` with
+    ``uses`` > 1) draws each rendered plate ``uses`` times (:mod:`data.synth.bank`).
     """
 
     def __init__(
@@ -545,10 +546,12 @@ class SyntheticPlateDataset(IterableDataset):
         effects=None,
         effects_ramp: tuple[int, int] = (0, 0),
         country_weights: dict[str, float] | None = None,
+        bank=None,
     ):
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
         self.transform = transform
+        self.bank = bank  # data.synth.bank.BankSpec (data.synth_bank_*), or None: a fresh plate per sample
         self.seed = int(seed)
         self.countries = list(countries) if countries is not None else None
         self.two_row_prob = two_row_prob
@@ -589,12 +592,17 @@ class SyntheticPlateDataset(IterableDataset):
         ramp, start = self.effects_ramp
         info = get_worker_info()
         workers = info.num_workers if info is not None else 1
+        draw = generator
+        if self.bank is not None and self.bank.on:
+            from data.synth.bank import PlateBank
+
+            draw = PlateBank(generator, self.bank, np.random.default_rng([s, 0xBA4C]))
         i = 0
         while True:
-            if ramp > 0 and generator.effects is not None:
+            if ramp > 0 and generator.effects is not None:  # with a bank: of the plates rendered
                 generator.effects_share = min(1.0, (start + i * workers) / ramp)
                 i += 1
-            plate = generator()
+            plate = draw()
             img = transform(plate.image) if transform is not None else plate.image
             yield {"image": img, "text": plate.text, "country": plate.country, "rows": int(plate.rows)}
 

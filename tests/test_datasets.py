@@ -475,3 +475,30 @@ def test_labels_from_file_names_are_said_and_names_unlike_plates_warned(tmp_path
     # A CSV dataset: the labels are its text column, nothing to say.
     csv_root = make_csv_dataset(tmp_path / "a", ["a.png,AB1"])
     assert dataset_notes(load_dataset(csv_root)[1], csv_root) == []
+
+
+def test_plate_bank_draws_each_plate_at_most_uses_times():
+    from collections import Counter
+
+    from data.synth.bank import BankSpec, PlateBank
+
+    made = itertools.count()
+    bank = PlateBank(lambda: next(made), BankSpec(size=16, uses=4), np.random.default_rng(0))
+    drawn = Counter(bank() for _ in range(4000))
+    assert max(drawn.values()) <= 4  # no plate serves more than `uses` samples
+    assert bank.rendered == len(drawn) and 1000 <= bank.rendered <= 1016  # a quarter as many renders
+    assert sum(n == 4 for n in drawn.values()) >= bank.rendered - 16  # all but the 16 in the bank served 4
+
+
+def test_synthetic_stream_with_a_bank():
+    from configs import ConfigError, load_config
+    from data.synth.bank import BankSpec
+
+    tf = build_transform("train", 32, 128)
+    items = take(SyntheticPlateDataset(tf, seed=1, bank=BankSpec(size=4, uses=3)), 12)
+    assert all(it["image"].shape == (3, 32, 128) for it in items)
+    texts = [it["text"] for it in items]
+    assert len(set(texts)) < len(texts)  # plates repeat (at most 3 times each), each augmented anew
+    assert max(texts.count(t) for t in texts) <= 3
+    with pytest.raises(ConfigError, match="data.synth_bank_uses"):
+        load_config(path="configs/crnn.yaml", overrides=["data.synth_bank_uses=0"])

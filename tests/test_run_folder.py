@@ -135,3 +135,15 @@ def test_loader_workers_auto_uses_all_cores_but_one_on_a_gpu(monkeypatch):
     assert (cpu.workers, cpu.pin_memory) == (0, False) and "in the training process" in cpu.describe()
     assert cpu.kwargs()["prefetch_factor"] is None
     assert loading(load_config("crnn", overrides=["data.num_workers=2"]).data, "cuda").workers == 2
+
+
+def test_training_stream_takes_the_plate_bank_from_the_config():
+    from training import run_config
+    from training.data import Loading, train_data
+
+    cfg, _, _ = run_config("crnn", overrides=["data.synth_bank_uses=4", "data.synth_bank_size=8"])
+    data = train_data(cfg.data, None, batch_size=2, samples_per_step=2, seed=0, start_step=0,
+                      rank=0, world_size=1, load=Loading(workers=0))
+    assert (data.dataset.bank.uses, data.dataset.bank.size) == (4, 8)
+    batch = next(iter(data.loader))
+    assert batch["images"].shape[0] == 2

@@ -221,11 +221,28 @@ def test_camera_effects_validation():
         check_camera_effects({"rain": -0.1})
 
 
-@pytest.mark.parametrize("effect", ["surround", "fonts", "night"])
+@pytest.mark.parametrize("effect", ["surround", "fonts", "night", "frame", "us_scenes"])
 def test_grid_shows_one_effect(tmp_path, effect):
     out = tmp_path / f"{effect}.png"
     assert grid_main(["--out", str(out), "--n", "4", "--effect", effect]) == 0
     assert out.stat().st_size > 1000
+
+
+def test_a_previewed_effect_comes_with_what_it_needs():
+    # A frame is drawn on the mount only: previewing it alone showed nothing.
+    assert SynthEffects().only("frame").surround == 1.0
+    assert SynthEffects().only("glare").surround == 0.0
+
+
+def test_grid_shows_every_effect_a_row_each(tmp_path):
+    out = tmp_path / "all.png"
+    assert grid_main(["--out", str(out), "--effect", "all", "--cols", "2", "--scale", "1"]) == 0
+    import cv2
+
+    grid = cv2.imread(str(out))
+    rows = len(EFFECTS) + len(CAMERA_EFFECTS)
+    tile_h = 32 + 22 + 6  # input height, label, padding (tools.augment_grid.make_grid)
+    assert grid.shape[0] == rows * tile_h + 6
 
 
 def test_grid_with_config(tmp_path):

@@ -5,12 +5,15 @@
 
 Samples are synthetic by default. ``--config`` applies a config's realism effects
 (``data.synth_effects``) and camera effects (``data.camera_effects``); ``--effect`` shows one
-effect (or group) always on, all others off.
+effect (or group) always on, all others off (on the countries it applies to: US scenes and
+state formats on US plates); ``--effect all`` shows every effect, one row each, its name on
+every tile.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import random
@@ -21,7 +24,7 @@ import numpy as np
 from configs import load_config
 from data.datasets import load_records, read_image_rgb
 from data.synth import SyntheticPlateGenerator
-from data.synth.effects import SynthEffects
+from data.synth.effects import EFFECT_COUNTRIES, SynthEffects
 from data.transforms import CAMERA_EFFECTS, PIPELINES, build_transform
 
 
@@ -62,11 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default=None,
                     help="take data.synth_effects and data.camera_effects from this config (default: none on)")
     ap.add_argument("--effect", default=None,
-                    help="show one effect always on, all others off: a generator effect or group "
+                    help="show one effect always on, all others off ('all': every effect, a row each): "
+                         "a generator effect or group "
                          "(data.synth.effects: fonts, clutter, surface, surround, extra_fonts, ...) or a "
                          f"camera effect ({', '.join(CAMERA_EFFECTS)})")
     args = ap.parse_args(argv)
 
+    if args.effect == "all":
+        return _all_effects(args)
     synth_fx, camera = SynthEffects(), {}
     if args.config:
         cfg = load_config(path=args.config)
@@ -91,13 +97,19 @@ def main(argv: list[str] | None = None) -> int:
             images.append(tf.augment(read_image_rgb(r.path)))
             labels.append(_label(r.text, r.country, r.rows))
     else:
-        gen = SyntheticPlateGenerator(seed=args.seed, effects=synth_fx)
+        countries = EFFECT_COUNTRIES.get(args.effect) if args.effect else None
+        gen = SyntheticPlateGenerator(seed=args.seed, effects=synth_fx, countries=countries)
         for _ in range(args.n):
             plate = gen()
             images.append(tf.augment(plate.image))
             labels.append(_label(plate.text, plate.country, plate.rows))
     if not images:
         raise SystemExit("no samples")
+    _write(args, images, labels)
+    return 0
+
+
+def _write(args, images: list[np.ndarray], labels: list[str]) -> None:
     grid = make_grid(images, labels, cols=args.cols, scale=args.scale)
     out = os.fspath(args.out)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -106,6 +118,25 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"cannot encode {out}")
     buf.tofile(out)
     print(f"wrote {out} ({len(images)} samples, {args.pipeline}, {args.height}x{args.width})")
+
+
+def _all_effects(args) -> int:
+    """One row of ``--cols`` samples per effect (each synthetic effect, then each camera effect),
+    that effect always on and all others off; the tiles are labelled with the effect's name."""
+    images, labels = [], []
+    names = [f.name for f in dataclasses.fields(SynthEffects)] + list(CAMERA_EFFECTS)
+    for i, name in enumerate(names):
+        camera = {name: 1.0} if name in CAMERA_EFFECTS else {}
+        synth_fx = SynthEffects() if camera else SynthEffects().only(name)
+        tf = build_transform(args.pipeline, args.height, args.width, args.keep_aspect,
+                             camera if args.pipeline == "train" else None)
+        tf.set_seed(args.seed + i)
+        gen = SyntheticPlateGenerator(seed=args.seed + i, effects=synth_fx, countries=EFFECT_COUNTRIES.get(name))
+        for _ in range(args.cols):
+            plate = gen()
+            images.append(tf.augment(plate.image))
+            labels.append(f"{name}: {plate.text}")
+    _write(args, images, labels)
     return 0
 
 

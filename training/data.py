@@ -198,7 +198,7 @@ def train_data(dc: DataConfig, records: list[PlateRecord] | None, *, batch_size:
         return SyntheticPlateDataset(transform, seed=seed, countries=dc.synth_countries,
                                      two_row_prob=dc.train_two_row_prob, effects=dc.effects,
                                      effects_ramp=ramp, country_weights=dc.synth_country_weights,
-                                     rank=rank, world_size=world_size)
+                                     rank=rank, world_size=world_size, bank=dc.bank)
 
     def stream_loader(stream) -> DataLoader:
         return DataLoader(stream, batch_size=batch_size, collate_fn=collate_plates,

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -46,6 +47,11 @@ EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
     "surround": ("surround", "frame"),
     "formats": ("state_formats",),
 }
+
+
+# What an effect needs to show at all: the effects it acts on, and the countries it applies to.
+EFFECT_NEEDS: dict[str, tuple[str, ...]] = {"frame": ("surround",)}  # a frame is part of the mount
+EFFECT_COUNTRIES: dict[str, tuple[str, ...]] = {"us_scenes": ("US",), "state_formats": ("US",)}
 
 
 @dataclass(frozen=True)
@@ -103,8 +109,10 @@ class SynthEffects:
         return dataclasses.replace(self, **{k: 0.0 for k in off})
 
     def only(self, name: str) -> SynthEffects:
-        """Every effect off except ``name`` (a group or one effect), which is always on (for previews)."""
+        """Every effect off except ``name`` (a group or one effect), which is always on (for previews),
+        with what it needs to show (``EFFECT_NEEDS``: a frame comes with its mount)."""
         keys = EFFECT_GROUPS.get(name, (name,))
+        keys = tuple(keys) + tuple(n for k in keys for n in EFFECT_NEEDS.get(k, ()))
         valid = {f.name for f in dataclasses.fields(self)}
         if any(k not in valid for k in keys):
             raise ValueError(f"unknown effect {name!r}; effects: {', '.join(valid)}; groups: {', '.join(EFFECT_GROUPS)}")
@@ -116,6 +124,45 @@ class SynthEffects:
 
     def as_dict(self) -> dict[str, float]:
         return dataclasses.asdict(self)
+
+
+_RECORDERS: list[dict[str, list[int]]] = []
+
+
+def record(name: str, applied: bool) -> bool:
+    """Note one draw of effect ``name`` and whether it was applied (for :func:`recording`); returns ``applied``."""
+    for counts in _RECORDERS:
+        c = counts.setdefault(name, [0, 0])
+        c[0] += 1
+        c[1] += applied
+    return applied
+
+
+@contextmanager
+def recording() -> Iterator[dict[str, list[int]]]:
+    """Within the block, count each effect's draws: {name: [plates it was drawn for, plates it was applied to]}.
+
+    An effect is drawn only where it can apply (``frame`` on mounted plates, ``us_scenes`` on US
+    designs, ``separators`` on texts with a hyphen, ...), so applied / drawn is its probability."""
+    counts: dict[str, list[int]] = {}
+    _RECORDERS.append(counts)
+    try:
+        yield counts
+    finally:
+        _RECORDERS.remove(counts)
+
+
+def solid(h: int, w: int, colour) -> np.ndarray:
+    """An h x w x 3 uint8 image of one colour (cv2 fills it ~15x faster than a numpy broadcast)."""
+    img = np.empty((h, w, 3), np.uint8)
+    cv2.rectangle(img, (0, 0), (w - 1, h - 1), tuple(float(c) for c in colour), -1)
+    return img
+
+
+def blend_towards(img: np.ndarray, target: np.ndarray, weight: np.ndarray) -> None:
+    """``img`` (uint8 HxWx3) moved towards ``target`` (same shape) by ``weight`` (HxW in [0, 1]), in place."""
+    w = np.ascontiguousarray(weight, np.float32)
+    img[:] = cv2.blendLinear(img, target, 1.0 - w, w)
 
 
 def _rng(u: UniformStream) -> np.random.Generator:
@@ -163,9 +210,7 @@ def gradient(img: np.ndarray, text_alpha: np.ndarray, u: UniformStream) -> None:
     if u() < 0.4:  # a band in the middle of the plate (scenic strips of US designs)
         ramp = np.exp(-((np.linspace(-1.0, 1.0, H, dtype=np.float32) - u.uniform(-0.4, 0.4)) / 0.35) ** 2)
     m = (s * ramp)[:, None] * (1.0 - text_alpha.astype(np.float32) / 255.0)
-    out = img.astype(np.float32)
-    out += (col - out) * m[..., None]
-    img[:] = out.astype(np.uint8)
+    blend_towards(img, solid(H, W, col), m)
 
 
 SCENE_SKIES: tuple[RGB, ...] = ((150, 200, 240), (250, 200, 150), (250, 236, 150), (240, 180, 200), (190, 230, 250))
@@ -320,9 +365,8 @@ def emboss(img: np.ndarray, text_alpha: np.ndarray, hc: float, u: UniformStream)
     if u() < 0.5:
         light, shade = shade, light
     s = u.uniform(0.4, 1.0)
-    out = img.astype(np.float32)
-    out += (s * 70.0 * light - s * 80.0 * shade)[..., None]
-    img[:] = np.clip(out, 0, 255).astype(np.uint8)
+    delta = cv2.merge([s * 70.0 * light - s * 80.0 * shade] * 3)
+    img[:] = cv2.add(img, delta, dtype=cv2.CV_8U)  # saturating
 
 
 def dirt(img: np.ndarray, u: UniformStream) -> None:
@@ -330,16 +374,15 @@ def dirt(img: np.ndarray, u: UniformStream) -> None:
     H, W = img.shape[:2]
     rng = _rng(u)
     field = cv2.resize(rng.random((3, 6), dtype=np.float32), (W, H), interpolation=cv2.INTER_CUBIC)
-    field = np.clip(field, 0, 1) ** 2
+    field = np.clip(field, 0, 1)
     s = u.uniform(0.2, 0.55)
     brown = np.array((70, 58, 40), np.float32)
-    out = img.astype(np.float32)
-    out += (brown - out) * (s * field)[..., None]
+    blend_towards(img, solid(H, W, brown), field * field * s)
     for _ in range(int(u.uniform(0, 12))):
         x, y = int(rng.integers(0, W)), int(rng.integers(0, H))
         r = max(1, int(H * rng.uniform(0.005, 0.02)))
-        cv2.circle(out, (x, y), r, tuple(float(v) for v in brown * rng.uniform(0.6, 1.2)), -1, cv2.LINE_AA)
-    img[:] = np.clip(out, 0, 255).astype(np.uint8)
+        speck = np.clip(brown * rng.uniform(0.6, 1.2), 0, 255)
+        cv2.circle(img, (x, y), r, tuple(float(v) for v in speck), -1, cv2.LINE_AA)
 
 
 def glare(img: np.ndarray, u: UniformStream) -> None:
@@ -347,12 +390,11 @@ def glare(img: np.ndarray, u: UniformStream) -> None:
     H, W = img.shape[:2]
     ang = u.uniform(-1.2, 1.2)
     c, s = math.cos(ang), math.sin(ang)
-    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    t = (xx - W * u.uniform(0.1, 0.9)) * c + (yy - H / 2) * s
+    xx = np.arange(W, dtype=np.float32)[None, :]
+    yy = np.arange(H, dtype=np.float32)[:, None]
+    t = (xx - W * u.uniform(0.1, 0.9)) * c + (yy - H / 2) * s  # (H, W) by broadcasting
     g = np.exp(-((t / (W * u.uniform(0.05, 0.25))) ** 2)) * u.uniform(0.3, 0.8)
-    out = img.astype(np.float32)
-    out += (255.0 - out) * g[..., None]
-    img[:] = out.astype(np.uint8)
+    blend_towards(img, solid(H, W, (255, 255, 255)), g)
 
 
 # --- clutter ----------------------------------------------------------------------------------
@@ -395,7 +437,7 @@ def mount(plate: np.ndarray, u: UniformStream, frame_p: float, put_text,
     H, W = plate.shape[:2]
     ml, mr = (int(H * u.uniform(0.04, 0.45)) for _ in range(2))
     mt, mb = (int(H * u.uniform(0.05, 0.55)) for _ in range(2))
-    frame = u() < frame_p
+    frame = record("frame", u() < frame_p)
     if frame:
         ft = max(1, int(H * u.uniform(0.04, 0.09)))
         fb = max(ft, int(H * u.uniform(0.06, 0.22)))
@@ -404,8 +446,8 @@ def mount(plate: np.ndarray, u: UniformStream, frame_p: float, put_text,
     out_h, out_w = H + mt + mb, W + ml + mr
     body = np.array(u.choice(BODY_COLOURS), np.float32) * u.uniform(0.8, 1.15)
     shade = np.linspace(u.uniform(0.75, 1.2), u.uniform(0.6, 1.1), out_h, dtype=np.float32)
-    canvas = np.clip(body[None, None, :] * shade[:, None, None], 0, 255)
-    canvas = np.broadcast_to(canvas, (out_h, out_w, 3)).copy()
+    column = np.clip(body[None, None, :] * shade[:, None, None], 0, 255).astype(np.uint8)  # out_h x 1 x 3
+    canvas = cv2.resize(column, (out_w, out_h), interpolation=cv2.INTER_NEAREST)  # the column repeated
     for _ in range(int(u.uniform(0, 3))):  # body creases / bumper edges
         y = int(u() * out_h)
         col = tuple(float(v) for v in np.clip(body * u.uniform(0.3, 1.5), 0, 255))
@@ -417,8 +459,8 @@ def mount(plate: np.ndarray, u: UniformStream, frame_p: float, put_text,
     cv2.rectangle(rec, (ml - g, mt - g), (ml + W + g, mt + H + 2 * g), 1.0, -1)
     k = 2 * max(1, int(H * 0.05)) + 1
     rec = cv2.GaussianBlur(rec, (k, k), 0) * u.uniform(0.2, 0.6)
-    canvas *= (1.0 - rec)[..., None]
-    out = canvas.astype(np.uint8)
+    out = canvas
+    blend_towards(out, np.zeros_like(out), rec)
     out[mt : mt + H, ml : ml + W] = plate
     if frame:
         col = u.choice(FRAME_COLOURS)

@@ -11,7 +11,7 @@ import numpy as np
 
 from data.formats import compiled, max_label_length
 from data.synth.countries import LOOKS
-from data.synth.effects import SynthEffects, mount
+from data.synth.effects import SynthEffects, mount, record
 from data.synth.render import PlateRenderer
 from data.synth.textgen import UniformStream, render_rows
 from data.text import COUNTRIES, normalize_plate_text
@@ -125,13 +125,14 @@ class SyntheticPlateGenerator:
         fx = self.effects
         if fx is not None and self.effects_share < 1.0 and u() >= self.effects_share:
             fx = None
-        if fx is not None and fx.state_formats and rows == 1 and cc.more and u() < fx.state_formats:
+        if (fx is not None and fx.state_formats and rows == 1 and cc.more
+                and record("state_formats", u() < fx.state_formats)):
             fmt = cc.pick_more(u)
         raw = fmt.generate_raw(u)
         look = LOOKS[cc.spec.code]
         style = look.styles[fmt.fmt.style]
         image, text_box = self.renderer.render_with_box(look, style, raw, rows, u, fx)
-        if fx is not None and fx.surround and u() < fx.surround:
+        if fx is not None and fx.surround and record("surround", u() < fx.surround):
             image = mount(image, u, fx.frame, self.renderer.put_caption, text_box, cc.spec.code)
         row_texts = render_rows(raw, style.emblem_text)
         return SynthPlate(image, normalize_plate_text("".join(row_texts)), cc.spec.code, rows, tuple(row_texts))

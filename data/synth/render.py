@@ -57,6 +57,11 @@ def _rect(img: np.ndarray, x0: int, y0: int, x1: int, y1: int, colour: RGB) -> N
         cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), colour, -1)
 
 
+def _fill(img: np.ndarray, colour: RGB) -> None:
+    """Fill all of ``img`` with ``colour`` (``img[:] = colour`` broadcasts ~15x slower)."""
+    cv2.rectangle(img, (0, 0), (img.shape[1] - 1, img.shape[0] - 1), colour, -1)
+
+
 def _fill_round_rect(img: np.ndarray, x0: int, y0: int, x1: int, y1: int, r: int, colour: RGB) -> None:
     """Filled rectangle [x0, x1) x [y0, y1) with corners of radius r."""
     r = min(r, (x1 - x0) // 2, (y1 - y0) // 2)
@@ -87,20 +92,28 @@ def _blend(img: np.ndarray, x: int, y: int, rgb: np.ndarray, alpha: np.ndarray |
     if alpha is None:
         img[ya:yb, xa:xb] = src
         return
-    a = alpha[ya - y : yb - y, xa - x : xb - x]
+    a = np.ascontiguousarray(alpha[ya - y : yb - y, xa - x : xb - x, 0])
     dst = img[ya:yb, xa:xb]
-    dst[:] = (dst + (src.astype(np.float32) - dst) * a + 0.5).astype(np.uint8)
+    dst[:] = cv2.blendLinear(np.ascontiguousarray(dst), np.ascontiguousarray(src), 1.0 - a, a)
+
+
+# The glyph and tile caches, one per process: a generator made anew (each epoch's stream, a
+# loader worker forked from a process that rendered) starts with them warm. What they hold
+# depends on its key only, so a warm cache changes no pixel. Not thread-safe.
+_FONTS: dict[str, FontGlyphs] = {}
+_GLYPHS: dict[tuple, np.ndarray] = {}
+_TILES: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = {}
 
 
 class PlateRenderer:
-    """Draws plates. Holds the glyph and tile caches; one per generator (not thread-safe)."""
+    """Draws plates, from the process's glyph and tile caches (not thread-safe)."""
 
     def __init__(self) -> None:
-        self._fonts: dict[str, FontGlyphs] = {}
-        self._glyphs: dict[tuple, np.ndarray] = {}
-        self._tiles: dict[tuple, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._fonts = _FONTS
+        self._glyphs = _GLYPHS
+        self._tiles = _TILES
 
-    # Caches are not pickled (PIL fonts need not be picklable; a copy refills them lazily).
+    # Caches are not pickled (PIL fonts need not be picklable; a copy uses its process's).
     def __getstate__(self) -> dict:
         return {}
 
@@ -230,7 +243,7 @@ class PlateRenderer:
         """A transparent tile of ``text`` in ``colour``."""
         m = self.text_mask(text, hc, max_w, font, sx)
         rgb = np.empty(m.shape + (3,), np.uint8)
-        rgb[:] = colour
+        _fill(rgb, colour)
         return rgb, (m.astype(np.float32) / 255.0)[..., None]
 
     def _put_text(self, rgb: np.ndarray, text: str, hc: float, max_w: float, cx: float, cy: float, colour: RGB,
@@ -246,7 +259,7 @@ class PlateRenderer:
             k = 4
             transparent = kind in ("by", "kz", "ua_old")
             big = np.zeros((bh * k, bw * k, 3), np.uint8)
-            big[:] = WHITE if transparent else EU_BLUE
+            _fill(big, WHITE if transparent else EU_BLUE)
             cx, cy = bw * k / 2, min(bw * 0.8, bh * 0.34) * k
             if kind in ("eu", "gb_eu"):
                 r = bw * k * 0.3
@@ -293,7 +306,7 @@ class PlateRenderer:
 
         def build():
             tile = np.empty((bh, bw, 3), np.uint8)
-            tile[:] = EU_BLUE
+            _fill(tile, EU_BLUE)
             cy = min(bw * 0.7, bh * 0.32)
             if kind == "fr_right":
                 lw, lh = bw * 0.62, bw * 0.5
@@ -312,7 +325,7 @@ class PlateRenderer:
     def _mercosul(self, w: int, h: int):
         def build():
             tile = np.empty((h, w, 3), np.uint8)
-            tile[:] = BR_BLUE
+            _fill(tile, BR_BLUE)
             self._put_text(tile, "BRASIL", h * 0.5, w * 0.5, w / 2, h / 2, WHITE)
             # Mercosur logo (left): four small stars
             for dx, dy in ((0.04, 0.3), (0.06, 0.62), (0.085, 0.38), (0.07, 0.78)):
@@ -336,7 +349,7 @@ class PlateRenderer:
             fh = max(3, int(h * 0.85))
             fw = max(4, int(fh * 1.5))
             tile = np.empty((h + 2, t.shape[1] + fw + max(2, h // 3), 3), np.uint8)
-            tile[:] = WHITE
+            _fill(tile, WHITE)
             alpha = np.zeros(tile.shape[:2] + (1,), np.float32)
             _blend(tile, 0, (h + 2 - t.shape[0]) // 2, t, a)
             alpha[(h + 2 - t.shape[0]) // 2 : (h + 2 - t.shape[0]) // 2 + t.shape[0], : t.shape[1]] = a
@@ -359,7 +372,7 @@ class PlateRenderer:
             poly = _shield_poly(0, 0, w * k - 1, h * k - 1).astype(np.int32)
             cv2.fillPoly(mask, [poly], 255)
             if kind == "at":
-                big[:] = AT_RED
+                _fill(big, AT_RED)
                 big[h * k // 3 : 2 * h * k // 3] = WHITE
             elif kind == "hr":
                 n = 5
@@ -368,21 +381,21 @@ class PlateRenderer:
                         col = (210, 20, 30) if (i + j) % 2 == 0 else (250, 250, 250)
                         big[i * h * k // n : (i + 1) * h * k // n, j * w * k // n : (j + 1) * w * k // n] = col
             elif kind == "sk":
-                big[:] = (220, 30, 40)
+                _fill(big, (220, 30, 40))
                 big[int(h * k * 0.72) :] = (20, 70, 170)
                 cx = w * k // 2
                 big[int(h * k * 0.12) : int(h * k * 0.72), cx - w * k // 14 : cx + w * k // 14] = WHITE
                 big[int(h * k * 0.28) : int(h * k * 0.36), int(w * k * 0.28) : int(w * k * 0.72)] = WHITE
                 big[int(h * k * 0.46) : int(h * k * 0.54), int(w * k * 0.18) : int(w * k * 0.82)] = WHITE
             elif kind == "ch":
-                big[:] = (218, 41, 28)
+                _fill(big, (218, 41, 28))
                 cx, cy = w * k // 2, int(h * k * 0.42)
                 a, b = int(w * k * 0.12), int(w * k * 0.34)
                 big[cy - b : cy + b, cx - a : cx + a] = WHITE
                 big[cy - a : cy + a, cx - b : cx + b] = WHITE
             else:  # canton: "canton<i><j>" two colours split vertically
                 c1, c2 = _CANTON_COLOURS[int(kind[-2])], _CANTON_COLOURS[int(kind[-1])]
-                big[:] = c1
+                _fill(big, c1)
                 big[:, w * k // 2 :] = c2
             cv2.polylines(big, [poly], True, (40, 40, 40), max(1, k // 2 + 1), cv2.LINE_AA)
             tile = cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA)
@@ -397,7 +410,7 @@ class PlateRenderer:
         """The plate image and its characters' box (x0, y0, x1, y1), which effects drawn later
         (a plate frame) must leave free. ``fx``: realism effects (``None`` draws exactly what it
         always drew)."""
-        if fx is not None and fx.separators and "-" in raw and u() < fx.separators:
+        if fx is not None and fx.separators and "-" in raw and fxm.record("separators", u() < fx.separators):
             raw = raw.replace("-", MID_DOT if u() < 0.6 else " ")
         row_texts = raw.split(ROW_BREAK)
         one = rows == 1
@@ -457,22 +470,23 @@ class PlateRenderer:
         # --- text ----------------------------------------------------------------------------
         fkey = u.choice(fonts_for(look.fonts))
         if fx is not None:
-            if fx.extra_fonts and u() < fx.extra_fonts:
+            if fx.extra_fonts and fxm.record("extra_fonts", u() < fx.extra_fonts):
                 fkey = u.choice(tuple(CV_FONTS))
-            if fx.stroke_font and u() < fx.stroke_font:
+            if fx.stroke_font and fxm.record("stroke_font", u() < fx.stroke_font):
                 fkey = u.choice(STROKE_FONTS)
                 if u() < 0.4:
                     fkey += BOX_BOWLS
                 if look.code == "BR" and u() < 0.5:
                     fkey += BAR_ONE
-            if fx.font_weight and u() < fx.font_weight and fkey not in MONO_FONTS:
+            if fx.font_weight and fxm.record("font_weight", u() < fx.font_weight) and fkey not in MONO_FONTS:
                 fkey = f"{fkey}/{u.choice(tuple(WEIGHTS))}"
         f = self.font(fkey)
         mono = f.mono or u() < 0.15
         sx = u.uniform(0.78, 1.08)
         tracking = u.uniform(0.06, 0.15) if not mono else u.uniform(0.03, 0.08)
         space = u.uniform(0.28, 0.55)
-        scene = fx is not None and fx.us_scenes > 0 and "us_state" in decor and u() < fx.us_scenes
+        scene = (fx is not None and fx.us_scenes > 0 and "us_state" in decor
+                 and fxm.record("us_scenes", u() < fx.us_scenes))
         tab = "us_tab" in decor  # a tab between the groups (a style of the effects' formats only)
         if tab or (scene and u() < 0.6):
             space = u.uniform(0.7, 1.2)  # room for an icon between the groups
@@ -600,27 +614,27 @@ class PlateRenderer:
                 fxm.stacked_characters(img, u, tt, W - tt, text_box, hc, self.put_caption)
         if tab:
             fxm.gap_icon(img, alpha, u, text_box, hc, kind=fxm.TAB)
-        if fx.gradient and u() < fx.gradient:
+        if fx.gradient and fxm.record("gradient", u() < fx.gradient):
             fxm.gradient(img, alpha, u)
-        if fx.emboss and u() < fx.emboss:
+        if fx.emboss and fxm.record("emboss", u() < fx.emboss):
             fxm.emboss(img, alpha, hc, u)
         top_a, top_b = tt + top_h, by0 - 1  # free strips above and below the characters
         bot_a, bot_b = by1 + 1, H - tt
-        if fx.screws and u() < fx.screws:
+        if fx.screws and fxm.record("screws", u() < fx.screws):
             if top_h >= 4 and u() < 0.5:  # in the caption strip (Brazilian and US plates)
                 fxm.screws(img, tt + top_h / 2, top_h, u)
             elif top_b - top_a >= 3:
                 fxm.screws(img, (top_a + top_b) / 2, top_b - top_a, u)
             if bot_b - bot_a >= 3 and u() < 0.5:
                 fxm.screws(img, (bot_a + bot_b) / 2, bot_b - bot_a, u)
-        if fx.stickers and u() < fx.stickers:
+        if fx.stickers and fxm.record("stickers", u() < fx.stickers):
             side = int(W * u.uniform(0.12, 0.22))
             left = u() < 0.5
             sa = tt + 1 if scene or top_b - top_a < 4 else top_a  # US: in the caption strip's corners too
             if top_b - sa >= 4:
                 xa = tt + 1 if left else W - tt - side
                 fxm.sticker(img, xa, xa + side, sa, top_b, u, self.put_caption)
-        if fx.small_text and u() < fx.small_text:
+        if fx.small_text and fxm.record("small_text", u() < fx.small_text):
             lines = fxm.captions_for(country)
             ink = u.choice(US_FG) if u() < 0.6 else (int(u() * 90),) * 3
             if bot_b - bot_a >= 4:
@@ -631,9 +645,9 @@ class PlateRenderer:
                 free = top_b - top_a
                 self.put_caption(img, u.choice(lines), free * u.uniform(0.5, 0.8), W * 0.6, W / 2,
                                   (top_a + top_b) / 2, ink)
-        if fx.dirt and u() < fx.dirt:
+        if fx.dirt and fxm.record("dirt", u() < fx.dirt):
             fxm.dirt(img, u)
-        if fx.glare and u() < fx.glare:
+        if fx.glare and fxm.record("glare", u() < fx.glare):
             fxm.glare(img, u)
 
     def put_caption(self, rgb: np.ndarray, text: str, hc: float, max_w: float, cx: float, cy: float,
