@@ -1,5 +1,5 @@
 """Every configured effect still fires, at its probability: counted over a few thousand samples
-of the realism config's stream (synth effects through data.synth.effects.recording, camera
+of the realism config's stream and of the robust config's camera effects (synth effects through data.synth.effects.recording, camera
 effects through the ops of data.transforms.camera_effect_ops)."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from data.synth.effects import SynthEffects, recording
 from data.transforms import CAMERA_EFFECTS, build_transform, camera_effect_ops
 
 CONFIG = "configs/realism_attn.yaml"
+ROBUST_CONFIG = "configs/robust_attn.yaml"  # the realism camera effects plus those of other cameras
 PLATES = 1500
 CAMERA_SAMPLES = 2000
 MORE_US = {"US": 5.0}  # US-only effects (us_scenes, state_formats) get enough draws
@@ -36,8 +37,12 @@ def test_within_binomial_can_fail():
 
 @pytest.fixture(scope="module")
 def realism() -> DataConfig:
+    return data_section(CONFIG)
+
+
+def data_section(path: str) -> DataConfig:
     # The data section alone (load_config also builds the model config, which imports timm: seconds).
-    raw = yaml.safe_load(Path(CONFIG).read_text())["data"]
+    raw = yaml.safe_load(Path(path).read_text())["data"]
     return build_dataclass(DataConfig, raw, "data")
 
 
@@ -70,9 +75,9 @@ def test_recording_sees_an_effect_switched_off(realism):
     assert after == {}  # recording stops with its block
 
 
-def test_every_camera_effect_fires_at_its_probability(realism):
-    camera = realism.camera
-    assert set(camera) == set(CAMERA_EFFECTS)
+def test_every_camera_effect_fires_at_its_probability():
+    camera = data_section(ROBUST_CONFIG).camera
+    assert set(camera) == set(CAMERA_EFFECTS)  # the config switches every camera effect on
     tf = build_transform("train", 16, 48, camera_effects=camera)
     tf.set_seed(7)
     ops = camera_effect_ops(tf)
