@@ -30,6 +30,7 @@ from configs import ConfigError
 from data.datasets import load_records
 from data.files import write_text_atomically
 from data.images import IMAGE_EXTENSIONS
+from data.transforms import check_reading_views
 from evaluation import score_records
 from inference import load_reader
 from models.plate_formats import check_country
@@ -147,6 +148,10 @@ def check_settings(s: AdaptSettings) -> str:
         raise ConfigError(f"--rounds must be >= 1, got {s.rounds}")
     if not 0.0 <= s.min_confidence <= 1.0:
         raise ConfigError(f"--min-confidence must be in [0, 1], got {s.min_confidence}")
+    try:
+        s.views = check_reading_views(s.views, "--views")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if s.check and not Path(s.check).exists():
         raise ConfigError(f"--check {s.check}: not found")
     reader = load_reader(s.weights)  # WeightsError (a ValueError) names the folder

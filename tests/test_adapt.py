@@ -69,6 +69,8 @@ def test_bad_input_is_one_clear_error_before_anything_is_written(tmp_path):
         adapt(settings(tmp_path, few, views=("none",)))
     with pytest.raises(ConfigError, match="--country: unknown country 'XX'"):
         adapt(settings(tmp_path, few, country="XX"))
+    with pytest.raises(ConfigError, match="--views: unknown view 'foo'"):
+        adapt(settings(tmp_path, few, views=("none", "foo")))
     with pytest.raises(ConfigError, match="not a folder"):
         adapt(settings(tmp_path, tmp_path / "missing"))
     # nothing of a run was written by any of them
