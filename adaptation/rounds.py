@@ -169,12 +169,14 @@ def adapt(s: AdaptSettings) -> Path:
     arch = check_settings(s)
     paths, labels_csv = list_images(s.images)
     out = Path(s.output_dir) if s.output_dir else Path("runs") / "adapt" / time.strftime("%Y%m%d-%H%M%S")
+    config = s.config or f"configs/adapt_{arch}.yaml"
+    # The round's config is built once now, so that a bad override stops the run before the reading.
+    round_config(s, config, out / "round1", s.weights, out / "round1" / PSEUDO_LABELS)
     check_output_dir(out, s.overwrite)
     truth = label_texts(labels_csv) if labels_csv else None
     if truth is not None and any(truth.values()):
         say(f"{labels_csv}: its texts are used only to measure the pseudo-labels' precision; "
             "the model trains on its own readings, never on these labels")
-    config = s.config or f"configs/adapt_{arch}.yaml"
     weights = s.weights
     for k in range(0, s.rounds + 1):
         readings, errors = read_crops(weights, paths, s.country, s.views)
@@ -216,12 +218,17 @@ def train_round(s: AdaptSettings, config: str, run: Path, weights: str | os.Path
     run.mkdir(parents=True, exist_ok=True)
     csv_path = run / PSEUDO_LABELS
     write_text_atomically(csv_path, pseudo_labels_csv(kept, s.country, run))
-    overrides = [f"data.train={csv_path}", *s.overrides]
-    if s.steps is not None:
-        overrides.append(f"train.max_steps={s.steps}")
-    cfg, run_dir, init = run_config(config=config, overrides=overrides, output_dir=run, init_from=weights)
+    cfg, run_dir, init = round_config(s, config, run, weights, csv_path)
     train(cfg, run_dir, init=init)
     return run_dir.last
+
+
+def round_config(s: AdaptSettings, config: str, run: Path, weights: str | os.PathLike, train_csv: Path):
+    """A round's fine-tune config (``training.run_config``): the kept crops, --steps, the overrides."""
+    overrides = [f"data.train={train_csv}", *s.overrides]
+    if s.steps is not None:
+        overrides.append(f"train.max_steps={s.steps}")
+    return run_config(config=config, overrides=overrides, output_dir=run, init_from=weights)
 
 
 def publish(out: Path, weights: str | os.PathLike) -> Path:

@@ -71,6 +71,8 @@ def test_bad_input_is_one_clear_error_before_anything_is_written(tmp_path):
         adapt(settings(tmp_path, few, country="XX"))
     with pytest.raises(ConfigError, match="--views: unknown view 'foo'"):
         adapt(settings(tmp_path, few, views=("none", "foo")))
+    with pytest.raises(ConfigError, match="train.max_steps"):  # a bad training override, before any reading
+        adapt(settings(tmp_path, few, overrides=["train.max_steps=-1"]))
     with pytest.raises(ConfigError, match="not a folder"):
         adapt(settings(tmp_path, tmp_path / "missing"))
     # nothing of a run was written by any of them
