@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Adapt a model to ../shared/realplates-finetune without its labels and measure it before, after
+# each round and after (docs/adaptation.md; figures in docs/experiments.md). From the repository root:
+#
+#     bash benchmarks/adapt_realplates.sh [WEIGHTS]
+#
+# Splits the set by plate text as benchmarks/finetune_realplates.sh does (same seed: the same
+# parts), adapts WEIGHTS (default weights/crnn) on the train part's images -- its labels.csv lists
+# them; its texts only measure the pseudo-labels' precision -- and reads the held-out test part
+# after every round (--check). Then val.py scores the starting and the adapted model on the test
+# part, ../shared/realplates-dev (--equiv US:O=0) and the synthetic test set. ROUNDS, STEPS,
+# REAL, DEV and RUN override the defaults. The adaptation never sees realplates-dev or the test part.
+set -euo pipefail
+
+WEIGHTS=${1:-weights/crnn}
+ROUNDS=${ROUNDS:-3}
+STEPS=${STEPS:-400}
+REAL=${REAL:-../shared/realplates-finetune}
+DEV=${DEV:-../shared/realplates-dev}
+SPLIT=datasets/realplates-finetune-split
+SYNTH_TEST=datasets/synth/test_n2000_seed2_2row0.15
+RUN=${RUN:-runs/adapt/$(date +%Y%m%d-%H%M%S)}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+
+python -m data.split --data "$REAL" --out "$SPLIT" --ratio 0.4 0.1 --names train val test --seed 0
+python -c "from configs import load_config; from training import ensure_synth_set; ensure_synth_set(load_config('crnn').data, 'test')"
+python adapt.py --weights "$WEIGHTS" --images "$SPLIT/train" --country BR --output-dir "$RUN" \
+    --check "$SPLIT/test" --rounds "$ROUNDS" --steps "$STEPS"
+
+mkdir -p "$RUN/eval"
+for tag in before after; do
+    w=$WEIGHTS
+    [ $tag = after ] && w=$RUN/model
+    python val.py --weights "$w" --data "$SPLIT/test" --out "$RUN/eval/$tag-test.json" > /dev/null
+    python val.py --weights "$w" --data "$DEV" --equiv US:O=0 --out "$RUN/eval/$tag-dev.json" > /dev/null
+    python val.py --weights "$w" --data "$SYNTH_TEST" --out "$RUN/eval/$tag-synth.json" > /dev/null
+done
+
+python - "$RUN" "$WEIGHTS" "$DEV" "$SPLIT" <<'EOF_PY'
+import json, sys
+from pathlib import Path
+
+run, weights, dev, split = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+pct = lambda x: "-" if x is None else f"{100 * x:.2f}%"
+print("\n| round | kept crops (share) | pseudo-label precision | test part exact match |\n|---:|---:|---:|---:|")
+for r in map(json.loads, (run / "adapt_log.jsonl").read_text().splitlines()):
+    print(f"| {r['round']} | {r['kept']} ({pct(r['kept_share'])}) | {pct(r.get('pseudo_label_precision'))} "
+          f"| {pct(r.get('check_exact_match'))} |")
+load = lambda tag, name: json.loads((run / "eval" / f"{tag}-{name}.json").read_text())
+print("\n| data set | n | exact match before | after | CER before | after |\n|---|---:|---:|---:|---:|---:|")
+for name, title in (("test", f"{split}/test (held-out plates)"), ("dev", f"{dev} (--equiv US:O=0)"),
+                    ("synth", "synthetic test set (2,000)")):
+    b, a = load("before", name), load("after", name)
+    print(f"| {title} | {b['overall']['n']} | {pct(b['overall']['exact_match'])} | {pct(a['overall']['exact_match'])} "
+          f"| {pct(b['overall']['cer'])} | {pct(a['overall']['cer'])} |")
+    if name == "dev":
+        for c, g in b["by_country"].items():
+            print(f"| &nbsp;&nbsp;{c} | {g['n']} | {pct(g['exact_match'])} | {pct(a['by_country'][c]['exact_match'])} "
+                  f"| {pct(g['cer'])} | {pct(a['by_country'][c]['cer'])} |")
+print(f"\nbefore: {weights}; after: {run / 'model'}")
+EOF_PY
