@@ -27,35 +27,16 @@ python -c "from configs import load_config; from training import ensure_synth_se
 python adapt.py --weights "$WEIGHTS" --images "$SPLIT/train" --country BR --output-dir "$RUN" \
     --check "$SPLIT/test" --rounds "$ROUNDS" --steps "$STEPS"
 
-mkdir -p "$RUN/eval"
-for tag in before after; do
-    w=$WEIGHTS
-    [ $tag = after ] && w=$RUN/model
-    python val.py --weights "$w" --data "$SPLIT/test" --out "$RUN/eval/$tag-test.json" > /dev/null
-    python val.py --weights "$w" --data "$DEV" --equiv US:O=0 --out "$RUN/eval/$tag-dev.json" > /dev/null
-    python val.py --weights "$w" --data "$SYNTH_TEST" --out "$RUN/eval/$tag-synth.json" > /dev/null
-done
-
-python - "$RUN" "$WEIGHTS" "$DEV" "$SPLIT" <<'EOF_PY'
+python - "$RUN" <<'EOF_PY'
 import json, sys
 from pathlib import Path
 
-run, weights, dev, split = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 pct = lambda x: "-" if x is None else f"{100 * x:.2f}%"
 print("\n| round | kept crops (share) | pseudo-label precision | test part exact match |\n|---:|---:|---:|---:|")
-for r in map(json.loads, (run / "adapt_log.jsonl").read_text().splitlines()):
+for r in map(json.loads, (Path(sys.argv[1]) / "adapt_log.jsonl").read_text().splitlines()):
     print(f"| {r['round']} | {r['kept']} ({pct(r['kept_share'])}) | {pct(r.get('pseudo_label_precision'))} "
           f"| {pct(r.get('check_exact_match'))} |")
-load = lambda tag, name: json.loads((run / "eval" / f"{tag}-{name}.json").read_text())
-print("\n| data set | n | exact match before | after | CER before | after |\n|---|---:|---:|---:|---:|---:|")
-for name, title in (("test", f"{split}/test (held-out plates)"), ("dev", f"{dev} (--equiv US:O=0)"),
-                    ("synth", "synthetic test set (2,000)")):
-    b, a = load("before", name), load("after", name)
-    print(f"| {title} | {b['overall']['n']} | {pct(b['overall']['exact_match'])} | {pct(a['overall']['exact_match'])} "
-          f"| {pct(b['overall']['cer'])} | {pct(a['overall']['cer'])} |")
-    if name == "dev":
-        for c, g in b["by_country"].items():
-            print(f"| &nbsp;&nbsp;{c} | {g['n']} | {pct(g['exact_match'])} | {pct(a['by_country'][c]['exact_match'])} "
-                  f"| {pct(g['cer'])} | {pct(a['by_country'][c]['cer'])} |")
-print(f"\nbefore: {weights}; after: {run / 'model'}")
 EOF_PY
+python benchmarks/before_after.py --before "$WEIGHTS" --after "$RUN/model" --out "$RUN/eval" \
+    --set "held-out plates=$SPLIT/test" --set "realplates-dev=$DEV:US:O=0" \
+    --set "synthetic test set (2,000)=$SYNTH_TEST" --by-country realplates-dev

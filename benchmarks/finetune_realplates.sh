@@ -26,31 +26,6 @@ python -m data.split --data "$REAL" --out "$SPLIT" --ratio 0.4 0.1 --names train
 python train_accelerate.py --config "$CONFIG" --init-from "$WEIGHTS" --output-dir "$RUN" \
     data.train="$SPLIT/train" data.val="$SPLIT/val" "data.extra_test=[$SPLIT/test]"
 
-mkdir -p "$RUN/eval"
-for tag in before after; do
-    w=$WEIGHTS
-    [ $tag = after ] && w=$RUN/best
-    python val.py --weights "$w" --data "$SPLIT/test" --out "$RUN/eval/$tag-test.json" > /dev/null
-    python val.py --weights "$w" --data "$DEV" --equiv US:O=0 --out "$RUN/eval/$tag-dev.json" > /dev/null
-    python val.py --weights "$w" --data "$SYNTH_TEST" --out "$RUN/eval/$tag-synth.json" > /dev/null
-done
-
-python - "$RUN/eval" "$WEIGHTS" "$DEV" "$SPLIT" <<'EOF'
-import json, sys
-from pathlib import Path
-
-ev, weights, dev, split = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-load = lambda tag, name: json.loads((ev / f"{tag}-{name}.json").read_text())
-pct = lambda x: f"{100 * x:.2f}%"
-print(f"\n| data set | n | exact match before | after | CER before | after |\n|---|---:|---:|---:|---:|---:|")
-for name, title in (("test", f"{split}/test (held-out plates)"), ("dev", f"{dev} (--equiv US:O=0)"),
-                    ("synth", "synthetic test set (2,000)")):
-    b, a = load("before", name), load("after", name)
-    print(f"| {title} | {b['overall']['n']} | {pct(b['overall']['exact_match'])} | {pct(a['overall']['exact_match'])} "
-          f"| {pct(b['overall']['cer'])} | {pct(a['overall']['cer'])} |")
-    if name == "dev":
-        for c, g in b["by_country"].items():
-            print(f"| &nbsp;&nbsp;{c} | {g['n']} | {pct(g['exact_match'])} | {pct(a['by_country'][c]['exact_match'])} "
-                  f"| {pct(g['cer'])} | {pct(a['by_country'][c]['cer'])} |")
-print(f"\nbefore: {weights}; after: {ev.parent / 'best'}")
-EOF
+python benchmarks/before_after.py --before "$WEIGHTS" --after "$RUN/best" --out "$RUN/eval" \
+    --set "held-out plates=$SPLIT/test" --set "realplates-dev=$DEV:US:O=0" \
+    --set "synthetic test set (2,000)=$SYNTH_TEST" --by-country realplates-dev
