@@ -242,7 +242,7 @@ class Halo(A.ImageOnlyTransform):
             out = cv2.addWeighted(out, 1 + amount, blur, -amount, 0)
         if mode >= 0.4:
             # Only what stands out blooms: never a frame that is bright all over (over-exposed).
-            mean, std = (float(v[0, 0]) for v in cv2.meanStdDev(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)))
+            mean, std = (float(v[0, 0]) for v in cv2.meanStdDev(_luma(out)))
             t = max(r.uniform(150, 210), mean + std)
             bright = cv2.subtract(out, (t, t, t, 0))
             # The wide blur at a quarter of the size (the same look, a tenth of the time).
