@@ -39,7 +39,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from data.images import IMAGE_EXTENSIONS
+from data.images import IMAGE_EXTENSIONS, image_files
 from inference import Prediction
 from inference.csv_output import OutputError, PredictionsCSV, check_output_path
 from inference.cli import add_reader_args, reader_from_args
@@ -63,13 +63,7 @@ def list_inputs(source: str | os.PathLike) -> tuple[list[tuple[str, Path]], dict
     if not p.exists():
         raise InputError(f"{p}: input not found (expected an image, a folder of images or a CSV)")
     if p.is_dir():
-        items = []
-        for dirpath, dirnames, filenames in os.walk(p):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if not name.startswith(".") and os.path.splitext(name)[1].lower() in EXTENSIONS:
-                    full = Path(dirpath) / name
-                    items.append((full.relative_to(p).as_posix(), full))
+        items = [(Path(f).relative_to(p).as_posix(), Path(f)) for f in image_files(p, EXTENSIONS)]
         if not items:
             raise InputError(f"{p}: no image files found (looked for {', '.join(sorted(EXTENSIONS))}, recursively)")
         return items, None

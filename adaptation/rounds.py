@@ -29,7 +29,7 @@ from adaptation.filters import REASONS, Reading, rejection
 from configs import ConfigError
 from data.datasets import load_records
 from data.files import write_text_atomically
-from data.images import IMAGE_EXTENSIONS
+from data.images import image_files
 from data.transforms import check_reading_views
 from evaluation import score_records
 from inference import load_reader
@@ -68,7 +68,7 @@ def say(msg: str) -> None:
 # --------------------------------------------------------------------------- the folder
 def list_images(folder: str | os.PathLike) -> tuple[list[Path], Path | None]:
     """The crops of ``folder``: the files its ``labels.csv`` lists (only the filename column is
-    read here), else every image file under it; and that labels.csv, if any."""
+    read here), else every image file under it (hidden ones left out, as everywhere); and that labels.csv, if any."""
     root = Path(folder)
     if not root.is_dir():
         raise ConfigError(f"--images {folder}: not a folder")
@@ -79,7 +79,7 @@ def list_images(folder: str | os.PathLike) -> tuple[list[Path], Path | None]:
             if "filename" not in (rows.fieldnames or []):
                 raise ConfigError(f"{labels}: no filename column")
             return [root / r["filename"] for r in rows], labels
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()), None
+    return [Path(f) for f in image_files(root)], None
 
 
 def read_crops(weights: str | os.PathLike, paths: list[Path], country: str, views: tuple[str, ...],

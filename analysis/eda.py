@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from data.datasets import (
-    IMAGE_EXTENSIONS,
     OLD_ROWS_COLUMN,
     DatasetError,
     detect_format,
@@ -27,6 +26,7 @@ from data.datasets import (
     read_image_rgb,
     rows_of,
 )
+from data.images import image_files
 from data.text import Charset, normalize_country, normalize_plate_text
 
 SCAN_COLUMNS = ("file", "raw_text", "text", "length", "country", "rows", "bad_chars", "exists", "problems")
@@ -85,13 +85,8 @@ def _scan_csv(root: Path, csv_name: str, charset: Charset) -> list[dict[str, Any
 
 def _scan_filenames(root: Path, charset: Charset) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
-                continue
-            rows.append(_row(os.path.join(dirpath, name), label_from_filename(name), "", "", "", charset,
-                             True))
+    for path in image_files(root):
+        rows.append(_row(path, label_from_filename(os.path.basename(path)), "", "", "", charset, True))
     return rows
 
 

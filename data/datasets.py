@@ -46,7 +46,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 # Image files (torch-free, shared with the ONNX reading path); imported here for the readers below.
-from data.images import CHECK_HINT, IMAGE_EXTENSIONS, DatasetError, ImageReadError, read_image_rgb, to_rgb_uint8  # noqa: F401
+from data.images import CHECK_HINT, IMAGE_EXTENSIONS, DatasetError, ImageReadError, image_files, read_image_rgb, to_rgb_uint8  # noqa: F401
 from data.text import NO_COUNTRY, Charset, normalize_country, normalize_plate_text
 
 DEFAULT_CSV_NAME = "labels.csv"
@@ -344,23 +344,19 @@ def read_filename_dataset(
     records: list[PlateRecord] = []
     stats: dict[str, Any] = {"rows": 0, "records": 0, "skipped_invalid_label": 0, "skipped_examples": [],
                              "unlike_plates": 0, "unlike_examples": []}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in exts:
-                continue
-            stats["rows"] += 1
-            path = os.path.join(dirpath, name)
-            raw = label_from_filename(name)
-            if not looks_like_plate(normalize_plate_text(raw)):
-                stats["unlike_plates"] += 1
-                if len(stats["unlike_examples"]) < 3:
-                    stats["unlike_examples"].append(f"{name} -> {normalize_plate_text(raw) or '(empty)'}")
-            text = checked_label(raw, charset, allow_mask, on_invalid_label, stats,
-                                 f"{path}: label {raw!r} read from the file name")
-            if text is None:
-                continue
-            records.append(PlateRecord(Path(path), text, NO_COUNTRY, 1))
+    for path in image_files(root, exts):
+        stats["rows"] += 1
+        name = os.path.basename(path)
+        raw = label_from_filename(name)
+        if not looks_like_plate(normalize_plate_text(raw)):
+            stats["unlike_plates"] += 1
+            if len(stats["unlike_examples"]) < 3:
+                stats["unlike_examples"].append(f"{name} -> {normalize_plate_text(raw) or '(empty)'}")
+        text = checked_label(raw, charset, allow_mask, on_invalid_label, stats,
+                             f"{path}: label {raw!r} read from the file name")
+        if text is None:
+            continue
+        records.append(PlateRecord(Path(path), text, NO_COUNTRY, 1))
     if stats["rows"] == 0:
         raise DatasetError(
             f"{root}: no image files found (looked for {', '.join(sorted(exts))}, recursively)"

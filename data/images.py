@@ -18,6 +18,17 @@ import numpy as np
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 
+
+def image_files(root: str | os.PathLike, extensions=IMAGE_EXTENSIONS) -> list[str]:
+    """The image files under folder ``root``, recursively: each folder's files sorted by name, then its
+    sub-folders in name order; hidden files and folders (``.name``) left out. ``extensions`` are lower case."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [os.path.join(dirpath, name) for name in sorted(filenames)
+                  if not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions]
+    return found
+
 # Padding value (RGB) of the letterbox when keep_aspect=True.
 PAD_VALUE = (0, 0, 0)
 
