@@ -212,3 +212,22 @@ def test_onnx_export_reads_with_the_length_head(trained, tmp_path):
     np.testing.assert_allclose(got["log_probs"], ref["log_probs"].numpy(), atol=1e-4, rtol=1e-4)
     texts = [p.text for p in model.decode_text({"log_probs": torch.from_numpy(got["log_probs"])})]
     assert texts == ["AB", "X9", "KK", "7Z"]
+
+
+def test_stop_config_adds_the_head_to_its_init_model(tmp_path, capsys):
+    """configs/stop_attn.yaml: train.init_model_options turns the head on over the init model's
+    options; a model.* override on the command line wins; an unknown option is named."""
+    from training import run_config
+
+    torch.manual_seed(0)
+    init = create_model("attn", TINY, CHARSET, SPEC).save_pretrained(tmp_path / "init")
+    config = "configs/stop_attn.yaml"
+    cfg = run_config(config=config, init_from=init, output_dir=tmp_path / "r")[0]
+    assert cfg.model.length_loss_weight == 0.5 and cfg.model.d_model == TINY["d_model"]
+    assert "model.length_loss_weight=0.0 -> 0.5 (train.init_model_options)" in capsys.readouterr().out
+    cfg = run_config(config=config, overrides=["model.length_loss_weight=0.2"], init_from=init,
+                     output_dir=tmp_path / "r")[0]
+    assert cfg.model.length_loss_weight == 0.2
+    with pytest.raises(ConfigError, match="train.init_model_options: 'length_los' is no attn model option"):
+        run_config(config=config, overrides=["train.init_model_options={length_los: 0.5}"], init_from=init,
+                   output_dir=tmp_path / "r")
