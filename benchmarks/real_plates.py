@@ -12,6 +12,8 @@ the same in the macro mean however many crops it has: the figure a change must r
 (docs/experiments.md, "keeping a change"). Scoring treats O and 0 as one character on US
 plates (``--equiv US:O=0``, the default: US labels write both) and masked label characters
 (``*``) as any character. ``--limit N`` reads the first N crops of each set (a quick look).
+Each set also counts the readings longer and shorter than their label (``longer``, ``shorter``:
+a reader that runs on past the plate's end, or stops before it).
 """
 
 from __future__ import annotations
@@ -55,21 +57,26 @@ def summarise(per_set: dict[str, dict]) -> dict:
 
 def score_set(reader, folder: Path, equivalences: dict, limit: int | None, batch_size: int) -> dict:
     records = load_records(folder, reader.charset, allow_mask=True)[:limit]
-    metrics = score_records(reader, records, batch_size=batch_size, desc=folder.name,
-                            equivalences=equivalences).metrics
+    result = score_records(reader, records, batch_size=batch_size, desc=folder.name,
+                           equivalences=equivalences, keep_records=True)
+    metrics, readings = result.metrics, result.records
     overall = metrics["overall"]
     return {
         "n": overall["n"], "exact_match": overall["exact_match"], "cer": overall["cer"],
+        "longer": sum(len(r.text) > len(r.label) for r in readings),
+        "shorter": sum(len(r.text) < len(r.label) for r in readings),
         "by_country": {c: {"n": m["n"], "exact_match": m["exact_match"], "cer": m["cer"]}
                        for c, m in sorted(metrics["by_country"].items())},
     }
 
 
 def format_report(per_set: dict[str, dict], summary: dict, title: str) -> str:
-    lines = [f"### {title}", "", "| set | n | exact match | CER | exact match by country (n) |", "|---|---:|---:|---:|---|"]
+    lines = [f"### {title}", "", "| set | n | exact match | CER | longer | shorter | exact match by country (n) |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for name, r in per_set.items():
         countries = ", ".join(f"{c} {m['exact_match']:.2%} ({m['n']})" for c, m in r["by_country"].items())
-        lines.append(f"| {name} | {r['n']} | {r['exact_match']:.2%} | {r['cer']:.2%} | {countries} |")
+        lines.append(f"| {name} | {r['n']} | {r['exact_match']:.2%} | {r['cer']:.2%} | {r['longer']} | "
+                     f"{r['shorter']} | {countries} |")
     macro, worst = summary["macro"], summary["worst"]
     lines += ["", f"macro mean over {len(per_set)} sets: exact match {macro['exact_match']:.2%}, CER {macro['cer']:.2%}",
               f"worst set: exact match {worst['exact_match']['value']:.2%} ({worst['exact_match']['set']}), "

@@ -165,6 +165,10 @@ class TrainConfig:
     # arch and charset must match the run's; its model options and input size are the run's.
     # Optimiser and schedule start fresh (unlike --resume). Shortcut: --init-from FOLDER.
     init_from: str | None = None
+    # Model options that replace the init model's in a fine-tune (as model.* on the command line
+    # do; the command line wins): e.g. {length_loss_weight: 0.5} adds a length head to a model
+    # trained without one. None: the init model's options as they are.
+    init_model_options: dict | None = None
     trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
     # Exponential moving average of the weights (timm's ModelEmaV3, decay warmed up from 0):
     # validation, best/ and last/ use the average. None: the raw weights.
@@ -176,6 +180,9 @@ class TrainConfig:
     trainable: list[str] | None = None
 
     def __post_init__(self) -> None:
+        if self.init_model_options is not None and not isinstance(self.init_model_options, dict):
+            raise ConfigError(f"train.init_model_options must be a mapping of model options "
+                              f"(e.g. {{length_loss_weight: 0.5}}), or null, got {self.init_model_options!r}")
         if self.trainable is not None and (
                 not isinstance(self.trainable, list) or not self.trainable
                 or not all(isinstance(t, str) and t.strip() for t in self.trainable)):

@@ -36,6 +36,19 @@ the chosen class; ``decode`` reads it into :class:`PlatePrediction`. A step
 after the plate's EOS reads EOS with probability 1; in beam-search output only
 the chosen class of each step carries its log-probability.
 
+Where the plate stops (``model.length_loss_weight`` > 0): a length head
+(``models.heads.LengthHead``) predicts the number of characters from the
+image tokens (learned queries attending over the whole token grid, so one- and
+two-row plates alike), trained jointly with cross-entropy weighted by
+``length_loss_weight``. Decoding then scores each candidate reading as its
+decoder log-probability + ``model.length_weight`` x the head's log-probability
+of its length: greedy takes the best of the greedy path's prefixes ending in
+EOS (so it can stop earlier than the argmax would), beam search the best of
+its finished beams (so it can also stop later); ``text_log_prob`` (joint and
+multi-view reading) scores a text the same way. ``nar`` decoding ignores the
+head. Without the head (length_loss_weight 0, every model trained before it)
+nothing changes.
+
 Sizes are derived, never configured twice: classes = EOS + charset (from the
 charset), decoder positions = ``max_label_length`` + 1 (content: BOS + the
 characters; outputs: the characters + EOS), the token grid from the encoder
@@ -58,7 +71,7 @@ from data.text import Charset
 from data.tokenizers import AttnTokenizer
 from models.backbones import TimmFeatures, check_backbone_name
 from models.base import Capabilities, InputSpec, OutputTuple, PlatePrediction, PlateRecognizer
-from models.heads import PlateClassHead
+from models.heads import LengthHead, PlateClassHead, length_loss
 from models.registry import register_model
 
 VIT_PREFIXES = ("vit_", "deit_", "deit3_")
@@ -102,11 +115,15 @@ class AttnConfig:
     country_head: bool | None = None  # None: on (training turns it off when the data has no country labels)
     cls_loss_weight: float = 0.5
     cls_head_layers: int = 0  # transformer layers over the image tokens inside the head, before pooling
+    # --- where the plate stops: a head that predicts the number of characters from the image tokens
+    length_loss_weight: float = 0.0  # its loss weight; 0: no length head (older models have none)
+    length_weight: float = 1.0  # decoding: a reading scores decoder log-prob + this x length log-prob
 
     def __post_init__(self) -> None:
         check_backbone_name(self.encoder, "model.encoder")
-        if self.cls_loss_weight < 0:
-            raise ValueError(f"model.cls_loss_weight must be >= 0, got {self.cls_loss_weight}")
+        for key in ("cls_loss_weight", "length_loss_weight", "length_weight"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"model.{key} must be >= 0, got {getattr(self, key)}")
         if self.encoder_stage < 0:
             raise ValueError(f"model.encoder_stage must be >= 0, got {self.encoder_stage}")
         if len(self.patch_size) != 2 or min(self.patch_size) < 1:
@@ -359,6 +376,8 @@ class AttnRecognizer(PlateRecognizer):
         nn.init.normal_(self.embed.weight, std=0.02)
         self.class_head = (PlateClassHead(d, dropout=config.dropout, context_layers=config.cls_head_layers,
                                           heads=config.dec_heads) if config.country_head is not False else None)
+        self.length_head = (LengthHead(d, config.max_label_length, heads=config.dec_heads, dropout=config.dropout)
+                            if config.length_loss_weight > 0 else None)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -458,8 +477,10 @@ class AttnRecognizer(PlateRecognizer):
         the decoder reads the two-dimensional layout directly."""
         memory = self.encode(images)
         out = self.class_head(memory) if self.class_head is not None else {}
+        if self.length_head is not None:
+            out["length_logits"] = self.length_head(memory)
         if texts is None:
-            out["log_probs"] = self.generate(images, memory=memory)
+            out["log_probs"] = self.generate(images, memory=memory, length_logits=out.get("length_logits"))
             return out
         out["logits"] = self.teacher_forced(memory, texts)
         return out
@@ -504,15 +525,19 @@ class AttnRecognizer(PlateRecognizer):
             logits = logits.unsqueeze(0)
         k, b, steps, c = logits.shape
         target = self.targets(batch["texts"], steps, logits.device)
-        return F.cross_entropy(logits.reshape(-1, c), target.repeat(k, 1).reshape(-1), ignore_index=IGNORE,
+        loss = F.cross_entropy(logits.reshape(-1, c), target.repeat(k, 1).reshape(-1), ignore_index=IGNORE,
                                label_smoothing=self.config.label_smoothing)
+        if "length_logits" in outputs:
+            loss = loss + self.config.length_loss_weight * length_loss(outputs, batch["texts"])
+        return loss
 
     # ----------------------------------------------------------------- inference
     def generate(self, images: torch.Tensor, decoding: str | None = None, beam_width: int | None = None,
                  refine_iters: int | None = None, use_cache: bool = True,
-                 memory: torch.Tensor | None = None) -> torch.Tensor:
+                 memory: torch.Tensor | None = None, length_logits: torch.Tensor | None = None) -> torch.Tensor:
         """Inference log-probabilities [B, T, C]; arguments override the config (for benchmarks and tests).
-        ``memory``: the encoder's tokens of ``images`` if already computed."""
+        ``memory``: the encoder's tokens of ``images`` if already computed; ``length_logits``: the
+        length head's output for them, if already computed."""
         cfg = self.config
         decoding = cfg.decoding if decoding is None else decoding
         beam_width = cfg.beam_width if beam_width is None else beam_width
@@ -520,17 +545,54 @@ class AttnRecognizer(PlateRecognizer):
         if memory is None:
             memory = self.encode(images)
         memory_kv = [layer.memory_kv(memory) for layer in self.layers]
+        length_bonus = self._length_bonus(memory, length_logits)
         if decoding == "nar":
             logp = self._decode_nar(memory_kv, images.shape[0])
         elif beam_width > 1:
-            logp = self._decode_beam(memory_kv, images.shape[0], beam_width)
+            logp = self._decode_beam(memory_kv, images.shape[0], beam_width, length_bonus)
         elif use_cache:
-            logp = self._decode_greedy(memory_kv, images.shape[0])
+            logp = self._decode_greedy(memory_kv, images.shape[0], length_bonus=length_bonus)
         else:
             logp = self._decode_greedy_uncached(memory_kv, images.shape[0])
+            if length_bonus is not None:
+                logp = self._stop_by_length(logp, length_bonus)
         for _ in range(refine_iters):
             logp = self._refine(memory_kv, logp.argmax(-1))
         return logp
+
+    def _length_bonus(self, memory: torch.Tensor, length_logits: torch.Tensor | None = None) -> torch.Tensor | None:
+        """``length_weight`` x the length head's log-probability of each length 0..max_label_length,
+        [B, T] (what a reading of that length gains in decoding); None without a length head."""
+        if self.length_head is None or self.config.length_weight == 0:
+            return None
+        if length_logits is None:
+            length_logits = self.length_head(memory)
+        return self.config.length_weight * length_logits.float().log_softmax(-1)
+
+    def _stop_by_length(self, logp: torch.Tensor, length_bonus: torch.Tensor) -> torch.Tensor:
+        """The greedy reading ``logp`` [B, T, C] cut where the length head says the plate stops.
+
+        The candidates are the greedy path's prefixes that end with EOS at a step up to the
+        greedy EOS: prefix n scores the log-probabilities of its n characters + that of EOS at
+        step n (all from the greedy pass) + ``length_bonus[n]``; the best one is read. Only tensor
+        operations, so the ONNX export traces it. A shorter reading's EOS step keeps only EOS
+        (other classes NEG, as in beam-search output); the steps after it read EOS.
+        """
+        b, steps, _ = logp.shape
+        classes = logp.argmax(-1)
+        picked = logp.gather(-1, classes[..., None])[..., 0]
+        before = torch.cumsum(picked, 1) - picked  # log-prob of the greedy characters before step n
+        eos_seen = torch.cumsum((classes == 0).long(), 1) - (classes == 0).long()
+        allowed = eos_seen == 0  # steps up to and including the greedy EOS
+        score = (before + logp[..., 0] + length_bonus[:, :steps]).masked_fill(~allowed, float("-inf"))
+        stop = score.argmax(1)  # [B]: the chosen reading's length
+        step = torch.arange(steps, device=logp.device)[None, :]
+        eos_rows = self._eos_rows(b, steps, logp)
+        cut = eos_rows.clone()
+        cut[..., 0] = logp[..., 0]
+        greedy_stop = (classes == 0) & allowed
+        out = torch.where((step == stop[:, None])[..., None] & ~greedy_stop[..., None], cut, logp)
+        return torch.where((step > stop[:, None])[..., None], eos_rows, out)
 
     def _eos_rows(self, b: int, steps: int, like: torch.Tensor) -> torch.Tensor:
         rows = like.new_full((b, steps, self.num_classes), NEG, dtype=torch.float32)
@@ -550,8 +612,10 @@ class AttnRecognizer(PlateRecognizer):
         cache.length += 1
         return self.head(self.norm(q[:, 0])).float().log_softmax(-1)
 
-    def _decode_greedy(self, memory_kv, b: int, traced: bool = False) -> torch.Tensor:
-        """Greedy decoding, stopping once every plate has read EOS.
+    def _decode_greedy(self, memory_kv, b: int, traced: bool = False,
+                       length_bonus: torch.Tensor | None = None) -> torch.Tensor:
+        """Greedy decoding, stopping once every plate has read EOS; with ``length_bonus`` (a length
+        head), the reading is then cut where the head says the plate stops (:meth:`_stop_by_length`).
 
         ``traced`` (the ONNX export, :class:`GreedyExport`): all ``max_steps`` steps, without that
         early exit, the one data-dependent branch (a trace would freeze the number of steps of the
@@ -575,7 +639,8 @@ class AttnRecognizer(PlateRecognizer):
                 break
             tokens = self.tokenizer.class_to_token(cls)
         out = torch.stack(rows, 1)
-        return out if len(rows) == self.max_steps else torch.cat([out, eos_rows[:, len(rows):]], 1)
+        out = out if len(rows) == self.max_steps else torch.cat([out, eos_rows[:, len(rows):]], 1)
+        return out if length_bonus is None else self._stop_by_length(out, length_bonus)
 
     def _decode_greedy_uncached(self, memory_kv, b: int) -> torch.Tensor:
         """Greedy decoding that recomputes the whole prefix at every step (reference for the cache)."""
@@ -597,8 +662,11 @@ class AttnRecognizer(PlateRecognizer):
             tokens = torch.cat([tokens, self.tokenizer.class_to_token(cls)[:, None]], dim=1)
         return out
 
-    def _decode_beam(self, memory_kv, b: int, width: int) -> torch.Tensor:
-        """Batched beam search maximising the plate confidence (product of step probabilities, EOS included)."""
+    def _decode_beam(self, memory_kv, b: int, width: int, length_bonus: torch.Tensor | None = None) -> torch.Tensor:
+        """Batched beam search maximising the plate confidence (product of step probabilities, EOS included).
+
+        With ``length_bonus`` (a length head) the search runs until every beam has ended, and the
+        finished beam with the best decoder log-prob + ``length_bonus`` of its length is read."""
         d0 = memory_kv[0][0]
         device, steps, c = d0.device, self.max_steps, self.num_classes
         memory_kv = [(k.repeat_interleave(width, 0), v.repeat_interleave(width, 0)) for k, v in memory_kv]
@@ -625,11 +693,17 @@ class AttnRecognizer(PlateRecognizer):
             hist_lp[:, :, i] = chosen_lp
             finished = finished.gather(1, beam) | (cls == 0)
             scores = top
-            if bool(finished[:, 0].all()):  # the best beam has ended: nothing can overtake it
-                break
+            if bool(finished[:, 0].all()) and (length_bonus is None or bool(finished.all())):
+                break  # the best beam has ended: nothing can overtake it (on decoder log-prob alone)
             cache.reorder((base + beam).view(-1))
             tokens = self.tokenizer.class_to_token(cls).view(-1)
-        best_cls, best_lp = hist_cls[:, 0], hist_lp[:, 0]  # topk is sorted: beam 0 is the best
+        best = torch.zeros(b, dtype=torch.long, device=device)  # topk is sorted: beam 0 is the best
+        if length_bonus is not None:
+            length = (torch.cumsum(hist_cls == 0, dim=2) == 0).sum(2).clamp(max=steps - 1)  # [b, width]
+            rescored = (scores + length_bonus.gather(1, length)).masked_fill(~finished, float("-inf"))
+            best = torch.where(finished.any(1), rescored.argmax(1), best)
+        pick = best[:, None, None].expand(-1, 1, steps)
+        best_cls, best_lp = hist_cls.gather(1, pick)[:, 0], hist_lp.gather(1, pick)[:, 0]
         ended = torch.cumsum(best_cls == 0, dim=1) - (best_cls == 0).long() > 0  # after the first EOS
         best_cls = best_cls.masked_fill(ended, 0)
         best_lp = best_lp.masked_fill(ended, 0.0)
@@ -667,7 +741,9 @@ class AttnRecognizer(PlateRecognizer):
     @torch.no_grad()
     def text_log_prob(self, images: torch.Tensor, texts: list[str],
                       index: torch.Tensor | None = None) -> torch.Tensor:
-        """Teacher-forced, left to right: the summed log-probabilities of the characters and EOS."""
+        """Teacher-forced, left to right: the summed log-probabilities of the characters and EOS (with a
+        length head, + ``length_weight`` x its log-probability of the text's length, as decoding scores
+        a reading)."""
         fits = torch.tensor([len(t) <= self.config.max_label_length for t in texts], device=images.device)
         out = torch.full((len(texts),), float("-inf"), device=images.device)
         if not fits.any():
@@ -680,7 +756,11 @@ class AttnRecognizer(PlateRecognizer):
         logp = self.teacher_forced(memory, keep)[0].float().log_softmax(-1)  # left to right
         target = self.targets(keep, logp.shape[1], logp.device)
         picked = logp.gather(-1, target.clamp(min=0)[..., None])[..., 0]
-        out[fits] = (picked * (target != IGNORE)).sum(1)
+        score = (picked * (target != IGNORE)).sum(1)
+        bonus = self._length_bonus(memory)
+        if bonus is not None:
+            score = score + bonus.gather(1, torch.tensor([[len(t)] for t in keep], device=bonus.device))[:, 0]
+        out[fits] = score.to(out.dtype)
         return out
 
     def decode_text(self, outputs: dict) -> list[PlatePrediction]:
@@ -701,8 +781,9 @@ class AttnRecognizer(PlateRecognizer):
 
 class GreedyExport(nn.Module):
     """What ``torch.onnx`` traces for an autoregressive model: ``forward(images)`` with greedy
-    decoding of a fixed number of steps (``_decode_greedy(traced=True)``), then the refinement
-    passes, as a tuple in ``output_names()`` order."""
+    decoding of a fixed number of steps (``_decode_greedy(traced=True)``; with a length head, cut
+    where it says the plate stops, as in PyTorch), then the refinement passes, as a tuple in
+    ``output_names()`` order."""
 
     def __init__(self, model: AttnRecognizer):
         super().__init__()
@@ -713,7 +794,7 @@ class GreedyExport(nn.Module):
         memory = m.encode(images)
         out = m.class_head(memory) if m.class_head is not None else {}
         memory_kv = [layer.memory_kv(memory) for layer in m.layers]
-        logp = m._decode_greedy(memory_kv, images.shape[0], traced=True)
+        logp = m._decode_greedy(memory_kv, images.shape[0], traced=True, length_bonus=m._length_bonus(memory))
         for _ in range(m.config.refine_iters):
             logp = m._refine(memory_kv, logp.argmax(-1))
         return (logp,) + tuple(out[k] for k in m.class_outputs())

@@ -81,8 +81,9 @@ def _class_count_delta(state: dict, own: dict, n_chars: int) -> int | None:
 
 
 # Options added after format 1 folders were written: absent from an old config.json,
-# they mean "the feature was not there", not the new default.
-_ABSENT_IN_OLD_FOLDERS = {"row_split": False, "country_head": False}
+# they mean "the feature was not there", not the new default. (The weights must still match
+# the model the config builds: a missing or unexpected tensor is an error, never skipped.)
+_ABSENT_IN_OLD_FOLDERS = {"row_split": False, "country_head": False, "length_loss_weight": 0.0}
 
 
 @dataclass(frozen=True)

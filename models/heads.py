@@ -1,4 +1,5 @@
-"""Plate-level heads shared by the architectures: country and number of text rows.
+"""Plate-level heads shared by the architectures: country and number of text rows, and the
+number of characters (:class:`LengthHead`, the attention model's ``model.length_loss_weight``).
 
 Both read pooled image features (mean and max over every position of the
 feature map or token set), so they see the plate's look -- band, colours,
@@ -80,6 +81,46 @@ class PlateClassHead(nn.Module):
         if self.rows is not None:
             out["rows_logits"] = self.rows(h)
         return out
+
+
+class LengthHead(nn.Module):
+    """Image tokens [B, N, d] -> ``length_logits`` [B, max_length + 1]: how many characters the
+    plate has (0..max_length).
+
+    A few learned queries attend over every token (the tokens carry their 2D positions, so a
+    query can find where the text begins and ends, on one row or two), beside the mean and
+    max of the tokens; a small MLP reads them.
+    """
+
+    def __init__(self, d: int, max_length: int, queries: int = 4, heads: int = 8, hidden: int = 256,
+                 dropout: float = 0.1):
+        super().__init__()
+        self.heads = heads
+        self.queries = nn.Parameter(torch.randn(queries, d) * 0.02)
+        self.kv = nn.Linear(d, 2 * d)
+        self.body = nn.Sequential(
+            nn.Linear((queries + 2) * d, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, max_length + 1),
+        )
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = tokens.float() if tokens.dtype == torch.float16 else tokens
+        b, n, d = x.shape
+        k, v = self.kv(x).view(b, n, 2, self.heads, -1).permute(2, 0, 3, 1, 4)  # [B, h, N, d / h]
+        q = self.queries.to(k.dtype).view(1, -1, self.heads, d // self.heads).transpose(1, 2)
+        pooled = F.scaled_dot_product_attention(q.expand(b, -1, -1, -1), k, v)  # [B, h, Q, d / h]
+        pooled = pooled.transpose(1, 2).reshape(b, -1)
+        return self.body(torch.cat([pooled, pool_features(x)], dim=-1))
+
+
+def length_targets(texts: list[str], device=None) -> torch.Tensor:
+    """The number of characters of each label (a masked ``*`` counts as one)."""
+    return torch.tensor([len(t) for t in texts], dtype=torch.long, device=device)
+
+
+def length_loss(outputs: dict, texts: list[str]) -> torch.Tensor:
+    """Cross-entropy of ``length_logits`` against the labels' lengths."""
+    logits = outputs["length_logits"].float()
+    return F.cross_entropy(logits, length_targets(texts, logits.device))
 
 
 class RowRouter(nn.Module):

@@ -53,6 +53,9 @@ def test_every_set_its_own_column_with_macro_mean_and_worst(stand_ins, tmp_path,
         exact, _ = score_texts(preds, [rec.text for rec in records], [rec.country for rec in records],
                                {"US": {"O": "0"}})
         assert r["exact_match"] == pytest.approx(sum(exact) / len(exact))
+        labels = [rec.text for rec in records]
+        assert r["longer"] == sum(len(p) > len(t) for p, t in zip(preds, labels))
+        assert r["shorter"] == sum(len(p) < len(t) for p, t in zip(preds, labels))
 
     exact = {s: r["exact_match"] for s, r in report["sets"].items()}
     cer = {s: r["cer"] for s, r in report["sets"].items()}
@@ -63,6 +66,7 @@ def test_every_set_its_own_column_with_macro_mean_and_worst(stand_ins, tmp_path,
     assert json.loads(out.read_text())["macro"] == report["macro"]
     printed = capsys.readouterr().out
     assert "macro mean over 2 sets" in printed and "worst set" in printed
+    assert "| longer | shorter |" in printed
 
 
 def test_no_set_is_an_error(tmp_path):

@@ -21,9 +21,12 @@ from models.backbones import grown_blocks
 
 INIT_INPUT_KEYS = {"image_height": "height", "image_width": "width", "keep_aspect": "keep_aspect"}
 
-# The country/rows head: an init model without one (or with another shape of head, e.g. other
-# model.cls_head_layers) gives the run a fresh head; a run with model.country_head=false drops it.
-CLASS_HEAD_PREFIX = "class_head."
+# Heads a run may add to or drop from its init model: the country/rows head and the attention
+# model's length head. An init model without one (or with another shape of it, e.g. other
+# model.cls_head_layers) gives the run that head fresh, as a whole; a run without it
+# (model.country_head=false, model.length_loss_weight=0) drops it. Any other missing or unused
+# tensor is an error.
+FRESH_HEADS = {"init_class_head": "class_head.", "init_length_head": "length_head."}
 
 
 @dataclass
@@ -58,8 +61,10 @@ def apply_init_from(cfg: Config, overrides: list[str], init: InitModel | None = 
 
     The model's arch and charset must be the run's. Its model options and input size
     (``data.image_height``, ``image_width``, ``keep_aspect``) replace the config file's (the
-    replaced values are printed); a ``model.*`` or ``data.image_*`` override on the command line
-    is kept, and the run stops at start if the weights do not fit the model it describes.
+    replaced values are printed); ``train.init_model_options`` and then a ``model.*`` or
+    ``data.image_*`` override on the command line replace those in turn, and the run stops at
+    start if the weights do not fit the model it describes (a head the run adds starts fresh:
+    :func:`load_init_weights`).
     Not used on --resume: the run's config.yaml already holds the result.
     Returns the config and the loaded init model (for :func:`load_init_weights`).
     """
@@ -76,6 +81,14 @@ def apply_init_from(cfg: Config, overrides: list[str], init: InitModel | None = 
                 values[k] = current[k]
             elif current.get(k) != values[k]:
                 replaced.append(f"{section}.{k}={current.get(k)!r} -> {values[k]!r}")
+    for k, v in (cfg.train.init_model_options or {}).items():
+        if k not in model_opts:
+            raise ConfigError(f"train.init_model_options: {k!r} is no {cfg.arch} model option; they are "
+                              f"{', '.join(model_opts)}")
+        if f"model.{k}" not in given:
+            if model_opts[k] != v:
+                replaced.append(f"model.{k}={model_opts[k]!r} -> {v!r} (train.init_model_options)")
+            model_opts[k] = v
     if replaced and int(os.environ.get("RANK", "0")) == 0:
         print(f"{init.where}: model options and input size from the model folder; replaced "
               f"{', '.join(replaced)}", flush=True)
@@ -101,18 +114,23 @@ def load_init_weights(model: PlateRecognizer, init: InitModel | str | os.PathLik
     weights |= grown
     missing = [k for k in own if k not in weights]
     unused = [k for k in weights if k not in own]
-    if all(k.startswith(CLASS_HEAD_PREFIX) for k in missing + unused):
-        # A head that does not fit (none in the init model, or another shape of head) starts
-        # fresh as a whole; one the run does not want is dropped.
-        fresh = {k: v for k, v in own.items() if k.startswith(CLASS_HEAD_PREFIX)} if missing else {}
-        weights = {k: v for k, v in weights.items() if k in own} | fresh
+    heads = {}
+    if all(k.startswith(tuple(FRESH_HEADS.values())) for k in missing + unused):
+        for record, prefix in FRESH_HEADS.items():
+            head_missing = any(k.startswith(prefix) for k in missing)
+            heads[record] = ("fresh" if head_missing else "dropped" if any(k.startswith(prefix) for k in unused)
+                             else "copied")
+            if head_missing:  # a head that does not fit starts fresh as a whole
+                weights = {k: v for k, v in weights.items() if not k.startswith(prefix)}
+                weights |= {k: v for k, v in own.items() if k.startswith(prefix)}
+        weights = {k: v for k, v in weights.items() if k in own}  # heads the run does not want
     try:
         model.load_state_dict(weights)
     except (ValueError, RuntimeError) as e:
         raise ConfigError(f"{init.where}: its weights do not fit the configured "
                           f"model (a model.* or data.image_* override changed its shape): {str(e)[:500]}") from e
-    head = "fresh" if missing else "dropped" if unused else "copied"
-    return {"step": 0, "init_from": init.path, "init_sha256": init.sha256, "init_class_head": head,
+    return {"step": 0, "init_from": init.path, "init_sha256": init.sha256,
+            **{record: heads.get(record, "copied") for record in FRESH_HEADS},
             "init_grown_blocks": sorted({k.rsplit(".", 2)[0] for k in grown})}
 
 

@@ -415,7 +415,10 @@ def print_init(accelerator: Accelerator, source: str, info: dict) -> None:
                       "fresh optimiser and learning-rate schedule"
                       + {"fresh": "; the country/rows head starts fresh (the init model has none, "
                                   "or one of another shape)",
-                         "dropped": "; the init model's country/rows head is not used"}.get(info["init_class_head"], ""))
+                         "dropped": "; the init model's country/rows head is not used"}.get(info["init_class_head"], "")
+                      + {"fresh": "; the length head starts fresh (the init model has none, or one of another "
+                                  "shape)",
+                         "dropped": "; the init model's length head is not used"}.get(info["init_length_head"], ""))
     if info["init_grown_blocks"]:
         accelerator.print(f"blocks the init model does not have start as the identity: "
                           f"{', '.join(info['init_grown_blocks'])}")
