@@ -54,7 +54,6 @@ PROJECT_FONTS: dict[str, str] = {
     "quicksand_bold": "quicksand/Quicksand-Bold.ttf",  # rounded
     "dosis_extrabold": "dosis/Dosis-ExtraBold.otf",  # rounded, narrow
     "osifont": "osifont/osifont.ttf",  # ISO 3098 engineering lettering
-    "routed_gothic": "routed_gothic/routed-gothic.ttf",  # Leroy-style lettering, monoline
     "jura_bold": "jura/Jura-Bold.otf",
     "play_bold": "play/Play-Bold.ttf",
     "tiresias_sign_bold": "tiresias/tiresias_signfont_bold.ttf",
