@@ -11,7 +11,7 @@ from configs import ConfigError, load_config
 from data.camera import (_QUANT, ROBUST_EFFECTS, PartialOcclusion, StrongExposure, StrongGeometry, block_quantise,
                          robust_ops)
 from data.synth import SyntheticPlateGenerator
-from data.synth.effects import SynthEffects
+from data.synth.effects import EFFECT_GROUPS, SynthEffects
 from data.transforms import CAMERA_EFFECTS, build_transform, check_camera_effects
 from tools import augment_grid
 
@@ -147,9 +147,14 @@ def test_robust_configs_are_the_realism_configs_plus_the_new_effects():
         realism = load_config(path=f"configs/realism_{arch}.yaml")
         assert all(0 < robust.data.camera[n] <= 0.2 for n in ROBUST_EFFECTS)
         assert {k: v for k, v in robust.data.camera.items() if k not in ROBUST_EFFECTS} == realism.data.camera
+        # ... and the generator's plates group (data.synth.effects), off in the realism configs
+        plates = EFFECT_GROUPS["plates"]
+        assert all(0 < getattr(robust.data.effects, n) <= 0.3 for n in plates)
+        assert robust.data.effects.without("plates") == realism.data.effects
         a, b = robust.to_dict(), realism.to_dict()
-        a["data"].pop("camera_effects")
-        b["data"].pop("camera_effects")
+        for d in (a, b):
+            d["data"].pop("camera_effects")
+            d["data"].pop("synth_effects")
         assert a == b
 
 

@@ -1,6 +1,7 @@
 """Every configured effect still fires, at its probability: counted over a few thousand samples
-of the realism config's stream and of the robust config's camera effects (synth effects through data.synth.effects.recording, camera
-effects through the ops of data.transforms.camera_effect_ops)."""
+of the robust config's stream (the realism config's synth effects plus the plates group) and of its
+camera effects (synth effects through data.synth.effects.recording, camera effects through the ops
+of data.transforms.camera_effect_ops)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import yaml
 
 from configs.schema import DataConfig, build_dataclass
 from data.synth import SyntheticPlateGenerator
-from data.synth.effects import SynthEffects, recording
+from data.synth.effects import EFFECT_GROUPS, SynthEffects, recording
 from data.transforms import CAMERA_EFFECTS, build_transform, camera_effect_ops
 
 CONFIG = "configs/realism_attn.yaml"
@@ -46,11 +47,21 @@ def data_section(path: str) -> DataConfig:
     return build_dataclass(DataConfig, raw, "data")
 
 
-def test_every_synth_effect_fires_at_its_probability(realism):
-    fx = realism.effects
+def test_the_robust_config_is_the_realism_mix_plus_the_plates_group(realism):
+    robust = data_section(ROBUST_CONFIG).effects
+    for f in dataclasses.fields(SynthEffects):
+        if f.name in EFFECT_GROUPS["plates"]:
+            assert getattr(realism.effects, f.name) == 0 < getattr(robust, f.name), f.name
+        else:
+            assert getattr(realism.effects, f.name) == getattr(robust, f.name) > 0, f.name
+
+
+def test_every_synth_effect_fires_at_its_probability():
+    robust = data_section(ROBUST_CONFIG)
+    fx = robust.effects
     configured = {f.name: getattr(fx, f.name) for f in dataclasses.fields(SynthEffects) if getattr(fx, f.name) > 0}
     assert len(configured) == len(dataclasses.fields(SynthEffects))  # the config switches every effect on
-    gen = SyntheticPlateGenerator(seed=5, effects=fx, two_row_prob=realism.train_two_row_prob,
+    gen = SyntheticPlateGenerator(seed=5, effects=fx, two_row_prob=robust.train_two_row_prob,
                                   country_weights=MORE_US)
     with recording() as counts:
         for _ in range(PLATES):

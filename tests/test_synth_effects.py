@@ -221,7 +221,7 @@ def test_camera_effects_validation():
         check_camera_effects({"rain": -0.1})
 
 
-@pytest.mark.parametrize("effect", ["surround", "fonts", "night", "frame", "us_scenes"])
+@pytest.mark.parametrize("effect", ["surround", "fonts", "night", "frame", "us_scenes", "plates", "any_colours"])
 def test_grid_shows_one_effect(tmp_path, effect):
     out = tmp_path / f"{effect}.png"
     assert grid_main(["--out", str(out), "--n", "4", "--effect", effect]) == 0

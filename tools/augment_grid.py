@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--effect", default=None,
                     help="show one effect always on, all others off ('all': every effect, a row each): "
                          "a generator effect or group "
-                         "(data.synth.effects: fonts, clutter, surface, surround, extra_fonts, ...) or a "
+                         "(data.synth.effects: fonts, clutter, surface, surround, plates, extra_fonts, ...) or a "
                          f"camera effect ({', '.join(CAMERA_EFFECTS)})")
     args = ap.parse_args(argv)
 

@@ -16,6 +16,13 @@ which is how the README's ablation switches them off:
 - ``surround``: the plate mounted on a car (``surround``: body, bumper lines, the
   recess's shadow, so a loose crop shows a car and not a smeared border) and a plate
   ``frame`` (often with a dealer's text);
+- ``plates``: what plates vary beyond the countries' looks, broadly (issue 24, "robustness by
+  design", not imitating any one real set): ``any_font`` (any font of the whole set: the
+  committed ``data/synth/font_files``, the installed ones, OpenCV's faces, on any country),
+  ``font_stretch`` (glyphs condensed or stretched, 0.6-1.4), ``any_colours`` (any background and
+  character colours with a minimum luminance contrast, either one the lighter), ``spacing``
+  (tight or loose gaps, slightly varying character heights and baselines), ``border`` (a rim of
+  random width, inset and colour, or none; rounded or square corners);
 - ``formats``: ``state_formats`` draws a country's further real formats
   (``data.formats.CountryFormats.formats_more``: US state series such as Missouri's ``AB1 C2D`` with its
   tab between the groups, California's with ``I``, ``O`` and ``Q``); it changes the text,
@@ -28,6 +35,7 @@ effects draw only outside the characters' boxes or change their look.
 
 from __future__ import annotations
 
+import colorsys
 import dataclasses
 import math
 from collections.abc import Iterator, Mapping
@@ -45,6 +53,7 @@ EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
     "clutter": ("screws", "stickers", "small_text", "us_scenes"),
     "surface": ("emboss", "gradient", "dirt", "glare"),
     "surround": ("surround", "frame"),
+    "plates": ("any_font", "font_stretch", "any_colours", "spacing", "border"),
     "formats": ("state_formats",),
 }
 
@@ -72,6 +81,11 @@ class SynthEffects:
     glare: float = 0.0
     surround: float = 0.0
     frame: float = 0.0
+    any_font: float = 0.0
+    font_stretch: float = 0.0
+    any_colours: float = 0.0
+    spacing: float = 0.0
+    border: float = 0.0
     state_formats: float = 0.0
 
     def __post_init__(self) -> None:
@@ -196,6 +210,86 @@ GRADIENT_COLOURS: tuple[RGB, ...] = (
 )
 FRAME_COLOURS: tuple[RGB, ...] = ((18, 18, 20), (40, 40, 44), (170, 172, 176), (205, 206, 210), (120, 100, 60))
 BODY_COLOURS: tuple[RGB, ...] = CAR_COLOURS + ((150, 20, 24), (30, 60, 120))
+
+
+# --- plates -----------------------------------------------------------------------------------
+MIN_CONTRAST = 90.0  # luma levels between a plate's background and characters (as data/camera.py's false colours)
+STRETCH = (0.6, 1.4)  # font_stretch: horizontal scale of the glyphs (log-uniform: as many condensed as wide)
+
+
+def luma(c) -> float:
+    r, g, b = c
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def _hsv(u: UniformStream, s_max: float, v: tuple[float, float]) -> np.ndarray:
+    """A random colour: any hue, saturation up to ``s_max`` (often grey-ish), value in ``v``."""
+    rgb = colorsys.hsv_to_rgb(u(), s_max * u() ** 1.5, u.uniform(*v))
+    return np.array(rgb, np.float64) * 255.0
+
+
+def any_colours(u: UniformStream) -> tuple[RGB, RGB]:
+    """A random (background, characters) pair at least ``MIN_CONTRAST`` luma levels apart: any
+    hues, dark characters on a light plate (60 %) or light on dark. The lighter colour is lifted
+    towards white to a drawn luma, the darker one pulled towards black until the gap holds."""
+    light = _hsv(u, 0.9, (0.55, 1.0))
+    dark = _hsv(u, 1.0, (0.0, 0.75))
+    target = u.uniform(MIN_CONTRAST + 40.0, 245.0)  # the lighter colour's luma
+    y = luma(light)
+    if y < target:
+        light = light + (255.0 - light) * (target - y) / (255.0 - y)
+    room = luma(light) - MIN_CONTRAST - u.uniform(0.0, 40.0)  # the darker colour's luma at most
+    yd = luma(dark)
+    if yd > room:
+        dark = dark * max(room, 0.0) / yd
+    pair = (tuple(int(round(v)) for v in np.clip(light, 0, 255)), tuple(int(round(v)) for v in np.clip(dark, 0, 255)))
+    return pair if u() < 0.6 else (pair[1], pair[0])  # type: ignore[return-value]
+
+
+def rim_colour(u: UniformStream, fg: RGB) -> RGB:
+    """A border's colour: the characters' (as most plates), a dark or light grey, or any colour."""
+    k = u()
+    if k < 0.5:
+        return fg
+    if k < 0.75:
+        return (int(u.uniform(0, 255)),) * 3  # type: ignore[return-value]
+    return tuple(int(v) for v in _hsv(u, 1.0, (0.2, 1.0)))  # type: ignore[return-value]
+
+
+def border(u: UniformStream, unit: float, fg: RGB) -> tuple[int, int, int, RGB]:
+    """A plate border (``border``): its width (0: none), corner radius (0: square), inset from
+    the edge (a rim line inside it) and colour (:func:`rim_colour`); ``unit`` is the height of a
+    one-row plate of the same scale."""
+    t = 0 if u() < 0.2 else max(1, int(round(unit * u.uniform(0.01, 0.06))))
+    r = 0 if u() < 0.35 else int(round(unit * u.uniform(0.02, 0.16)))
+    inset = int(round(unit * u.uniform(0.01, 0.05))) if t and u() < 0.35 else 0
+    return t, r, inset, rim_colour(u, fg)
+
+
+@dataclass(frozen=True)
+class Spacing:
+    """Per-plate spacing draws (``spacing``): the gap between characters and between groups
+    (in units of the character height), each gap's spread, and each character's size and
+    baseline spread (relative, units of the character height)."""
+
+    tracking: float
+    space: float
+    gap_spread: float
+    size_spread: float
+    baseline_spread: float
+
+    @property
+    def vertical_room(self) -> float:
+        """How much taller than the character height a row can get (per side, in units of it)."""
+        return self.size_spread / 2 + self.baseline_spread
+
+
+def spacing(u: UniformStream) -> Spacing:
+    """Tight (touching-close) or loose gaps, slightly varying sizes and baselines."""
+    k = u()
+    tracking = u.uniform(0.01, 0.06) if k < 0.35 else u.uniform(0.06, 0.16) if k < 0.7 else u.uniform(0.16, 0.4)
+    return Spacing(tracking=tracking, space=u.uniform(0.12, 1.0), gap_spread=u.uniform(0.0, 0.5),
+                   size_spread=u.uniform(0.0, 0.1), baseline_spread=u.uniform(0.0, 0.04))
 
 
 # --- surface ----------------------------------------------------------------------------------

@@ -1,8 +1,12 @@
 """Fonts of the synthetic plates (installed files only) and the glyph mask cache.
 
-Fonts come from matplotlib's bundled DejaVu files and, when installed, the pip packages
-``font_roboto``, ``font_fjallaone`` and ``font_source_sans_pro``. A missing package is
-replaced by DejaVu without error.
+Fonts come from matplotlib's bundled DejaVu files, when installed the pip packages
+``font_roboto``, ``font_fjallaone`` and ``font_source_sans_pro`` (a missing package is
+replaced by DejaVu without error), and the project's own folder ``data/synth/font_files/``
+(``PROJECT_FONTS``: about 40 openly licensed plate-like faces, each family's licence beside it,
+listed in its README). The countries' font groups (``FONT_GROUPS``) use the first two only, so
+the fixed val/test sets render as they did; the whole set is for the ``any_font`` effect
+(:func:`all_fonts`).
 
 Each glyph is drawn once per (font, character) with PIL into an 8-bit alpha mask
 (``FontGlyphs.glyph``); plates are then composed from these masks with numpy/cv2.
@@ -25,7 +29,53 @@ from PIL import Image, ImageDraw, ImageFont
 
 from data.synth.strokefont import BOXY, STROKE_WEIGHTS, draw_glyph
 
-# key -> (package whose files/ folder holds it, or "matplotlib"; file name)
+PROJECT = "project"  # FONT_FILES source: the project's own folder, data/synth/font_files/
+PROJECT_DIR = Path(__file__).resolve().parent / "font_files"
+
+# The committed fonts: key -> file under PROJECT_DIR (a folder per family, its licence beside it).
+PROJECT_FONTS: dict[str, str] = {
+    "osp_din": "osp_din/OSP-DIN.ttf",  # DIN 1451
+    "roadgeek_c": "roadgeek/RG2014C.ttf",  # US highway signs, series C (condensed)
+    "roadgeek_e": "roadgeek/RG2014E.ttf",  # series E (wide)
+    "liberation_sans_bold": "liberation/LiberationSans-Bold.ttf",
+    "liberation_narrow_bold": "liberation/LiberationSansNarrow-Bold.ttf",
+    "liberation_narrow": "liberation/LiberationSansNarrow-Regular.ttf",
+    "liberation_mono_bold": "liberation/LiberationMono-Bold.ttf",
+    "dejavu_condensed_bold": "dejavu_extra/DejaVuSansCondensed-Bold.ttf",
+    "open_sans_cond_bold": "open_sans/OpenSans-CondBold.ttf",
+    "pt_sans_narrow_bold": "pt_sans/PTN77F.ttf",
+    "pt_sans_narrow": "pt_sans/PTN57F.ttf",
+    "pt_mono": "pt_sans/PTM55F.ttf",
+    "jetbrains_mono_extrabold": "jetbrains_mono/JetBrainsMono-ExtraBold.ttf",
+    "b612_bold": "b612/B612-Bold.otf",
+    "b612_mono_bold": "b612/B612Mono-Bold.otf",
+    "ocr_b": "ocr_b/OCRB.otf",
+    "comfortaa_bold": "comfortaa/Comfortaa-Bold.ttf",  # rounded
+    "quicksand_bold": "quicksand/Quicksand-Bold.ttf",  # rounded
+    "dosis_extrabold": "dosis/Dosis-ExtraBold.otf",  # rounded, narrow
+    "osifont": "osifont/osifont.ttf",  # ISO 3098 engineering lettering
+    "jura_bold": "jura/Jura-Bold.otf",
+    "play_bold": "play/Play-Bold.ttf",
+    "tiresias_sign_bold": "tiresias/tiresias_signfont_bold.ttf",
+    "league_mono_narrow": "league_mono/LeagueMono-NarrowSemiBold.otf",
+    "national_park_heavy": "national_park/NationalPark-Heavy.otf",
+    "league_spartan_bold": "league_spartan/LeagueSpartan-Bold.otf",
+    "oswald_medium": "oswald/Oswald-500.ttf",
+    "oswald_bold": "oswald/Oswald-700.ttf",
+    "league_gothic": "league_gothic/LeagueGothic-400.ttf",
+    "archivo_narrow_bold": "archivo_narrow/ArchivoNarrow-700.ttf",
+    "barlow_condensed_semibold": "barlow_condensed/BarlowCondensed-600.ttf",
+    "barlow_condensed_extrabold": "barlow_condensed/BarlowCondensed-800.ttf",
+    "saira_condensed_bold": "saira_condensed/SairaCondensed-700.ttf",
+    "share_tech": "share_tech/ShareTech-400.ttf",
+    "share_tech_mono": "share_tech_mono/ShareTechMono-400.ttf",
+    "roboto_condensed_bold": "roboto_condensed/RobotoCondensed-700.ttf",
+    "overpass_extrabold": "overpass/Overpass-800.ttf",
+    "titillium_bold": "titillium_web/TitilliumWeb-700.ttf",
+    "rajdhani_bold": "rajdhani/Rajdhani-700.ttf",
+}
+
+# key -> (source: a package whose files/ folder holds it, "matplotlib", or PROJECT; file name)
 FONT_FILES: dict[str, tuple[str, str]] = {
     "dejavu_bold": ("matplotlib", "DejaVuSans-Bold.ttf"),
     "dejavu_mono_bold": ("matplotlib", "DejaVuSansMono-Bold.ttf"),
@@ -37,6 +87,7 @@ FONT_FILES: dict[str, tuple[str, str]] = {
     "source_semibold": ("font_source_sans_pro", "SourceSansPro-Semibold.ttf"),
     "source_bold": ("font_source_sans_pro", "SourceSansPro-Bold.ttf"),
     "source_black": ("font_source_sans_pro", "SourceSansPro-Black.ttf"),
+    **{k: (PROJECT, name) for k, name in PROJECT_FONTS.items()},
 }
 
 # Plate-like families. A country lists groups (countries.CountryLook.fonts); a plate draws one font of them.
@@ -46,13 +97,18 @@ FONT_GROUPS: dict[str, tuple[str, ...]] = {
     "mono": ("dejavu_mono_bold", "dejavu_bold", "source_black"),
 }
 FALLBACK_FONT = "dejavu_bold"
-MONO_FONTS = frozenset({"dejavu_mono_bold"})  # always drawn in equal-width cells
+MONO_FONTS = frozenset({  # always drawn in equal-width cells
+    "dejavu_mono_bold", "liberation_mono_bold", "pt_mono", "jetbrains_mono_extrabold", "b612_mono_bold", "ocr_b",
+    "league_mono_narrow", "share_tech_mono",
+})
 
 CAP_PX = 72  # cap height of the cached masks; plates scale them down
 PAD_FRAC = 0.16  # room above the cap line and below the baseline (overshoot, Q's tail)
 
 
 def _package_dir(package: str) -> Path | None:
+    if package == PROJECT:
+        return PROJECT_DIR
     if package == "matplotlib":
         import matplotlib
 
@@ -85,6 +141,13 @@ def fonts_for(groups: tuple[str, ...]) -> tuple[str, ...]:
     return found or (FALLBACK_FONT,)
 
 
+@lru_cache(maxsize=None)
+def all_fonts() -> tuple[str, ...]:
+    """Every font a plate can be drawn in with the ``any_font`` effect: each installed font file
+    (committed, pip, matplotlib) and OpenCV's faces."""
+    return tuple(k for k in FONT_FILES if font_path(k) is not None) + tuple(CV_FONTS)
+
+
 class FontGlyphs:
     """Alpha masks of one font's glyphs, all in the same vertical frame.
 
@@ -102,8 +165,10 @@ class FontGlyphs:
         self.pad = int(round(PAD_FRAC * self.cap))
         self.frame_h = self.cap + 2 * self.pad
         self.mono = key in MONO_FONTS
+        self.path = path
         self._masks: dict[str, np.ndarray] = {}
         self._cell_w: int | None = None
+        self._cmap: set[int] | None = None
 
     def glyph(self, ch: str) -> np.ndarray:
         m = self._masks.get(ch)
@@ -111,7 +176,19 @@ class FontGlyphs:
             m = self._masks[ch] = self._draw(ch)
         return m
 
+    def covers(self, ch: str) -> bool:
+        """Whether the font file has a glyph for ``ch`` (its character map, read once)."""
+        if self._cmap is None:
+            from fontTools.ttLib import TTFont  # matplotlib's dependency; only needed here
+
+            self._cmap = set(TTFont(str(self.path), lazy=True).getBestCmap())
+        return ord(ch) in self._cmap
+
     def _draw(self, ch: str) -> np.ndarray:
+        if not ch.isalnum() and not self.covers(ch):  # a separator it lacks (a mid dot): DejaVu's, same frame
+            g = glyphs_for(FALLBACK_FONT).glyph(ch)
+            w = max(1, round(g.shape[1] * self.frame_h / g.shape[0]))
+            return cv2.resize(g, (w, self.frame_h), interpolation=cv2.INTER_AREA)
         x0, _, x1, _ = self.font.getbbox(ch, anchor="ls")
         w = max(1, x1 - x0) + 4
         img = Image.new("L", (w, self.frame_h), 0)

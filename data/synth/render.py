@@ -21,7 +21,7 @@ from data.synth.countries import (
 from data.synth import effects as fxm
 from data.synth.effects import SynthEffects
 from data.synth.fonts import (
-    BAR_ONE, BOX_BOWLS, CV_FONTS, MID_DOT, MONO_FONTS, STROKE_FONTS, WEIGHTS, FontGlyphs, fonts_for,
+    BAR_ONE, BOX_BOWLS, CV_FONTS, MID_DOT, MONO_FONTS, STROKE_FONTS, WEIGHTS, FontGlyphs, all_fonts, fonts_for,
     glyphs_for,
 )
 from data.synth.textgen import UniformStream
@@ -152,13 +152,15 @@ class PlateRenderer:
     def text_into(
         self, alpha: np.ndarray, f: FontGlyphs, text: str, hc: float, x0: float, x1: float, yc: float,
         sx: float = 1.0, tracking: float = 0.1, space: float = 0.4, mono: bool = False, align: float = 0.5,
-        min_sx: float = 0.6,
+        min_sx: float = 0.6, vary: tuple[fxm.Spacing, UniformStream] | None = None,
     ) -> tuple[list[tuple[float, float]], tuple[int, int, int, int]]:
         """Draw ``text`` (cap height ``hc`` px) into ``alpha``, centred on ``yc`` within [x0, x1].
 
         ``sx`` is the preferred horizontal scale, reduced so the row fits; ``tracking`` and
         ``space`` are in units of ``hc``; ``align`` places the row in the free width (0.5: centre).
-        A row that would need a scale under ``min_sx`` is drawn smaller instead.
+        A row that would need a scale under ``min_sx`` is drawn smaller instead. ``vary`` (the
+        ``spacing`` effect's draws and the stream) varies each gap, each character's size and
+        its baseline; the row then reaches up to ``Spacing.vertical_room`` x ``hc`` further up and down.
         Returns the emblem gaps (x, width) and the bounding box (x0, y0, x1, y1) drawn into.
         """
         s = hc / f.cap
@@ -180,8 +182,18 @@ class PlateRenderer:
                 if cell and c.isalnum():
                     w = max(w, cell)
             items.append((c, g, w))
+        n = len(items)
+        sizes, lifts, gaps = [1.0] * n, [0.0] * n, [1.0] * n  # per character: size, baseline lift, gap after
+        if vary is not None:
+            spc, u = vary
+            for i in range(n):
+                sizes[i] = 1.0 + spc.size_spread * u.uniform(-0.5, 0.5)
+                lifts[i] = spc.baseline_spread * u.uniform(-1.0, 1.0)
+                gaps[i] = 1.0 + spc.gap_spread * u.uniform(-1.0, 1.0)
+            items = [(c, g, w * k) for (c, g, w), k in zip(items, sizes)]
+        for _, _, w in items:
             total += w
-        total += track * (len(items) - 1)
+        total += track * (sum(gaps[:-1]) if vary is not None else n - 1)
         avail = x1 - x0
         if total * sx > avail:
             sx = avail / total
@@ -198,23 +210,35 @@ class PlateRenderer:
         # Lay the row out at its natural width (glyphs scaled by s only, so the glyph cache is
         # keyed by height and hits), then squeeze the whole row by sx with one resize.
         nat_w = int(math.ceil(total)) + 2
-        buf = np.zeros((gh, nat_w), np.uint8)
+        # Rows of room above and below the frame for varied sizes and baselines (none without).
+        room = int(math.ceil(vary[0].vertical_room * hc)) + 1 if vary is not None else 0
+        bh = gh + 2 * room
+        buf = np.zeros((bh, nat_w), np.uint8)
         emblems: list[tuple[float, float]] = []
         x = 1.0
-        for c, g, w in items:
+        for i, (c, g, w) in enumerate(items):
             if g is None:
                 if c == EMBLEM:
                     emblems.append((x_start + (x - 1.0 + w / 2) * sx, w * sx))
-            else:
+            elif vary is None:
                 gw = max(1, int(round(g.shape[1] * s)))
                 m = self._scaled(f, c, gw, gh)
                 gx = min(max(int(round(x + (w - gw) / 2)), 0), max(nat_w - gw, 0))
                 dst = buf[:, gx : gx + gw]
                 np.maximum(dst, m[:, : dst.shape[1]], out=dst)
-            x += w + track
+            else:  # this character's own size and baseline, centred on the row's
+                gw = max(1, int(round(g.shape[1] * s * sizes[i])))
+                gh_i = max(1, int(round(gh * sizes[i])))
+                m = self._scaled(f, c, gw, gh_i)
+                gx = min(max(int(round(x + (w - gw) / 2)), 0), max(nat_w - gw, 0))
+                gy = min(max(int(round(room + (gh - gh_i) / 2 - lifts[i] * hc)), 0), max(bh - gh_i, 0))
+                dst = buf[gy : gy + gh_i, gx : gx + gw]
+                np.maximum(dst, m[: dst.shape[0], : dst.shape[1]], out=dst)
+            x += w + track * gaps[i]
         out_w = max(1, int(round(nat_w * sx)))
         if out_w != nat_w:
-            buf = cv2.resize(buf, (out_w, gh), interpolation=cv2.INTER_AREA if out_w < nat_w else cv2.INTER_LINEAR)
+            buf = cv2.resize(buf, (out_w, bh), interpolation=cv2.INTER_AREA if out_w < nat_w else cv2.INTER_LINEAR)
+        gh = bh
         px = int(round(x_start - sx))
         ytop = int(round(yc - gh / 2.0))
         H, W = alpha.shape
@@ -420,17 +444,26 @@ class PlateRenderer:
         bg = _jitter(u.choice(style.bg), u, 7)
         fg = _jitter(u.choice(style.fg), u, 10)
         car = _jitter(u.choice(CAR_COLOURS), u, 14)
+        if fx is not None and fx.any_colours and fxm.record("any_colours", u() < fx.any_colours):
+            bg, fg = fxm.any_colours(u)
 
         img = np.empty((H, W, 3), np.uint8)
         _rect(img, 0, 0, W, H, car)
         t = 0 if style.border <= 0 else max(1, int(round(unit * u.uniform(0.022, 0.036) * style.border)))
         r = int(round(unit * u.uniform(0.03, 0.11)))
-        if t:
-            _fill_round_rect(img, 0, 0, W, H, r, fg)
+        rim, inset = fg, 0  # the border's colour (the region box's line too) and its distance from the edge
+        if fx is not None and fx.border and fxm.record("border", u() < fx.border):
+            t, r, inset, rim = fxm.border(u, unit, fg)
+        if inset:  # a rim line inside the plate's edge
+            _fill_round_rect(img, 0, 0, W, H, r, bg)
+            _fill_round_rect(img, inset, inset, W - inset, H - inset, max(r - inset, 0), rim)
+            _fill_round_rect(img, inset + t, inset + t, W - inset - t, H - inset - t, max(r - inset - t, 0), bg)
+        elif t:
+            _fill_round_rect(img, 0, 0, W, H, r, rim)
             _fill_round_rect(img, t, t, W - t, H - t, max(r - t, 0), bg)
         else:
             _fill_round_rect(img, 0, 0, W, H, r, bg)
-        tt = max(t, 1)
+        tt = max(inset + t, 1)
 
         # --- reserved areas ----------------------------------------------------------------
         x0, x1, y0, y1 = tt, W - tt, tt, H - tt
@@ -470,6 +503,8 @@ class PlateRenderer:
         # --- text ----------------------------------------------------------------------------
         fkey = u.choice(fonts_for(look.fonts))
         if fx is not None:
+            if fx.any_font and fxm.record("any_font", u() < fx.any_font):
+                fkey = u.choice(all_fonts())
             if fx.extra_fonts and fxm.record("extra_fonts", u() < fx.extra_fonts):
                 fkey = u.choice(tuple(CV_FONTS))
             if fx.stroke_font and fxm.record("stroke_font", u() < fx.stroke_font):
@@ -485,6 +520,13 @@ class PlateRenderer:
         sx = u.uniform(0.78, 1.08)
         tracking = u.uniform(0.06, 0.15) if not mono else u.uniform(0.03, 0.08)
         space = u.uniform(0.28, 0.55)
+        vary = None  # the spacing effect's draws, with the stream (text_into varies each character)
+        if fx is not None:
+            if fx.font_stretch and fxm.record("font_stretch", u() < fx.font_stretch):
+                sx = math.exp(u.uniform(*(math.log(v) for v in fxm.STRETCH)))
+            if fx.spacing and fxm.record("spacing", u() < fx.spacing):
+                spc = fxm.spacing(u)
+                tracking, space, vary = spc.tracking, spc.space, (spc, u)
         scene = (fx is not None and fx.us_scenes > 0 and "us_state" in decor
                  and fxm.record("us_scenes", u() < fx.us_scenes))
         tab = "us_tab" in decor  # a tab between the groups (a style of the effects' formats only)
@@ -501,7 +543,7 @@ class PlateRenderer:
         ah = y1 - y0
         if one:
             text_h = style.real_text_h if fx is not None and style.real_text_h else style.text_h
-            hc = min(H * u.uniform(*text_h), ah / 1.08)
+            hc = min(H * u.uniform(*text_h), ah / (1.08 + (2 * vary[0].vertical_room if vary else 0.0)))
             bands = [(y0 + ah / 2 + u.uniform(-0.03, 0.03) * hc, hc)]
         else:
             hc = ah / 2 * u.uniform(0.7, 0.82)
@@ -523,9 +565,10 @@ class PlateRenderer:
                 else:
                     byc, bhc = yc, rh * 0.92
                 _, b = self.text_into(alpha, f, boxed, bhc, bx + tt + pad, W - tt - pad, byc, sx, tracking, space,
-                                      mono)
+                                      mono, vary=vary)
                 boxes.append(b)
-            em, b = self.text_into(alpha, f, row.rstrip(" "), rh, x0, rx1, yc, sx, tracking, space, mono, align)
+            em, b = self.text_into(alpha, f, row.rstrip(" "), rh, x0, rx1, yc, sx, tracking, space, mono, align,
+                                   vary=vary)
             boxes.append(b)
             emblems.extend((x, w, yc, rh) for x, w in em)
 
@@ -577,9 +620,10 @@ class PlateRenderer:
             _blend(img, (W - t_.shape[1]) // 2, tt + max(1, (top_h - t_.shape[0]) // 2 + 1), t_, a_)
         if box_line is not None:
             x, ya, yb = box_line
-            _rect(img, x, ya, x + tt, yb, fg)
+            lt = max(t, 1)  # the border's line (tt without the border effect)
+            _rect(img, x, ya, x + lt, yb, rim)
             if not one:  # the region box of a two-row plate is closed at the top
-                _rect(img, x, ya, W - tt, ya + tt, fg)
+                _rect(img, x, ya, W - tt, ya + lt, rim)
         if rus_at is not None:
             rx0, rx1_, ry, rh_ = rus_at
             t_, a_ = self._ru_flag_tile(max(8, rx1_ - rx0), rh_)
