@@ -152,7 +152,9 @@ class TrainConfig:
     warmup_steps: int = 300
     grad_clip: float = 5.0  # max gradient norm; 0 disables
     grad_accum_steps: int = 1
-    mixed_precision: str | None = None  # None: Accelerate's launch config decides; "no", "fp16", "bf16"
+    # None: Accelerate's launch config decides; "no", "fp16", "bf16". YAML 1.1 reads a bare `no`
+    # as false: taken as "no", so `mixed_precision: no` and `train.mixed_precision=no` work.
+    mixed_precision: str | bool | None = None
     eval_every: int = 1000
     checkpoint_every: int = 1000
     # Also a checkpoint when this long has passed since the last one, so that a kill loses at
@@ -195,6 +197,8 @@ class TrainConfig:
         if self.checkpoint_minutes is not None and self.checkpoint_minutes < 0:
             raise ConfigError(f"train.checkpoint_minutes must be > 0 (minutes between checkpoints), or 0 or null "
                               f"for checkpoints by steps only, got {self.checkpoint_minutes}")
+        if self.mixed_precision is False:
+            self.mixed_precision = "no"
         if self.mixed_precision not in (None, "no", "fp16", "bf16"):
             raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if self.best_metric not in BEST_METRICS:

@@ -29,6 +29,7 @@ def test_default_crnn_config_loads_and_overrides_apply():
         ("data.synth_countries=[XX]", "data.synth_countries.*XX"),
         ("data.charset=AAB", "data.charset.*repeated"),
         ("train.mixed_precision=fp8", "train.mixed_precision"),
+        ("train.mixed_precision=yes", "train.mixed_precision must be no, fp16 or bf16, got True"),
         ("data.synth_mix=1", r"data.synth_mix must be in \[0, 1\)"),
         ("data.synth_mix=-0.1", "data.synth_mix must be in"),
         ("data.synth_mix=0.3", "data.synth_mix .*needs data.train to be a dataset path"),  # train is synth
@@ -166,3 +167,13 @@ def test_gpu_configs_are_larger_than_the_cpu_ones():
         assert gpu.arch == arch and gpu.train.mixed_precision == "bf16"
         assert gpu.train.batch_size >= 4 * cpu.train.batch_size and gpu.train.ema_decay == 0.999
         assert gpu.data.synth_effects and gpu.train.init_from is None  # the realism stream, from scratch
+
+
+@pytest.mark.parametrize("value", ["no", "'no'", "false"])
+def test_mixed_precision_no_as_yaml_reads_it(value, tmp_path):
+    """YAML 1.1 reads a bare ``no`` as false; the config takes it as "no" (no mixed precision)."""
+    assert load_config("crnn", overrides=[f"train.mixed_precision={value}"]).train.mixed_precision == "no"
+    path = tmp_path / "c.yaml"
+    text = (CONFIG_DIR / "crnn.yaml").read_text()
+    path.write_text(text.replace("\ntrain:\n", f"\ntrain:\n  mixed_precision: {value}\n", 1))
+    assert load_config(path=path).train.mixed_precision == "no"
