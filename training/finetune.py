@@ -27,6 +27,7 @@ INIT_INPUT_KEYS = {"image_height": "height", "image_width": "width", "keep_aspec
 # (model.country_head=false, model.length_loss_weight=0) drops it. Any other missing or unused
 # tensor is an error.
 FRESH_HEADS = {"init_class_head": "class_head.", "init_length_head": "length_head."}
+HEAD_NAMES = {"init_class_head": "country/rows head", "init_length_head": "length head"}  # as printed
 
 
 @dataclass

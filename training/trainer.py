@@ -48,7 +48,7 @@ from models import create_model, InputSpec, PlateRecognizer
 from models.heads import has_country_labels
 from training.data import (EvalSet, Loading, TrainData, eval_loader, eval_sets, loading, max_train_label_length,
                            train_data, train_records)
-from training.finetune import InitModel, apply_init_from, freeze_all_but, load_init_model, load_init_weights
+from training.finetune import HEAD_NAMES, InitModel, apply_init_from, freeze_all_but, load_init_model, load_init_weights
 from training.run_dir import RunDir
 from training.signals import Interrupted, StopRequest
 
@@ -411,14 +411,11 @@ def check_best_metric(cfg: Config, model: PlateRecognizer, val_set: EvalSet) -> 
 
 
 def print_init(accelerator: Accelerator, source: str, info: dict) -> None:
+    notes = {"fresh": "; the {} starts fresh (the init model has none, or one of another shape)",
+             "dropped": "; the init model's {} is not used"}
+    heads = "".join(notes.get(info[record], "").format(name) for record, name in HEAD_NAMES.items())
     accelerator.print(f"initialised from {source} (sha256 {info['init_sha256'][:12]}); "
-                      "fresh optimiser and learning-rate schedule"
-                      + {"fresh": "; the country/rows head starts fresh (the init model has none, "
-                                  "or one of another shape)",
-                         "dropped": "; the init model's country/rows head is not used"}.get(info["init_class_head"], "")
-                      + {"fresh": "; the length head starts fresh (the init model has none, or one of another "
-                                  "shape)",
-                         "dropped": "; the init model's length head is not used"}.get(info["init_length_head"], ""))
+                      f"fresh optimiser and learning-rate schedule{heads}")
     if info["init_grown_blocks"]:
         accelerator.print(f"blocks the init model does not have start as the identity: "
                           f"{', '.join(info['init_grown_blocks'])}")
