@@ -10,8 +10,8 @@
 # Arguments: BASE_CONFIG CHANGE_CONFIG [key=value ...] (the overrides apply to the change only).
 # Environment: INIT (required), STEPS (1000), SEEDS ("0 1"), OUT (runs/judge/<name>), TRAIN_ARGS
 # (overrides for both recipes, e.g. "data.num_workers=0"), SETS (a glob of real sets; default: every
-# ../shared/realplates-*). A run whose folder already has best/
-# and real.json is not repeated, so an interrupted judgement continues where it stopped.
+# ../shared/realplates-*). A run that ended (its test_metrics.json)
+# and its real.json are not repeated, so an interrupted judgement continues where it stopped.
 # Each run's synthetic test figure is its own test_metrics.json (the run's fixed synthetic test set).
 set -euo pipefail
 
@@ -31,7 +31,7 @@ read -r -a BOTH <<< "${TRAIN_ARGS:-}"
 run() {  # run NAME CONFIG SEED [overrides...]
     local dir=$OUT/$1_s$3 config=$2 seed=$3
     shift 3
-    if [ ! -d "$dir/best" ]; then
+    if [ ! -f "$dir/test_metrics.json" ]; then  # written when a run ends: a run stopped midway is trained again
         python train_accelerate.py --config "$config" --init-from "$INIT" --output-dir "$dir" --overwrite \
             train.max_steps="$STEPS" train.seed="$seed" "${BOTH[@]}" "$@"
     fi

@@ -56,8 +56,19 @@ def test_two_seeds_each_then_the_verdict_and_no_rerun(tmp_path):
 
     # Finished runs are not trained again: the verdict comes back without a training line.
     best = tmp_path / "judge" / "base_s0" / "best" / "model.safetensors"
-    mtime = best.stat().st_mtime_ns
+    mtime = mtime_base = best.stat().st_mtime_ns
     again = judge(["configs/crnn.yaml", "configs/crnn.yaml", "train.lr=0.01"], env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert best.stat().st_mtime_ns == mtime
     assert again.stdout.strip().splitlines()[-1] == verdict
+
+    # A run stopped before its end (best/ written, no test_metrics.json yet) is trained again.
+    stopped = tmp_path / "judge" / "change_s1"
+    (stopped / "test_metrics.json").unlink()
+    (stopped / "real.json").unlink()
+    mtime = (stopped / "best" / "model.safetensors").stat().st_mtime_ns
+    third = judge(["configs/crnn.yaml", "configs/crnn.yaml", "train.lr=0.01"], env)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert (stopped / "test_metrics.json").is_file() and (stopped / "real.json").is_file()
+    assert (stopped / "best" / "model.safetensors").stat().st_mtime_ns != mtime
+    assert best.stat().st_mtime_ns == mtime_base
