@@ -220,13 +220,7 @@ class PlateRenderer:
             if g is None:
                 if c == EMBLEM:
                     emblems.append((x_start + (x - 1.0 + w / 2) * sx, w * sx))
-            elif vary is None:
-                gw = max(1, int(round(g.shape[1] * s)))
-                m = self._scaled(f, c, gw, gh)
-                gx = min(max(int(round(x + (w - gw) / 2)), 0), max(nat_w - gw, 0))
-                dst = buf[:, gx : gx + gw]
-                np.maximum(dst, m[:, : dst.shape[1]], out=dst)
-            else:  # this character's own size and baseline, centred on the row's
+            else:  # this character's own size and baseline (without `vary`: the row's), centred on the row's
                 gw = max(1, int(round(g.shape[1] * s * sizes[i])))
                 gh_i = max(1, int(round(gh * sizes[i])))
                 m = self._scaled(f, c, gw, gh_i)
