@@ -35,6 +35,8 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from data.images import colour_luma
+
 ROBUST_EFFECTS = ("false_colour", "tiny", "compression", "interlace", "halo", "occlusion", "exposure", "geometry")
 
 _INTERPOLATIONS = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_CUBIC)
@@ -47,10 +49,6 @@ def _luma(img: np.ndarray) -> np.ndarray:
 def _std(img: np.ndarray) -> float:
     """The standard deviation over all pixels and channels (cv2: a tenth of numpy's time)."""
     return float(cv2.meanStdDev(img.reshape(-1, 1))[1][0, 0])
-
-
-def _luminance(rgb: np.ndarray) -> float:
-    return float(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])
 
 
 class FalseColour(A.ImageOnlyTransform):
@@ -102,7 +100,7 @@ class FalseColour(A.ImageOnlyTransform):
         for _ in range(20):
             a = np.array([r.uniform(0, 255) for _ in range(3)], np.float32)
             b = np.array([r.uniform(0, 255) for _ in range(3)], np.float32)
-            if abs(_luminance(a) - _luminance(b)) >= self.min_gap:
+            if abs(colour_luma(a) - colour_luma(b)) >= self.min_gap:
                 break
         else:  # rare: fall back to a grey pair
             a, b = np.full(3, 30.0, np.float32), np.full(3, 220.0, np.float32)

@@ -44,6 +44,11 @@ class ImageReadError(DatasetError):
 CHECK_HINT = "python -m data.check DATASET lists every unreadable image"
 
 
+def colour_luma(rgb) -> float:
+    """The luma of one RGB colour (the BT.601 weights of cv2's RGB2GRAY): how light it looks."""
+    return float(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])
+
+
 def error_line(e: BaseException) -> str:
     """The message of ``e`` on one line. An exception re-raised by a DataLoader worker carries the
     worker's whole traceback in its message; the original message is its last line."""

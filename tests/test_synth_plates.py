@@ -21,6 +21,7 @@ from data.synth.fonts import (
 from data.synth.render import PlateRenderer
 from data.synth.textgen import UniformStream
 from data.formats import compiled
+from data.images import colour_luma
 
 PLATES = EFFECT_GROUPS["plates"]
 CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -101,7 +102,7 @@ def test_the_old_effects_mix_is_unchanged_by_the_new_ones_at_zero():
 def test_any_colours_keep_the_contrast_both_ways_round():
     u = UniformStream(np.random.default_rng(0))
     pairs = [fxm.any_colours(u) for _ in range(2000)]
-    gaps = [fxm.luma(bg) - fxm.luma(fg) for bg, fg in pairs]
+    gaps = [colour_luma(bg) - colour_luma(fg) for bg, fg in pairs]
     assert min(abs(g) for g in gaps) >= fxm.MIN_CONTRAST - 1  # rounding to whole levels
     light_plates = sum(g > 0 for g in gaps) / len(gaps)
     assert 0.5 < light_plates < 0.7  # dark on light 60 %, light on dark the rest

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from data.images import colour_luma
 from data.synth.countries import CAR_COLOURS, RGB, US_FG
 from data.synth.textgen import UniformStream
 
@@ -217,11 +218,6 @@ MIN_CONTRAST = 90.0  # luma levels between a plate's background and characters (
 STRETCH = (0.6, 1.4)  # font_stretch: horizontal scale of the glyphs (log-uniform: as many condensed as wide)
 
 
-def luma(c) -> float:
-    r, g, b = c
-    return 0.299 * r + 0.587 * g + 0.114 * b
-
-
 def _hsv(u: UniformStream, s_max: float, v: tuple[float, float]) -> np.ndarray:
     """A random colour: any hue, saturation up to ``s_max`` (often grey-ish), value in ``v``."""
     rgb = colorsys.hsv_to_rgb(u(), s_max * u() ** 1.5, u.uniform(*v))
@@ -235,11 +231,11 @@ def any_colours(u: UniformStream) -> tuple[RGB, RGB]:
     light = _hsv(u, 0.9, (0.55, 1.0))
     dark = _hsv(u, 1.0, (0.0, 0.75))
     target = u.uniform(MIN_CONTRAST + 40.0, 245.0)  # the lighter colour's luma
-    y = luma(light)
+    y = colour_luma(light)
     if y < target:
         light = light + (255.0 - light) * (target - y) / (255.0 - y)
-    room = luma(light) - MIN_CONTRAST - u.uniform(0.0, 40.0)  # the darker colour's luma at most
-    yd = luma(dark)
+    room = colour_luma(light) - MIN_CONTRAST - u.uniform(0.0, 40.0)  # the darker colour's luma at most
+    yd = colour_luma(dark)
     if yd > room:
         dark = dark * max(room, 0.0) / yd
     pair = (tuple(int(round(v)) for v in np.clip(light, 0, 255)), tuple(int(round(v)) for v in np.clip(dark, 0, 255)))
