@@ -60,8 +60,9 @@ class DataConfig:
     # Realism effects of the synthetic training stream ({effect: probability}, see
     # data.synth.effects); the fixed val/test sets never get them. None: all off.
     synth_effects: dict | None = None
-    # Steps over which the share of plates with those effects grows from 0 to all (clean plates
-    # first: with every effect on from step 0 a short run learns much more slowly). 0: all from the start.
+    # Steps over which the share of plates with those effects and with the camera effects below
+    # grows from 0 to all (clean plates first: with every effect on from step 0 a short run
+    # learns much more slowly). 0: all from the start.
     synth_effects_ramp_steps: int = 0
     # Camera effects added to the training pipeline ({effect: probability}, see
     # data.transforms.CAMERA_EFFECTS). None: none beyond the base augmentation.
@@ -180,8 +181,15 @@ class TrainConfig:
     # [class_head] with --init-from adds a country/rows head to a trained reader without
     # changing what it reads. None: everything trains.
     trainable: list[str] | None = None
+    # PyTorch threads of each process on CPU. None: OMP_NUM_THREADS or PyTorch's default, except
+    # under `accelerate launch`, which sets OMP_NUM_THREADS=1 for a one-process CPU run: then the
+    # machine's cores shared by its processes (training.data.cpu_threads).
+    cpu_threads: int | None = None
 
     def __post_init__(self) -> None:
+        if self.cpu_threads is not None and (isinstance(self.cpu_threads, bool) or not isinstance(self.cpu_threads, int)
+                                             or self.cpu_threads < 1):
+            raise ConfigError(f"train.cpu_threads must be a positive number of threads, or null, got {self.cpu_threads!r}")
         if self.init_model_options is not None and not isinstance(self.init_model_options, dict):
             raise ConfigError(f"train.init_model_options must be a mapping of model options "
                               f"(e.g. {{length_loss_weight: 0.5}}), or null, got {self.init_model_options!r}")

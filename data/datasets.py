@@ -595,8 +595,11 @@ class SyntheticPlateDataset(IterableDataset):
             draw = PlateBank(generator, self.bank, np.random.default_rng([s, 0xBA4C]))
         i = 0
         while True:
-            if ramp > 0 and generator.effects is not None:  # with a bank: of the plates rendered
-                generator.effects_share = min(1.0, (start + i * workers) / ramp)
+            if ramp > 0:  # the generator's effects (with a bank: of the plates rendered) and the camera's
+                share = min(1.0, (start + i * workers) / ramp)
+                generator.effects_share = share
+                if transform is not None and hasattr(transform, "effects_share"):
+                    transform.effects_share = share
                 i += 1
             plate = draw()
             img = transform(plate.image) if transform is not None else plate.image

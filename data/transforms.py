@@ -433,11 +433,17 @@ class PlateTransform:
     repeat each other's augmentations.
     """
 
-    def __init__(self, name: str, height: int, width: int, keep_aspect: bool, compose: A.Compose):
+    def __init__(self, name: str, height: int, width: int, keep_aspect: bool, compose: A.Compose,
+                 plain: A.Compose | None = None):
         self.name = name
         self.height, self.width = height, width
         self.keep_aspect = keep_aspect
         self.compose = compose
+        # The same pipeline without the camera effects, for the share of images that skip them
+        # while a training ramp (data.synth_effects_ramp_steps) sets effects_share below 1.
+        self.plain = plain
+        self.effects_share = 1.0
+        self._share_rng = np.random.default_rng()
         self._pid = os.getpid()
         self._seed: int | None = None
 
@@ -449,13 +455,19 @@ class PlateTransform:
         # One shared generator pair for all transforms (albumentations' set_random_seed would
         # give each transform an identically seeded generator: correlated draws).
         self.compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
+        if self.plain is not None:
+            self.plain.set_random_state(np.random.default_rng(seed ^ 0x9A1), random.Random(seed ^ 0x9A1))
+        self._share_rng = np.random.default_rng([seed, 0x5A4E])
         self._seed = seed
         self._pid = os.getpid()
 
     def augment(self, img: np.ndarray) -> np.ndarray:
         if os.getpid() != self._pid:  # forked into a worker without an explicit seed
             self.set_seed(torch.initial_seed() ^ (self._seed or 0))
-        return self.compose(image=_as_rgb(img))["image"]
+        compose = self.compose
+        if self.plain is not None and self.effects_share < 1.0 and self._share_rng.random() >= self.effects_share:
+            compose = self.plain
+        return compose(image=_as_rgb(img))["image"]
 
     def __call__(self, img: np.ndarray) -> torch.Tensor:
         return to_tensor(self.augment(img))
@@ -484,13 +496,17 @@ def build_transform(name: str, height: int, width: int, keep_aspect: bool = Fals
         raise ValueError(f"unknown transform pipeline {name!r}; choices: {', '.join(PIPELINES)}")
     if height < 1 or width < 1:
         raise ValueError(f"height and width must be positive, got {height}x{width}")
+    plain = None
     if name == "train":
         ops: list[A.BasicTransform] = [PlateWarp(height, width, keep_aspect, jitter=True),
                                        *training_effects(camera)]
+        if any(p > 0 for p in camera.values()):
+            plain = A.Compose([PlateWarp(height, width, keep_aspect, jitter=True), *training_effects({})],
+                              is_check_shapes=False, strict=False)
     else:
         ops = [PlateWarp(height, width, keep_aspect, jitter=False)]
     compose = A.Compose(ops, is_check_shapes=False, strict=False)
-    return PlateTransform(name, height, width, keep_aspect, compose)
+    return PlateTransform(name, height, width, keep_aspect, compose, plain)
 
 
 # --------------------------------------------------------------------------- reading views

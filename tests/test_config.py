@@ -29,6 +29,7 @@ def test_default_crnn_config_loads_and_overrides_apply():
         ("data.synth_countries=[XX]", "data.synth_countries.*XX"),
         ("data.charset=AAB", "data.charset.*repeated"),
         ("train.mixed_precision=fp8", "train.mixed_precision"),
+        ("train.cpu_threads=0", "train.cpu_threads must be a positive number of threads"),
         ("train.mixed_precision=yes", "train.mixed_precision must be no, fp16 or bf16, got True"),
         ("data.synth_mix=1", r"data.synth_mix must be in \[0, 1\)"),
         ("data.synth_mix=-0.1", "data.synth_mix must be in"),
@@ -117,7 +118,7 @@ def test_old_key_capture_effects_loads_with_a_warning(tmp_path):
     assert old.data.camera == new.data.camera and old.data.camera
     assert old.to_dict() == new.to_dict()  # a run folder re-written from it has the new key
     with pytest.warns(FutureWarning, match=r"data\.camera_effects"):
-        cfg = load_config("crnn", overrides=["data.capture_effects.night=0.5"])
+        cfg = load_config(path="configs/classic_crnn.yaml", overrides=["data.capture_effects.night=0.5"])
     assert cfg.data.camera == {"night": 0.5}
     with pytest.warns(FutureWarning, match=r"data\.camera_effects"):
         cfg = load_config(path="configs/realism_crnn.yaml", overrides=["data.capture_effects=null"])

@@ -184,7 +184,9 @@ def test_effects_without_and_only():
 def test_effects_config_validation():
     cfg = load_config(path="configs/realism_crnn.yaml")
     assert cfg.data.effects.any and cfg.data.camera  # stage 2 of the shipped models
-    assert not load_config("crnn").data.effects.any  # stage 1: the classic plates
+    assert not load_config(path="configs/classic_crnn.yaml").data.effects.any  # the classic plates
+    main = load_config("crnn")  # the README's main command: the robust mix, ramped in from clean plates
+    assert main.data.effects.any and main.data.camera and main.data.synth_effects_ramp_steps > 0
     with pytest.raises(ConfigError, match=r"data\.synth_effects\.smudge"):
         load_config("crnn", overrides=["data.synth_effects.smudge=0.2"])
     with pytest.raises(ConfigError, match=r"data\.synth_effects\.gradient"):
@@ -273,6 +275,64 @@ def test_effects_ramp_in_the_training_stream(monkeypatch):
     assert mounted((10_000, 0)) <= 6  # the share grows from 0: ~0.3 % on average over the first 60
     assert mounted((10_000, 10_000)) == 60
     assert mounted((0, 0)) == 60
+
+
+def test_effects_ramp_reaches_the_camera_effects():
+    """The ramp's share also gates the camera effects: early in the ramp most images take the
+    plain pipeline (no camera effect), after it every image takes the full one."""
+    from data.datasets import SyntheticPlateDataset
+    from data.transforms import build_transform
+
+    def camera_images(ramp: tuple[int, int], n: int = 40) -> int:
+        tf = build_transform("train", 32, 96, camera_effects={"false_colour": 1.0})
+        full = []
+
+        class Counted:  # the full pipeline, counting its calls
+            def __init__(self, compose):
+                self.compose = compose
+
+            def set_random_state(self, *a):
+                self.compose.set_random_state(*a)
+
+            def __call__(self, **kw):
+                full.append(1)
+                return self.compose(**kw)
+
+        tf.compose = Counted(tf.compose)
+        it = iter(SyntheticPlateDataset(tf, seed=1, two_row_prob=0.0, effects_ramp=ramp))
+        for _ in range(n):
+            next(it)
+        return len(full)
+
+    assert camera_images((10_000, 0)) <= 3  # share 0 .. 0.4 %
+    assert camera_images((10_000, 10_000)) == 40
+    assert camera_images((0, 0)) == 40
+    tf = build_transform("train", 32, 96)
+    assert tf.plain is None  # no camera effects: nothing to skip
+
+
+def test_the_ramp_leaves_real_crops_of_a_mix_alone(tmp_path):
+    """With data.synth_mix the synthetic stream has its own transform: its ramp share must not
+    switch the camera effects off for the real crops."""
+    from configs import load_config
+    from training.data import Loading, train_data
+
+    cfg = load_config(path="configs/robust_crnn.yaml",
+                      overrides=["data.synth_effects_ramp_steps=1000", "data.synth_mix=0.5", f"data.train={tmp_path}"])
+    import cv2
+
+    from data.datasets import PlateRecord
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((40, 120, 3), 200, np.uint8))
+    records = [PlateRecord(path=tmp_path / "a.png", text="AB123", country="")] * 4
+    td = train_data(cfg.data, records, batch_size=2, samples_per_step=2, seed=0, start_step=0, rank=0,
+                    world_size=1, load=Loading(workers=0))
+    synth, real = td.dataset.synth, td.dataset.real
+    assert synth.transform is not real.transform
+    it = iter(td.dataset)
+    for _ in range(6):
+        next(it)
+    assert synth.transform.effects_share < 1.0 and real.transform.effects_share == 1.0
 
 
 def test_grey_brazilian_plates_get_their_real_proportions_with_the_effects_only():

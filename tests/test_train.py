@@ -347,3 +347,21 @@ def test_a_killed_run_resumes_from_its_timed_checkpoint(tmp_path):
     resumed = int(re.search(r"resumed .* at step (\d+)", proc.stdout).group(1))
     assert resumed >= 2  # a checkpoint long before train.checkpoint_every
     assert unique_steps(run_dir) == list(range(1, logged + 2))
+
+
+def test_cpu_threads_undo_accelerate_launchs_one_thread(monkeypatch):
+    """accelerate launch sets OMP_NUM_THREADS=1 for a one-process CPU run (half the speed on 2
+    cores): under it, train.cpu_threads: null takes the machine's cores shared by its processes;
+    without it, PyTorch's default (a side job's OMP_NUM_THREADS=1 stays 1); a number wins."""
+    import torch
+
+    import training.data as td
+
+    monkeypatch.setattr(td, "usable_cores", lambda: 8)
+    monkeypatch.delenv(td.ACCELERATE_LAUNCH_MARK, raising=False)
+    assert td.cpu_threads(None) == (torch.get_num_threads(), "train.cpu_threads: null, PyTorch's default")
+    monkeypatch.setenv(td.ACCELERATE_LAUNCH_MARK, "NO")
+    assert td.cpu_threads(None)[0] == 8
+    assert td.cpu_threads(None, processes_per_machine=2)[0] == 4
+    assert td.cpu_threads(None, processes_per_machine=16)[0] == 1
+    assert td.cpu_threads(3) == (3, "train.cpu_threads: 3")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import torch
 from torch.utils.data import DataLoader
 
 from configs import SYNTH, ConfigError, DataConfig
@@ -116,6 +117,25 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+# Set by `accelerate launch` for the processes it starts (and by nothing else we know of).
+ACCELERATE_LAUNCH_MARK = "ACCELERATE_DYNAMO_BACKEND"
+
+
+def cpu_threads(requested: int | None, processes_per_machine: int = 1) -> tuple[int, str]:
+    """(PyTorch threads for a process on CPU, how the number was chosen): ``train.cpu_threads``;
+    None: the machine's cores shared by its processes when started by ``accelerate launch`` (which
+    sets OMP_NUM_THREADS=1 for a one-process CPU run: half the speed on 2 cores), else PyTorch's
+    default (OMP_NUM_THREADS when set, so a side job's one thread stays one)."""
+    if requested is not None:
+        return requested, f"train.cpu_threads: {requested}"
+    if ACCELERATE_LAUNCH_MARK in os.environ:
+        cores = usable_cores()
+        share = f" shared by {processes_per_machine} processes" if processes_per_machine > 1 else ""
+        return (max(1, cores // max(1, processes_per_machine)),
+                f"train.cpu_threads: null, the machine's {cores} cores{share} (not accelerate launch's OMP_NUM_THREADS)")
+    return torch.get_num_threads(), "train.cpu_threads: null, PyTorch's default"
+
+
 @dataclass(frozen=True)
 class Loading:
     """How the loaders of a run read: worker processes, and pinned memory for copies to a GPU."""
@@ -191,11 +211,15 @@ def train_data(dc: DataConfig, records: list[PlateRecord] | None, *, batch_size:
 
     ``samples_per_step`` (batch size times gradient accumulation) and ``start_step`` place the
     synthetic effects' ramp (``data.synth_effects_ramp_steps``) in samples of this process."""
-    transform = build_transform(dc.train_pipeline, dc.image_height, dc.image_width, dc.keep_aspect, dc.camera)
+    def make_transform():
+        return build_transform(dc.train_pipeline, dc.image_height, dc.image_width, dc.keep_aspect, dc.camera)
+
+    transform = make_transform()
 
     def synth_stream() -> SyntheticPlateDataset:
         ramp = (dc.synth_effects_ramp_steps * samples_per_step, start_step * samples_per_step)
-        return SyntheticPlateDataset(transform, seed=seed, countries=dc.synth_countries,
+        # its own transform: the ramp's share of camera effects must not reach real crops of a mix
+        return SyntheticPlateDataset(make_transform(), seed=seed, countries=dc.synth_countries,
                                      two_row_prob=dc.train_two_row_prob, effects=dc.effects,
                                      effects_ramp=ramp, country_weights=dc.synth_country_weights,
                                      rank=rank, world_size=world_size, bank=dc.bank)

@@ -46,8 +46,8 @@ from evaluation import evaluate
 from metrics import format_metrics_table
 from models import create_model, InputSpec, PlateRecognizer
 from models.heads import has_country_labels
-from training.data import (EvalSet, Loading, TrainData, eval_loader, eval_sets, loading, max_train_label_length,
-                           train_data, train_records)
+from training.data import (EvalSet, Loading, TrainData, cpu_threads, eval_loader, eval_sets, loading,
+                           max_train_label_length, train_data, train_records)
 from training.finetune import HEAD_NAMES, InitModel, apply_init_from, freeze_all_but, load_init_model, load_init_weights
 from training.run_dir import RunDir
 from training.signals import Interrupted, StopRequest
@@ -333,7 +333,12 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr,
                                   weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc.warmup_steps, tc.max_steps))
-    load = loading(dc, accelerator.device.type, processes_per_machine=int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    load = loading(dc, accelerator.device.type, processes_per_machine=local_processes)
+    threads = None
+    if accelerator.device.type == "cpu":
+        threads = cpu_threads(tc.cpu_threads, local_processes)
+        torch.set_num_threads(threads[0])
     val_loader = eval_loader(val_set[1], tc.eval_batch_size, load)
     model, optimizer, val_loader = accelerator.prepare(model, optimizer, val_loader)
     accelerator.register_for_checkpointing(scheduler, state)
@@ -381,7 +386,7 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
         + (f"; training only {', '.join(tc.trainable)} ({net.num_parameters(trainable_only=True) / 1e6:.2f}M "
            "parameters), the rest frozen" if frozen else "")
     )
-    accelerator.print(load.describe())
+    accelerator.print(load.describe() + (f"; {threads[0]} CPU thread(s) per process ({threads[1]})" if threads else ""))
     return run
 
 
