@@ -17,7 +17,8 @@ from models import build_model_config
 CONFIG_DIR = Path(__file__).resolve().parent
 SECTIONS = ("arch", "model", "data", "train")
 
-__all__ = ["Config", "ConfigError", "DataConfig", "TrainConfig", "SYNTH", "load_config", "default_config_path"]
+__all__ = ["Config", "ConfigError", "DataConfig", "TrainConfig", "SYNTH", "load_config", "read_raw",
+           "default_config_path"]
 
 
 @dataclass
@@ -104,13 +105,10 @@ def apply_override(raw: dict, override: str) -> None:
     inner[parts[2]] = value
 
 
-def load_config(arch: str | None = None, path: str | Path | None = None,
-                overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a YAML config (default ``configs/<arch>.yaml``), apply overrides, validate."""
-    if path is None:
-        if arch is None:
-            raise ConfigError("give --arch or --config")
-        path = default_config_path(arch)
+def read_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A YAML config file as a dict, its ``base:`` (another config file, relative to this one's
+    folder) read first: the file's sections are merged into the base's key by key, and a key the
+    file gives replaces the base's value whole (an effects mapping too: the file's list is the list)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
@@ -121,6 +119,35 @@ def load_config(arch: str | None = None, path: str | Path | None = None,
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
     _rename_keys(raw, str(path))
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: base must be a config file name (e.g. base: crnn.yaml), got {base!r}")
+    base_path = (path.parent / base).resolve()
+    if base_path in _seen or base_path == path.resolve():
+        raise ConfigError(f"{path}: base {base} leads back to {path.name} (a loop of base: keys)")
+    try:
+        merged = read_raw(base_path, (*_seen, path.resolve()))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: base {base}: {e}") from e
+    for key, value in raw.items():
+        if key in SECTIONS[1:] and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(arch: str | None = None, path: str | Path | None = None,
+                overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config (default ``configs/<arch>.yaml``), apply overrides, validate."""
+    if path is None:
+        if arch is None:
+            raise ConfigError("give --arch or --config")
+        path = default_config_path(arch)
+    path = Path(path)
+    raw = read_raw(path)
     for o in _rename_override_keys(overrides):
         apply_override(raw, o)
     unknown = [k for k in raw if k not in SECTIONS]

@@ -178,3 +178,36 @@ def test_mixed_precision_no_as_yaml_reads_it(value, tmp_path):
     text = (CONFIG_DIR / "crnn.yaml").read_text()
     path.write_text(text.replace("\ntrain:\n", f"\ntrain:\n  mixed_precision: {value}\n", 1))
     assert load_config(path=path).train.mixed_precision == "no"
+
+
+def test_base_key_merges_a_config_file_into_another(tmp_path):
+    """base: FILE (relative to the config's folder): sections merge key by key, a key the file gives
+    replaces the base's value whole; a loop, a missing or a bad base is an error naming the file."""
+    (tmp_path / "parent.yaml").write_text(
+        "arch: crnn\nmodel: {rnn_hidden_size: 64, rnn_layers: 1}\n"
+        "data: {camera_effects: {night: 0.1, rain: 0.2}, synth_two_row_prob: 0.2}\ntrain: {lr: 0.01, max_steps: 7}\n")
+    (tmp_path / "child.yaml").write_text(
+        "base: parent.yaml\nmodel: {rnn_layers: 3}\ndata: {camera_effects: {motion: 0.3}}\ntrain: {lr: 0.02}\n")
+    cfg = load_config(path=tmp_path / "child.yaml", overrides=["train.max_steps=9"])
+    assert (cfg.model.rnn_hidden_size, cfg.model.rnn_layers) == (64, 3)
+    assert cfg.data.camera == {"motion": 0.3} and cfg.data.synth_two_row_prob == 0.2
+    assert (cfg.train.lr, cfg.train.max_steps) == (0.02, 9)
+    (tmp_path / "a.yaml").write_text("base: b.yaml\narch: crnn\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\narch: crnn\n")
+    with pytest.raises(ConfigError, match=r"a loop of base: keys"):
+        load_config(path=tmp_path / "a.yaml")
+    (tmp_path / "lost.yaml").write_text("base: nowhere.yaml\narch: crnn\n")
+    with pytest.raises(ConfigError, match=r"lost.yaml: base nowhere.yaml: config file .*nowhere.yaml not found"):
+        load_config(path=tmp_path / "lost.yaml")
+    (tmp_path / "bad.yaml").write_text("base: [x]\narch: crnn\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: base must be a config file name"):
+        load_config(path=tmp_path / "bad.yaml")
+
+
+def test_derived_configs_keep_the_main_mix():
+    """configs/robust_crnn.yaml and configs/crnn_gpu.yaml take the main command's data mix (base:)."""
+    main = load_config("crnn")
+    for name in ("robust_crnn", "crnn_gpu"):
+        cfg = load_config(path=CONFIG_DIR / f"{name}.yaml")
+        assert cfg.data.effects == main.data.effects and cfg.data.camera == main.data.camera, name
+    assert load_config(path=CONFIG_DIR / "robust_crnn.yaml").train.ema_decay is None  # as judged

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
+from configs import read_raw
 from configs.schema import DataConfig, build_dataclass
 from data.synth import SyntheticPlateGenerator
 from data.synth.effects import EFFECT_GROUPS, SynthEffects, recording
@@ -43,8 +42,7 @@ def realism() -> DataConfig:
 
 def data_section(path: str) -> DataConfig:
     # The data section alone (load_config also builds the model config, which imports timm: seconds).
-    raw = yaml.safe_load(Path(path).read_text())["data"]
-    return build_dataclass(DataConfig, raw, "data")
+    return build_dataclass(DataConfig, read_raw(path)["data"], "data")
 
 
 def test_the_robust_config_is_the_realism_mix_plus_the_plates_group(realism):
