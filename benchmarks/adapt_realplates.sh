@@ -9,7 +9,7 @@
 # them; its texts only measure the pseudo-labels' precision -- and reads the held-out test part
 # after every round (--check). Then val.py scores the starting and the adapted model on the test
 # part, ../shared/realplates-dev (--equiv US:O=0) and the synthetic test set. ROUNDS, STEPS,
-# REAL, DEV and RUN override the defaults. The adaptation never sees realplates-dev or the test part.
+# REAL, DEV, RUN and CONFIG (the round's training config) override the defaults. The adaptation never sees realplates-dev or the test part.
 set -euo pipefail
 
 WEIGHTS=${1:-weights/crnn}
@@ -25,7 +25,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-
 python -m data.split --data "$REAL" --out "$SPLIT" --ratio 0.4 0.1 --names train val test --seed 0
 python -c "from configs import load_config; from training import ensure_synth_set; ensure_synth_set(load_config('crnn').data, 'test')"
 python adapt.py --weights "$WEIGHTS" --images "$SPLIT/train" --country BR --output-dir "$RUN" \
-    --check "$SPLIT/test" --rounds "$ROUNDS" --steps "$STEPS"
+    --check "$SPLIT/test" --rounds "$ROUNDS" --steps "$STEPS" ${CONFIG:+--config "$CONFIG"}
 
 python - "$RUN" <<'EOF_PY'
 import json, sys
