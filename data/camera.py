@@ -35,7 +35,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from data.images import colour_luma
+from data.images import MIN_CONTRAST, colour_luma
 
 ROBUST_EFFECTS = ("false_colour", "tiny", "compression", "interlace", "halo", "occlusion", "exposure", "geometry")
 
@@ -59,7 +59,7 @@ class FalseColour(A.ImageOnlyTransform):
     MODES = ("duotone", "inverted", "infrared", "grey", "cast")
     WEIGHTS = (0.35, 0.15, 0.2, 0.15, 0.15)
 
-    def __init__(self, min_gap: float = 90.0, p: float = 1.0):
+    def __init__(self, min_gap: float = MIN_CONTRAST, p: float = 1.0):
         super().__init__(p=p)
         self.min_gap = min_gap
 

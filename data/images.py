@@ -44,6 +44,11 @@ class ImageReadError(DatasetError):
 CHECK_HINT = "python -m data.check DATASET lists every unreadable image"
 
 
+# The least luma gap between a plate's background and characters that the generator's any_colours
+# and the camera's false colours draw: 90 of 255 levels keep a plate readable in grey too.
+MIN_CONTRAST = 90.0
+
+
 def colour_luma(rgb) -> float:
     """The luma of one RGB colour (the BT.601 weights of cv2's RGB2GRAY): how light it looks."""
     return float(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])

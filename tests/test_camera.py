@@ -36,8 +36,10 @@ def plates():
 def test_every_effect_is_a_camera_effect_and_off_by_default():
     assert set(ROBUST_EFFECTS) <= set(CAMERA_EFFECTS) and set(robust_ops()) == set(ROBUST_EFFECTS)
     for name in ROBUST_EFFECTS:
-        assert name not in load_config("crnn").data.camera
+        assert name not in load_config(path="configs/classic_crnn.yaml").data.camera
         assert name not in load_config(path="configs/realism_crnn.yaml").data.camera
+        assert name not in load_config("attn").data.camera
+        assert name in load_config("crnn").data.camera  # the main command trains the robust mix
 
 
 @pytest.mark.parametrize("name", ROBUST_EFFECTS)
@@ -155,6 +157,9 @@ def test_robust_configs_are_the_realism_configs_plus_the_new_effects():
         for d in (a, b):
             d["data"].pop("camera_effects")
             d["data"].pop("synth_effects")
+            # both start from a trained model, whose options replace the config's model section
+            assert d["train"]["init_from"]
+            d.pop("model")
         assert a == b
 
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from data.images import colour_luma
+from data.images import MIN_CONTRAST, colour_luma
 from data.synth.countries import CAR_COLOURS, RGB, US_FG
 from data.synth.textgen import UniformStream
 
@@ -214,7 +214,6 @@ BODY_COLOURS: tuple[RGB, ...] = CAR_COLOURS + ((150, 20, 24), (30, 60, 120))
 
 
 # --- plates -----------------------------------------------------------------------------------
-MIN_CONTRAST = 90.0  # luma levels between a plate's background and characters (as data/camera.py's false colours)
 STRETCH = (0.6, 1.4)  # font_stretch: horizontal scale of the glyphs (log-uniform: as many condensed as wide)
 
 
