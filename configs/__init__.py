@@ -124,11 +124,11 @@ def read_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
         return raw
     if not isinstance(base, str) or not base.strip():
         raise ConfigError(f"{path}: base must be a config file name (e.g. base: crnn.yaml), got {base!r}")
-    base_path = (path.parent / base).resolve()
-    if base_path in _seen or base_path == path.resolve():
+    base_path, seen = (path.parent / base).resolve(), (*_seen, path.resolve())
+    if base_path in seen:
         raise ConfigError(f"{path}: base {base} leads back to {path.name} (a loop of base: keys)")
     try:
-        merged = read_raw(base_path, (*_seen, path.resolve()))
+        merged = read_raw(base_path, seen)
     except ConfigError as e:
         raise ConfigError(f"{path}: base {base}: {e}") from e
     for key, value in raw.items():

@@ -314,15 +314,13 @@ def test_effects_ramp_reaches_the_camera_effects():
 def test_the_ramp_leaves_real_crops_of_a_mix_alone(tmp_path):
     """With data.synth_mix the synthetic stream has its own transform: its ramp share must not
     switch the camera effects off for the real crops."""
-    from configs import load_config
+    import cv2
+
+    from data.datasets import PlateRecord
     from training.data import Loading, train_data
 
     cfg = load_config(path="configs/robust_crnn.yaml",
                       overrides=["data.synth_effects_ramp_steps=1000", "data.synth_mix=0.5", f"data.train={tmp_path}"])
-    import cv2
-
-    from data.datasets import PlateRecord
-
     cv2.imwrite(str(tmp_path / "a.png"), np.full((40, 120, 3), 200, np.uint8))
     records = [PlateRecord(path=tmp_path / "a.png", text="AB123", country="")] * 4
     td = train_data(cfg.data, records, batch_size=2, samples_per_step=2, seed=0, start_step=0, rank=0,
