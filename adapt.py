@@ -33,13 +33,19 @@ def parse_args(argv: list[str] | None = None) -> AdaptSettings:
     p.add_argument("--min-confidence", type=float, default=AdaptSettings.min_confidence)
     p.add_argument("--views", default=",".join(AdaptSettings.views),
                    help="reading views that must all read the same text (none,stretch,pad5,pad10,crop5)")
+    p.add_argument("--joint", metavar="WEIGHTS",
+                   help="a second model that reads the crops together with the adapted one, as predict.py "
+                        "--joint (a better teacher; it is not trained)")
+    p.add_argument("--teacher", metavar="WEIGHTS",
+                   help="a model whose readings are the pseudo-labels instead of the adapted model's, e.g. "
+                        "the other architecture adapted first (it is not trained; its readings serve every round)")
     p.add_argument("--config", help="the round's training config (default configs/adapt_<arch>.yaml)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier adaptation in --output-dir")
     p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides of the training config")
     a = p.parse_args(argv)
     views = tuple(v.strip() for v in a.views.split(",") if v.strip())
     return AdaptSettings(a.weights, a.images, a.country, a.output_dir, a.check, a.rounds, a.steps,
-                         a.min_confidence, views, a.config, a.overrides, a.overwrite)
+                         a.min_confidence, views, a.config, a.overrides, a.overwrite, a.joint, a.teacher)
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -32,7 +32,7 @@ from data.files import write_text_atomically
 from data.images import image_files
 from data.transforms import check_reading_views
 from evaluation import score_records
-from inference import load_reader
+from inference import load_joint_model, load_reader
 from models.plate_formats import check_country
 from training import run_config, train
 
@@ -59,6 +59,8 @@ class AdaptSettings:
     config: str | None = None  # default configs/adapt_<arch>.yaml
     overrides: list[str] = field(default_factory=list)
     overwrite: bool = False
+    joint: str | None = None  # a second model that reads with the adapted one (never trained here)
+    teacher: str | None = None  # a model that reads the crops instead of the adapted one (never trained here)
 
 
 def say(msg: str) -> None:
@@ -83,11 +85,15 @@ def list_images(folder: str | os.PathLike) -> tuple[list[Path], Path | None]:
 
 
 def read_crops(weights: str | os.PathLike, paths: list[Path], country: str, views: tuple[str, ...],
-               ) -> tuple[list[Reading], list[str]]:
+               joint: str | os.PathLike | None = None) -> tuple[list[Reading], list[str]]:
     """Every crop read by the model in each view (the first view's reading is the candidate);
     also the messages of crops that could not be read. ``country`` (a code or ``auto``) reads
-    under that country's formats (``models.plate_formats``)."""
-    readers = [load_reader(weights, country=country, views=None if v == "none" else (v,)) for v in views]
+    under that country's formats (``models.plate_formats``). With ``joint`` (a model folder), the
+    two models read together in every view (``load_joint_model``), as ``predict.py --joint``."""
+    if joint is None:
+        readers = [load_reader(weights, country=country, views=None if v == "none" else (v,)) for v in views]
+    else:
+        readers = [load_joint_model([weights, joint], country=country, views=(v,)) for v in views]
     names = [str(p) for p in paths]
     per_view = [r.predict(names) for r in readers]
     readings, errors = [], []
@@ -155,6 +161,14 @@ def check_settings(s: AdaptSettings) -> str:
     if s.check and not Path(s.check).exists():
         raise ConfigError(f"--check {s.check}: not found")
     reader = load_reader(s.weights)  # WeightsError (a ValueError) names the folder
+    if s.joint is not None and s.teacher is not None:
+        raise ConfigError("--joint and --teacher: give one (--joint reads with the adapted model, "
+                          "--teacher instead of it)")
+    for flag, other in (("--joint", s.joint), ("--teacher", s.teacher)):
+        if other is not None:
+            if Path(other).resolve() == Path(s.weights).resolve():
+                raise ConfigError(f"{flag} {other}: that is the model adapted; give another model")
+            load_joint_model([s.weights, other])  # refuses an ONNX file or another charset, naming it
     if s.country == "auto" and "country_head" in reader.config.get("model", {}) \
             and not reader.config["model"].get("country_head"):
         raise ConfigError(f"--country auto: {s.weights} has no country head to predict the country "
@@ -175,11 +189,15 @@ def adapt(s: AdaptSettings) -> Path:
     check_output_dir(out, s.overwrite)
     truth = label_texts(labels_csv) if labels_csv else None
     if truth is not None and any(truth.values()):
+        whose = "the teacher's" if s.teacher else "its own"
         say(f"{labels_csv}: its texts are used only to measure the pseudo-labels' precision; "
-            "the model trains on its own readings, never on these labels")
-    weights = s.weights
+            f"the model trains on {whose} readings, never on these labels")
+    weights, readings = s.weights, None
     for k in range(0, s.rounds + 1):
-        readings, errors = read_crops(weights, paths, s.country, s.views)
+        if s.teacher is None:
+            readings, errors = read_crops(weights, paths, s.country, s.views, s.joint)
+        elif readings is None:  # the teacher does not change: its readings serve every round
+            readings, errors = read_crops(s.teacher, paths, s.country, s.views)
         if k == 0:  # the folder itself is checked once, on the first reading
             if not readings:
                 first = f" (first: {errors[0]})" if errors else ""
@@ -192,7 +210,8 @@ def adapt(s: AdaptSettings) -> Path:
                 say(f"{len(errors)} crops could not be read and are left out (first: {errors[0]})")
         why = Counter(rejection(r, min_confidence=s.min_confidence, country=s.country) for r in readings)
         kept = [r for r in readings if rejection(r, min_confidence=s.min_confidence, country=s.country) is None]
-        record = {"round": k, "weights": str(weights), "images": len(paths), "readable": len(readings),
+        record = {"round": k, "weights": str(weights), "joint": s.joint, "teacher": s.teacher,
+                  "images": len(paths), "readable": len(readings),
                   "kept": len(kept), "kept_share": len(kept) / len(readings),
                   "rejected": {reason: why.get(reason, 0) for reason in REASONS}}
         if truth is not None:

@@ -2,17 +2,20 @@
 # Adapt a model to ../shared/realplates-finetune without its labels and measure it before, after
 # each round and after (docs/adaptation.md; figures in docs/experiments.md). From the repository root:
 #
-#     bash benchmarks/adapt_realplates.sh [WEIGHTS]
+#     bash benchmarks/adapt_realplates.sh [WEIGHTS [KEY=VALUE ...]]
 #
 # Splits the set by plate text as benchmarks/finetune_realplates.sh does (same seed: the same
 # parts), adapts WEIGHTS (default weights/crnn) on the train part's images -- its labels.csv lists
 # them; its texts only measure the pseudo-labels' precision -- and reads the held-out test part
 # after every round (--check). Then val.py scores the starting and the adapted model on the test
 # part, ../shared/realplates-dev (--equiv US:O=0) and the synthetic test set. ROUNDS, STEPS,
-# REAL, DEV, RUN and CONFIG (the round's training config) override the defaults. The adaptation never sees realplates-dev or the test part.
+# REAL, DEV, RUN, CONFIG (the round's training config) and JOINT (a second model reading with the
+# adapted one: adapt.py --joint) override the defaults; trailing KEY=VALUE arguments override the
+# round's training config (e.g. train.seed=1). The adaptation never sees realplates-dev or the test part.
 set -euo pipefail
 
 WEIGHTS=${1:-weights/crnn}
+shift $(( $# > 0 ? 1 : 0 ))
 ROUNDS=${ROUNDS:-3}
 STEPS=${STEPS:-400}
 REAL=${REAL:-../shared/realplates-finetune}
@@ -25,7 +28,8 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-
 python -m data.split --data "$REAL" --out "$SPLIT" --ratio 0.4 0.1 --names train val test --seed 0
 python -c "from configs import load_config; from training import ensure_synth_set; ensure_synth_set(load_config('crnn').data, 'test')"
 python adapt.py --weights "$WEIGHTS" --images "$SPLIT/train" --country BR --output-dir "$RUN" \
-    --check "$SPLIT/test" --rounds "$ROUNDS" --steps "$STEPS" ${CONFIG:+--config "$CONFIG"}
+    --check "$SPLIT/test" --rounds "$ROUNDS" --steps "$STEPS" ${CONFIG:+--config "$CONFIG"} \
+    ${JOINT:+--joint "$JOINT"} "$@"
 
 python - "$RUN" <<'EOF_PY'
 import json, sys

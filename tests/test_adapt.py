@@ -16,6 +16,7 @@ from adaptation import AdaptSettings, Reading, adapt, rejection
 from adaptation.filters import confident, fits_format, views_agree
 from configs import ConfigError
 from data.synth import write_synthetic_dataset
+from inference import load_joint_model
 from test_train import TINY, run
 
 BR = Reading("a.png", "ABC1234", 0.9, country="BR", other_texts=("ABC1234", "ABC1234"))
@@ -75,6 +76,14 @@ def test_bad_input_is_one_clear_error_before_anything_is_written(tmp_path):
         adapt(settings(tmp_path, few, overrides=["train.max_steps=-1"]))
     with pytest.raises(ConfigError, match="not a folder"):
         adapt(settings(tmp_path, tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="--joint weights/crnn: that is the model adapted"):
+        adapt(settings(tmp_path, few, joint="weights/crnn"))
+    with pytest.raises(ValueError, match="no-such-model"):
+        adapt(settings(tmp_path, few, joint=str(tmp_path / "no-such-model")))
+    with pytest.raises(ConfigError, match="--teacher weights/crnn: that is the model adapted"):
+        adapt(settings(tmp_path, few, teacher="weights/crnn"))
+    with pytest.raises(ConfigError, match="--joint and --teacher: give one"):
+        adapt(settings(tmp_path, few, joint="weights/attn", teacher="weights/attn"))
     # nothing of a run was written by any of them
     assert not (tmp_path / "run" / rounds.LOG).exists()
 
@@ -101,6 +110,39 @@ def test_noise_images_stop_before_training(tmp_path):
     log = [json.loads(line) for line in (tmp_path / "run" / rounds.LOG).read_text().splitlines()]
     assert [r["round"] for r in log] == [0] and log[0]["kept"] == 0 and log[0]["readable"] == 24
     assert not (tmp_path / "run" / "round1").exists() and not (tmp_path / "run" / rounds.MODEL).exists()
+
+
+def test_joint_reading_is_both_models_reading_together_in_every_view(tmp_path):
+    crops = write_synthetic_dataset(tmp_path / "crops", n=6, seed=4, countries=["BR"], two_row_prob=0.0)
+    paths = sorted(crops.glob("*.png"))
+    readings, errors = rounds.read_crops("weights/attn", paths, "BR", ("none", "stretch"), joint="weights/crnn")
+    assert not errors and len(readings) == len(paths)
+    joint = {v: load_joint_model(["weights/attn", "weights/crnn"], country="BR", views=(v,)).predict(
+        [str(p) for p in paths]) for v in ("none", "stretch")}
+    assert [r.text for r in readings] == [p.text for p in joint["none"]]
+    assert [r.confidence for r in readings] == pytest.approx([p.confidence for p in joint["none"]])
+    assert [r.other_texts for r in readings] == [(p.text,) for p in joint["stretch"]]
+
+
+def test_a_teacher_reads_once_and_its_readings_serve_every_round(tmp_path, monkeypatch):
+    crops = write_synthetic_dataset(tmp_path / "crops", n=20, seed=5, countries=["BR"], two_row_prob=0.0)
+    read, trained = [], []
+
+    def teacher_reads(weights, paths, country, views, joint=None):
+        read.append((str(weights), joint))
+        return [Reading(str(p), "ABC1234", 0.9 if i < 12 else 0.1, country="BR") for i, p in enumerate(paths)], []
+
+    def train_round(s, config, run, weights, kept):
+        trained.append((str(weights), len(kept)))
+        return rounds.Path(s.weights)  # stands in for the round's model
+
+    monkeypatch.setattr(rounds, "read_crops", teacher_reads)
+    monkeypatch.setattr(rounds, "train_round", train_round)
+    adapt(settings(tmp_path, crops, teacher="weights/attn", country="BR", rounds=2, views=("none",)))
+    assert read == [("weights/attn", None)]
+    assert trained == [("weights/crnn", 12), ("weights/crnn", 12)]
+    log = [json.loads(line) for line in (tmp_path / "run" / rounds.LOG).read_text().splitlines()]
+    assert [(r["round"], r["kept"], r["teacher"]) for r in log] == [(k, 12, "weights/attn") for k in range(3)]
 
 
 # --------------------------------------------------------------------------- one round end to end
