@@ -10,7 +10,7 @@
 # after every round (--check). Then val.py scores the starting and the adapted model on the test
 # part, ../shared/realplates-dev (--equiv US:O=0) and the synthetic test set. ROUNDS, STEPS,
 # REAL, DEV, RUN, CONFIG (the round's training config) and JOINT (a second model reading with the
-# adapted one: adapt.py --joint) override the defaults; trailing KEY=VALUE arguments override the
+# adapted one: adapt.py --joint) and TEACHER (adapt.py --teacher) override the defaults; trailing KEY=VALUE arguments override the
 # round's training config (e.g. train.seed=1). The adaptation never sees realplates-dev or the test part.
 set -euo pipefail
 
@@ -29,7 +29,7 @@ python -m data.split --data "$REAL" --out "$SPLIT" --ratio 0.4 0.1 --names train
 python -c "from configs import load_config; from training import ensure_synth_set; ensure_synth_set(load_config('crnn').data, 'test')"
 python adapt.py --weights "$WEIGHTS" --images "$SPLIT/train" --country BR --output-dir "$RUN" \
     --check "$SPLIT/test" --rounds "$ROUNDS" --steps "$STEPS" ${CONFIG:+--config "$CONFIG"} \
-    ${JOINT:+--joint "$JOINT"} "$@"
+    ${JOINT:+--joint "$JOINT"} ${TEACHER:+--teacher "$TEACHER"} "$@"
 
 python - "$RUN" <<'EOF_PY'
 import json, sys
