@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--init-from", metavar="MODEL_DIR",
                    help="fine-tune: start from the weights of a trained model folder (sets train.init_from); "
                         "its model options and input size are the run's; optimiser and schedule start fresh")
-    p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"],
+    p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16", "auto"],
                    help="overrides train.mixed_precision and Accelerate's launch config")
     p.add_argument("overrides", nargs="*", metavar="section.key=value",
                    help="config overrides, anywhere on the command line (before, between or after options)")

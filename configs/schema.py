@@ -153,7 +153,8 @@ class TrainConfig:
     warmup_steps: int = 300
     grad_clip: float = 5.0  # max gradient norm; 0 disables
     grad_accum_steps: int = 1
-    # None: Accelerate's launch config decides; "no", "fp16", "bf16". YAML 1.1 reads a bare `no`
+    # None: Accelerate's launch config decides; "no", "fp16", "bf16"; "auto": bf16 where the device
+    # computes it natively, else no (training.trainer.mixed_precision). YAML 1.1 reads a bare `no`
     # as false: taken as "no", so `mixed_precision: no` and `train.mixed_precision=no` work.
     mixed_precision: str | bool | None = None
     eval_every: int = 1000
@@ -207,8 +208,8 @@ class TrainConfig:
                               f"for checkpoints by steps only, got {self.checkpoint_minutes}")
         if self.mixed_precision is False:
             self.mixed_precision = "no"
-        if self.mixed_precision not in (None, "no", "fp16", "bf16"):
-            raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if self.mixed_precision not in (None, "no", "fp16", "bf16", "auto"):
+            raise ConfigError(f"train.mixed_precision must be no, fp16, bf16 or auto, got {self.mixed_precision!r}")
         if self.best_metric not in BEST_METRICS:
             raise ConfigError(f"train.best_metric must be one of {', '.join(BEST_METRICS)}, got {self.best_metric!r}")
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip < 0:

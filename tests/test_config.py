@@ -30,7 +30,7 @@ def test_default_crnn_config_loads_and_overrides_apply():
         ("data.charset=AAB", "data.charset.*repeated"),
         ("train.mixed_precision=fp8", "train.mixed_precision"),
         ("train.cpu_threads=0", "train.cpu_threads must be a positive number of threads"),
-        ("train.mixed_precision=yes", "train.mixed_precision must be no, fp16 or bf16, got True"),
+        ("train.mixed_precision=yes", "train.mixed_precision must be no, fp16, bf16 or auto, got True"),
         ("data.synth_mix=1", r"data.synth_mix must be in \[0, 1\)"),
         ("data.synth_mix=-0.1", "data.synth_mix must be in"),
         ("data.synth_mix=0.3", "data.synth_mix .*needs data.train to be a dataset path"),  # train is synth
@@ -178,6 +178,23 @@ def test_mixed_precision_no_as_yaml_reads_it(value, tmp_path):
     text = (CONFIG_DIR / "crnn.yaml").read_text()
     path.write_text(text.replace("\ntrain:\n", f"\ntrain:\n  mixed_precision: {value}\n", 1))
     assert load_config(path=path).train.mixed_precision == "no"
+
+
+def test_mixed_precision_auto_is_bf16_only_where_the_device_computes_it(monkeypatch):
+    """``auto``: bf16 on a CPU or GPU with native bf16, else float32; other values pass unchanged."""
+    import training.trainer as trainer
+
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
+    monkeypatch.setattr(trainer, "cpu_has_bf16", lambda: False)
+    assert trainer.mixed_precision("auto") == ("no", "train.mixed_precision: auto, a CPU without native bf16")
+    monkeypatch.setattr(trainer, "cpu_has_bf16", lambda: True)
+    assert trainer.mixed_precision("auto") == ("bf16", "train.mixed_precision: auto, a CPU with native bf16")
+    assert trainer.mixed_precision("no") == ("no", "") and trainer.mixed_precision(None) == (None, "")
+    monkeypatch.delenv("ACCELERATE_USE_CPU")
+    monkeypatch.setattr(trainer.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(trainer.torch.cuda, "is_bf16_supported", lambda: False)
+    assert trainer.mixed_precision("auto") == ("no", "train.mixed_precision: auto, a GPU without native bf16")
+    assert load_config("attn").train.mixed_precision == "auto"
 
 
 def test_base_key_merges_a_config_file_into_another(tmp_path):

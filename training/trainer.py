@@ -257,6 +257,26 @@ def iterate_forever(loader, prepared: bool, accelerator: Accelerator, start_step
 
 
 # --------------------------------------------------------------------------- the run
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (oneDNN's own check: AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def mixed_precision(requested: str | None) -> tuple[str | None, str]:
+    """Accelerate's ``mixed_precision`` for ``train.mixed_precision``, and how ``auto`` chose it:
+    bf16 on a GPU or CPU that computes it natively, else no. On a CPU without native bf16, bf16
+    autocast trained the attention model 18x slower than float32 (docs/training.md)."""
+    if requested != "auto":
+        return requested, ""
+    on_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
+    native = cpu_has_bf16() if on_cpu else torch.cuda.is_bf16_supported()
+    device = "CPU" if on_cpu else "GPU"
+    return ("bf16" if native else "no"), f"train.mixed_precision: auto, a {device} {'with' if native else 'without'} native bf16"
+
+
 def train(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, resume: bool = False,
           init: InitModel | None = None, overwrite: bool = False) -> TrainReport:
     """Train ``cfg`` into ``run_dir`` (default: ``train.output_dir``, else ``runs/<arch>/<timestamp>``).
@@ -302,11 +322,12 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
         raise ConfigError("resume: give the run folder to continue")
     run_dir = RunDir(run_dir) if run_dir is not None else RunDir.new(cfg.arch, tc.output_dir)
     trackers = [t for t in tc.trackers if t]
+    precision, precision_note = mixed_precision(tc.mixed_precision)
     accelerator = Accelerator(
         gradient_accumulation_steps=tc.grad_accum_steps,
         log_with=trackers or None,
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir.trackers)),
-        **({"mixed_precision": tc.mixed_precision} if tc.mixed_precision is not None else {}),
+        **({"mixed_precision": precision} if precision is not None else {}),
     )
     # Every process must agree on the run folder (timestamps may differ by a second).
     run_dir = RunDir(broadcast_object_list([str(run_dir)])[0])
@@ -380,7 +401,8 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
         print_init(accelerator, tc.init_from, init_info)
     accelerator.print(
         f"{cfg.arch}: {net.num_parameters() / 1e6:.2f}M parameters, input {dc.image_height}x{dc.image_width}, "
-        f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision {accelerator.mixed_precision}; "
+        f"{accelerator.num_processes} process(es) on {accelerator.device}, mixed precision {accelerator.mixed_precision}"
+        + (f" ({precision_note})" if precision_note else "") + "; "
         f"run folder {run_dir}"
         + (f"; validated and saved: the weights' moving average (decay {tc.ema_decay})" if ema is not None else "")
         + (f"; training only {', '.join(tc.trainable)} ({net.num_parameters(trainable_only=True) / 1e6:.2f}M "
