@@ -9,9 +9,10 @@
 # them; its texts only measure the pseudo-labels' precision -- and reads the held-out test part
 # after every round (--check). Then val.py scores the starting and the adapted model on the test
 # part, ../shared/realplates-dev (--equiv US:O=0) and the synthetic test set. ROUNDS, STEPS,
-# REAL, DEV, RUN, CONFIG (the round's training config) and JOINT (a second model reading with the
-# adapted one: adapt.py --joint) and TEACHER (adapt.py --teacher) override the defaults; trailing KEY=VALUE arguments override the
-# round's training config (e.g. train.seed=1). The adaptation never sees realplates-dev or the test part.
+# REAL, DEV, RUN, CONFIG (the round's training config), JOINT (adapt.py --joint: a second model
+# reading with the adapted one) and TEACHER (adapt.py --teacher) override the defaults; trailing
+# KEY=VALUE arguments override the round's training config (e.g. train.seed=1). The adaptation
+# never sees realplates-dev or the test part.
 set -euo pipefail
 
 WEIGHTS=${1:-weights/crnn}

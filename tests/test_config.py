@@ -184,16 +184,15 @@ def test_mixed_precision_auto_is_bf16_only_where_the_device_computes_it(monkeypa
     """``auto``: bf16 on a CPU or GPU with native bf16, else float32; other values pass unchanged."""
     import training.trainer as trainer
 
-    monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
     monkeypatch.setattr(trainer, "cpu_has_bf16", lambda: False)
-    assert trainer.mixed_precision("auto") == ("no", "train.mixed_precision: auto, a CPU without native bf16")
+    assert trainer.mixed_precision("auto", "cpu") == ("no", "train.mixed_precision: auto, a CPU without native bf16")
     monkeypatch.setattr(trainer, "cpu_has_bf16", lambda: True)
-    assert trainer.mixed_precision("auto") == ("bf16", "train.mixed_precision: auto, a CPU with native bf16")
-    assert trainer.mixed_precision("no") == ("no", "") and trainer.mixed_precision(None) == (None, "")
-    monkeypatch.delenv("ACCELERATE_USE_CPU")
-    monkeypatch.setattr(trainer.torch.cuda, "is_available", lambda: True)
+    assert trainer.mixed_precision("auto", "cpu") == ("bf16", "train.mixed_precision: auto, a CPU with native bf16")
+    assert trainer.mixed_precision("no", "cpu") == ("no", "") and trainer.mixed_precision(None, "cpu") == (None, "")
     monkeypatch.setattr(trainer.torch.cuda, "is_bf16_supported", lambda: False)
-    assert trainer.mixed_precision("auto") == ("no", "train.mixed_precision: auto, a GPU without native bf16")
+    assert trainer.mixed_precision("auto", "cuda") == ("no", "train.mixed_precision: auto, a GPU without native bf16")
+    monkeypatch.setattr(trainer.torch.cuda, "is_bf16_supported", lambda: True)
+    assert trainer.mixed_precision("auto", "cuda") == ("bf16", "train.mixed_precision: auto, a GPU with native bf16")
     assert load_config("attn").train.mixed_precision == "auto"
 
 

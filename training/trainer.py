@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, broadcast_object_list, set_seed
+from accelerate.utils import ProjectConfiguration, broadcast_object_list, parse_flag_from_env, set_seed
 from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
 
@@ -265,15 +265,16 @@ def cpu_has_bf16() -> bool:
         return False
 
 
-def mixed_precision(requested: str | None) -> tuple[str | None, str]:
-    """Accelerate's ``mixed_precision`` for ``train.mixed_precision``, and how ``auto`` chose it:
-    bf16 on a GPU or CPU that computes it natively, else no. On a CPU without native bf16, bf16
-    autocast trained the attention model 18x slower than float32 (docs/training.md)."""
+def mixed_precision(requested: str | None, device_type: str) -> tuple[str | None, str]:
+    """Accelerate's ``mixed_precision`` for ``train.mixed_precision`` on a ``device_type`` device
+    (``cpu``, ``cuda``, ...), and how ``auto`` chose it: bf16 where the device computes it natively,
+    else no. On a CPU without native bf16, bf16 autocast trained the attention model 18x slower
+    than float32 (docs/training.md)."""
     if requested != "auto":
         return requested, ""
-    on_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
-    native = cpu_has_bf16() if on_cpu else torch.cuda.is_bf16_supported()
-    device = "CPU" if on_cpu else "GPU"
+    native = (cpu_has_bf16() if device_type == "cpu"
+              else device_type == "cuda" and torch.cuda.is_bf16_supported())
+    device = "CPU" if device_type == "cpu" else "GPU" if device_type == "cuda" else device_type
     return ("bf16" if native else "no"), f"train.mixed_precision: auto, a {device} {'with' if native else 'without'} native bf16"
 
 
@@ -322,7 +323,9 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
         raise ConfigError("resume: give the run folder to continue")
     run_dir = RunDir(run_dir) if run_dir is not None else RunDir.new(cfg.arch, tc.output_dir)
     trackers = [t for t in tc.trackers if t]
-    precision, precision_note = mixed_precision(tc.mixed_precision)
+    # The device as Accelerate will choose it, before the Accelerator that needs the precision exists.
+    on_cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
+    precision, precision_note = mixed_precision(tc.mixed_precision, "cpu" if on_cpu else "cuda")
     accelerator = Accelerator(
         gradient_accumulation_steps=tc.grad_accum_steps,
         log_with=trackers or None,
