@@ -2,9 +2,11 @@
 # Judge a change by the project's rule (docs/experiments.md, "Keeping a change"): two seeds of a base
 # recipe and two of the changed one, each continued from the same model (INIT) for STEPS steps on
 # synthetic data only, each read zero-shot on every real set (benchmarks/real_plates.py), then
-# benchmarks/keep_rule.py says keep or reject. From the repository root:
+# benchmarks/keep_rule.py says keep or reject. INIT=scratch trains each run from scratch instead
+# (a change to what the stream teaches per sample shows best there). From the repository root:
 #
 #     INIT=weights/crnn STEPS=1000 bash benchmarks/judge_change.sh configs/realism_crnn.yaml configs/robust_crnn.yaml
+#     INIT=scratch STEPS=1500 bash benchmarks/judge_change.sh configs/crnn.yaml configs/crnn.yaml data.synth_bank_uses=4
 #     INIT=weights/crnn bash benchmarks/judge_change.sh configs/realism_crnn.yaml configs/realism_crnn.yaml data.synth_effects.dirt=0
 #
 # Arguments: BASE_CONFIG CHANGE_CONFIG [key=value ...] (the overrides apply to the change only).
@@ -15,11 +17,13 @@
 # Each run's synthetic test figure is its own test_metrics.json (the run's fixed synthetic test set).
 set -euo pipefail
 
-: "${INIT:?set INIT to the model both recipes continue from, e.g. INIT=weights/crnn}"
-[ $# -ge 2 ] || { echo "usage: INIT=MODEL bash benchmarks/judge_change.sh BASE_CONFIG CHANGE_CONFIG [key=value ...]" >&2; exit 2; }
+: "${INIT:?set INIT to the model both recipes continue from (e.g. INIT=weights/crnn), or INIT=scratch}"
+[ $# -ge 2 ] || { echo "usage: INIT=MODEL|scratch bash benchmarks/judge_change.sh BASE_CONFIG CHANGE_CONFIG [key=value ...]" >&2; exit 2; }
 BASE=$1 CHANGE=$2
 shift 2
-for f in "$BASE" "$CHANGE" "$INIT/config.json"; do
+INIT_ARGS=()
+[ "$INIT" = scratch ] || INIT_ARGS=(--init-from "$INIT")
+for f in "$BASE" "$CHANGE" ${INIT_ARGS[@]:+"$INIT/config.json"}; do
     [ -f "$f" ] || { echo "judge_change.sh: no such file: $f" >&2; exit 2; }
 done
 STEPS=${STEPS:-1000}
@@ -32,7 +36,7 @@ run() {  # run NAME CONFIG SEED [overrides...]
     local dir=$OUT/$1_s$3 config=$2 seed=$3
     shift 3
     if [ ! -f "$dir/test_metrics.json" ]; then  # written when a run ends: a run stopped midway is trained again
-        python train_accelerate.py --config "$config" --init-from "$INIT" --output-dir "$dir" --overwrite \
+        python train_accelerate.py --config "$config" ${INIT_ARGS[@]:+"${INIT_ARGS[@]}"} --output-dir "$dir" --overwrite \
             train.max_steps="$STEPS" train.seed="$seed" "${BOTH[@]}" "$@"
     fi
     [ -f "$dir/real.json" ] || python benchmarks/real_plates.py --weights "$dir/best" --out "$dir/real.json" ${SETS:+--sets "$SETS"}

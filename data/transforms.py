@@ -8,7 +8,9 @@ and the resize to the model's input) is ONE ``cv2.warpPerspective`` straight
 to the output size (:class:`PlateWarp`); all photometric effects then run on
 the small output image (e.g. 32x128), where each costs a few tens of
 microseconds. Large sources are first shrunk with ``INTER_AREA`` so the warp
-does not alias. The whole train transform costs ~0.1 ms per sample on one core.
+does not alias. The realism configs' train transform costs ~0.5 ms per 64x128 sample on one
+core (``python benchmarks/data_pipeline.py --profile`` times each op); noise maps are windows of
+one pre-drawn normal field (drawing them was the dearest part).
 
 Geometry is specified forward: the plate's four corners are placed in the
 output frame (loose or tight crop, rotation, perspective) and the quad is then
@@ -26,6 +28,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # never call home
 
 import math
 import random
+from statistics import NormalDist
 from typing import Any
 
 import albumentations as A
@@ -39,6 +42,7 @@ from data.images import PAD_VALUE, letterbox_rect, resize_plate
 from data.images import as_rgb as _as_rgb
 
 PIPELINES = ("train", "eval")
+_NORMAL = NormalDist()
 
 
 class PlateWarp(A.ImageOnlyTransform):
@@ -179,11 +183,82 @@ _SHIFT = np.array([[1.0, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
 _UNSHIFT = np.array([[1.0, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
 
 
+# Standard normal draws cost ~5 ns each, more than the rest of a noise effect on a small image: each
+# process draws one field of them once, and every noise map is a window of it at a random offset.
+# Windows of i.i.d. draws are i.i.d.; two maps that overlap are shifted against each other.
+_FIELD_SIZE = 1 << 21  # 8 MiB of float32, ~70 windows of a 64x224x3 image
+_field: np.ndarray | None = None
+
+
+def _normal_field() -> np.ndarray:
+    global _field
+    if _field is None:
+        _field = np.random.default_rng(0x5E2503).standard_normal(_FIELD_SIZE, dtype=np.float32)
+    return _field
+
+
+def _standard_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """A read-only window of the normal field, ``shape`` (at most the field's size), at an offset drawn from ``rng``."""
+    field = _normal_field()
+    n = math.prod(shape)
+    o = int(rng.integers(0, field.size - n + 1))
+    return field[o:o + n].reshape(shape)
+
+
 def _noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
-    """Gaussian noise of ``sigma`` in float32 (a float64 draw costs twice as much)."""
-    n = rng.standard_normal(shape, dtype=np.float32)
-    n *= sigma
-    return n
+    """Gaussian noise of ``sigma`` in float32 (a new array)."""
+    return _standard_normal(rng, shape) * np.float32(sigma)
+
+
+def _add_noise(img: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """uint8 image + float32 noise (HxW: the same on every channel), clipped and rounded to uint8."""
+    out = img.astype(np.float32)
+    out += 0.5  # truncation after it rounds: no bias towards dark
+    if noise.ndim < out.ndim:
+        noise = cv2.merge((noise,) * out.shape[2])
+    return _to_uint8(cv2.add(out, noise, dst=out))
+
+
+class SensorNoise(A.ImageOnlyTransform):
+    """Gaussian sensor noise, ``std_range`` a fraction of 255, one map for every channel or one each
+    (as ``A.GaussNoise`` with ``mean_range`` 0), drawn from the normal field: a fifth of the cost."""
+
+    def __init__(self, std_range: tuple[float, float] = (0.02, 0.08), per_channel: bool = False, p: float = 0.5):
+        super().__init__(p=p)
+        self.std_range, self.per_channel = tuple(std_range), per_channel
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("std_range", "per_channel")
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        sigma = self.py_random.uniform(*self.std_range) * 255.0
+        shape = img.shape if self.per_channel or img.ndim == 2 else img.shape[:2]
+        return _add_noise(img, _noise(self.random_generator, shape, sigma))
+
+
+class SpeckleNoise(A.ImageOnlyTransform):
+    """``A.ISONoise``'s sensor speckle: a pixel's lightness (HLS) moves ``intensity`` of the way to
+    white where a Poisson draw of mean (the frame's lightness spread x ``intensity``) is not zero,
+    a few per cent of the pixels. Drawn from the normal field: the Poisson draw per pixel was 90 %
+    of ``A.ISONoise``'s ~900 us. Its hue noise (at most 0.016 degrees) is left out: invisible."""
+
+    def __init__(self, intensity: tuple[float, float] = (0.1, 0.4), p: float = 0.5):
+        super().__init__(p=p)
+        self.intensity = tuple(intensity)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("intensity",)
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        k = self.py_random.uniform(*self.intensity)
+        hls = cv2.cvtColor(img.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2HLS)
+        light = hls[..., 1]
+        none = math.exp(-float(np.std(light)) * k)  # P(Poisson draw = 0); a draw of 2+ is rarer than 1 in 500
+        # A standard normal exceeds inv_cdf(P(0)) with probability 1 - P(0): the pixels with a draw.
+        hit = _standard_normal(self.random_generator, light.shape) > _NORMAL.inv_cdf(min(max(none, 1e-9), 1 - 1e-9))
+        light += hit * np.float32(k) * (1.0 - light)  # ISONoise: draw x intensity x (1 - L), the draw 1
+        rgb = cv2.cvtColor(hls, cv2.COLOR_HLS2RGB)
+        return _to_uint8(cv2.multiply(rgb, 255.0, dst=rgb) + 0.5)
 
 
 class NightLook(A.ImageOnlyTransform):
@@ -235,6 +310,42 @@ def _defocus_kernel(radius: int, alias_blur: float) -> np.ndarray:
     kernel = cv2.GaussianBlur(disk, (ksize, ksize), sigmaX=alias_blur)
     m = ksize // 2
     return np.ascontiguousarray(kernel[m:-m, m:-m])
+
+
+class MotionBlur(A.MotionBlur):
+    """``A.MotionBlur`` with its kernel built in plain Python: the same kernels from the same draws,
+    at a twentieth of the cost (albumentations dedupes the line's points with ``np.unique``, ~0.4 ms)."""
+
+    def get_params(self) -> dict[str, Any]:
+        r = self.py_random
+        ksize = fblur.sample_odd_from_range(r, self.blur_limit[0], self.blur_limit[1])
+        angle = r.uniform(*self.angle_range)
+        direction = r.uniform(*self.direction_range)
+        return {"kernel": _motion_kernel(ksize, angle, direction, self.allow_shifted, r)}
+
+
+def _motion_kernel(ksize: int, angle: float, direction: float, allow_shifted: bool, r: random.Random) -> np.ndarray:
+    """``fblur.create_motion_kernel``'s kernel, normalised: a line of ``ksize`` points through the
+    centre at ``angle`` degrees, its extent biased forward (``direction`` > 0) or backward, shifted
+    by up to a quarter of its length when ``allow_shifted`` (two draws from ``r``, as there)."""
+    direction = min(max(direction, -1.0), 1.0)
+    half = ksize // 2
+    start, end = float(-half), float(half)
+    if direction < 0:
+        end = half * (1 + direction)
+    elif direction > 0:
+        start = -half * (1 - direction)
+    dx, dy = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    sx = sy = 0.0
+    if allow_shifted:
+        sx = r.uniform(-1, 1) * half / 2
+        sy = r.uniform(-1, 1) * half / 2
+    kernel = np.zeros((ksize, ksize), np.float32)
+    for t in np.linspace(start, end, ksize).tolist():
+        x = min(max(round(half + dx * t + sx), 0), ksize - 1)  # round half to even, as np.round
+        y = min(max(round(half + dy * t + sy), 0), ksize - 1)
+        kernel[y, x] = 1.0
+    return kernel / kernel.sum()
 
 
 FADED_MIN_LEVEL = 45.0  # a dark plate fades to a dark grey (its text still there), not to black
@@ -309,7 +420,7 @@ def _camera_ops() -> dict[str, A.BasicTransform]:
         "low_res": A.Downscale(scale_range=(0.4, 0.65),
                                interpolation_pair={"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR}),
         "defocus": Defocus(radius=(1, 1), alias_blur=(0.1, 0.3)),
-        "motion": A.MotionBlur(blur_limit=(5, 9)),
+        "motion": MotionBlur(blur_limit=(5, 9)),
         "rain": A.RandomRain(slant_range=(-15, 15), drop_length=6, drop_width=1, blur_value=1,
                              brightness_coefficient=0.85),
         "night": NightLook(),
@@ -376,7 +487,7 @@ def _sensor() -> list[A.BasicTransform]:
         A.OneOf(
             [
                 A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.3, 1.0), p=1.0),
-                A.MotionBlur(blur_limit=(3, 5), p=1.0),
+                MotionBlur(blur_limit=(3, 5), p=1.0),
                 A.Downscale(
                     scale_range=(0.45, 0.8),
                     interpolation_pair={"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR},
@@ -388,9 +499,9 @@ def _sensor() -> list[A.BasicTransform]:
         A.OneOf(
             [
                 # Inside OneOf, p is the relative weight of each choice.
-                A.GaussNoise(std_range=(0.02, 0.08), per_channel=False, p=0.45),
-                A.GaussNoise(std_range=(0.02, 0.06), per_channel=True, p=0.35),
-                A.ISONoise(color_shift=(0.01, 0.04), intensity=(0.1, 0.4), p=0.2),
+                SensorNoise(std_range=(0.02, 0.08), per_channel=False, p=0.45),
+                SensorNoise(std_range=(0.02, 0.06), per_channel=True, p=0.35),
+                SpeckleNoise(intensity=(0.1, 0.4), p=0.2),
             ],
             p=0.3,
         ),

@@ -30,6 +30,12 @@ def test_missing_config_is_named(tmp_path):
     assert "configs/no_such.yaml" in proc.stderr or f"{tmp_path}/config.json" in proc.stderr
 
 
+def test_from_scratch_needs_no_model():
+    proc = judge(["configs/crnn.yaml", "configs/no_such.yaml"], {"INIT": "scratch"})
+    assert proc.returncode == 2
+    assert "no such file: configs/no_such.yaml" in proc.stderr and "scratch/config.json" not in proc.stderr
+
+
 @pytest.mark.slow
 def test_two_seeds_each_then_the_verdict_and_no_rerun(tmp_path):
     synth = f"data.synth_dir={tmp_path / 'synth'}"

@@ -103,3 +103,59 @@ def test_grid_command_synthetic(tmp_path, capsys):
     assert "6 samples" in capsys.readouterr().out
     grid = cv2.imread(str(out))
     assert grid is not None and grid.shape[1] == 3 * (2 * 96 + 6) + 6
+
+
+def test_motion_kernel_is_albumentations_own():
+    import random
+
+    from albumentations.augmentations.blur import functional as fblur
+
+    from data.transforms import _motion_kernel
+
+    for i in range(400):
+        r = random.Random(i)
+        ksize, angle = r.choice([3, 5, 7, 9]), r.uniform(0, 360)
+        direction = 0.0 if i % 20 == 0 else r.uniform(-1, 1)
+        shifted = i % 3 > 0
+        theirs, ours = random.Random(i + 1000), random.Random(i + 1000)
+        ref = fblur.create_motion_kernel(ksize, angle, direction, shifted, theirs)
+        np.testing.assert_array_equal(_motion_kernel(ksize, angle, direction, shifted, ours), ref / ref.sum())
+        assert theirs.random() == ours.random()  # the same draws consumed
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_sensor_noise_has_the_drawn_spread(per_channel):
+    import random
+
+    from data.transforms import SensorNoise
+
+    op = SensorNoise(std_range=(0.04, 0.04), per_channel=per_channel, p=1.0)
+    op.set_random_state(np.random.default_rng(0), random.Random(0))
+    img = np.full((64, 128, 3), 128, np.uint8)
+    outs = [op(image=img)["image"].astype(np.float32) - 128 for _ in range(4)]
+    for out in outs:
+        assert abs(out.std() - 0.04 * 255) < 0.6 and abs(out.mean()) < 0.6
+        assert np.array_equal(out[..., 0], out[..., 1]) != per_channel  # shared: one map on every channel
+    assert not np.array_equal(outs[0], outs[1])  # each draw its own window of the field
+
+
+def test_speckle_noise_hits_as_many_pixels_as_iso_noise():
+    import random
+
+    import albumentations as A
+
+    from data.transforms import SpeckleNoise
+
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 256, (64, 128, 3), dtype=np.uint8)
+    ours = SpeckleNoise(intensity=(0.4, 0.4), p=1.0)
+    theirs = A.ISONoise(color_shift=(0.01, 0.01), intensity=(0.4, 0.4), p=1.0)
+    lit = {}
+    for name, op in (("ours", ours), ("theirs", theirs)):
+        op.set_random_state(np.random.default_rng(0), random.Random(0))
+        light = cv2.cvtColor(img, cv2.COLOR_RGB2HLS)[..., 1].astype(int)
+        lit[name] = np.mean([(cv2.cvtColor(op(image=img)["image"], cv2.COLOR_RGB2HLS)[..., 1].astype(int) - light > 3).mean()
+                             for _ in range(8)])
+    # Poisson mean = lightness spread x intensity, ~0.11: about a tenth of the pixels brighten
+    assert 0.05 < lit["theirs"] < 0.2
+    assert abs(lit["ours"] - lit["theirs"]) < 0.02, lit
