@@ -46,7 +46,8 @@ train() {
     name=$(basename "$config" .yaml)
     local run=${RUN:-runs/gpu/$name}
     mkdir -p "$out"
-    if compgen -G ".whl/*.whl" > /dev/null; then
+    # The wheels are cp312, the GPU machine's Python: elsewhere (a test here) they are left alone.
+    if compgen -G ".whl/*.whl" > /dev/null && python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
         export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
     fi

@@ -147,3 +147,12 @@ def test_training_stream_takes_the_plate_bank_from_the_config():
     assert (data.dataset.bank.uses, data.dataset.bank.size) == (4, 8)
     batch = next(iter(data.loader))
     assert batch["images"].shape[0] == 2
+
+
+def test_start_up_line_says_when_a_stream_draws_from_a_bank():
+    from training.data import bank_note
+
+    assert bank_note(load_config("crnn").data) == ""  # off by default on CPU
+    on = load_config("crnn", overrides=["data.synth_bank_uses=4"]).data
+    assert bank_note(on) == "plate bank: each rendered plate serves 4 samples (data.synth_bank_uses)"
+    assert "serves 4 samples" in bank_note(load_config(path="configs/attn_gpu.yaml").data)

@@ -156,6 +156,13 @@ class Loading:
         return f"data loading: {where} ({self.note})" if self.note else f"data loading: {where}"
 
 
+def bank_note(dc: DataConfig) -> str:
+    """The plate bank, for the run's start-up line: said when a synthetic stream draws from one."""
+    if not dc.bank.on or (dc.train != SYNTH and dc.synth_mix <= 0):
+        return ""
+    return f"plate bank: each rendered plate serves {dc.bank.uses} samples (data.synth_bank_uses)"
+
+
 def loader_worker_init(worker_id: int) -> None:
     detach_loader_worker(worker_id)
     cv2.setNumThreads(1)  # many workers side by side: one thread each (torch sets its own to 1)

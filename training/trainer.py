@@ -46,7 +46,7 @@ from evaluation import evaluate
 from metrics import format_metrics_table
 from models import create_model, InputSpec, PlateRecognizer
 from models.heads import has_country_labels
-from training.data import (EvalSet, Loading, TrainData, cpu_threads, eval_loader, eval_sets, loading,
+from training.data import (EvalSet, Loading, TrainData, bank_note, cpu_threads, eval_loader, eval_sets, loading,
                            max_train_label_length, train_data, train_records)
 from training.finetune import HEAD_NAMES, InitModel, apply_init_from, freeze_all_but, load_init_model, load_init_weights
 from training.run_dir import RunDir
@@ -411,7 +411,9 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
         + (f"; training only {', '.join(tc.trainable)} ({net.num_parameters(trainable_only=True) / 1e6:.2f}M "
            "parameters), the rest frozen" if frozen else "")
     )
-    accelerator.print(load.describe() + (f"; {threads[0]} CPU thread(s) per process ({threads[1]})" if threads else ""))
+    bank = bank_note(dc)
+    accelerator.print(load.describe() + (f"; {threads[0]} CPU thread(s) per process ({threads[1]})" if threads else "")
+                      + (f"; {bank}" if bank else ""))
     return run
 
 
