@@ -61,7 +61,8 @@ train() {
     python3 train_accelerate.py --config "$config" --output-dir "$run" --overwrite \
         train.time_limit_minutes="$minutes" "$@" > "$out/train.log" 2>&1 || rc=$?
     [ -z "$dmon" ] || kill "$dmon" 2> /dev/null || true
-    python3 - "$run" "$out" "$rc" << 'EOF' | tee "$out/summary.txt"
+    # The summary and the parts are written before anything is printed: a closed stdout loses nothing.
+    python3 - "$run" "$out" "$rc" > "$out/summary.txt" << 'EOF'
 import json, sys
 from pathlib import Path
 
@@ -111,6 +112,7 @@ EOF
     if [ ${#files[@]} -gt 0 ]; then
         tar czf - -C "$(dirname "$run")" "${files[@]}" | split -b 15m -d - "$out/run.tgz.part-"
     fi
+    cat "$out/summary.txt" || true
     return "$rc"
 }
 
