@@ -26,7 +26,6 @@ import os
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # never call home
 
-import itertools
 import math
 import random
 from statistics import NormalDist
@@ -195,6 +194,7 @@ def _normal_field() -> np.ndarray:
     global _field
     if _field is None:
         _field = np.random.default_rng(0x5E2503).standard_normal(_FIELD_SIZE, dtype=np.float32)
+        _field.flags.writeable = False  # windows of it are handed out: none may change it
     return _field
 
 
@@ -211,13 +211,18 @@ def _noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np
     return _standard_normal(rng, shape) * np.float32(sigma)
 
 
-def _add_noise(img: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """uint8 image + float32 noise (HxW: the same on every channel), clipped and rounded to uint8."""
-    out = img.astype(np.float32)
-    out += 0.5  # truncation after it rounds: no bias towards dark
+def _plus_noise(out: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """``out`` (float32) += ``noise`` (float32; HxW: the same on every channel), in place."""
     if noise.ndim < out.ndim:
         noise = cv2.merge((noise,) * out.shape[2])
-    return _to_uint8(cv2.add(out, noise, dst=out))
+    return cv2.add(out, noise, dst=out)
+
+
+def _add_noise(img: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """uint8 image + float32 noise (see :func:`_plus_noise`), clipped and rounded to uint8."""
+    out = img.astype(np.float32)
+    out += 0.5  # truncation after it rounds: no bias towards dark
+    return _to_uint8(_plus_noise(out, noise))
 
 
 class SensorNoise(A.ImageOnlyTransform):
@@ -277,8 +282,7 @@ class NightLook(A.ImageOnlyTransform):
         tint = np.array((1.15, 0.95, 0.7) if r.random() < 0.5 else (0.9, 0.95, 1.15), np.float32)
         gain = (np.float32(r.uniform(0.45, 0.8)) * tint).tolist()
         out = cv2.multiply(img.astype(np.float32), (*gain, 0.0))
-        n = _noise(self.random_generator, out.shape[:2], r.uniform(2.0, 8.0))
-        return _to_uint8(cv2.add(out, cv2.merge((n, n, n))))
+        return _to_uint8(_plus_noise(out, _noise(self.random_generator, out.shape[:2], r.uniform(2.0, 8.0))))
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
@@ -350,23 +354,17 @@ def _motion_kernel(ksize: int, angle: float, direction: float, allow_shifted: bo
 
 
 class OneOf(A.OneOf):
-    """``A.OneOf`` choosing with Python's random and cumulative weights: numpy's ``choice`` with
+    """``A.OneOf`` choosing with Python's random: numpy's ``choice`` with
     ``p`` cost ~15 us a call, as much as most of the choices it picks from."""
 
     def __call__(self, *args: Any, force_apply: bool = False, **data: Any) -> dict[str, Any]:
         if args or self.replay_mode:
             return super().__call__(*args, force_apply=force_apply, **data)
         if self.transforms_ps and (force_apply or self.py_random.random() < self.p):
-            t = self.py_random.choices(self.transforms, cum_weights=self._cum_weights())[0]
+            t = self.py_random.choices(self.transforms, weights=self.transforms_ps)[0]
             data = t(force_apply=True, **data)
             self._track_transform_params(t, data)
         return data
-
-    def _cum_weights(self) -> list[float]:
-        ps = tuple(self.transforms_ps)
-        if getattr(self, "_cum_for", None) != ps:  # the weights may be set after construction
-            self._cum_for, self._cum = ps, list(itertools.accumulate(ps))
-        return self._cum
 
 
 FADED_MIN_LEVEL = 45.0  # a dark plate fades to a dark grey (its text still there), not to black
@@ -385,8 +383,7 @@ class FadedLook(A.ImageOnlyTransform):
         c = r.uniform(0.12, 0.4)
         offset = (target + (mean - mean.mean()) * 0.3 - mean * c).tolist()
         out = cv2.add(img.astype(np.float32) * np.float32(c), (*offset, 0.0))
-        n = _noise(self.random_generator, out.shape[:2], r.uniform(1.5, 5.0))
-        return _to_uint8(cv2.add(out, cv2.merge((n, n, n))))
+        return _to_uint8(_plus_noise(out, _noise(self.random_generator, out.shape[:2], r.uniform(1.5, 5.0))))
 
 
 class ExposureFloor(A.ImageOnlyTransform):
