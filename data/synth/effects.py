@@ -25,8 +25,10 @@ which is how the README's ablation switches them off:
   random width, inset and colour, or none; rounded or square corners);
 - ``formats``: ``state_formats`` draws a country's further real formats
   (``data.formats.CountryFormats.formats_more``: US state series such as Missouri's ``AB1 C2D`` with its
-  tab between the groups, California's with ``I``, ``O`` and ``Q``); it changes the text,
-  so labels differ with it on.
+  tab between the groups, California's with ``I``, ``O`` and ``Q``); ``any_text`` writes a random
+  text instead of a format's (4-9 characters in one to three groups of letters, digits or both,
+  on any country's look), so a reader learns characters rather than the 27 countries' formats and
+  lengths (plates of other countries, issue 24). Both change the text, so labels differ with them on.
 
 Camera effects (night, low resolution, defocus, rain) are training augmentations
 (``data.camera_effects`` in ``data.transforms``). Nothing here touches the label:
@@ -45,6 +47,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from data.formats import LATIN, ROW_BREAK
 from data.images import MIN_CONTRAST, colour_luma
 from data.synth.countries import CAR_COLOURS, RGB, US_FG
 from data.synth.textgen import UniformStream
@@ -55,7 +58,7 @@ EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
     "surface": ("emboss", "gradient", "dirt", "glare"),
     "surround": ("surround", "frame"),
     "plates": ("any_font", "font_stretch", "any_colours", "spacing", "border"),
-    "formats": ("state_formats",),
+    "formats": ("state_formats", "any_text"),
 }
 
 
@@ -88,6 +91,7 @@ class SynthEffects:
     spacing: float = 0.0
     border: float = 0.0
     state_formats: float = 0.0
+    any_text: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -285,6 +289,49 @@ def spacing(u: UniformStream) -> Spacing:
     tracking = u.uniform(0.01, 0.06) if k < 0.35 else u.uniform(0.06, 0.16) if k < 0.7 else u.uniform(0.16, 0.4)
     return Spacing(tracking=tracking, space=u.uniform(0.12, 1.0), gap_spread=u.uniform(0.0, 0.5),
                    size_spread=u.uniform(0.0, 0.1), baseline_spread=u.uniform(0.0, 0.04))
+
+
+# --- formats ----------------------------------------------------------------------------------
+
+DIGITS = "0123456789"
+# Groups of letters and digits together leave out the letters a font may draw as a digit
+# (O, I, Q), so that no drawn character is ambiguous where nothing tells letters from digits.
+MIXED = "ABCDEFGHJKLMNPRSTUVWXYZ" + DIGITS
+GROUP_CHARS = (LATIN, DIGITS, MIXED)
+GROUP_KIND_WEIGHTS = (0.45, 0.4, 0.15)  # letters, digits, both
+GROUP_GAPS = (" ", " ", "-", "")  # between groups: a gap (most), a hyphen, or none
+
+
+def any_text(u: UniformStream, rows: int, max_len: int = 9) -> str:
+    """A random raw plate text (``any_text``): one row of 4-9 characters, or two rows of 2-4 over
+    3-5, each row in one to three groups of letters, digits or both, the kind mostly alternating
+    from group to group as on real plates; at most ``max_len`` characters in all."""
+    if rows == 1:
+        lens = [min(4 + u.randint(6), max_len)]
+    else:
+        top = 2 + u.randint(3)
+        lens = [min(top, max_len - 1), min(3 + u.randint(3), max_len - min(top, max_len - 1))]
+    out = []
+    kind = _group_kind(u)
+    for n in lens:
+        groups = min(n, 1 + u.randint(3 if n >= 4 else 2))
+        cuts = sorted(1 + u.randint(n - 1) for _ in range(groups - 1)) if n > 1 else []
+        sizes = [b - a for a, b in zip([0] + cuts, cuts + [n]) if b > a]
+        parts = []
+        for size in sizes:
+            chars = GROUP_CHARS[kind]
+            parts.append("".join(u.choice(chars) for _ in range(size)))
+            kind = _group_kind(u) if u() < 0.3 else (1 if kind == 0 else 0)
+        text = parts[0]
+        for p in parts[1:]:
+            text += u.choice(GROUP_GAPS) + p
+        out.append(text)
+    return ROW_BREAK.join(out)
+
+
+def _group_kind(u: UniformStream) -> int:
+    x = u()
+    return 0 if x < GROUP_KIND_WEIGHTS[0] else 1 if x < GROUP_KIND_WEIGHTS[0] + GROUP_KIND_WEIGHTS[1] else 2
 
 
 # --- surface ----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import numpy as np
 
 from data.formats import compiled, max_label_length
 from data.synth.countries import LOOKS
-from data.synth.effects import SynthEffects, mount, record
+from data.synth.effects import SynthEffects, any_text, mount, record
 from data.synth.render import PlateRenderer
 from data.synth.textgen import UniformStream, render_rows
 from data.text import COUNTRIES, normalize_plate_text
@@ -128,7 +128,10 @@ class SyntheticPlateGenerator:
         if (fx is not None and fx.state_formats and rows == 1 and cc.more
                 and record("state_formats", u() < fx.state_formats)):
             fmt = cc.pick_more(u)
-        raw = fmt.generate_raw(u)
+        if fx is not None and fx.any_text and record("any_text", u() < fx.any_text):
+            raw = any_text(u, rows, self.max_label_length)
+        else:
+            raw = fmt.generate_raw(u)
         look = LOOKS[cc.spec.code]
         style = look.styles[fmt.fmt.style]
         image, text_box = self.renderer.render_with_box(look, style, raw, rows, u, fx)
