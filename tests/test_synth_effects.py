@@ -37,8 +37,12 @@ def test_every_effect_renders_every_country_and_layout(effect):
             im = p.image
             assert im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3, (effect, country)
             assert im.std() > 5, (effect, country)
-            # The label comes from the generated text, never from what the effect drew.
-            assert is_valid_plate_text(country, p.text), (effect, country, p.text)
+            # The label comes from the generated text, never from what the effect drew; only
+            # any_text writes texts outside the country's formats.
+            if effect in ("any_text", "formats"):
+                assert re.fullmatch("[0-9A-Z]{4,9}", p.text), (effect, country, p.text)
+            else:
+                assert is_valid_plate_text(country, p.text), (effect, country, p.text)
             assert p.text == normalize_plate_text("".join(p.row_texts))
 
 
@@ -402,6 +406,36 @@ def test_state_formats_draw_every_further_format_and_nothing_else():
     plain = SyntheticPlateGenerator(seed=4, countries=["US"], two_row_prob=0.0, effects=SynthEffects(screws=1.0))
     common = [f.regex for f in us.formats[0]]
     assert all(any(re.fullmatch(rx, p.text) for rx in common) for _, p in zip(range(200), plain))
+
+
+def test_any_text_writes_texts_of_no_format_in_the_bounds_it_states(monkeypatch):
+    from data.synth import effects
+    from data.synth.effects import MIXED, any_text
+    from data.synth.textgen import UniformStream
+
+    u = UniformStream(np.random.default_rng(0))
+    one = [any_text(u, 1) for _ in range(3000)]
+    two = [any_text(u, 2) for _ in range(3000)]
+    lengths = {len(normalize_plate_text(t)) for t in one}
+    assert lengths == set(range(4, 10))
+    for t in two:
+        top, bottom = t.split("|")
+        assert 2 <= len(normalize_plate_text(top)) <= 4 and 3 <= len(normalize_plate_text(bottom)) <= 5, t
+    assert {t.count(" ") + t.count("-") for t in one} >= {0, 1, 2}
+    monkeypatch.setattr(effects, "GROUP_GAPS", (" ",))  # every group seen apart
+    groups = [g for _ in range(2000) for g in re.split(r"[ |]", any_text(u, 1 + u.randint(2)))]
+    assert all(g.isascii() and g.isalnum() and g == g.upper() for g in groups)
+    kinds = {"digits" if g.isdigit() else "letters" if g.isalpha() else "mixed" for g in groups}
+    assert kinds == {"digits", "letters", "mixed"}
+    mixed = [g for g in groups if not g.isdigit() and not g.isalpha()]
+    assert all(c in MIXED for g in mixed for c in g)  # no O, I or Q beside digits
+    assert max(len(normalize_plate_text(any_text(u, 1, max_len=6))) for _ in range(500)) == 6
+    # Texts of no country: most fit none of the formats of the country whose look they get.
+    gen = SyntheticPlateGenerator(seed=4, two_row_prob=0.3, effects=SynthEffects(any_text=1.0))
+    plates = [gen() for _ in range(300)]
+    assert sum(is_valid_plate_text(p.country, p.text) for p in plates) < 30
+    assert {p.rows for p in plates} == {1, 2}
+    assert all(p.text == normalize_plate_text("".join(p.row_texts)) for p in plates)
 
 
 def test_further_formats_are_valid_texts_and_other_countries_have_none():
