@@ -35,7 +35,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from data.images import MIN_CONTRAST, colour_luma
+from data.images import MIN_CONTRAST, colour_luma, warp_perspective
 
 ROBUST_EFFECTS = ("false_colour", "tiny", "compression", "interlace", "halo", "occlusion", "exposure", "geometry")
 
@@ -385,7 +385,7 @@ class StrongGeometry(A.ImageOnlyTransform):
         M = cv2.getPerspectiveTransform(src, fit.astype(np.float32))
         # Corners are pixel edges; cv2 maps pixel centres: conjugate by a half-pixel shift.
         M = _UNSHIFT @ M @ _SHIFT
-        return cv2.warpPerspective(img, M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return warp_perspective(img, M, (W, H), cv2.BORDER_REPLICATE)
 
 
 def _tilt(pts: list[tuple[float, float]], shear: float, angle: float) -> np.ndarray:

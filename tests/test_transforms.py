@@ -159,3 +159,48 @@ def test_speckle_noise_hits_as_many_pixels_as_iso_noise():
     # Poisson mean = lightness spread x intensity, ~0.11: about a tenth of the pixels brighten
     assert 0.05 < lit["theirs"] < 0.2
     assert abs(lit["ours"] - lit["theirs"]) < 0.02, lit
+
+
+def test_warp_perspective_gives_cv2s_pixels_for_every_border():
+    from data.images import warp_perspective
+
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        h, w = int(rng.integers(20, 90)), int(rng.integers(40, 260))
+        img = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+        dst = (np.array([[0, 0], [128, 0], [128, 64], [0, 64]]) + rng.uniform(-12, 12, (4, 2))).astype(np.float32)
+        M = cv2.getPerspectiveTransform(src, dst)
+        border, value = ((cv2.BORDER_REPLICATE, 0), (cv2.BORDER_CONSTANT, (3, 120, 250)))[i % 2]
+        ref = cv2.warpPerspective(img, M, (128, 64), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=value)
+        assert np.array_equal(warp_perspective(img, M, (128, 64), border, value), ref), i
+        grey = img[..., 0].copy()  # other layouts go to cv2 as they are
+        ref = cv2.warpPerspective(grey, M, (128, 64), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=7)
+        assert np.array_equal(warp_perspective(grey, M, (128, 64), border, 7), ref), i
+
+
+@pytest.mark.parametrize("ours, theirs, kwargs", [
+    ("Shadow", "RandomShadow", dict(shadow_roi=(0, 0, 1, 1), num_shadows_limit=(1, 2), shadow_dimension=4,
+                                    shadow_intensity_range=(0.2, 0.5))),
+    ("HueSaturationValue", "HueSaturationValue", dict(hue_shift_limit=6, sat_shift_limit=25, val_shift_limit=0)),
+    ("HueSaturationValue", "HueSaturationValue", dict(hue_shift_limit=30, sat_shift_limit=40, val_shift_limit=30)),
+])
+def test_faster_ops_give_albumentations_images_byte_for_byte(ours, theirs, kwargs):
+    import random
+
+    import albumentations as A
+
+    import data.transforms as T
+
+    mine, ref = getattr(T, ours)(p=1.0, **kwargs), getattr(A, theirs)(p=1.0, **kwargs)
+    for op in (mine, ref):
+        op.set_random_state(np.random.default_rng(5), random.Random(5))
+    rng = np.random.default_rng(1)
+    grey = np.repeat(rng.integers(0, 256, size=(64, 128, 1), dtype=np.uint8), 3, axis=2)  # saturation 0
+    changed = 0
+    for i in range(300):
+        img = grey if i % 10 == 0 else rng.integers(0, 256, size=(64, 128, 3), dtype=np.uint8)
+        a, b = mine(image=img)["image"], ref(image=img)["image"]
+        assert np.array_equal(a, b), i
+        changed += not np.array_equal(a, img)
+    assert changed > 250  # the draws did act
