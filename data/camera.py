@@ -35,7 +35,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from data.images import MIN_CONTRAST, colour_luma, warp_perspective
+from data.images import MIN_CONTRAST, colour_luma, warp_corners
 
 ROBUST_EFFECTS = ("false_colour", "tiny", "compression", "interlace", "halo", "occlusion", "exposure", "geometry")
 
@@ -383,9 +383,7 @@ class StrongGeometry(A.ImageOnlyTransform):
         fit = np.stack([(q[:, 0] - lo[0]) * sx + W * mx, (q[:, 1] - lo[1]) * sy + H * my], axis=1)
         src = np.array([[0, 0], [W, 0], [W, H], [0, H]], np.float32)
         M = cv2.getPerspectiveTransform(src, fit.astype(np.float32))
-        # Corners are pixel edges; cv2 maps pixel centres: conjugate by a half-pixel shift.
-        M = _UNSHIFT @ M @ _SHIFT
-        return warp_perspective(img, M, (W, H), cv2.BORDER_REPLICATE)
+        return warp_corners(img, M, (W, H), cv2.BORDER_REPLICATE)
 
 
 def _tilt(pts: list[tuple[float, float]], shear: float, angle: float) -> np.ndarray:
@@ -393,8 +391,6 @@ def _tilt(pts: list[tuple[float, float]], shear: float, angle: float) -> np.ndar
     return np.array([((x + shear * y) * ca - y * sa, (x + shear * y) * sa + y * ca) for x, y in pts], np.float32)
 
 
-_SHIFT = np.array([[1.0, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
-_UNSHIFT = np.array([[1.0, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
 
 
 def robust_ops() -> dict[str, A.BasicTransform]:

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from data.camera import ROBUST_EFFECTS, robust_ops
-from data.images import PAD_VALUE, letterbox_rect, resize_plate, warp_perspective
+from data.images import PAD_VALUE, letterbox_rect, resize_plate, warp_corners
 from data.images import as_rgb as _as_rgb
 
 PIPELINES = ("train", "eval")
@@ -175,12 +175,7 @@ class PlateWarp(A.ImageOnlyTransform):
             g = self.py_random.randint(0, 255)
             border = cv2.BORDER_CONSTANT
             value = tuple(min(255, max(0, g + self.py_random.randint(-30, 30))) for _ in range(3))
-        # Corners are pixel edges; cv2 maps pixel centres: conjugate by a half-pixel shift.
-        return warp_perspective(img, _UNSHIFT @ M @ _SHIFT, (W, H), border, value)
-
-
-_SHIFT = np.array([[1.0, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
-_UNSHIFT = np.array([[1.0, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
+        return warp_corners(img, M, (W, H), border, value)
 
 
 # Standard normal draws cost ~5 ns each, more than the rest of a noise effect on a small image: each

@@ -161,8 +161,10 @@ def test_speckle_noise_hits_as_many_pixels_as_iso_noise():
     assert abs(lit["ours"] - lit["theirs"]) < 0.02, lit
 
 
-def test_warp_perspective_gives_cv2s_pixels_for_every_border():
-    from data.images import warp_perspective
+def test_warp_corners_gives_cv2s_pixels_for_every_border():
+    from data.images import warp_corners
+
+    shift = np.array([[1.0, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])  # corners to cv2's pixel centres
 
     rng = np.random.default_rng(0)
     for i in range(60):
@@ -171,12 +173,14 @@ def test_warp_perspective_gives_cv2s_pixels_for_every_border():
         src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
         dst = (np.array([[0, 0], [128, 0], [128, 64], [0, 64]]) + rng.uniform(-12, 12, (4, 2))).astype(np.float32)
         M = cv2.getPerspectiveTransform(src, dst)
+        centred = np.linalg.inv(shift) @ M @ shift
         border, value = ((cv2.BORDER_REPLICATE, 0), (cv2.BORDER_CONSTANT, (3, 120, 250)))[i % 2]
-        ref = cv2.warpPerspective(img, M, (128, 64), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=value)
-        assert np.array_equal(warp_perspective(img, M, (128, 64), border, value), ref), i
+        ref = cv2.warpPerspective(img, centred, (128, 64), flags=cv2.INTER_LINEAR, borderMode=border,
+                                  borderValue=value)
+        assert np.array_equal(warp_corners(img, M, (128, 64), border, value), ref), i
         grey = img[..., 0].copy()  # other layouts go to cv2 as they are
-        ref = cv2.warpPerspective(grey, M, (128, 64), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=7)
-        assert np.array_equal(warp_perspective(grey, M, (128, 64), border, 7), ref), i
+        ref = cv2.warpPerspective(grey, centred, (128, 64), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=7)
+        assert np.array_equal(warp_corners(grey, M, (128, 64), border, 7), ref), i
 
 
 @pytest.mark.parametrize("ours, theirs, kwargs", [

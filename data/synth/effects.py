@@ -296,7 +296,7 @@ def spacing(u: UniformStream) -> Spacing:
 DIGITS = "0123456789"
 # Groups of letters and digits together leave out the letters a font may draw as a digit
 # (O, I, Q), so that no drawn character is ambiguous where nothing tells letters from digits.
-MIXED = "ABCDEFGHJKLMNPRSTUVWXYZ" + DIGITS
+MIXED = "".join(c for c in LATIN if c not in "OIQ") + DIGITS
 GROUP_CHARS = (LATIN, DIGITS, MIXED)
 GROUP_KIND_WEIGHTS = (0.45, 0.4, 0.15)  # letters, digits, both
 GROUP_GAPS = (" ", " ", "-", "")  # between groups: a gap (most), a hyphen, or none
@@ -309,8 +309,8 @@ def any_text(u: UniformStream, rows: int, max_len: int = 9) -> str:
     if rows == 1:
         lens = [min(4 + u.randint(6), max_len)]
     else:
-        top = 2 + u.randint(3)
-        lens = [min(top, max_len - 1), min(3 + u.randint(3), max_len - min(top, max_len - 1))]
+        top = min(2 + u.randint(3), max_len - 1)
+        lens = [top, min(3 + u.randint(3), max_len - top)]
     out = []
     kind = _group_kind(u)
     for n in lens:
