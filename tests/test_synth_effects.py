@@ -438,6 +438,43 @@ def test_any_text_writes_texts_of_no_format_in_the_bounds_it_states(monkeypatch)
     assert all(p.text == normalize_plate_text("".join(p.row_texts)) for p in plates)
 
 
+def test_text_crop_cuts_to_the_characters_box_each_side_within_its_range():
+    from data.synth.effects import TEXT_CROP_ENDS, TEXT_CROP_SIDES, text_crop
+    from data.synth.textgen import UniformStream
+
+    H, W = 100, 300
+    ys, xs = np.mgrid[:H, :W]
+    img = np.dstack([xs % 256, ys, xs // 256]).astype(np.uint8)  # each pixel says where it was
+    u = UniformStream(np.random.default_rng(0))
+    for rows, box in ((1, (40, 20, 260, 80)), (2, (40, 10, 260, 90))):
+        row = (box[3] - box[1]) / rows
+        sides = {"left": [], "right": [], "top": [], "bottom": []}
+        for _ in range(400):
+            out = text_crop(img, u, box, rows)
+            x0, y0 = int(out[0, 0, 0]) + 256 * int(out[0, 0, 2]), int(out[0, 0, 1])
+            sides["left"].append((box[0] - x0) / row)
+            sides["top"].append((box[1] - y0) / row)
+            sides["right"].append((x0 + out.shape[1] - box[2]) / row)
+            sides["bottom"].append((y0 + out.shape[0] - box[3]) / row)
+        for side, (lo, hi) in (("left", TEXT_CROP_SIDES), ("right", TEXT_CROP_SIDES),
+                               ("top", TEXT_CROP_ENDS), ("bottom", TEXT_CROP_ENDS)):
+            v = np.array(sides[side])
+            slack = 1 / row  # rounding to whole pixels
+            assert lo - slack <= v.min() < lo + 0.1 and hi - 0.1 < v.max() <= hi + slack, (rows, side)
+            assert (v < 0).any() and (v > 0).mean() > 0.5, (rows, side)  # in at times, out mostly
+    assert text_crop(img, u, (W, H, 0, 0), 1) is img  # no characters drawn: the plate as it is
+    # Near the plate's edges the crop stops at the edge.
+    out = text_crop(img, u, (0, 0, W, H), 1)
+    assert out.shape[0] <= H and out.shape[1] <= W
+    # In the generator: smaller images than the plates, the labels valid.
+    plain = SyntheticPlateGenerator(seed=2, effects=SynthEffects(border=1.0))
+    tight = SyntheticPlateGenerator(seed=2, effects=SynthEffects(border=1.0, text_crop=1.0))
+    for i, country in enumerate(COUNTRIES):  # each plate from its own stream: the same text and render
+        p, q = (g.render_text(country, np.random.default_rng(i)) for g in (plain, tight))
+        assert p.text == q.text and is_valid_plate_text(country, q.text)
+        assert q.image.shape[0] <= p.image.shape[0] and q.image.shape[1] < p.image.shape[1], country
+
+
 def test_further_formats_are_valid_texts_and_other_countries_have_none():
     assert is_valid_plate_text("US", "AB1C2D")  # Missouri
     assert is_valid_plate_text("US", "5TQY867")  # California, with Q

@@ -15,7 +15,9 @@ which is how the README's ablation switches them off:
   ``dirt``, ``glare`` (a reflection across the plate);
 - ``surround``: the plate mounted on a car (``surround``: body, bumper lines, the
   recess's shadow, so a loose crop shows a car and not a smeared border) and a plate
-  ``frame`` (often with a dealer's text);
+  ``frame`` (often with a dealer's text); the other end of a detector's boxes, ``text_crop``:
+  the crop hugs the characters (a character or text detector's box), each side a little out
+  or a little in, so the first and last characters touch the crop's edges;
 - ``plates``: what plates vary beyond the countries' looks, broadly (issue 24, "robustness by
   design", not imitating any one real set): ``any_font`` (any font of the whole set: the
   committed ``data/synth/font_files``, the installed ones, OpenCV's faces, on any country),
@@ -56,7 +58,7 @@ EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
     "fonts": ("extra_fonts", "stroke_font", "font_weight", "separators"),
     "clutter": ("screws", "stickers", "small_text", "us_scenes"),
     "surface": ("emboss", "gradient", "dirt", "glare"),
-    "surround": ("surround", "frame"),
+    "surround": ("surround", "frame", "text_crop"),
     "plates": ("any_font", "font_stretch", "any_colours", "spacing", "border"),
     "formats": ("state_formats", "any_text"),
 }
@@ -85,6 +87,7 @@ class SynthEffects:
     glare: float = 0.0
     surround: float = 0.0
     frame: float = 0.0
+    text_crop: float = 0.0
     any_font: float = 0.0
     font_stretch: float = 0.0
     any_colours: float = 0.0
@@ -562,6 +565,31 @@ def sticker(img: np.ndarray, x0: int, x1: int, y0: int, y1: int, u: UniformStrea
 
 
 # --- surround ---------------------------------------------------------------------------------
+# text_crop's sides, in row heights: out (positive) by up to about a third of a row, or in
+# (negative) by a little. The characters' box includes their glyph frames' padding, so a side a
+# few per cent in touches the ink at most.
+TEXT_CROP_SIDES = (-0.05, 0.35)
+TEXT_CROP_ENDS = (-0.03, 0.3)  # top and bottom
+
+
+def text_crop(plate: np.ndarray, u: UniformStream, text_box: tuple[int, int, int, int], rows: int) -> np.ndarray:
+    """The render cut to the characters' box (``text_box``, x0, y0, x1, y1), each side moved by a
+    draw of ``TEXT_CROP_SIDES`` (left, right) or ``TEXT_CROP_ENDS`` (top, bottom) x a row's height:
+    a detector's box around the text rather than the plate."""
+    x0, y0, x1, y1 = text_box
+    if x0 >= x1 or y0 >= y1:
+        return plate
+    H, W = plate.shape[:2]
+    row = (y1 - y0) / rows
+    left, right = (u.uniform(*TEXT_CROP_SIDES) * row for _ in range(2))
+    top, bottom = (u.uniform(*TEXT_CROP_ENDS) * row for _ in range(2))
+    cx0, cx1 = max(0, round(x0 - left)), min(W, round(x1 + right))
+    cy0, cy1 = max(0, round(y0 - top)), min(H, round(y1 + bottom))
+    if cx1 - cx0 < 2 or cy1 - cy0 < 2:
+        return plate
+    return np.ascontiguousarray(plate[cy0:cy1, cx0:cx1])
+
+
 def mount(plate: np.ndarray, u: UniformStream, frame_p: float, put_text,
           text_box: tuple[int, int, int, int] | None = None, country: str | None = None) -> np.ndarray:
     """The plate on a car body: margins, body colour and shading, bumper lines, the recess's

@@ -11,7 +11,7 @@ import numpy as np
 
 from data.formats import compiled, max_label_length
 from data.synth.countries import LOOKS
-from data.synth.effects import SynthEffects, any_text, mount, record
+from data.synth.effects import SynthEffects, any_text, mount, record, text_crop
 from data.synth.render import PlateRenderer
 from data.synth.textgen import UniformStream, render_rows
 from data.text import COUNTRIES, normalize_plate_text
@@ -137,5 +137,7 @@ class SyntheticPlateGenerator:
         image, text_box = self.renderer.render_with_box(look, style, raw, rows, u, fx)
         if fx is not None and fx.surround and record("surround", u() < fx.surround):
             image = mount(image, u, fx.frame, self.renderer.put_caption, text_box, cc.spec.code)
+        elif fx is not None and fx.text_crop and record("text_crop", u() < fx.text_crop):
+            image = text_crop(image, u, text_box, rows)  # the other end of a detector's boxes
         row_texts = render_rows(raw, style.emblem_text)
         return SynthPlate(image, normalize_plate_text("".join(row_texts)), cc.spec.code, rows, tuple(row_texts))
