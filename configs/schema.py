@@ -15,7 +15,7 @@ from data.synth.bank import BankSpec
 from data.synth.effects import SynthEffects
 from data.synth.generator import resolve_countries, resolve_country_weights
 from data.text import DEFAULT_CHARSET, Charset
-from data.transforms import check_camera_effects
+from data.camera_effects import check_camera_effects
 
 SYNTH = "synth"  # a data source name meaning "the embedded synthetic generator"
 # What picks best/ on the val set. country_accuracy needs a model with a country head and val
@@ -65,7 +65,7 @@ class DataConfig:
     # learns much more slowly). 0: all from the start.
     synth_effects_ramp_steps: int = 0
     # Camera effects added to the training pipeline ({effect: probability}, see
-    # data.transforms.CAMERA_EFFECTS). None: none beyond the base augmentation.
+    # data.camera_effects.CAMERA_EFFECTS). None: none beyond the base augmentation.
     # (Called data.capture_effects before; the old key still loads, with a warning.)
     camera_effects: dict | None = None
     # The plate bank of the synthetic training stream (data/synth/bank.py): each rendered plate

@@ -35,9 +35,8 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from data.camera_effects import ROBUST_EFFECTS
 from data.images import MIN_CONTRAST, colour_luma, warp_corners
-
-ROBUST_EFFECTS = ("false_colour", "tiny", "compression", "interlace", "halo", "occlusion", "exposure", "geometry")
 
 _INTERPOLATIONS = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_CUBIC)
 

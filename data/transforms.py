@@ -38,7 +38,8 @@ import cv2
 import numpy as np
 import torch
 
-from data.camera import ROBUST_EFFECTS, robust_ops
+from data.camera import robust_ops
+from data.camera_effects import CAMERA_EFFECTS, LIGHT_LOOKS, check_camera_effects  # noqa: F401  (re-exported)
 from data.images import PAD_VALUE, letterbox_rect, resize_plate, warp_corners
 from data.images import as_rgb as _as_rgb
 
@@ -460,28 +461,6 @@ class ExposureFloor(A.ImageOnlyTransform):
         if hi >= self.floor:
             return img
         return np.clip(img.astype(np.float32) * (self.floor / max(hi, 1.0)), 0, 255).astype(np.uint8)
-
-
-# Camera effects beyond the base augmentation, each switched by its probability in
-# data.camera_effects (training pipeline only).
-CAMERA_EFFECTS = ("night", "low_res", "defocus", "motion", "rain", "faded", *ROBUST_EFFECTS)
-LIGHT_LOOKS = ("night", "faded", "false_colour")  # exclusive: a plate gets one of them at most
-
-
-def check_camera_effects(mapping: Any, key: str = "data.camera_effects") -> dict[str, float]:
-    """Validated {effect: probability}; errors name ``key.<effect>``."""
-    if mapping is None:
-        return {}
-    if not isinstance(mapping, dict):
-        raise ValueError(f"{key}: expected a mapping of effect names to probabilities, got {mapping!r}")
-    out = {}
-    for k, v in mapping.items():
-        if k not in CAMERA_EFFECTS:
-            raise ValueError(f"unknown effect {key}.{k}; effects: {', '.join(CAMERA_EFFECTS)}")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-            raise ValueError(f"{key}.{k}: expected a probability in [0, 1], got {v!r}")
-        out[k] = float(v)
-    return out
 
 
 def _camera_ops() -> dict[str, A.BasicTransform]:

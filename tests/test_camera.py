@@ -3,6 +3,8 @@ changes the image, seeding, labels kept (no blank frames, no plate cut off), the
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -152,7 +154,9 @@ def test_robust_configs_are_the_realism_configs_plus_the_new_effects():
         # ... and the generator's plates group (data.synth.effects), off in the realism configs
         plates = EFFECT_GROUPS["plates"]
         assert all(0 < getattr(robust.data.effects, n) <= 0.3 for n in plates)
-        assert robust.data.effects.without("plates") == realism.data.effects
+        # ... and, on the attention recipe only (kept by the rule there), crops that hug the characters
+        assert robust.data.effects.text_crop == (0.5 if arch == "attn" else 0.0)
+        assert dataclasses.replace(robust.data.effects.without("plates"), text_crop=0.0) == realism.data.effects
         a, b = robust.to_dict(), realism.to_dict()
         for d in (a, b):
             d["data"].pop("camera_effects")
