@@ -35,7 +35,6 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from data.camera_effects import ROBUST_EFFECTS
 from data.images import MIN_CONTRAST, colour_luma, warp_corners
 
 _INTERPOLATIONS = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_CUBIC)
@@ -388,8 +387,6 @@ class StrongGeometry(A.ImageOnlyTransform):
 def _tilt(pts: list[tuple[float, float]], shear: float, angle: float) -> np.ndarray:
     ca, sa = math.cos(angle), math.sin(angle)
     return np.array([((x + shear * y) * ca - y * sa, (x + shear * y) * sa + y * ca) for x, y in pts], np.float32)
-
-
 
 
 def robust_ops() -> dict[str, A.BasicTransform]:

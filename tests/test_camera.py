@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from configs import ConfigError, load_config
-from data.camera import (_QUANT, ROBUST_EFFECTS, PartialOcclusion, StrongExposure, StrongGeometry, block_quantise,
-                         robust_ops)
+from data.camera import _QUANT, PartialOcclusion, StrongExposure, StrongGeometry, block_quantise, robust_ops
+from data.camera_effects import ROBUST_EFFECTS
 from data.synth import SyntheticPlateGenerator
 from data.synth.effects import EFFECT_GROUPS, SynthEffects
 from data.transforms import CAMERA_EFFECTS, build_transform, check_camera_effects
