@@ -33,6 +33,7 @@ from data.images import image_files
 from data.transforms import check_reading_views
 from evaluation import score_records
 from inference import load_joint_model, load_reader
+from inference.torch_readers import JointPlateReader
 from models.plate_formats import check_country
 from training import run_config, train
 
@@ -168,7 +169,8 @@ def check_settings(s: AdaptSettings) -> str:
         if other is not None:
             if Path(other).resolve() == Path(s.weights).resolve():
                 raise ConfigError(f"{flag} {other}: that is the model adapted; give another model")
-            load_joint_model([s.weights, other])  # refuses an ONNX file or another charset, naming it
+            # Refuses an ONNX file or another charset, naming it; the adapted model is loaded once.
+            JointPlateReader([reader, load_reader(other)])
     if s.country == "auto" and "country_head" in reader.config.get("model", {}) \
             and not reader.config["model"].get("country_head"):
         raise ConfigError(f"--country auto: {s.weights} has no country head to predict the country "

@@ -69,7 +69,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, "benchmarks")
-from train_speed import speed
+from train_speed import speed, training_rows
 
 run, out, rc = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 print(f"run {run}: exit {rc}")
@@ -77,9 +77,9 @@ gpu = out / "gpu.txt"
 print("device:", gpu.read_text().strip() if gpu.is_file() else "no nvidia-smi (CPU)")
 log = run / "log.jsonl"
 if log.is_file():
-    rows = [r for r in map(json.loads, log.read_text().splitlines()) if "loss" in r and "time_s" in r]
+    rows = training_rows(log)
     if len(rows) >= 3:
-        rate, wait, steps = speed(log, rows[1]["step"])  # the first logged stretch is start-up
+        rate, wait, steps = speed(log, rows[1]["step"], rows)  # the first logged stretch is start-up
         batch = yaml.safe_load((run / "config.yaml").read_text())["train"]["batch_size"]
         print(f"train: {rate:.2f} steps/s, {rate * batch:.0f} samples/s (batch {batch}), data_wait {100 * wait:.0f} % over {steps} steps")
 dmon = out / "dmon.txt"

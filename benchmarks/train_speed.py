@@ -23,9 +23,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def speed(log: Path, warmup: int) -> tuple[float, float, int]:
-    """(steps/s, mean data_wait, steps timed) from the training rows of a run's log.jsonl."""
-    rows = [r for r in map(json.loads, log.read_text().splitlines()) if "loss" in r and "time_s" in r]
+def training_rows(log: Path) -> list[dict]:
+    """The rows of a run's log.jsonl that time a training step (not validation or test rows)."""
+    return [r for r in map(json.loads, log.read_text().splitlines()) if "loss" in r and "time_s" in r]
+
+
+def speed(log: Path, warmup: int, rows: list[dict] | None = None) -> tuple[float, float, int]:
+    """(steps/s, mean data_wait, steps timed) from the training rows of a run's log.jsonl
+    (``rows``: those rows when the caller has read them already)."""
+    rows = training_rows(log) if rows is None else rows
     timed = [r for r in rows if r["step"] >= warmup]
     if len(timed) < 2:
         raise SystemExit(f"{log}: fewer than two logged steps after step {warmup}; raise --steps")
