@@ -61,8 +61,10 @@ def test_reject_when_a_set_falls_by_more_than_its_spread(tmp_path, capsys):
 def test_cer_lower_is_better(tmp_path):
     base = [write_run(tmp_path / f"a{i}.json", {"dev": 0.5}, cer=c) for i, c in enumerate((0.25, 0.3))]
     change = [write_run(tmp_path / f"b{i}.json", {"dev": 0.5}, cer=c) for i, c in enumerate((0.1, 0.125))]
-    assert keep_rule.main(["--base", *base, "--change", *change, "--metric", "cer"])["keep"]
-    assert not keep_rule.main(["--base", *change, "--change", *base, "--metric", "cer"])["keep"]
+    kept = keep_rule.main(["--base", *base, "--change", *change, "--metric", "cer"])
+    assert kept["keep"] and kept["reason"].startswith("the macro mean CER falls by -16.25%")
+    rejected = keep_rule.main(["--base", *change, "--change", *base, "--metric", "cer"])
+    assert not rejected["keep"] and "it does not fall by more than" in rejected["reason"]
 
 
 def test_bad_input_names_the_file(tmp_path, capsys):
