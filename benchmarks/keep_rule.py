@@ -57,14 +57,14 @@ def judge(base: list[dict[str, float]], change: list[dict[str, float]], metric: 
     macro = rows["macro"]
     reasons = [f"{n} gets worse by {abs(rows[n]['delta']):.2%}, more than its seed spread {rows[n]['spread']:.2%}"
                for n in fallen]
-    better = "falls" if metric == "cer" else "rises"  # CER: lower is better
+    better = "fall" if metric == "cer" else "rise"  # CER: lower is better
     what = "macro mean CER" if metric == "cer" else "macro mean"
     if gain["macro"] <= macro["spread"]:
-        reasons.insert(0, f"the {what} moves by {macro['delta']:+.2%}: it does not {better[:-1]} by more than "
+        reasons.insert(0, f"the {what} moves by {macro['delta']:+.2%}: it does not {better} by more than "
                           f"its seed spread {macro['spread']:.2%}")
     keep = not reasons
     reason = "; ".join(reasons) if reasons else (
-        f"the {what} {better} by {macro['delta']:+.2%}, more than its seed spread {macro['spread']:.2%}, "
+        f"the {what} {better}s by {macro['delta']:+.2%}, more than its seed spread {macro['spread']:.2%}, "
         "and no set gets worse by more than its spread")
     return {"metric": metric, "rows": rows, "keep": keep, "reason": reason}
 

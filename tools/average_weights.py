@@ -42,6 +42,7 @@ def average_weights(folders: Sequence[str | Path]) -> PlateRecognizer:
         else:
             mean[key] = tensor
     models[0].load_state_dict(mean)
+    models[0].weights_sha256 = None  # the hash from_pretrained set is the first file's, not the mean's
     return models[0]
 
 
