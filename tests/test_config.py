@@ -1,5 +1,6 @@
 """Config loading: defaults, overrides, and errors that name the key."""
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -221,9 +222,12 @@ def test_base_key_merges_a_config_file_into_another(tmp_path):
 
 
 def test_derived_configs_keep_the_main_mix():
-    """configs/robust_crnn.yaml and configs/crnn_gpu.yaml take the main command's data mix (base:)."""
+    """configs/robust_crnn.yaml and configs/crnn_gpu.yaml take the main command's data mix (base:);
+    robust_crnn.yaml spells the plate effects out to add text_crop, the rest must stay the same."""
     main = load_config("crnn")
-    for name in ("robust_crnn", "crnn_gpu"):
+    expected = {"robust_crnn": dataclasses.replace(main.data.effects, text_crop=0.5), "crnn_gpu": main.data.effects}
+    for name, effects in expected.items():
         cfg = load_config(path=CONFIG_DIR / f"{name}.yaml")
-        assert cfg.data.effects == main.data.effects and cfg.data.camera == main.data.camera, name
+        assert cfg.data.effects == effects and cfg.data.camera == main.data.camera, name
+    assert main.data.effects.text_crop == 0  # the main command was not judged with it
     assert load_config(path=CONFIG_DIR / "robust_crnn.yaml").train.ema_decay is None  # as judged
