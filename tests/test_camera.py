@@ -154,8 +154,8 @@ def test_robust_configs_are_the_realism_configs_plus_the_new_effects():
         # ... and the generator's plates group (data.synth.effects), off in the realism configs
         plates = EFFECT_GROUPS["plates"]
         assert all(0 < getattr(robust.data.effects, n) <= 0.3 for n in plates)
-        # ... and, on the attention recipe only (kept by the rule there), crops that hug the characters
-        assert robust.data.effects.text_crop == (0.5 if arch == "attn" else 0.0)
+        # ... and crops that hug the characters (kept by the rule on both recipes)
+        assert robust.data.effects.text_crop == 0.5
         assert dataclasses.replace(robust.data.effects.without("plates"), text_crop=0.0) == realism.data.effects
         a, b = robust.to_dict(), realism.to_dict()
         for d in (a, b):
