@@ -587,3 +587,37 @@ def test_exposure_floor_brightens_only_dark_frames():
     assert np.percentile(out, 99) >= 59 and out[3, 5, 0] > out[0, 0, 0]  # brighter, text still darker/lighter
     bright = np.full((8, 16, 3), 120, np.uint8)
     assert np.array_equal(op(image=bright)["image"], bright)
+
+
+def test_lookalikes_draws_1_as_i_and_0_as_o_or_the_reverse_and_keeps_the_label(monkeypatch):
+    from data.synth import effects
+    from data.synth.effects import LOOKALIKE_ONE, LOOKALIKE_ZERO, lookalikes
+    from data.synth.render import PlateRenderer
+    from data.synth.textgen import UniformStream
+
+    u = UniformStream(np.random.default_rng(0))
+    tables = [lookalikes(u) for _ in range(4000)]
+    assert all(tables)  # each plate with the effect draws at least one character as another
+    assert not any(ord("0") in t and ord("O") in t for t in tables)  # never both ways
+    assert all(set(t.items()) <= {(ord("1"), "I"), (ord("0"), "O"), (ord("O"), "0")} for t in tables)
+    # The rates, given at least one merge (the redraw of empty tables raises each a little).
+    empty = (1 - LOOKALIKE_ONE) * (1 - sum(LOOKALIKE_ZERO))
+    assert abs(sum(ord("1") in t for t in tables) / 4000 - LOOKALIKE_ONE / (1 - empty)) < 0.03
+
+    drawn: list[str] = []
+    text_into = PlateRenderer.text_into
+
+    def record(self, alpha, f, text, *a, **k):
+        drawn.append(text)
+        return text_into(self, alpha, f, text, *a, **k)
+
+    monkeypatch.setattr(PlateRenderer, "text_into", record)
+    monkeypatch.setattr(effects, "lookalikes", lambda u: {ord("1"): "I"})
+    gen = SyntheticPlateGenerator(seed=1, countries=["PL", "CZ", "BR"], two_row_prob=0.0,
+                                  effects=SynthEffects(lookalikes=1.0))
+    labels = [gen().text for _ in range(100)]
+    assert sum("1" in t for t in labels) > 20  # the labels keep their 1s
+    assert not any("1" in t for t in drawn) and any("I" in t for t in drawn)  # no 1 was drawn as a 1
+    drawn.clear()
+    plain = SyntheticPlateGenerator(seed=1, countries=["PL", "CZ", "BR"], two_row_prob=0.0)
+    assert [plain().text for _ in range(100)] and any("1" in t for t in drawn)  # off: drawn as written

@@ -7,7 +7,10 @@ which is how the README's ablation switches them off:
 
 - ``fonts``: OpenCV's faces beside the country's fonts (``extra_fonts``), the condensed
   monoline stroke face of ``strokefont.py`` (``stroke_font``), bolder/lighter cuts (``font_weight``),
-  other separators (``separators``: a mid dot or a gap instead of a hyphen);
+  other separators (``separators``: a mid dot or a gap instead of a hyphen), look-alike characters
+  (``lookalikes``: the digit 1 drawn as the letter I's plain bar, or 0 and O drawn alike, as the
+  typefaces of many countries' plates draw them; the label keeps what the format says, so a reader
+  learns to tell them apart by their place in the plate, not by their look alone);
 - ``clutter``: things on the plate that are not its text: ``screws``, registration
   ``stickers``, ``small_text`` (slogans, dealer lines) above/below the characters,
   ``us_scenes`` (US state designs: sky, hills, a picture, an icon between the groups);
@@ -55,7 +58,7 @@ from data.synth.countries import CAR_COLOURS, RGB, US_FG
 from data.synth.textgen import UniformStream
 
 EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
-    "fonts": ("extra_fonts", "stroke_font", "font_weight", "separators"),
+    "fonts": ("extra_fonts", "stroke_font", "font_weight", "separators", "lookalikes"),
     "clutter": ("screws", "stickers", "small_text", "us_scenes"),
     "surface": ("emboss", "gradient", "dirt", "glare"),
     "surround": ("surround", "frame", "text_crop"),
@@ -77,6 +80,7 @@ class SynthEffects:
     stroke_font: float = 0.0
     font_weight: float = 0.0
     separators: float = 0.0
+    lookalikes: float = 0.0
     screws: float = 0.0
     stickers: float = 0.0
     small_text: float = 0.0
@@ -302,6 +306,29 @@ DIGITS = "0123456789"
 MIXED = "".join(c for c in LATIN if c not in "OIQ") + DIGITS
 GROUP_CHARS = (LATIN, DIGITS, MIXED)
 GROUP_KIND_WEIGHTS = (0.45, 0.4, 0.15)  # letters, digits, both
+# lookalikes: which characters a plate draws with another's glyph. The 1 as the I's bar is the
+# commonest merge (grey Brazilian plates, many US states); 0 and O go either way.
+LOOKALIKE_ONE = 0.7
+LOOKALIKE_ZERO = (0.4, 0.3)  # 0 drawn as O, O drawn as 0 (else neither)
+
+
+def lookalikes(u: UniformStream) -> dict[int, str]:
+    """A ``str.translate`` table from a plate's characters to the glyphs drawn for them: the digit
+    1 as the letter I, and 0 as O or O as 0 (never both ways: then neither would be told apart);
+    at least one of them."""
+    while True:
+        table: dict[int, str] = {}
+        if u() < LOOKALIKE_ONE:
+            table[ord("1")] = "I"
+        z = u()
+        if z < LOOKALIKE_ZERO[0]:
+            table[ord("0")] = "O"
+        elif z < sum(LOOKALIKE_ZERO):
+            table[ord("O")] = "0"
+        if table:
+            return table
+
+
 GROUP_GAPS = (" ", " ", "-", "")  # between groups: a gap (most), a hyphen, or none
 
 

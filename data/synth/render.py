@@ -543,7 +543,12 @@ class PlateRenderer:
             hc = ah / 2 * u.uniform(0.7, 0.82)
             gap = ah * 0.03
             bands = [(y0 + (ah - gap) / 4, hc), (y1 - (ah - gap) / 4, hc)]
+        drawn = None  # lookalikes: the glyph drawn for a character where it is another's
+        if fx is not None and fx.lookalikes and fxm.record("lookalikes", u() < fx.lookalikes):
+            drawn = fxm.lookalikes(u)
         for i, (row, (yc, rh)) in enumerate(zip(row_texts, bands)):
+            if drawn is not None:
+                row = row.translate(drawn)
             rx1 = x1
             if BOX in row:
                 row, boxed = row.split(BOX)
