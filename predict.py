@@ -161,10 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--show", type=int, default=10, help="rows to print (0: none)")
     ap.add_argument("--quiet", action="store_true",
                     help="no progress bar (it shows only when stderr is a terminal)")
-    ap.add_argument("--country", default=None,
-                    help="read every plate under this country's formats (e.g. BR), or 'auto' for the country "
-                         "the model's head predicts: fixes look-alike characters (1/I, 0/O) in positions "
-                         "the format fixes as digits or letters")
+    ap.add_argument("--country", default="any",
+                    help="plate formats to read under, which fixes look-alike characters (1/I, 0/O) in "
+                         "positions a format fixes as digits or letters: 'any' (default) weighs every "
+                         "country's formats by the model's country head and keeps a reading of no format "
+                         "unless a valid one is far likelier; a code (e.g. BR) reads every plate under that "
+                         "country's; 'auto' under the head's top country's; 'none' reads as the model does")
     add_reader_args(ap)
     args = ap.parse_args(argv)
     if args.batch_size < 1:

@@ -2,7 +2,7 @@
 
     python benchmarks/real_plates.py                                   # the shipped default reader (weights/crnn)
     python benchmarks/real_plates.py --weights weights/attn --joint weights/crnn --out real.json
-    python benchmarks/real_plates.py --weights model.onnx --country auto
+    python benchmarks/real_plates.py --weights model.onnx --country none    # the model's readings, no formats
     python benchmarks/real_plates.py --sets "/data/plates/*"           # your own sets: folders with labels.csv
 
 A set is a folder holding a ``labels.csv`` (``filename,text[,country,rows]``, as
@@ -13,7 +13,9 @@ the same in the macro mean however many crops it has: the figure a change must r
 plates (``--equiv US:O=0``, the default: US labels write both) and masked label characters
 (``*``) as any character. ``--limit N`` reads the first N crops of each set (a quick look).
 Each set also counts the readings longer and shorter than their label (``longer``, ``shorter``:
-a reader that runs on past the plate's end, or stops before it).
+a reader that runs on past the plate's end, or stops before it). Plates are read as
+``predict.py`` reads them: by default under every country's formats weighed by the model's
+country head (``--country any``; ``--country none`` for the model's own readings).
 """
 
 from __future__ import annotations
@@ -88,8 +90,9 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", default=None, help="model folder or .onnx file (default: the shipped weights/crnn)")
     p.add_argument("--sets", default=DEFAULT_SETS, help="glob of set folders (default: %(default)s)")
-    p.add_argument("--country", default=None, metavar="CC|auto",
-                   help="read every plate under this country's formats, or 'auto' for the head's country")
+    p.add_argument("--country", default="any", metavar="CC|auto|any|none",
+                   help="plate formats to read under, as predict.py (default: %(default)s, predict.py's "
+                        "default; 'none': the model's reading as it is)")
     p.add_argument("--equiv", action="append", default=None, metavar="COUNTRY:A=B",
                    help="score A as B for that country (repeatable; default: US:O=0)")
     p.add_argument("--limit", type=int, default=None, help="read only the first N crops of each set")
@@ -114,8 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
         except ValueError as e:
             raise SystemExit(f"error: {folder}: {e}") from None
     summary = summarise(per_set)
-    report = {"reader": repr(reader), "sets": per_set, **summary}
-    print(format_report(per_set, summary, title=repr(reader)))
+    report = {"reader": repr(reader), "formats": args.country, "sets": per_set, **summary}
+    print(format_report(per_set, summary, title=f"{reader!r}, formats: {args.country}"))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

@@ -554,3 +554,46 @@ def max_label_length(countries=None, two_rows: bool = True) -> int:
         for f in one + cc.more + (two if two_rows else ()):
             best = max(best, f.max_len)
     return best
+
+
+_ALNUM = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _merge(a: dict[int, tuple[frozenset[str], ...]], n: int, sets: tuple[frozenset[str], ...]) -> None:
+    old = a.get(n)
+    a[n] = sets if old is None else tuple(x | y for x, y in zip(old, sets))
+
+
+@lru_cache(maxsize=None)
+def position_classes(country: str) -> dict[int, tuple[frozenset[str], ...]]:
+    """Per label length, the characters each position of ``country``'s labels can hold: a
+    superset (the union over its formats, any pool matched by a regex taken as any character),
+    so a text that breaks it matches no format, a text that keeps it still needs the regex."""
+    cc = compiled(country)
+    out: dict[int, tuple[frozenset[str], ...]] = {}
+    for f in cc.formats[0] + cc.formats[1] + cc.more:
+        states: dict[int, tuple[frozenset[str], ...]] = {0: ()}
+        for t in f.tokens:
+            if not t.choices:
+                continue
+            by_len: dict[int, tuple[frozenset[str], ...]] = {}
+            wide = t.regex.startswith("(?:")  # a pool: its regex may accept more than its values
+            for v in t.choices:
+                _merge(by_len, len(v), tuple(_ALNUM if wide else frozenset(ch) for ch in v))
+            reps: dict[int, tuple[frozenset[str], ...]] = dict(states) if t.lo == 0 else {}
+            cur = dict(states)
+            for k in range(1, t.hi + 1):
+                nxt: dict[int, tuple[frozenset[str], ...]] = {}
+                for n, sets in cur.items():
+                    for m, more in by_len.items():
+                        if n + m <= f.max_len:
+                            _merge(nxt, n + m, sets + more)
+                cur = nxt
+                if k >= t.lo:
+                    for n, sets in cur.items():
+                        _merge(reps, n, sets)
+            states = reps
+        for n, sets in states.items():
+            if f.min_len <= n <= f.max_len:
+                _merge(out, n, sets)
+    return out

@@ -49,7 +49,9 @@ def load_reader(
     ``threads`` applies to ONNX Runtime (intra-op threads); set PyTorch's with
     ``torch.set_num_threads``. Raises :class:`WeightsError` (a ValueError) with
     a message saying what is wrong. ``country`` reads every plate under that country's formats
-    (``"auto"``: the country the model's head predicts; see ``models/plate_formats.py``).
+    (``"auto"``: the country the model's head predicts; ``"any"``: every country's formats, each
+    weighed by the head's probability for it; ``None`` or ``"none"``: off; see
+    ``models/plate_formats.py``).
     ``beam_width`` replaces the decoding beam width (1: greedy) of a model with beam search (the
     attention model) for this reader. ``views`` (e.g. ``DEFAULT_READING_VIEWS``) reads each crop
     in those views and keeps the reading they score highest together (a :class:`JointPlateReader`
@@ -57,6 +59,7 @@ def load_reader(
     """
     if country is not None:
         country = check_country(country, "country")
+        country = None if country == "none" else country
     check_beam_width(beam_width)
     if views is not None:
         views = _check_views(views)

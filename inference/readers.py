@@ -16,8 +16,9 @@ import numpy as np
 
 from data.images import ImageReadError, source_name, to_rgb
 from data.text import Charset
-from models.interface import InputSpec, PlatePrediction
-from models.plate_formats import char_probabilities, constrain_to_formats
+from data.tokenizers import softmax
+from models.interface import InputSpec, PlatePrediction, as_numpy
+from models.plate_formats import char_probabilities, constrain_to_formats, read_with_format_prior
 
 
 @dataclass
@@ -75,7 +76,7 @@ class PlateReader:
 
     def __init__(self, config: dict, source: Path, batch_size: int = 64):
         # Read under a country's plate formats (models/plate_formats.py): None (off), "auto" (the
-        # country head's prediction) or a country code.
+        # country head's prediction), "any" (every country's, weighed by the head) or a country code.
         self.country: str | None = None
         self.config = config
         self.source = Path(source)
@@ -123,6 +124,11 @@ class PlateReader:
         preds = self.decode(outputs)
         if countries is None and self.country is None:
             return preds
+        if countries is None and self.country == "any":
+            if outputs.get("country_logits") is None:  # no head: nothing to weigh the formats by
+                return preds
+            return [read_with_format_prior(p, cp, self.charset.chars, cl) for p, cp, cl in
+                    zip(preds, char_probabilities(outputs), softmax(as_numpy(outputs["country_logits"])))]
         if countries is None:
             countries = [p.country if self.country == "auto" else self.country for p in preds]
         return [constrain_to_formats(p, cp, self.charset.chars, c)

@@ -11,6 +11,13 @@ synthetic generator (``data.formats.plate_regex``); where a country's real plate
 formats the generator does not draw (US vanity and state formats), a constraint can turn a
 right reading into a wrong one, so it is opt-in and measured per country in the README.
 
+Without a given country, :func:`read_with_format_prior` weighs the formats of every country by
+the country head's probability: each country offers its most probable valid reading (as above),
+a reading's score is the sum over countries of P(country) x P(reading), and the model's own
+reading also keeps ``FREE_READING`` x its probability, for plates of no format the generator
+knows. A reading of no format thus gives way only to a valid one at least ten times as probable
+once weighted by its country; a confident reading stays.
+
 Per-character alternatives come from the model's raw outputs (:func:`char_probabilities`):
 CTC, the step that emitted each character; attention, each decoding step.
 """
@@ -21,16 +28,20 @@ import heapq
 import math
 import re
 from dataclasses import replace
+from functools import lru_cache
 
 import numpy as np
 
-from data.formats import plate_regex
+from data.formats import plate_regex, position_classes
 from data.tokenizers import best_path_steps, softmax
 from data.text import COUNTRIES
-from models.interface import PlatePrediction, as_numpy
+from models.interface import COUNTRY_CLASSES, UNKNOWN_COUNTRY, PlatePrediction, as_numpy
 
 TOP_K = 4  # alternatives per character
 MAX_TRIES = 2000  # readings tried per plate before giving up (a reading is a regex fullmatch)
+FREE_READING = 0.1  # prior weight of a reading of no country's format (read_with_format_prior)
+MIN_COUNTRY = 0.01  # countries the head gives less are not searched (their share of a score is as small)
+PRIOR_TRIES = 200  # per country: its masked search finds a valid reading in a few tries or not at all
 
 
 def ctc_char_probabilities(probs: np.ndarray) -> np.ndarray:
@@ -107,11 +118,59 @@ def constrain_to_formats(pred: PlatePrediction, char_probs: np.ndarray, chars: s
     return replace(pred, text=text, confidence=conf, char_confidences=confs)
 
 
+@lru_cache(maxsize=None)
+def position_mask(country: str, n: int, chars: str) -> np.ndarray | None:
+    """[n, len(chars)]: which characters each position of an ``n``-character label of ``country``
+    can hold (``data.formats.position_classes``), or None where no format has that length."""
+    sets = position_classes(country).get(n)
+    if sets is None:
+        return None
+    return np.array([[c in s for c in chars] for s in sets])
+
+
+def read_with_format_prior(pred: PlatePrediction, char_probs: np.ndarray, chars: str,
+                           country_probs: np.ndarray, free: float = FREE_READING) -> PlatePrediction:
+    """``pred`` read under every country's formats at once, each weighted by ``country_probs`` (the
+    head's softmax over ``COUNTRY_CLASSES``; see the module doc). Unchanged where no valid reading
+    outscores it."""
+    n = len(pred.text)
+    if n == 0 or len(char_probs) != n:
+        return pred
+    own = float(np.prod([char_probs[i, chars.index(c)] for i, c in enumerate(pred.text)]))
+    unknown = float(country_probs[COUNTRY_CLASSES.index(UNKNOWN_COUNTRY)])
+    scores = {pred.text: (free + unknown) * own}
+    for c, pc in zip(COUNTRY_CLASSES, country_probs):
+        if pc < MIN_COUNTRY or c == UNKNOWN_COUNTRY:
+            continue
+        mask = position_mask(c, n, chars)
+        if mask is None:
+            continue
+        pattern = plate_regex(c)
+        # The search runs over the characters each position can hold: it reaches a valid reading
+        # in a few tries instead of exhausting its budget on the model's top alternatives.
+        found = ((pred.text, own) if pattern.fullmatch(pred.text)
+                 else best_matching_reading(char_probs * mask, chars, pattern, max_tries=PRIOR_TRIES))
+        if found is not None:
+            scores[found[0]] = scores.get(found[0], 0.0) + float(pc) * found[1]
+    text = max(scores, key=scores.get)
+    if text == pred.text:
+        return pred
+    confs = [float(char_probs[i, chars.index(ch)]) for i, ch in enumerate(text)]
+    return replace(pred, text=text, confidence=float(np.prod(confs)), char_confidences=confs)
+
+
+# Besides a country code: the head's top country's formats; every country's, weighed by the head;
+# no formats (the model's reading as it is).
+READING_MODES = ("auto", "any", "none")
+
+
 def check_country(code: str, key: str = "--country") -> str:
-    """A country code for the constraint, upper-cased: one of the generator's, or ``auto``."""
+    """A country code for the constraint, upper-cased: one of the generator's, or a mode of
+    ``READING_MODES``."""
     c = str(code).strip()
-    if c.lower() == "auto":
-        return "auto"
+    if c.lower() in READING_MODES:
+        return c.lower()
     if c.upper() not in COUNTRIES:
-        raise ValueError(f"{key}: unknown country {code!r}; expected auto or one of {', '.join(COUNTRIES)}")
+        raise ValueError(f"{key}: unknown country {code!r}; expected {', '.join(READING_MODES)} or one of "
+                         f"{', '.join(COUNTRIES)}")
     return c.upper()

@@ -10,9 +10,10 @@ from data.formats import plate_regex
 from data.text import Charset
 from inference import load_reader
 from models.base import PlatePrediction
+from models.interface import COUNTRY_CLASSES, UNKNOWN_COUNTRY
 from models.plate_formats import (
-    attn_char_probabilities, best_matching_reading, char_probabilities, check_country, constrain_to_formats,
-    ctc_char_probabilities,
+    FREE_READING, attn_char_probabilities, best_matching_reading, char_probabilities, check_country,
+    constrain_to_formats, ctc_char_probabilities, position_mask, read_with_format_prior,
 )
 from tests._inference_fixtures import make_plates, make_tiny_model
 from val import main as val_main
@@ -93,8 +94,55 @@ def test_ctc_and_attention_character_distributions():
     assert len(char_probabilities({"log_probs": logp[None]})[0]) == 2
 
 
+def _head(**probs: float) -> np.ndarray:
+    """A country head's softmax: the given countries, the rest spread evenly over the others."""
+    rest = (1.0 - sum(probs.values())) / (len(COUNTRY_CLASSES) - len(probs))
+    return np.array([probs.get(c, rest) for c in COUNTRY_CLASSES], np.float32)
+
+
+def test_the_format_prior_replaces_a_look_alike_only_where_a_valid_reading_is_far_likelier():
+    pred = PlatePrediction("ASJ8I7I", 0.1, [0.6] * 7)
+    # I first (0.6), 1 second (0.3) at the digit positions of a grey Brazilian plate (LLL DDDD).
+    probs = _probs("ASJ8I7I", {4: "1", 6: "1"})
+    out = read_with_format_prior(pred, probs, CHARS, _head(BR=0.9))
+    assert out.text == "ASJ8I71"  # Mercosul (LLL D L DD): only the last must be a digit
+    assert out.confidence == pytest.approx(np.prod(out.char_confidences))
+    # The head unsure of Brazil: the valid reading's weight falls under the model's own reading's.
+    assert read_with_format_prior(pred, probs, CHARS, _head(BR=0.05)) is pred
+    # A confident look-alike stays: 0.1 x 0.9 against 0.9 x 0.05 for the valid one.
+    sure = _probs("ASJ8I7I", {6: "1"}, p1=0.9, p2=0.05)
+    assert read_with_format_prior(pred, sure, CHARS, _head(BR=0.9)) is pred
+    # The head's "unknown" class speaks for a reading of no format.
+    assert read_with_format_prior(pred, probs, CHARS, _head(BR=0.45, **{UNKNOWN_COUNTRY: 0.5})) is pred
+    # A valid reading, an empty one and rows that do not match the text stay as they are.
+    ok = PlatePrediction("ASJ8171", 0.5, [0.9] * 7)
+    assert read_with_format_prior(ok, _probs("ASJ8171"), CHARS, _head(BR=0.9)) is ok
+    assert read_with_format_prior(pred, probs[:6], CHARS, _head(BR=0.9)) is pred
+    assert FREE_READING < 1
+
+
+def test_position_masks_hold_every_label_a_country_draws():
+    from data.formats import compiled
+    from data.synth.textgen import UniformStream
+    from data.text import COUNTRIES, normalize_plate_text
+
+    u = UniformStream(np.random.default_rng(0))
+    for c in COUNTRIES:
+        cc = compiled(c)
+        for f in cc.formats[0] + cc.formats[1] + cc.more:
+            for _ in range(40):
+                label = "".join(ch for ch in normalize_plate_text(f.generate_raw(u)) if ch.isalnum())
+                mask = position_mask(c, len(label), CHARS)
+                assert mask is not None and all(mask[i, CHARS.index(ch)] for i, ch in enumerate(label)), (c, label)
+    br = position_mask("BR", 7, CHARS)
+    assert not br[0, CHARS.index("1")] and not br[6, CHARS.index("I")]  # letters first, a digit last
+    assert position_mask("BR", 8, CHARS) is None  # no Brazilian format has eight characters
+
+
 def test_country_option_validation(tmp_path):
     assert check_country("br") == "BR" and check_country("AUTO") == "auto"
+    assert check_country("Any") == "any" and check_country("none") == "none"
+    assert load_reader(make_tiny_model(tmp_path / "n"), country="none").country is None
     with pytest.raises(ValueError, match="--country: unknown country 'XX'"):
         check_country("XX")
     with pytest.raises(ValueError, match="country: unknown country 'ZZ'"):
@@ -131,10 +179,16 @@ def test_reader_and_val_read_under_formats(tmp_path, monkeypatch):
     # Per image (val.py --formats label): the given countries override the reader's.
     assert [p.text for p in plain.predict_tensor(images, ["BR", None])] == ["JSQ1413", "JSQI4I3"]
     assert [p.text for p in under.predict_tensor(images, ["EU", "BR"])] == ["JSQI4I3", "JSQ1413"]
-    # "auto": the head's country; this model has none, so nothing changes.
-    auto = load_reader(weights, country="auto")
-    monkeypatch.setattr(auto, "forward", lambda images: {"logits": logits.expand(len(images), -1, -1)})
-    assert [p.text for p in auto.predict_tensor(images)] == ["JSQI4I3"] * 2
+    # "auto": the head's country; this model has none, so nothing changes ("any" neither).
+    for mode in ("auto", "any"):
+        auto = load_reader(weights, country=mode)
+        monkeypatch.setattr(auto, "forward", lambda images: {"logits": logits.expand(len(images), -1, -1)})
+        assert [p.text for p in auto.predict_tensor(images)] == ["JSQI4I3"] * 2
+    # "any" with a head sure of Brazil: the digits where the format has them.
+    head = torch.from_numpy(np.log(_head(BR=0.9)))[None]
+    monkeypatch.setattr(auto, "forward", lambda images: {"logits": logits.expand(len(images), -1, -1),
+                                                        "country_logits": head.expand(len(images), -1)})
+    assert [p.text for p in auto.predict_tensor(images)] == ["JSQ1413"] * 2
 
 
 def test_val_with_formats(tmp_path):
