@@ -4,6 +4,7 @@
     python benchmarks/onnx_latency.py --images ../shared/realplates-dev/labels.csv
     python benchmarks/onnx_latency.py --images DIR --onnx crnn.onnx --n 200
     python benchmarks/onnx_latency.py --int8                           # its export.py --int8 quantisation
+    python benchmarks/onnx_latency.py --country any                    # reading as predict.py does by default
 
 Each timed call is what a user's ``reader.predict("crop.png")`` costs: reading the file,
 preprocessing (resize + normalise, numpy/OpenCV), running the graph at batch 1 and decoding
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
                                      "else synthetic crops)")
     ap.add_argument("--n", type=int, default=200, help="crops (default: 200)")
     ap.add_argument("--repeat", type=int, default=3, help="timed passes over the crops (default: 3)")
+    ap.add_argument("--country", default="none", metavar="CC|auto|any|none",
+                    help="plate formats to read under (default: none, the Python API's default; "
+                         "'any' is predict.py's)")
     ap.add_argument("--int8", action="store_true", help="time the int8 quantisation of the exported graph "
                                                         "(export.quantize_onnx_int8, as export.py --int8 writes it)")
     args = ap.parse_args(argv)
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         source = Path(args.images) if args.images else (DEFAULT_IMAGES if DEFAULT_IMAGES.is_file() else None)
         paths = crop_paths(source, args.n) if source else synthetic_crops(tmp, args.n)
         what = str(source) if source else f"{len(paths)} synthetic crops"
-        reader = load_reader(onnx_path, threads=1)
+        reader = load_reader(onnx_path, threads=1, country=args.country)
         for p in paths:  # warm-up: the file cache, ONNX Runtime's first runs
             reader.predict(p)
         wall, cpu, errors = [], [], 0
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                 errors += pred.error is not None
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{reader.arch} {reader.input_size}{' int8' if args.int8 else ''} via ONNX Runtime, 1 thread; {len(paths)} crops from {what}, "
-          f"{args.repeat} passes; load average {load:.2f}")
+          f"{args.repeat} passes; formats: {args.country}; load average {load:.2f}")
     for name, times in (("wall clock", wall), ("CPU time", cpu)):
         times.sort()
         p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]

@@ -559,6 +559,17 @@ def max_label_length(countries=None, two_rows: bool = True) -> int:
 _ALNUM = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
+def _regex_chars(rx: str) -> frozenset[str]:
+    """Every label character a pool's regex can match, at any position (its classes and literals)."""
+    out: set[str] = set()
+    for cls in re.findall(r"\[([^\]]+)\]", rx):
+        for a, b in re.findall(r"(\w)-(\w)", cls):
+            out.update(chr(i) for i in range(ord(a), ord(b) + 1))
+        out.update(re.sub(r"\w-\w", "", cls))
+    out.update(re.sub(r"\[[^\]]*\]|\{[^}]*\}", "", rx))  # literals outside classes and quantifiers
+    return frozenset(out) & _ALNUM
+
+
 def _merge(a: dict[int, tuple[frozenset[str], ...]], n: int, sets: tuple[frozenset[str], ...]) -> None:
     old = a.get(n)
     a[n] = sets if old is None else tuple(x | y for x, y in zip(old, sets))
@@ -577,9 +588,13 @@ def position_classes(country: str) -> dict[int, tuple[frozenset[str], ...]]:
             if not t.choices:
                 continue
             by_len: dict[int, tuple[frozenset[str], ...]] = {}
-            wide = t.regex.startswith("(?:")  # a pool: its regex may accept more than its values
-            for v in t.choices:
-                _merge(by_len, len(v), tuple(_ALNUM if wide else frozenset(ch) for ch in v))
+            if t.regex.startswith("(?:"):  # a pool: its regex may accept more than its values
+                wide = _regex_chars(t.regex)
+                for v in t.choices:
+                    _merge(by_len, len(v), tuple(wide for _ in v))
+            else:
+                for v in t.choices:
+                    _merge(by_len, len(v), tuple(frozenset(ch) for ch in v))
             reps: dict[int, tuple[frozenset[str], ...]] = dict(states) if t.lo == 0 else {}
             cur = dict(states)
             for k in range(1, t.hi + 1):
