@@ -6,6 +6,8 @@
     python predict.py --input datasets/x/labels.csv                 # a dataset CSV (filename[,text] columns)
     python predict.py --input crops/ --weights model.onnx           # run an exported model with onnxruntime
     python predict.py --input crops/ --country BR                   # read under Brazil's plate formats
+    python predict.py --input crops/ --country none                 # the model's own reading (default: any,
+                                                                    # every country's formats weighed by its head)
     python predict.py --input crops/ --weights weights/attn --joint weights/crnn   # two models reading together
     python predict.py --input crops/ --weights weights/attn --tta   # each crop read in five views
 
