@@ -556,7 +556,7 @@ def max_label_length(countries=None, two_rows: bool = True) -> int:
     return best
 
 
-_ALNUM = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ALNUM = frozenset(LATIN + "0123456789")
 
 
 def _regex_chars(rx: str) -> frozenset[str]:
@@ -578,8 +578,9 @@ def _merge(a: dict[int, tuple[frozenset[str], ...]], n: int, sets: tuple[frozens
 @lru_cache(maxsize=None)
 def position_classes(country: str) -> dict[int, tuple[frozenset[str], ...]]:
     """Per label length, the characters each position of ``country``'s labels can hold: a
-    superset (the union over its formats, any pool matched by a regex taken as any character),
-    so a text that breaks it matches no format, a text that keeps it still needs the regex."""
+    superset (the union over its formats; a pool's positions take every character its regex
+    can match), so a text that breaks it matches no format, a text that keeps it still needs
+    the regex."""
     cc = compiled(country)
     out: dict[int, tuple[frozenset[str], ...]] = {}
     for f in cc.formats[0] + cc.formats[1] + cc.more:
@@ -596,7 +597,7 @@ def position_classes(country: str) -> dict[int, tuple[frozenset[str], ...]]:
                 for v in t.choices:
                     _merge(by_len, len(v), tuple(frozenset(ch) for ch in v))
             reps: dict[int, tuple[frozenset[str], ...]] = dict(states) if t.lo == 0 else {}
-            cur = dict(states)
+            cur = states
             for k in range(1, t.hi + 1):
                 nxt: dict[int, tuple[frozenset[str], ...]] = {}
                 for n, sets in cur.items():

@@ -125,7 +125,9 @@ def position_mask(country: str, n: int, chars: str) -> np.ndarray | None:
     sets = position_classes(country).get(n)
     if sets is None:
         return None
-    return np.array([[c in s for c in chars] for s in sets])
+    mask = np.array([[c in s for c in chars] for s in sets])
+    mask.flags.writeable = False  # cached: shared by every call
+    return mask
 
 
 def read_with_format_prior(pred: PlatePrediction, char_probs: np.ndarray, chars: str,
