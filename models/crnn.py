@@ -51,6 +51,7 @@ class CRNNConfig:
     read_height: int | None = None  # height the backbone reads (None: the input height); see the module doc
     country_head: bool | None = None  # None: on (training turns it off when the data has no country labels)
     cls_loss_weight: float = 0.5  # weight of the country + rows losses beside the CTC loss
+    cls_head_layers: int = 0  # transformer layers over the backbone's feature columns inside the country head
 
     def __post_init__(self) -> None:
         check_backbone_name(self.backbone)
@@ -63,6 +64,8 @@ class CRNNConfig:
                 raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.cls_head_layers < 0:
+            raise ValueError(f"model.cls_head_layers must be >= 0, got {self.cls_head_layers}")
         if self.read_height is not None and self.read_height < 8:
             raise ValueError(f"model.read_height must be null or >= 8, got {self.read_height}")
 
@@ -120,7 +123,8 @@ class CRNN(PlateRecognizer):
         self.dropout = nn.Dropout(config.dropout)
         self.head = CTCHead(2 * config.rnn_hidden_size, self.tokenizer.num_classes)
         self.router = RowRouter(self.read_height) if config.row_split else None
-        self.class_head = (PlateClassHead(channels, rows=False, dropout=config.dropout)
+        self.class_head = (PlateClassHead(channels, rows=False, dropout=config.dropout,
+                                          context_layers=config.cls_head_layers)
                            if config.country_head is not False else None)
 
     @property

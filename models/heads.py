@@ -55,12 +55,15 @@ class PlateClassHead(nn.Module):
 
     ``context_layers`` > 0 puts transformer layers over the features before pooling, so the
     pooled vector can describe where things are (a band on the left, the character groups)
-    and not only which local patterns occur; ``heads`` must divide ``in_channels``.
+    and not only which local patterns occur; ``heads`` must divide ``in_channels`` (None: the
+    most of 8, 4, 2, 1 that does).
     """
 
     def __init__(self, in_channels: int, hidden: int = 128, rows: bool = True, dropout: float = 0.1,
-                 context_layers: int = 0, heads: int = 8):
+                 context_layers: int = 0, heads: int | None = None):
         super().__init__()
+        if heads is None:
+            heads = next(h for h in (8, 4, 2, 1) if in_channels % h == 0)
         self.context = nn.Sequential(*(
             nn.TransformerEncoderLayer(in_channels, heads, 4 * in_channels, dropout, activation="gelu",
                                        batch_first=True, norm_first=True)

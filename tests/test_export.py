@@ -83,14 +83,15 @@ def test_export_refuses_non_folders(exported, tmp_path, capsys):
         load_reader(tmp_path / "missing")
 
 
-@pytest.mark.parametrize("route", ["one-row", "two-row"])
-def test_crnn_with_read_height_exports_both_routes(tmp_path, plates, route):
+@pytest.mark.parametrize("route,cls_head_layers", [("one-row", 0), ("two-row", 0), ("one-row", 1)])
+def test_crnn_with_read_height_exports_both_routes(tmp_path, plates, route, cls_head_layers):
     from data.text import Charset
     from models import InputSpec, create_model
     from tests._inference_fixtures import TINY_OPTIONS
 
     torch.manual_seed(0)
-    model = create_model("crnn", {**TINY_OPTIONS, "read_height": 32}, Charset(), InputSpec(64, 96))
+    model = create_model("crnn", {**TINY_OPTIONS, "read_height": 32, "country_head": True,
+                                  "cls_head_layers": cls_head_layers}, Charset(), InputSpec(64, 96))
     with torch.no_grad():
         model.head.fc.weight.mul_(20.0)
         model.router.fc.bias.copy_(torch.tensor([100.0, -100.0] if route == "one-row" else [-100.0, 100.0]))

@@ -132,12 +132,12 @@ def test_init_from_adds_or_drops_the_country_head(tmp_path, arch):
     for k, v in headless.state_dict().items():
         assert torch.equal(v, with_head.state_dict()[k]), k
     assert load_init_weights(target, str(tmp_path / "with"))["init_class_head"] == "copied"
-    if arch == "attn":  # another shape of head (context layers added): the whole head starts fresh
-        ctx = create_model(arch, {**opts, "country_head": True, "cls_head_layers": 1}, charset, spec)
-        fresh = {k: v.clone() for k, v in ctx.state_dict().items() if k.startswith("class_head.")}
-        assert load_init_weights(ctx, str(tmp_path / "with"))["init_class_head"] == "fresh"
-        for k, v in ctx.state_dict().items():
-            assert torch.equal(v, fresh[k] if k.startswith("class_head.") else with_head.state_dict()[k]), k
+    # Another shape of head (context layers added): the whole head starts fresh.
+    ctx = create_model(arch, {**opts, "country_head": True, "cls_head_layers": 1}, charset, spec)
+    fresh = {k: v.clone() for k, v in ctx.state_dict().items() if k.startswith("class_head.")}
+    assert load_init_weights(ctx, str(tmp_path / "with"))["init_class_head"] == "fresh"
+    for k, v in ctx.state_dict().items():
+        assert torch.equal(v, fresh[k] if k.startswith("class_head.") else with_head.state_dict()[k]), k
 
     # Any other missing weight is still a shape mismatch, named.
     other = create_model(arch, {**opts, "country_head": True,
