@@ -121,7 +121,8 @@ def dataset_for(model: PlateRecognizer, path: Path, skip_invalid: bool) -> Plate
     if not records:
         raise CompareError(f"{path}: no usable rows")
     spec = model.input_spec
-    return PlateDataset(records, build_transform("eval", spec.height, spec.width, spec.keep_aspect))
+    return PlateDataset(records, build_transform("eval", spec.height, spec.width, spec.keep_aspect,
+                                                 stretch=spec.stretch_contrast))
 
 
 # --------------------------------------------------------------------------- timing

@@ -203,7 +203,8 @@ def synthetic_inputs(config: dict, n: int, seed: int) -> np.ndarray:
     from models.base import InputSpec
 
     spec = InputSpec(**config["input"])
-    transform = build_transform("eval", spec.height, spec.width, spec.keep_aspect)
+    transform = build_transform("eval", spec.height, spec.width, spec.keep_aspect,
+                                stretch=spec.stretch_contrast)
     gen = SyntheticPlateGenerator(seed=seed, two_row_prob=DataConfig().synth_two_row_prob)
     out = np.empty((n, 3, spec.height, spec.width), np.float32)
     for i in range(n):

@@ -97,7 +97,8 @@ def predict_records(model, records: Sequence[Any], batch_size: int = 64, pipelin
     from evaluation import evaluate
 
     spec = model.input_spec
-    transform = build_transform(pipeline, spec.height, spec.width, spec.keep_aspect)
+    transform = build_transform(pipeline, spec.height, spec.width, spec.keep_aspect,
+                                stretch=spec.stretch_contrast)
     loader = DataLoader(PlateDataset(records, transform), batch_size=batch_size, collate_fn=collate_plates)
     read = evaluate(model, loader, desc="predict", keep_records=True).records
     preds, confs = [r.text for r in read], [r.confidence for r in read]

@@ -83,12 +83,14 @@ def main(argv: list[str] | None = None) -> None:
     else:
         cfg = load_config("attn")
         model = create_model("attn", dataclasses.asdict(cfg.model), Charset(cfg.data.charset),
-                             InputSpec(cfg.data.image_height, cfg.data.image_width, cfg.data.keep_aspect))
+                             InputSpec(cfg.data.image_height, cfg.data.image_width, cfg.data.keep_aspect,
+                                       cfg.data.stretch_contrast))
     model.eval()
     spec, b = model.input_spec, args.batch_size
     if args.data.exists():
         records = load_records(args.data, model.charset, allow_mask=True)[:b]
-        ds = PlateDataset(records, build_transform("eval", spec.height, spec.width, spec.keep_aspect))
+        ds = PlateDataset(records, build_transform("eval", spec.height, spec.width, spec.keep_aspect,
+                                                   stretch=spec.stretch_contrast))
         images = torch.stack([ds[i]["image"] for i in range(len(ds))])
         source = f"{len(images)} images of {args.data}"
     else:
@@ -119,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     scored = []
     if args.accuracy and args.data.exists():
         records = load_records(args.data, model.charset, allow_mask=True)[: args.accuracy]
-        ds = PlateDataset(records, build_transform("eval", spec.height, spec.width, spec.keep_aspect))
+        ds = PlateDataset(records, build_transform("eval", spec.height, spec.width, spec.keep_aspect,
+                                                   stretch=spec.stretch_contrast))
         scored = [ds[i] for i in range(len(ds))]
     for name, fn in rows:
         line = f"{name:40s} {rate(fn, n, args.seconds):8.0f} plates/s"

@@ -197,7 +197,7 @@ def build(spec: str):
             import dataclasses
 
             return create_model(arch, dataclasses.asdict(cfg.model), Charset(d.charset),
-                                InputSpec(d.image_height, d.image_width, d.keep_aspect))
+                                InputSpec(d.image_height, d.image_width, d.keep_aspect, d.stretch_contrast))
     except ImportError:  # pragma: no cover
         pass
     if overrides:

@@ -274,6 +274,26 @@ def resize_plate(img: np.ndarray, height: int, width: int, keep_aspect: bool = F
     return out
 
 
+# stretch_contrast: the luma percentiles mapped to 0 and 255, and the least range it stretches.
+STRETCH_PERCENTILES = (1.0, 99.0)
+STRETCH_MIN_RANGE = 8
+
+
+def stretch_contrast(img: np.ndarray) -> np.ndarray:
+    """RGB uint8 with its luma's 1st to 99th percentile stretched to 0-255, the same linear map on
+    every channel (colours keep their hue). Undoes a camera's exposure and contrast (night,
+    infrared, haze, glare) before the model sees the plate; a near-flat image is left as it is."""
+    luma = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+    cum = cv2.calcHist([luma], [0], None, [256], [0, 256]).ravel().cumsum()
+    lo_p, hi_p = STRETCH_PERCENTILES
+    lo = int(np.searchsorted(cum, cum[-1] * lo_p / 100.0, side="right"))
+    hi = int(np.searchsorted(cum, cum[-1] * hi_p / 100.0, side="left"))
+    if hi - lo < STRETCH_MIN_RANGE:
+        return img
+    lut = np.clip((np.arange(256, dtype=np.float32) - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
+    return cv2.LUT(img, lut)
+
+
 _SCALE, _ONE = np.float32(2.0 / 255.0), np.float32(1.0)
 
 
@@ -285,6 +305,9 @@ def normalize(img: np.ndarray) -> np.ndarray:
     return x
 
 
-def preprocess_eval(img: np.ndarray, height: int, width: int, keep_aspect: bool = False) -> np.ndarray:
-    """The eval preprocessing in numpy: RGB uint8 (gray, RGBA too) -> float32 3 x height x width in [-1, 1]."""
-    return normalize(resize_plate(as_rgb(img), height, width, keep_aspect))
+def preprocess_eval(img: np.ndarray, height: int, width: int, keep_aspect: bool = False,
+                    stretch: bool = False) -> np.ndarray:
+    """The eval preprocessing in numpy: RGB uint8 (gray, RGBA too) -> float32 3 x height x width in [-1, 1]
+    (``stretch``: through :func:`stretch_contrast` after the resize)."""
+    img = resize_plate(as_rgb(img), height, width, keep_aspect)
+    return normalize(stretch_contrast(img) if stretch else img)

@@ -40,7 +40,7 @@ import torch
 
 from data.camera import robust_ops
 from data.camera_effects import CAMERA_EFFECTS, LIGHT_LOOKS, check_camera_effects  # noqa: F401  (re-exported)
-from data.images import PAD_VALUE, letterbox_rect, resize_plate, warp_corners
+from data.images import PAD_VALUE, letterbox_rect, resize_plate, stretch_contrast, warp_corners
 from data.images import as_rgb as _as_rgb
 
 PIPELINES = ("train", "eval")
@@ -593,10 +593,11 @@ class PlateTransform:
     """
 
     def __init__(self, name: str, height: int, width: int, keep_aspect: bool, compose: A.Compose,
-                 plain: A.Compose | None = None):
+                 plain: A.Compose | None = None, stretch: bool = False):
         self.name = name
         self.height, self.width = height, width
         self.keep_aspect = keep_aspect
+        self.stretch = stretch
         self.compose = compose
         # The same pipeline without the camera effects, for the share of images that skip them
         # while a training ramp (data.synth_effects_ramp_steps) sets effects_share below 1.
@@ -607,7 +608,8 @@ class PlateTransform:
         self._seed: int | None = None
 
     def __repr__(self) -> str:
-        return f"PlateTransform({self.name!r}, height={self.height}, width={self.width}, keep_aspect={self.keep_aspect})"
+        return (f"PlateTransform({self.name!r}, height={self.height}, width={self.width}, "
+                f"keep_aspect={self.keep_aspect}, stretch={self.stretch})")
 
     def set_seed(self, seed: int) -> None:
         seed = int(seed) & ((1 << 63) - 1)
@@ -626,7 +628,8 @@ class PlateTransform:
         compose = self.compose
         if self.plain is not None and self.effects_share < 1.0 and self._share_rng.random() >= self.effects_share:
             compose = self.plain
-        return compose(image=_as_rgb(img))["image"]
+        out = compose(image=_as_rgb(img))["image"]
+        return stretch_contrast(out) if self.stretch else out
 
     def __call__(self, img: np.ndarray) -> torch.Tensor:
         return to_tensor(self.augment(img))
@@ -645,11 +648,12 @@ def to_image(t: torch.Tensor) -> np.ndarray:
 
 
 def build_transform(name: str, height: int, width: int, keep_aspect: bool = False,
-                    camera_effects: dict[str, float] | None = None) -> PlateTransform:
+                    camera_effects: dict[str, float] | None = None, stretch: bool = False) -> PlateTransform:
     """The named pipeline: ``"train"`` (geometry + photometric augmentation, then normalise) or
     ``"eval"`` (resize -- stretched, or letterboxed when ``keep_aspect`` -- then normalise).
     ``camera_effects`` ({name: probability}, see ``CAMERA_EFFECTS``) adds camera effects to
-    the training pipeline."""
+    the training pipeline. ``stretch`` (``data.stretch_contrast``) passes each image, last,
+    through ``data.images.stretch_contrast``, in training after every effect."""
     camera = check_camera_effects(camera_effects, "camera_effects")
     if name not in PIPELINES:
         raise ValueError(f"unknown transform pipeline {name!r}; choices: {', '.join(PIPELINES)}")
@@ -665,7 +669,7 @@ def build_transform(name: str, height: int, width: int, keep_aspect: bool = Fals
     else:
         ops = [PlateWarp(height, width, keep_aspect, jitter=False)]
     compose = A.Compose(ops, is_check_shapes=False, strict=False)
-    return PlateTransform(name, height, width, keep_aspect, compose, plain)
+    return PlateTransform(name, height, width, keep_aspect, compose, plain, stretch)
 
 
 # --------------------------------------------------------------------------- reading views

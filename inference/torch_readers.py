@@ -41,7 +41,8 @@ class TorchPlateReader(PlateReader):
         self.device = torch_device(device)
         self.model = model.to(self.device).eval()
         spec = self.input_spec
-        self.transform = build_transform("eval", spec.height, spec.width, spec.keep_aspect)
+        self.transform = build_transform("eval", spec.height, spec.width, spec.keep_aspect,
+                                         stretch=spec.stretch_contrast)
 
     @staticmethod
     def collate(tensors: list) -> Any:

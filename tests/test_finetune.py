@@ -89,6 +89,9 @@ def test_init_from_mismatches_are_named(init_model, tmp_path, capsys):
     assert cfg.model.dropout == 0.3 and cfg.model.backbone_stage == 1 and cfg.model.rnn_hidden_size == 16
     assert (cfg.data.image_height, cfg.data.image_width) == (32, 96)
     assert "model.rnn_hidden_size=128 -> 16" in capsys.readouterr().out
+    # The input's contrast stretch comes from the folder too, unless the command line sets it.
+    assert resolve("crnn", init_from=init).data.stretch_contrast is False
+    assert resolve("crnn", "data.stretch_contrast=true", init_from=init).data.stretch_contrast is True
 
 
 def test_init_from_with_an_override_that_changes_the_shapes_stops_at_start(init_model, tmp_path):

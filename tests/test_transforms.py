@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from data.datasets import PlateDataset, PlateRecord, collate_plates
+from data.images import STRETCH_MIN_RANGE, resize_plate, stretch_contrast
 from data.transforms import PIPELINES, PlateWarp, build_transform, to_image, to_tensor
 from tools import augment_grid
 
@@ -46,6 +47,43 @@ def test_eval_is_plain_resize_and_normalisation():
     sq = np.full((50, 50, 3), 255, np.uint8)
     out = build_transform("eval", 32, 128, keep_aspect=True)(sq)
     assert torch.all(out[:, :, 48:80] == 1.0) and torch.all(out[:, :, :40] == -1.0)
+
+
+def _luma_range(img: np.ndarray) -> float:
+    lo, hi = np.percentile(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), (1, 99))
+    return hi - lo
+
+
+def test_stretch_contrast_spans_the_levels_with_one_map_for_every_channel():
+    ramp = np.tile(np.linspace(60, 120, 200).astype(np.uint8), (40, 1))
+    dim = np.stack([ramp, ramp // 2 + 30, ramp], -1)  # a dim, bluish-grey frame; R and B equal
+    out = stretch_contrast(dim)
+    grey = np.repeat(ramp[..., None], 3, -1)
+    assert _luma_range(grey) < 60 and _luma_range(stretch_contrast(grey)) > 245
+    assert _luma_range(out) > 4 * _luma_range(dim)
+    assert np.array_equal(out[..., 0], out[..., 2])  # one map for every channel
+    for c in range(3):  # monotonic: the order of levels is kept
+        order = np.argsort(dim[..., c].ravel(), kind="stable")
+        assert np.all(np.diff(out[..., c].ravel()[order].astype(int)) >= 0)
+    flat = np.full((20, 80, 3), 100, np.uint8)
+    flat[:, :40] += STRETCH_MIN_RANGE - 1  # below the least range: left as it is
+    assert stretch_contrast(flat) is flat
+    full = np.zeros((20, 80, 3), np.uint8)
+    full[:, 40:] = 255
+    assert np.array_equal(stretch_contrast(full), full)  # already spans the levels
+
+
+def test_stretch_contrast_comes_last_in_both_pipelines():
+    img = (plate_image() // 3 + 60).astype(np.uint8)
+    ev = build_transform("eval", 32, 128, stretch=True)
+    assert ev.stretch and torch.equal(ev(img), to_tensor(stretch_contrast(resize_plate(img, 32, 128))))
+    tr = build_transform("train", 32, 128, stretch=True)
+    tr.set_seed(3)
+    outs = [tr.augment(img) for _ in range(8)]
+    assert all(_luma_range(o) > 200 for o in outs)
+    plain = build_transform("train", 32, 128)
+    plain.set_seed(3)
+    assert all(np.array_equal(stretch_contrast(plain.augment(img)), o) for o in outs)  # the same draws, then the map
 
 
 def test_unknown_pipeline():

@@ -95,7 +95,8 @@ EvalSet = tuple[str, PlateDataset]  # (name shown in tables and logs, dataset)
 def eval_dataset(dc: DataConfig, key: str, source: str, charset: Charset,
                  say: Callable[[str], None] = print) -> EvalSet:
     path, records = read_records(dc, key, source, charset, allow_mask=True, say=say)
-    transform = build_transform(dc.eval_pipeline, dc.image_height, dc.image_width, dc.keep_aspect)
+    transform = build_transform(dc.eval_pipeline, dc.image_height, dc.image_width, dc.keep_aspect,
+                                stretch=dc.stretch_contrast)
     name = "synth-" + key.split(".")[1] if source == SYNTH else path.name
     return name, PlateDataset(records, transform)
 
@@ -219,7 +220,8 @@ def train_data(dc: DataConfig, records: list[PlateRecord] | None, *, batch_size:
     ``samples_per_step`` (batch size times gradient accumulation) and ``start_step`` place the
     synthetic effects' ramp (``data.synth_effects_ramp_steps``) in samples of this process."""
     def make_transform():
-        return build_transform(dc.train_pipeline, dc.image_height, dc.image_width, dc.keep_aspect, dc.camera)
+        return build_transform(dc.train_pipeline, dc.image_height, dc.image_width, dc.keep_aspect, dc.camera,
+                               stretch=dc.stretch_contrast)
 
     transform = make_transform()
 
