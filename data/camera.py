@@ -302,6 +302,16 @@ class PartialOcclusion(A.ImageOnlyTransform):
         return out
 
 
+class Invert(A.ImageOnlyTransform):
+    """``invert`` (a camera effect of its own, not of the robust mix): the frame in reversed
+    polarity (``255 - img``), light characters on a dark plate as infrared cameras and many plate
+    designs show them, whatever colours it had, so that a reader does not depend on which of
+    plate and characters is the lighter."""
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        return cv2.bitwise_not(img)
+
+
 class StrongExposure(A.ImageOnlyTransform):
     """Strong over-exposure (highlights clipped) or under-exposure (shadows crushed, the rest dim).
     The strength is halved until the frame keeps at least ``keep`` of its contrast (standard

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 import torch
 
-from data.camera import robust_ops
+from data.camera import Invert, robust_ops
 from data.camera_effects import CAMERA_EFFECTS, LIGHT_LOOKS, check_camera_effects  # noqa: F401  (re-exported)
 from data.images import PAD_VALUE, letterbox_rect, resize_plate, stretch_contrast, warp_corners
 from data.images import as_rgb as _as_rgb
@@ -473,6 +473,7 @@ def _camera_ops() -> dict[str, A.BasicTransform]:
                              brightness_coefficient=0.85),
         "night": NightLook(),
         "faded": FadedLook(),
+        "invert": Invert(),
         **robust_ops(),  # data/camera.py: the capture effects of other cameras
     }
     for name, op in ops.items():
@@ -558,9 +559,9 @@ def _sensor() -> list[A.BasicTransform]:
 
 
 # Where each data/camera.py effect runs (false_colour is a light look, tiny is among the optics):
-# scene (before the optics), exposure (before the auto-exposure floor), processing after the
-# sensor (field capture, sharpening, then the codec).
-_SCENE, _EXPOSURE, _PROCESSING = ("occlusion", "geometry"), ("exposure",), ("interlace", "halo", "compression")
+# scene (before the optics), polarity and exposure (after the light look, before the auto-exposure
+# floor), processing after the sensor (field capture, sharpening, then the codec).
+_SCENE, _EXPOSURE, _PROCESSING = ("occlusion", "geometry"), ("invert", "exposure"), ("interlace", "halo", "compression")
 
 
 def _robust(ops: dict[str, A.BasicTransform], effects: dict[str, float], names: tuple[str, ...]) -> list:
@@ -574,8 +575,8 @@ def _robust(ops: dict[str, A.BasicTransform], effects: dict[str, float], names: 
 
 def training_effects(camera: dict[str, float]) -> list[A.BasicTransform]:
     """The training augmentation after the warp, on the output-size image, in the order
-    scene -> optics -> light -> light look (night, faded, false_colour) -> exposure -> auto-exposure
-    floor -> sensor (noise, JPEG) -> processing (interlace, halo, heavy compression)."""
+    scene -> optics -> light -> light look (night, faded, false_colour) -> polarity, exposure ->
+    auto-exposure floor -> sensor (noise, JPEG) -> processing (interlace, halo, heavy compression)."""
     ops = _camera_ops()
     optics = {k: v for k, v in camera.items() if k not in (*_SCENE, *_EXPOSURE, *_PROCESSING)}
     return [*_robust(ops, camera, _SCENE), *_camera_optics(ops, optics), *_light(), *_light_look(ops, camera),
