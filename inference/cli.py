@@ -1,4 +1,5 @@
-"""The reading options ``predict.py`` and ``val.py`` share: ``--joint``, ``--beam``, ``--tta``, and the reader they describe.
+"""The reading options ``predict.py`` and ``val.py`` share: ``--joint``, ``--beam``, ``--polarity``, ``--tta``, and the
+reader they describe.
 
     add_reader_args(parser)
     args = parser.parse_args()
@@ -22,7 +23,8 @@ def _views(value: str) -> tuple[str, ...]:
 
 
 def add_reader_args(parser: argparse.ArgumentParser) -> None:
-    """Add ``--joint WEIGHTS``, ``--beam N`` and ``--tta [VIEWS]`` (parsed to a tuple of view names)."""
+    """Add ``--joint WEIGHTS``, ``--beam N``, ``--polarity given|both`` and ``--tta [VIEWS]`` (parsed to a tuple of
+    view names)."""
     parser.add_argument("--joint", default=None, metavar="WEIGHTS",
                         help="a second model folder reading with --weights: where the two readings differ, the "
                              "one with the higher summed log-probability under both models is kept "
@@ -30,6 +32,9 @@ def add_reader_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam", type=int, default=None, metavar="N",
                         help="beam width of the attention model's decoding (1: greedy); default: the model's "
                              "own model.beam_width")
+    parser.add_argument("--polarity", default="given", choices=("given", "both"),
+                        help="'both': read each crop as given and inverted (light characters on dark) and keep "
+                             "the more confident reading; twice the reading time. Not with --joint or --tta")
     parser.add_argument("--tta", nargs="?", type=_views, const=",".join(DEFAULT_READING_VIEWS), default=None,
                         metavar="VIEWS",
                         help="read each crop in several views (looser, tighter, contrast-stretched) and keep the "
@@ -45,9 +50,12 @@ def reader_from_args(args: argparse.Namespace, device: Any, *, country: str | No
     ``country`` reads under plate formats (a code or "auto"). Raises ``inference.WeightsError``
     (a ValueError) naming the weights at fault.
     """
+    polarity = args.polarity
+    if polarity != "given" and (args.joint or args.tta):
+        raise ValueError("--polarity both reads one model in one view: not with --joint or --tta")
     if args.joint:
         return load_joint_model([args.weights or DEFAULT_WEIGHTS, args.joint], device=device,
                                 batch_size=batch_size, country=country, beam_width=args.beam,
                                 views=args.tta or ("none",))
     return load_reader(args.weights, device=device, batch_size=batch_size, threads=threads, country=country,
-                      beam_width=args.beam, views=args.tta)
+                       beam_width=args.beam, views=args.tta, polarity=polarity)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from data.text import Charset
 from inference.onnx import OnnxPlateReader
-from inference.readers import PlateReader
+from inference.readers import PlateReader, check_polarity
 from inference.weights import WeightsError, resolve_weights
 from models.plate_formats import check_country
 
@@ -41,6 +41,7 @@ def load_reader(
     country: str | None = None,
     beam_width: int | None = None,
     views: Sequence[str] | str | None = None,
+    polarity: str = "given",
 ) -> PlateReader:
     """A :class:`PlateReader` for a model folder (PyTorch) or an ``.onnx`` file (ONNX Runtime).
 
@@ -55,14 +56,18 @@ def load_reader(
     ``beam_width`` replaces the decoding beam width (1: greedy) of a model with beam search (the
     attention model) for this reader. ``views`` (e.g. ``DEFAULT_READING_VIEWS``) reads each crop
     in those views and keeps the reading they score highest together (a :class:`JointPlateReader`
-    over one model; model folders only).
+    over one model; model folders only). ``polarity="both"`` reads each crop as given and inverted
+    and keeps the more confident reading (``inference.readers.POLARITIES``; not with ``views``).
     """
+    polarity = check_polarity(polarity)
     if country is not None:
         country = check_country(country, "country")
         country = None if country == "none" else country
     check_beam_width(beam_width)
     if views is not None:
         views = _check_views(views)
+        if polarity != "given" and views != ("none",):
+            raise ValueError("polarity='both' reads one view; it does not combine with views")
     kind, p = resolve_weights(path)
     if isinstance(expected_charset, str):
         expected_charset = Charset(expected_charset)
@@ -90,6 +95,7 @@ def load_reader(
             f"{expected_charset.chars!r}"
         )
     reader.country = country
+    reader.polarity = polarity
     if views is not None and views != ("none",):
         if kind == "onnx":
             raise WeightsError(f"{p}: reading with views scores texts with the PyTorch model; pass the "

@@ -56,6 +56,19 @@ class Prediction(PlatePrediction):
 _BASE_FIELDS = tuple(f.name for f in dataclasses.fields(PlatePrediction))
 
 
+# How a reader takes a crop's polarity: as given, or both ways (the crop and its inverse, 255 - x,
+# each read; the more confident reading kept): light characters on a dark plate (infrared frames,
+# many plate designs) are read by a model that learnt dark on light.
+POLARITIES = ("given", "both")
+
+
+def check_polarity(value: str, key: str = "polarity") -> str:
+    v = str(value).strip().lower()
+    if v not in POLARITIES:
+        raise ValueError(f"{key}: expected one of {', '.join(POLARITIES)}, got {value!r}")
+    return v
+
+
 def _from_model(p: PlatePrediction, filename: str | None) -> Prediction:
     return Prediction(**{k: getattr(p, k) for k in _BASE_FIELDS}, filename=filename)
 
@@ -78,6 +91,7 @@ class PlateReader:
         # Read under a country's plate formats (models/plate_formats.py): None (off), "auto" (the
         # country head's prediction), "any" (every country's, weighed by the head) or a country code.
         self.country: str | None = None
+        self.polarity = "given"  # or "both" (see POLARITIES)
         self.config = config
         self.source = Path(source)
         self.arch: str = config["arch"]
@@ -119,7 +133,16 @@ class PlateReader:
         """Predictions for a preprocessed batch ``[B, 3, H, W]`` in [-1, 1] (the eval transform's output).
 
         ``countries`` (one per image) reads each plate under that country's formats, overriding
-        :attr:`country` (``val.py --formats label`` passes the labels' countries)."""
+        :attr:`country` (``val.py --formats label`` passes the labels' countries). With
+        :attr:`polarity` ``"both"`` the batch is read twice, as given and negated (the eval transform
+        maps a crop's inverse, 255 - x, to minus its input), and each plate keeps its more confident reading."""
+        preds = self._read_tensor(images, countries)
+        if self.polarity == "both":
+            inverse = self._read_tensor(-images, countries)
+            preds = [q if q.confidence > p.confidence else p for p, q in zip(preds, inverse)]
+        return preds
+
+    def _read_tensor(self, images: Any, countries: Sequence[str | None] | None) -> list[PlatePrediction]:
         outputs = self.forward(images)
         preds = self.decode(outputs)
         if countries is None and self.country is None:

@@ -410,3 +410,37 @@ def test_predict_several_inputs(tiny, plates, tmp_path, capsys, reader):
     assert predict.main(["--input", str(a), str(tmp_path / "nope"), "--weights", str(tiny),
                          "--output", str(tmp_path / "x.csv")]) == 2
     assert "nope: input not found" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "onnx"])
+def test_polarity_both_keeps_the_more_confident_of_the_crop_and_its_inverse(tiny, plates, tmp_path, kind):
+    import export
+    from models import PlateRecognizer
+
+    weights = tiny if kind == "folder" else export.export_onnx(PlateRecognizer.from_pretrained(tiny),
+                                                                tmp_path / "tiny.onnx")
+    given, both = load_reader(weights), load_reader(weights, polarity="both")
+    assert both.polarity == "both" and given.polarity == "given"
+    images = [read_image_rgb(p) for p in sorted((plates / "images").glob("*.png"))]
+    a, b = given.predict(images), given.predict([255 - im for im in images])
+    got = both.predict(images)
+    expected = [q if q.confidence > p.confidence else p for p, q in zip(a, b)]
+    assert all(same(p, q) for p, q in zip(got, expected)) and len(got) == len(expected) == 6
+    # A crop and its inverse read alike, though read as given they differ: each polarity won somewhere.
+    got_inverse = both.predict([255 - im for im in images])
+    assert all(same(p, q) for p, q in zip(got, got_inverse))
+    assert any(p.text != q.text for p, q in zip(a, b))
+
+
+def test_polarity_errors_are_named(tiny, plates, tmp_path, capsys):
+    with pytest.raises(ValueError, match="polarity: expected one of given, both"):
+        load_reader(tiny, polarity="inverse")
+    with pytest.raises(ValueError, match="does not combine with views"):
+        load_reader(tiny, polarity="both", views="none,pad5")
+    out = tmp_path / "p.csv"
+    assert predict.main(["--input", str(plates), "--weights", str(tiny), "--joint", str(tiny), "--polarity", "both",
+                         "--output", str(out)]) == 2
+    assert "--polarity both" in capsys.readouterr().err and not out.exists()
+    assert predict.main(["--input", str(plates), "--weights", str(tiny), "--polarity", "both", "--output", str(out),
+                         "--quiet"]) == 0
+    assert len(read_csv(out)[1]) == 6
