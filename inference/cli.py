@@ -13,6 +13,7 @@ from typing import Any
 
 from data.transforms import DEFAULT_READING_VIEWS, READING_VIEWS, check_reading_views
 from inference import DEFAULT_WEIGHTS, PlateReader, load_joint_model, load_reader
+from inference.readers import POLARITIES
 
 
 def _views(value: str) -> tuple[str, ...]:
@@ -32,7 +33,7 @@ def add_reader_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam", type=int, default=None, metavar="N",
                         help="beam width of the attention model's decoding (1: greedy); default: the model's "
                              "own model.beam_width")
-    parser.add_argument("--polarity", default="given", choices=("given", "both"),
+    parser.add_argument("--polarity", default="given", choices=POLARITIES,
                         help="'both': read each crop as given and inverted (light characters on dark) and keep "
                              "the more confident reading; twice the reading time. Not with --joint or --tta")
     parser.add_argument("--tta", nargs="?", type=_views, const=",".join(DEFAULT_READING_VIEWS), default=None,
