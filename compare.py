@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 
 from configs import SYNTH, ConfigError, load_config
 from data.datasets import PlateDataset, collate_plates, dataset_notes, load_dataset
-from data.transforms import build_transform
+from data.transforms import spec_transform
 from evaluation import evaluate
 from metrics import format_metrics_table, parse_equivalences, with_new_metric_names
 from models import PlateRecognizer
@@ -121,8 +121,7 @@ def dataset_for(model: PlateRecognizer, path: Path, skip_invalid: bool) -> Plate
     if not records:
         raise CompareError(f"{path}: no usable rows")
     spec = model.input_spec
-    return PlateDataset(records, build_transform("eval", spec.height, spec.width, spec.keep_aspect,
-                                                 stretch=spec.stretch_contrast))
+    return PlateDataset(records, spec_transform(spec))
 
 
 # --------------------------------------------------------------------------- timing

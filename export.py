@@ -195,16 +195,15 @@ def synthetic_inputs(config: dict, n: int, seed: int) -> np.ndarray:
 
     Rendered as the fixed val/test sets are (``SyntheticPlateGenerator``, all countries, the
     default two-row share, then ``degrade``; plate i depends on (seed, i) only), and
-    preprocessed as inference does (``build_transform("eval", ...)`` at the model's input size).
+    preprocessed as inference does (``spec_transform(spec)`` at the model's input size).
     """
     from configs.schema import DataConfig
     from data.synth import SyntheticPlateGenerator, degrade
-    from data.transforms import build_transform
+    from data.transforms import spec_transform
     from models.base import InputSpec
 
     spec = InputSpec(**config["input"])
-    transform = build_transform("eval", spec.height, spec.width, spec.keep_aspect,
-                                stretch=spec.stretch_contrast)
+    transform = spec_transform(spec)
     gen = SyntheticPlateGenerator(seed=seed, two_row_prob=DataConfig().synth_two_row_prob)
     out = np.empty((n, 3, spec.height, spec.width), np.float32)
     for i in range(n):

@@ -93,12 +93,11 @@ def predict_records(model, records: Sequence[Any], batch_size: int = 64, pipelin
     and ``edit_distance`` (scored as ``metrics`` scores them: normalised, ``*`` matches any).
     """
     from data.datasets import PlateDataset, collate_plates
-    from data.transforms import build_transform
+    from data.transforms import spec_transform
     from evaluation import evaluate
 
     spec = model.input_spec
-    transform = build_transform(pipeline, spec.height, spec.width, spec.keep_aspect,
-                                stretch=spec.stretch_contrast)
+    transform = spec_transform(spec, pipeline)
     loader = DataLoader(PlateDataset(records, transform), batch_size=batch_size, collate_fn=collate_plates)
     read = evaluate(model, loader, desc="predict", keep_records=True).records
     preds, confs = [r.text for r in read], [r.confidence for r in read]

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 from configs import load_config  # noqa: E402
 from data.datasets import PlateDataset, collate_plates, load_records  # noqa: E402
 from data.text import Charset  # noqa: E402
-from data.transforms import build_transform  # noqa: E402
+from data.transforms import spec_transform  # noqa: E402
 from evaluation import evaluate  # noqa: E402
 from models import InputSpec, PlateRecognizer, create_model  # noqa: E402
 
@@ -89,8 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     spec, b = model.input_spec, args.batch_size
     if args.data.exists():
         records = load_records(args.data, model.charset, allow_mask=True)[:b]
-        ds = PlateDataset(records, build_transform("eval", spec.height, spec.width, spec.keep_aspect,
-                                                   stretch=spec.stretch_contrast))
+        ds = PlateDataset(records, spec_transform(spec))
         images = torch.stack([ds[i]["image"] for i in range(len(ds))])
         source = f"{len(images)} images of {args.data}"
     else:
@@ -121,8 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     scored = []
     if args.accuracy and args.data.exists():
         records = load_records(args.data, model.charset, allow_mask=True)[: args.accuracy]
-        ds = PlateDataset(records, build_transform("eval", spec.height, spec.width, spec.keep_aspect,
-                                                   stretch=spec.stretch_contrast))
+        ds = PlateDataset(records, spec_transform(spec))
         scored = [ds[i] for i in range(len(ds))]
     for name, fn in rows:
         line = f"{name:40s} {rate(fn, n, args.seconds):8.0f} plates/s"

@@ -673,6 +673,12 @@ def build_transform(name: str, height: int, width: int, keep_aspect: bool = Fals
     return PlateTransform(name, height, width, keep_aspect, compose, plain, stretch)
 
 
+def spec_transform(spec: Any, name: str = "eval") -> PlateTransform:
+    """The named pipeline at a model's input spec (``models.interface.InputSpec``: size,
+    letterbox, contrast stretch), as a reader of that model preprocesses."""
+    return build_transform(name, spec.height, spec.width, spec.keep_aspect, stretch=spec.stretch_contrast)
+
+
 # --------------------------------------------------------------------------- reading views
 
 

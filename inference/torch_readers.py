@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from data.transforms import ViewTransform, build_transform, check_reading_views
+from data.transforms import ViewTransform, check_reading_views, spec_transform
 from inference.readers import PlateReader
 from inference.weights import WeightsError
 from models.interface import PlatePrediction
@@ -41,8 +41,7 @@ class TorchPlateReader(PlateReader):
         self.device = torch_device(device)
         self.model = model.to(self.device).eval()
         spec = self.input_spec
-        self.transform = build_transform("eval", spec.height, spec.width, spec.keep_aspect,
-                                         stretch=spec.stretch_contrast)
+        self.transform = spec_transform(spec)
 
     @staticmethod
     def collate(tensors: list) -> Any:
