@@ -150,8 +150,8 @@ def test_robust_configs_are_the_realism_configs_plus_the_new_effects():
         robust = load_config(path=f"configs/robust_{arch}.yaml")
         realism = load_config(path=f"configs/realism_{arch}.yaml")
         assert all(0 < robust.data.camera[n] <= 0.2 for n in ROBUST_EFFECTS)
-        # ... and, on the attention recipe only, reversed polarity (kept by the rule there alone)
-        assert robust.data.camera.get("invert", 0.0) == (0.25 if arch == "attn" else 0.0)
+        # ... and reversed polarity (kept by the rule on each recipe, at its own share)
+        assert robust.data.camera["invert"] == {"attn": 0.25, "crnn": 0.1}[arch]
         added = (*ROBUST_EFFECTS, "invert")
         assert {k: v for k, v in robust.data.camera.items() if k not in added} == realism.data.camera
         # ... and the generator's plates group (data.synth.effects), off in the realism configs
