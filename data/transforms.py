@@ -40,7 +40,7 @@ import torch
 
 from data.camera import Invert, robust_ops
 from data.camera_effects import CAMERA_EFFECTS, LIGHT_LOOKS, check_camera_effects  # noqa: F401  (re-exported)
-from data.images import PAD_VALUE, letterbox_rect, resize_plate, stretch_contrast, warp_corners
+from data.images import PAD_VALUE, letterbox_rect, normalize, resize_plate, stretch_contrast, warp_corners
 from data.images import as_rgb as _as_rgb
 
 PIPELINES = ("train", "eval")
@@ -637,9 +637,9 @@ class PlateTransform:
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """uint8 HxWx3 -> float32 3xHxW in [-1, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float()
-    return t.mul_(2.0 / 255.0).sub_(1.0)
+    """uint8 HxWx3 -> float32 3xHxW in [-1, 1]: the numpy readers' :func:`data.images.normalize`,
+    so training and inference share one normalisation (and numpy does it in half torch's time)."""
+    return torch.from_numpy(normalize(img))
 
 
 def to_image(t: torch.Tensor) -> np.ndarray:

@@ -36,6 +36,17 @@ def test_output_contract(name, keep_aspect, shape):
         assert out.min() >= -1.0 and out.max() <= 1.0
 
 
+def test_to_tensor_is_channels_first_in_minus_one_to_one_and_writable():
+    img = np.random.default_rng(0).integers(0, 256, size=(8, 12, 3), dtype=np.uint8)
+    t = to_tensor(img)
+    assert t.dtype == torch.float32 and t.shape == (3, 8, 12)
+    expected = torch.from_numpy(img.astype(np.float64)).permute(2, 0, 1) / 127.5 - 1.0
+    assert torch.allclose(t.double(), expected, atol=1e-6)
+    assert np.array_equal(to_image(t), img)
+    t.mul_(0.5)  # a tensor of its own (the collate and the model may write into it)
+    assert np.array_equal(to_image(to_tensor(img)), img)
+
+
 def test_eval_is_plain_resize_and_normalisation():
     img = np.zeros((32, 128, 3), np.uint8)
     img[:, :64] = 255
