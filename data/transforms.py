@@ -638,7 +638,8 @@ class PlateTransform:
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
     """uint8 HxWx3 -> float32 3xHxW in [-1, 1]: the numpy readers' :func:`data.images.normalize`,
-    so training and inference share one normalisation (and numpy does it in half torch's time)."""
+    so training and inference share one normalisation. Not contiguous (the crop's memory order):
+    the batch's stack reorders it, cheaper in all than a copy here (docs/experiments.md)."""
     return torch.from_numpy(normalize(img))
 
 
