@@ -15,7 +15,9 @@ which is how the README's ablation switches them off:
   ``stickers``, ``small_text`` (slogans, dealer lines) above/below the characters,
   ``us_scenes`` (US state designs: sky, hills, a picture, an icon between the groups);
 - ``surface``: ``emboss`` (lit and shaded character edges), ``gradient`` backgrounds,
-  ``dirt``, ``glare`` (a reflection across the plate);
+  ``pattern`` (a printed background on any country's plate: wavy guilloche lines, hatching, a
+  mottled texture or a faint repeated print, in any colour), ``dirt``, ``glare`` (a reflection
+  across the plate);
 - ``surround``: the plate mounted on a car (``surround``: body, bumper lines, the
   recess's shadow, so a loose crop shows a car and not a smeared border) and a plate
   ``frame`` (often with a dealer's text); the other end of a detector's boxes, ``text_crop``:
@@ -60,7 +62,7 @@ from data.synth.textgen import UniformStream
 EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
     "fonts": ("extra_fonts", "stroke_font", "font_weight", "separators", "lookalikes"),
     "clutter": ("screws", "stickers", "small_text", "us_scenes"),
-    "surface": ("emboss", "gradient", "dirt", "glare"),
+    "surface": ("emboss", "gradient", "pattern", "dirt", "glare"),
     "surround": ("surround", "frame", "text_crop"),
     "plates": ("any_font", "font_stretch", "any_colours", "spacing", "border"),
     "formats": ("state_formats", "any_text"),
@@ -87,6 +89,7 @@ class SynthEffects:
     us_scenes: float = 0.0
     emboss: float = 0.0
     gradient: float = 0.0
+    pattern: float = 0.0
     dirt: float = 0.0
     glare: float = 0.0
     surround: float = 0.0
@@ -376,6 +379,62 @@ def gradient(img: np.ndarray, text_alpha: np.ndarray, u: UniformStream) -> None:
     if u() < 0.4:  # a band in the middle of the plate (scenic strips of US designs)
         ramp = np.exp(-((np.linspace(-1.0, 1.0, H, dtype=np.float32) - u.uniform(-0.4, 0.4)) / 0.35) ** 2)
     m = (s * ramp)[:, None] * (1.0 - text_alpha.astype(np.float32) / 255.0)
+    blend_towards(img, solid(H, W, col), m)
+
+
+PATTERN_PRINT = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"  # faint repeated print (security backgrounds)
+
+
+def pattern(img: np.ndarray, text_alpha: np.ndarray, hc: float, u: UniformStream) -> None:
+    """A printed background behind the characters (not on them), in any colour and strength: wavy
+    guilloche lines, straight hatching, a mottled texture or a faint grid of small print. Many
+    plates carry one (US designs, Mercosul, newer European series); broadly randomised, not any
+    one design."""
+    H, W = img.shape[:2]
+    rng = _rng(u)
+    kind = u.randint(4)
+    ink = np.zeros((H, W), np.float32)
+    thick = max(1, int(round(hc * u.uniform(0.015, 0.06))))
+    if kind <= 1:  # lines: wavy (guilloche) or straight (hatching), at any angle
+        ang = u.uniform(-math.pi / 2, math.pi / 2) if kind == 1 else u.uniform(-0.5, 0.5)
+        c, s = math.cos(ang), math.sin(ang)
+        gap = hc * u.uniform(0.12, 0.5)
+        amp = hc * u.uniform(0.05, 0.4) if kind == 0 else 0.0
+        period = hc * u.uniform(0.6, 3.0)
+        diag = math.hypot(H, W)
+        t = np.arange(-diag / 2, diag / 2, max(2.0, diag / 60), dtype=np.float32)  # along the lines
+        layer = np.zeros((H, W), np.uint8)
+        off = -diag / 2 + u.uniform(0, gap)
+        while off < diag / 2:
+            n = off + amp * np.sin(2 * math.pi * t / period + off * 0.3)  # across the lines
+            xs = W / 2 + t * c - n * s
+            ys = H / 2 + t * s + n * c
+            pts = np.stack([xs, ys], 1).round().astype(np.int32)
+            cv2.polylines(layer, [pts], False, 255, thick, cv2.LINE_AA)
+            off += gap
+        ink = layer.astype(np.float32) / 255.0
+    elif kind == 2:  # mottled texture: smooth noise at a few scales
+        for cells in (4, 12):
+            small = rng.random((max(1, int(H / hc * cells / 4)) + 1, max(2, int(W / hc * cells / 4)) + 1), dtype=np.float32)
+            ink += cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC)
+        ink = np.clip((ink - ink.mean()) / (ink.std() + 1e-6) * 0.35 + 0.5, 0, 1)
+    else:  # a grid of small print
+        layer = np.zeros((H, W), np.uint8)
+        size = hc * u.uniform(0.12, 0.3)
+        scale = size / 22.0  # FONT_HERSHEY_SIMPLEX: ~22 px cap height at scale 1
+        step_x, step_y = size * u.uniform(2.5, 8.0), size * u.uniform(1.6, 3.0)
+        y = u.uniform(0, step_y)
+        while y < H + size:
+            x = -u.uniform(0, step_x)
+            word = "".join(PATTERN_PRINT[int(rng.integers(len(PATTERN_PRINT)))] for _ in range(2 + u.randint(4)))
+            while x < W:
+                cv2.putText(layer, word, (int(x), int(y)), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, max(1, thick // 2),
+                            cv2.LINE_AA)
+                x += step_x
+            y += step_y
+        ink = layer.astype(np.float32) / 255.0
+    col = _hsv(u, 0.9, (0.15, 0.95)).astype(np.float32)
+    m = ink * u.uniform(0.15, 0.5) * (1.0 - text_alpha.astype(np.float32) / 255.0)
     blend_towards(img, solid(H, W, col), m)
 
 

@@ -659,6 +659,8 @@ class PlateRenderer:
             fxm.gap_icon(img, alpha, u, text_box, hc, kind=fxm.TAB)
         if fx.gradient and fxm.record("gradient", u() < fx.gradient):
             fxm.gradient(img, alpha, u)
+        if fx.pattern and fxm.record("pattern", u() < fx.pattern):
+            fxm.pattern(img, alpha, hc, u)
         if fx.emboss and fxm.record("emboss", u() < fx.emboss):
             fxm.emboss(img, alpha, hc, u)
         top_a, top_b = tt + top_h, by0 - 1  # free strips above and below the characters
