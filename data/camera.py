@@ -19,6 +19,9 @@ places them). They randomise broadly what real cameras vary instead of imitating
 - ``geometry``: rotation up to 15 degrees, shear and perspective, the whole frame kept and
   stretched back to the input size, as a detector's axis-aligned box of a tilted plate is.
 
+Two more are effects of their own, outside that mix: ``invert`` (reversed polarity) and ``bend``
+(a bowed plate or a wide lens's radial distortion).
+
 Every effect keeps the shape (HxWx3 uint8) and takes its random draws from the pipeline's
 seeded generator (``self.py_random``). On a 64x224 image each costs 0.01-0.28 ms of CPU time
 on one core, geometry (one warp) and compression the dearest (docs/synth.md, "Camera effects
@@ -310,6 +313,44 @@ class Invert(A.ImageOnlyTransform):
 
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
         return cv2.bitwise_not(img)
+
+
+class Bend(A.ImageOnlyTransform):
+    """``bend`` (a camera effect of its own, not of the robust mix): smooth non-linear geometry
+    that a perspective warp cannot make. A bowed or dented plate (its rows curve up or down, by up
+    to ``bow`` of the frame's height, at a random place along the plate), a wide lens's barrel or
+    pincushion distortion (radial, up to ``radial``), or both. The frame's edges are replicated, so
+    the image keeps its size and the characters stay inside it."""
+
+    def __init__(self, bow: float = 0.1, radial: float = 0.12, p: float = 1.0):
+        super().__init__(p=p)
+        self.bow, self.radial = bow, radial
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("bow", "radial")
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        r = self.py_random
+        H, W = img.shape[:2]
+        x = np.linspace(-1.0, 1.0, W, dtype=np.float32)[None, :]
+        y = np.linspace(-1.0, 1.0, H, dtype=np.float32)[:, None]
+        kind = r.random()
+        dx = np.zeros((H, W), np.float32)
+        dy = np.zeros((H, W), np.float32)
+        if kind < 0.7:  # a bow: rows displaced by a smooth bump along the plate
+            c, w = r.uniform(-0.6, 0.6), r.uniform(0.5, 1.5)
+            dy += r.uniform(-self.bow, self.bow) * H * np.exp(-(((x - c) / w) ** 2))
+        if kind > 0.4:  # radial lens distortion about a point near the centre, in pixels
+            k = r.uniform(-self.radial, self.radial)
+            R = math.hypot(W / 2, H / 2)  # the half diagonal: a corner moves by up to k * R
+            px = (x * (W / 2) - r.uniform(-0.2, 0.2) * W / 2) / R
+            py = (y * (H / 2) - r.uniform(-0.2, 0.2) * H / 2) / R
+            rr = px * px + py * py
+            dx += k * rr * px * R
+            dy += k * rr * py * R
+        gx = np.arange(W, dtype=np.float32)[None, :] + dx
+        gy = np.arange(H, dtype=np.float32)[:, None] + dy
+        return cv2.remap(img, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 class StrongExposure(A.ImageOnlyTransform):

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 import torch
 
-from data.camera import Invert, robust_ops
+from data.camera import Bend, Invert, robust_ops
 from data.camera_effects import CAMERA_EFFECTS, LIGHT_LOOKS, check_camera_effects  # noqa: F401  (re-exported)
 from data.images import PAD_VALUE, letterbox_rect, normalize, resize_plate, stretch_contrast, warp_corners
 from data.images import as_rgb as _as_rgb
@@ -474,6 +474,7 @@ def _camera_ops() -> dict[str, A.BasicTransform]:
         "night": NightLook(),
         "faded": FadedLook(),
         "invert": Invert(),
+        "bend": Bend(),
         **robust_ops(),  # data/camera.py: the capture effects of other cameras
     }
     for name, op in ops.items():
@@ -561,7 +562,7 @@ def _sensor() -> list[A.BasicTransform]:
 # Where each data/camera.py effect runs (false_colour is a light look, tiny is among the optics):
 # scene (before the optics), polarity and exposure (after the light look, before the auto-exposure
 # floor), processing after the sensor (field capture, sharpening, then the codec).
-_SCENE, _EXPOSURE, _PROCESSING = ("occlusion", "geometry"), ("invert", "exposure"), ("interlace", "halo", "compression")
+_SCENE, _EXPOSURE, _PROCESSING = ("occlusion", "geometry", "bend"), ("invert", "exposure"), ("interlace", "halo", "compression")
 
 
 def _robust(ops: dict[str, A.BasicTransform], effects: dict[str, float], names: tuple[str, ...]) -> list:

@@ -4,13 +4,14 @@ changes the image, seeding, labels kept (no blank frames, no plate cut off), the
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import cv2
 import numpy as np
 import pytest
 
 from configs import ConfigError, load_config
-from data.camera import _QUANT, PartialOcclusion, StrongExposure, StrongGeometry, block_quantise, robust_ops
+from data.camera import _QUANT, Bend, PartialOcclusion, StrongExposure, StrongGeometry, block_quantise, robust_ops
 from data.camera_effects import ROBUST_EFFECTS
 from data.synth import SyntheticPlateGenerator
 from data.synth.effects import EFFECT_GROUPS, SynthEffects
@@ -170,7 +171,7 @@ def test_robust_configs_are_the_realism_configs_plus_the_new_effects():
         assert a == b
 
 
-@pytest.mark.parametrize("name", ["false_colour", "geometry"])
+@pytest.mark.parametrize("name", ["false_colour", "geometry", "bend"])
 def test_grid_shows_a_new_effect(tmp_path, name):
     out = tmp_path / f"{name}.png"
     assert augment_grid.main(["--out", str(out), "--n", "4", "--effect", name]) == 0
@@ -192,3 +193,22 @@ def test_block_quantise_is_the_blockwise_dct():
     out = cv2.cvtColor(block_quantise(img, 3.0, (oy, ox)), cv2.COLOR_RGB2YCrCb)[..., 0]
     assert np.abs(out.astype(int) - ref).max() <= 1
     assert not np.array_equal(out, cv2.cvtColor(img, cv2.COLOR_RGB2YCrCb)[..., 0])
+
+
+def test_bend_curves_the_rows_and_keeps_the_frame():
+    """A bend moves a row along a smooth curve, by a bounded amount, and keeps the frame's shape."""
+    H, W = 32, 128
+    img = np.full((H, W, 3), 230, np.uint8)
+    img[H // 2] = 0  # one dark row across the frame
+    op = Bend()
+    op.set_random_seed(1)
+    bound = op.bow * H + op.radial * math.hypot(W / 2, H / 2) + 1
+    curved = 0
+    for _ in range(30):
+        out = op(image=img)["image"]
+        assert out.shape == img.shape and out.dtype == np.uint8
+        rows = out[..., 0].argmin(axis=0)  # where the row is, column by column
+        assert np.abs(rows - H // 2).max() <= bound
+        assert np.abs(np.diff(rows.astype(int))).max() <= 2  # a smooth curve, not broken pieces
+        curved += np.ptp(rows) >= 1
+    assert curved >= 15

@@ -11,8 +11,9 @@ import pytest
 from configs import ConfigError, load_config
 from data.formats import compiled, is_valid_plate_text
 from data.synth import SyntheticPlateGenerator
-from data.synth.effects import EFFECT_GROUPS, SynthEffects
+from data.synth.effects import EFFECT_GROUPS, SynthEffects, pattern
 from data.synth.fonts import CV_FONTS, MID_DOT, STROKE_FONTS, WEIGHTS, glyphs_for
+from data.synth.textgen import UniformStream
 from data.text import COUNTRIES, normalize_plate_text
 from data.transforms import CAMERA_EFFECTS, build_transform, check_camera_effects
 from tools.augment_grid import main as grid_main
@@ -625,16 +626,13 @@ def test_lookalikes_draws_1_as_i_and_0_as_o_or_the_reverse_and_keeps_the_label(m
 
 def test_pattern_prints_behind_the_characters_only():
     """The background pattern changes the plate around the characters and leaves their pixels be."""
-    from data.synth import effects as fxm
-    from data.synth.textgen import UniformStream
-
     plate = np.full((60, 240, 3), 225, np.uint8)
     alpha = np.zeros((60, 240), np.uint8)
     alpha[15:45, 40:200] = 255  # the characters' pixels (fully opaque)
     changed = 0
     for seed in range(12):
         img = plate.copy()
-        fxm.pattern(img, alpha, 30.0, UniformStream(np.random.default_rng(seed), block=32))
+        pattern(img, alpha, 30.0, UniformStream(np.random.default_rng(seed), block=32))
         assert (img[15:45, 40:200] == 225).all(), seed
         changed += np.abs(img.astype(int) - plate).max() > 10
     assert changed >= 10  # a faint print may vanish at times, not often
