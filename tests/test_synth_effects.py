@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import cv2
 import numpy as np
 import pytest
 
@@ -636,3 +637,23 @@ def test_pattern_prints_behind_the_characters_only():
         assert (img[15:45, 40:200] == 225).all(), seed
         changed += np.abs(img.astype(int) - plate).max() > 10
     assert changed >= 10  # a faint print may vanish at times, not often
+
+
+def test_glyph_warp_bends_the_strokes_near_where_they_were():
+    """The warp moves the drawn strokes a little (the ink stays about as much, near its place)."""
+    from data.synth.effects import glyph_warp
+
+    alpha = np.zeros((60, 200), np.uint8)
+    cv2.putText(alpha, "AB12", (20, 45), cv2.FONT_HERSHEY_SIMPLEX, 1.2, 255, 3, cv2.LINE_AA)
+    ys, xs = np.nonzero(alpha)
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    changed = 0
+    for seed in range(10):
+        a = alpha.copy()
+        grown = glyph_warp(a, box, 30.0, UniformStream(np.random.default_rng(seed), block=32))
+        assert grown[0] <= box[0] and grown[1] <= box[1] and grown[2] >= box[2] and grown[3] >= box[3]
+        assert 0.7 < a.sum() / alpha.sum() < 1.3  # strokes thin or thicken a little, never vanish
+        ys2, xs2 = np.nonzero(a > 127)
+        assert xs2.min() >= grown[0] and xs2.max() < grown[2] and ys2.min() >= grown[1] and ys2.max() < grown[3]
+        changed += (a != alpha).mean() > 0.01
+    assert changed == 10

@@ -10,7 +10,9 @@ which is how the README's ablation switches them off:
   other separators (``separators``: a mid dot or a gap instead of a hyphen), look-alike characters
   (``lookalikes``: the digit 1 drawn as the letter I's plain bar, or 0 and O drawn alike, as the
   typefaces of many countries' plates draw them; the label keeps what the format says, so a reader
-  learns to tell them apart by their place in the plate, not by their look alone);
+  learns to tell them apart by their place in the plate, not by their look alone), ``glyph_warp``
+  (every character's shape smoothly and randomly distorted, an elastic warp of the drawn text: the
+  faces of plates differ in more ways than any set of fonts spans);
 - ``clutter``: things on the plate that are not its text: ``screws``, registration
   ``stickers``, ``small_text`` (slogans, dealer lines) above/below the characters,
   ``us_scenes`` (US state designs: sky, hills, a picture, an icon between the groups);
@@ -60,7 +62,7 @@ from data.synth.countries import CAR_COLOURS, RGB, US_FG
 from data.synth.textgen import UniformStream
 
 EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
-    "fonts": ("extra_fonts", "stroke_font", "font_weight", "separators", "lookalikes"),
+    "fonts": ("extra_fonts", "stroke_font", "font_weight", "separators", "lookalikes", "glyph_warp"),
     "clutter": ("screws", "stickers", "small_text", "us_scenes"),
     "surface": ("emboss", "gradient", "pattern", "dirt", "glare"),
     "surround": ("surround", "frame", "text_crop"),
@@ -83,6 +85,7 @@ class SynthEffects:
     font_weight: float = 0.0
     separators: float = 0.0
     lookalikes: float = 0.0
+    glyph_warp: float = 0.0
     screws: float = 0.0
     stickers: float = 0.0
     small_text: float = 0.0
@@ -299,6 +302,31 @@ def spacing(u: UniformStream) -> Spacing:
     tracking = u.uniform(0.01, 0.06) if k < 0.35 else u.uniform(0.06, 0.16) if k < 0.7 else u.uniform(0.16, 0.4)
     return Spacing(tracking=tracking, space=u.uniform(0.12, 1.0), gap_spread=u.uniform(0.0, 0.5),
                    size_spread=u.uniform(0.0, 0.1), baseline_spread=u.uniform(0.0, 0.04))
+
+
+def glyph_warp(alpha: np.ndarray, box: tuple[int, int, int, int], hc: float, u: UniformStream) -> tuple[int, int, int, int]:
+    """Distort the drawn characters (``alpha``, in place, within ``box``) by a smooth random
+    displacement field: strokes bend, bulge and thin a little, differently in each character, by
+    up to ~0.08 of the character height ``hc`` (a field of unit spread, clipped at two, times
+    0.01-0.04 of it) over distances of half to one character height. Returns the box grown by the
+    margin the strokes may have moved into."""
+    H, W = alpha.shape
+    amp = hc * u.uniform(0.01, 0.04)
+    cell = hc * u.uniform(0.5, 1.0)
+    pad = int(math.ceil(2 * amp))
+    x0, y0, x1, y1 = max(0, box[0] - pad), max(0, box[1] - pad), min(W, box[2] + pad), min(H, box[3] + pad)
+    h, w = y1 - y0, x1 - x0
+    if h < 4 or w < 4:
+        return box
+    rng = _rng(u)
+    gh, gw = max(2, round(h / cell) + 1), max(2, round(w / cell) + 1)
+    dx = cv2.resize(rng.standard_normal((gh, gw), dtype=np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    dy = cv2.resize(rng.standard_normal((gh, gw), dtype=np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    gx = np.arange(w, dtype=np.float32)[None, :] + np.clip(dx, -2, 2) * amp
+    gy = np.arange(h, dtype=np.float32)[:, None] + np.clip(dy, -2, 2) * amp
+    region = np.ascontiguousarray(alpha[y0:y1, x0:x1])
+    alpha[y0:y1, x0:x1] = cv2.remap(region, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return x0, y0, x1, y1
 
 
 # --- formats ----------------------------------------------------------------------------------

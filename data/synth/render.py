@@ -575,6 +575,8 @@ class PlateRenderer:
         by0 = min(b[1] for b in boxes)
         bx1 = max(b[2] for b in boxes)
         by1 = max(b[3] for b in boxes)
+        if fx is not None and fx.glyph_warp and bx0 < bx1 and fxm.record("glyph_warp", u() < fx.glyph_warp):
+            bx0, by0, bx1, by1 = fxm.glyph_warp(alpha, (bx0, by0, bx1, by1), hc, u)
         if bx0 < bx1 and by0 < by1:
             bg_a, fg_a = np.array(bg, np.float32), np.array(fg, np.float32)
             lut = (bg_a + (fg_a - bg_a) * _RAMP + 0.5).astype(np.uint8).reshape(256, 1, 3)
