@@ -160,7 +160,9 @@ def test_robust_configs_are_the_realism_configs_plus_the_new_effects():
         assert all(0 < getattr(robust.data.effects, n) <= 0.3 for n in plates)
         # ... and crops that hug the characters (kept by the rule on both recipes)
         assert robust.data.effects.text_crop == 0.5
-        assert dataclasses.replace(robust.data.effects.without("plates"), text_crop=0.0) == realism.data.effects
+        # ... and printed backgrounds (kept by the rule on the CRNN's recipe only)
+        assert robust.data.effects.pattern == {"attn": 0.0, "crnn": 0.3}[arch]
+        assert dataclasses.replace(robust.data.effects.without("plates"), text_crop=0.0, pattern=0.0) == realism.data.effects
         a, b = robust.to_dict(), realism.to_dict()
         for d in (a, b):
             d["data"].pop("camera_effects")
