@@ -12,7 +12,7 @@ import pytest
 from configs import ConfigError, load_config
 from data.formats import compiled, is_valid_plate_text
 from data.synth import SyntheticPlateGenerator
-from data.synth.effects import EFFECT_GROUPS, SynthEffects, pattern
+from data.synth.effects import EFFECT_GROUPS, SynthEffects, glyph_warp, pattern
 from data.synth.fonts import CV_FONTS, MID_DOT, STROKE_FONTS, WEIGHTS, glyphs_for
 from data.synth.textgen import UniformStream
 from data.text import COUNTRIES, normalize_plate_text
@@ -641,8 +641,6 @@ def test_pattern_prints_behind_the_characters_only():
 
 def test_glyph_warp_bends_the_strokes_near_where_they_were():
     """The warp moves the drawn strokes a little (the ink stays about as much, near its place)."""
-    from data.synth.effects import glyph_warp
-
     alpha = np.zeros((60, 200), np.uint8)
     cv2.putText(alpha, "AB12", (20, 45), cv2.FONT_HERSHEY_SIMPLEX, 1.2, 255, 3, cv2.LINE_AA)
     ys, xs = np.nonzero(alpha)

@@ -421,7 +421,6 @@ def pattern(img: np.ndarray, text_alpha: np.ndarray, hc: float, u: UniformStream
     H, W = img.shape[:2]
     rng = _rng(u)
     kind = u.randint(4)
-    ink = np.zeros((H, W), np.float32)
     thick = max(1, int(round(hc * u.uniform(0.015, 0.06))))
     if kind <= 1:  # lines: wavy (guilloche) or straight (hatching), at any angle
         ang = u.uniform(-math.pi / 2, math.pi / 2) if kind == 1 else u.uniform(-0.5, 0.5)
@@ -442,6 +441,7 @@ def pattern(img: np.ndarray, text_alpha: np.ndarray, hc: float, u: UniformStream
             off += gap
         ink = layer.astype(np.float32) / 255.0
     elif kind == 2:  # mottled texture: smooth noise at a few scales
+        ink = np.zeros((H, W), np.float32)
         for cells in (4, 12):
             small = rng.random((max(1, int(H / hc * cells / 4)) + 1, max(2, int(W / hc * cells / 4)) + 1), dtype=np.float32)
             ink += cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC)
