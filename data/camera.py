@@ -19,8 +19,8 @@ places them). They randomise broadly what real cameras vary instead of imitating
 - ``geometry``: rotation up to 15 degrees, shear and perspective, the whole frame kept and
   stretched back to the input size, as a detector's axis-aligned box of a tilted plate is.
 
-Two more are effects of their own, outside that mix: ``invert`` (reversed polarity) and ``bend``
-(a bowed plate or a wide lens's radial distortion).
+Three more are effects of their own, outside that mix: ``invert`` (reversed polarity), ``bend``
+(a bowed plate or a wide lens's radial distortion) and ``ghost`` (a faint shifted copy of the frame).
 
 Every effect keeps the shape (HxWx3 uint8) and takes its random draws from the pipeline's
 seeded generator (``self.py_random``). On a 64x224 image each costs 0.01-0.28 ms of CPU time
@@ -351,6 +351,31 @@ class Bend(A.ImageOnlyTransform):
         gx = np.arange(W, dtype=np.float32)[None, :] + dx
         gy = np.arange(H, dtype=np.float32)[:, None] + dy
         return cv2.remap(img, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+class Ghost(A.ImageOnlyTransform):
+    """``ghost`` (a camera effect of its own, not of the robust mix): a faint shifted copy of the
+    frame laid over it, as a second reflection in a windscreen or a plate cover, a video frame
+    blended with its neighbour, or a moving car under a slow shutter with a flash make. The copy
+    is shifted in any direction by ``shift`` of the frame's height and weighted by ``weight``; the
+    frame's edges are replicated, so the image keeps its size."""
+
+    def __init__(self, shift: tuple[float, float] = (0.03, 0.15), weight: tuple[float, float] = (0.2, 0.45),
+                 p: float = 1.0):
+        super().__init__(p=p)
+        self.shift, self.weight = shift, weight
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("shift", "weight")
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        r = self.py_random
+        H, W = img.shape[:2]
+        d, a = r.uniform(*self.shift) * H, r.uniform(0.0, 2.0 * math.pi)
+        M = np.float32([[1, 0, d * math.cos(a)], [0, 1, d * math.sin(a)]])
+        copy = cv2.warpAffine(img, M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        w = r.uniform(*self.weight)
+        return cv2.addWeighted(img, 1.0 - w, copy, w, 0.0)
 
 
 class StrongExposure(A.ImageOnlyTransform):

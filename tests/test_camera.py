@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from configs import ConfigError, load_config
-from data.camera import _QUANT, Bend, PartialOcclusion, StrongExposure, StrongGeometry, block_quantise, robust_ops
+from data.camera import _QUANT, Bend, Ghost, PartialOcclusion, StrongExposure, StrongGeometry, block_quantise, robust_ops
 from data.camera_effects import ROBUST_EFFECTS
 from data.synth import SyntheticPlateGenerator
 from data.synth.effects import EFFECT_GROUPS, SynthEffects
@@ -173,7 +173,7 @@ def test_robust_configs_are_the_realism_configs_plus_the_new_effects():
         assert a == b
 
 
-@pytest.mark.parametrize("name", ["false_colour", "geometry", "bend"])
+@pytest.mark.parametrize("name", ["false_colour", "geometry", "bend", "ghost"])
 def test_grid_shows_a_new_effect(tmp_path, name):
     out = tmp_path / f"{name}.png"
     assert augment_grid.main(["--out", str(out), "--n", "4", "--effect", name]) == 0
@@ -214,3 +214,26 @@ def test_bend_curves_the_rows_and_keeps_the_frame():
         assert np.abs(np.diff(rows.astype(int))).max() <= 2  # a smooth curve, not broken pieces
         curved += np.ptp(rows) >= 1
     assert curved >= 15
+
+
+def test_ghost_lays_a_fainter_shifted_copy_over_the_frame():
+    """A dark bar stays where it was, a little fainter, and a fainter copy of it appears beside it,
+    no further than the largest shift; the frame keeps its shape."""
+    H, W = 32, 128
+    img = np.full((H, W, 3), 220, np.uint8)
+    img[:, 60:64] = 20  # one dark vertical bar
+    op = Ghost()
+    op.set_random_seed(3)
+    reach = op.shift[1] * H + 1
+    beside = 0
+    for _ in range(30):
+        out = op(image=img)["image"]
+        assert out.shape == img.shape and out.dtype == np.uint8
+        cols = out[H // 2, :, 0].astype(int)
+        assert cols[60:64].max() <= 20 + op.weight[1] * 200 + 1  # the bar keeps most of its darkness
+        assert cols[60:64].min() < 220 - 0.5 * 200  # still dark: the copy is the fainter one
+        far = np.r_[0:int(60 - reach) - 1, int(64 + reach) + 1:W]
+        assert (cols[far] >= 219).all()  # nothing beyond the largest shift
+        near = np.r_[int(60 - reach):60, 64:int(64 + reach)]
+        beside += cols[near].min() < 200  # the copy, where a sideways shift put it
+    assert beside >= 10
