@@ -294,6 +294,38 @@ def stretch_contrast(img: np.ndarray) -> np.ndarray:
     return cv2.LUT(img, lut)
 
 
+# light_text: the share of the plate's middle (rows and columns as fractions) the polarity is
+# judged on (a loose crop's car body and frame lie outside it), and the height it is judged at.
+LIGHT_TEXT_REGION = ((0.2, 0.8), (0.08, 0.92))
+LIGHT_TEXT_HEIGHT = 32
+
+
+def light_text(img: np.ndarray) -> bool:
+    """Whether a plate image shows light characters on a darker plate (infrared night frames, many
+    plate designs). The middle of the plate is split into its dark and light pixels (Otsu's
+    threshold on the luma); characters are the minority, so a light minority means light text.
+    A near-flat middle (less than ``STRETCH_MIN_RANGE`` levels) is taken as dark text."""
+    luma = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+    h, w = luma.shape
+    if h > LIGHT_TEXT_HEIGHT:  # judged at one scale: the same answer for a crop and its resize
+        w = max(1, round(w * LIGHT_TEXT_HEIGHT / h))
+        h = LIGHT_TEXT_HEIGHT
+        luma = cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA)
+    (r0, r1), (c0, c1) = LIGHT_TEXT_REGION
+    middle = np.ascontiguousarray(luma[int(h * r0):max(int(h * r1), int(h * r0) + 1),
+                                       int(w * c0):max(int(w * c1), int(w * c0) + 1)])
+    if int(middle.max()) - int(middle.min()) < STRETCH_MIN_RANGE:
+        return False
+    threshold, _ = cv2.threshold(middle, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return np.count_nonzero(middle > threshold) * 2 < middle.size
+
+
+def dark_text(img: np.ndarray) -> np.ndarray:
+    """The plate image with dark characters on a lighter plate: inverted (255 - x) where
+    :func:`light_text` says its characters are light, else the image itself."""
+    return 255 - img if light_text(img) else img
+
+
 _SCALE, _ONE = np.float32(2.0 / 255.0), np.float32(1.0)
 
 
@@ -306,8 +338,10 @@ def normalize(img: np.ndarray) -> np.ndarray:
 
 
 def preprocess_eval(img: np.ndarray, height: int, width: int, keep_aspect: bool = False,
-                    stretch: bool = False) -> np.ndarray:
+                    stretch: bool = False, dark: bool = False) -> np.ndarray:
     """The eval preprocessing in numpy: RGB uint8 (gray, RGBA too) -> float32 3 x height x width in [-1, 1]
-    (``stretch``: through :func:`stretch_contrast` after the resize)."""
+    (``stretch``: through :func:`stretch_contrast` after the resize; ``dark``: then :func:`dark_text`)."""
     img = resize_plate(as_rgb(img), height, width, keep_aspect)
-    return normalize(stretch_contrast(img) if stretch else img)
+    if stretch:
+        img = stretch_contrast(img)
+    return normalize(dark_text(img) if dark else img)

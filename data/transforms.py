@@ -40,7 +40,7 @@ import torch
 
 from data.camera import Bend, Ghost, Invert, robust_ops
 from data.camera_effects import CAMERA_EFFECTS, LIGHT_LOOKS, check_camera_effects  # noqa: F401  (re-exported)
-from data.images import PAD_VALUE, letterbox_rect, normalize, resize_plate, stretch_contrast, warp_corners
+from data.images import PAD_VALUE, dark_text, letterbox_rect, normalize, resize_plate, stretch_contrast, warp_corners
 from data.images import as_rgb as _as_rgb
 
 PIPELINES = ("train", "eval")
@@ -596,11 +596,12 @@ class PlateTransform:
     """
 
     def __init__(self, name: str, height: int, width: int, keep_aspect: bool, compose: A.Compose,
-                 plain: A.Compose | None = None, stretch: bool = False):
+                 plain: A.Compose | None = None, stretch: bool = False, dark: bool = False):
         self.name = name
         self.height, self.width = height, width
         self.keep_aspect = keep_aspect
         self.stretch = stretch
+        self.dark = dark
         self.compose = compose
         # The same pipeline without the camera effects, for the share of images that skip them
         # while a training ramp (data.synth_effects_ramp_steps) sets effects_share below 1.
@@ -612,7 +613,7 @@ class PlateTransform:
 
     def __repr__(self) -> str:
         return (f"PlateTransform({self.name!r}, height={self.height}, width={self.width}, "
-                f"keep_aspect={self.keep_aspect}, stretch={self.stretch})")
+                f"keep_aspect={self.keep_aspect}, stretch={self.stretch}, dark={self.dark})")
 
     def set_seed(self, seed: int) -> None:
         seed = int(seed) & ((1 << 63) - 1)
@@ -632,7 +633,9 @@ class PlateTransform:
         if self.plain is not None and self.effects_share < 1.0 and self._share_rng.random() >= self.effects_share:
             compose = self.plain
         out = compose(image=_as_rgb(img))["image"]
-        return stretch_contrast(out) if self.stretch else out
+        if self.stretch:
+            out = stretch_contrast(out)
+        return dark_text(out) if self.dark else out
 
     def __call__(self, img: np.ndarray) -> torch.Tensor:
         return to_tensor(self.augment(img))
@@ -652,12 +655,14 @@ def to_image(t: torch.Tensor) -> np.ndarray:
 
 
 def build_transform(name: str, height: int, width: int, keep_aspect: bool = False,
-                    camera_effects: dict[str, float] | None = None, stretch: bool = False) -> PlateTransform:
+                    camera_effects: dict[str, float] | None = None, stretch: bool = False,
+                    dark: bool = False) -> PlateTransform:
     """The named pipeline: ``"train"`` (geometry + photometric augmentation, then normalise) or
     ``"eval"`` (resize -- stretched, or letterboxed when ``keep_aspect`` -- then normalise).
     ``camera_effects`` ({name: probability}, see ``CAMERA_EFFECTS``) adds camera effects to
     the training pipeline. ``stretch`` (``data.stretch_contrast``) passes each image, last,
-    through ``data.images.stretch_contrast``, in training after every effect."""
+    through ``data.images.stretch_contrast``, in training after every effect; ``dark``
+    (``data.dark_text``) then turns it to dark characters on a light plate (``data.images.dark_text``)."""
     camera = check_camera_effects(camera_effects, "camera_effects")
     if name not in PIPELINES:
         raise ValueError(f"unknown transform pipeline {name!r}; choices: {', '.join(PIPELINES)}")
@@ -673,13 +678,14 @@ def build_transform(name: str, height: int, width: int, keep_aspect: bool = Fals
     else:
         ops = [PlateWarp(height, width, keep_aspect, jitter=False)]
     compose = A.Compose(ops, is_check_shapes=False, strict=False)
-    return PlateTransform(name, height, width, keep_aspect, compose, plain, stretch)
+    return PlateTransform(name, height, width, keep_aspect, compose, plain, stretch, dark)
 
 
 def spec_transform(spec: Any, name: str = "eval") -> PlateTransform:
     """The named pipeline at a model's input spec (``models.interface.InputSpec``: size,
-    letterbox, contrast stretch), as a reader of that model preprocesses."""
-    return build_transform(name, spec.height, spec.width, spec.keep_aspect, stretch=spec.stretch_contrast)
+    letterbox, contrast stretch, polarity), as a reader of that model preprocesses."""
+    return build_transform(name, spec.height, spec.width, spec.keep_aspect, stretch=spec.stretch_contrast,
+                           dark=spec.dark_text)
 
 
 # --------------------------------------------------------------------------- reading views

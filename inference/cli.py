@@ -24,7 +24,7 @@ def _views(value: str) -> tuple[str, ...]:
 
 
 def add_reader_args(parser: argparse.ArgumentParser) -> None:
-    """Add ``--joint WEIGHTS``, ``--beam N``, ``--polarity given|both`` and ``--tta [VIEWS]`` (parsed to a tuple of
+    """Add ``--joint WEIGHTS``, ``--beam N``, ``--polarity given|both|auto`` and ``--tta [VIEWS]`` (parsed to a tuple of
     view names)."""
     parser.add_argument("--joint", default=None, metavar="WEIGHTS",
                         help="a second model folder reading with --weights: where the two readings differ, the "
@@ -35,7 +35,9 @@ def add_reader_args(parser: argparse.ArgumentParser) -> None:
                              "own model.beam_width")
     parser.add_argument("--polarity", default="given", choices=POLARITIES,
                         help="'both': read each crop as given and inverted (light characters on dark) and keep "
-                             "the more confident reading; twice the reading time. Not with --joint or --tta")
+                             "the more confident reading; twice the reading time. 'auto': invert the crops whose "
+                             "characters are light, then read once (what a model trained with data.dark_text "
+                             "does by itself). Not with --joint or --tta")
     parser.add_argument("--tta", nargs="?", type=_views, const=",".join(DEFAULT_READING_VIEWS), default=None,
                         metavar="VIEWS",
                         help="read each crop in several views (looser, tighter, contrast-stretched) and keep the "
@@ -53,7 +55,7 @@ def reader_from_args(args: argparse.Namespace, device: Any, *, country: str | No
     """
     polarity = args.polarity
     if polarity != "given" and (args.joint or args.tta):
-        raise ValueError("--polarity both reads one model in one view: not with --joint or --tta")
+        raise ValueError(f"--polarity {polarity} reads one model in one view: not with --joint or --tta")
     if args.joint:
         return load_joint_model([args.weights or DEFAULT_WEIGHTS, args.joint], device=device,
                                 batch_size=batch_size, country=country, beam_width=args.beam,

@@ -57,7 +57,8 @@ def load_reader(
     attention model) for this reader. ``views`` (e.g. ``DEFAULT_READING_VIEWS``) reads each crop
     in those views and keeps the reading they score highest together (a :class:`JointPlateReader`
     over one model; model folders only). ``polarity="both"`` reads each crop as given and inverted
-    and keeps the more confident reading (``inference.readers.POLARITIES``; not with ``views``).
+    and keeps the more confident reading; ``"auto"`` inverts the crops whose characters are light
+    (``inference.readers.POLARITIES``; not with ``views``).
     """
     polarity = check_polarity(polarity)
     if country is not None:
@@ -67,7 +68,7 @@ def load_reader(
     if views is not None:
         views = _check_views(views)
         if polarity != "given" and views != ("none",):
-            raise ValueError("polarity='both' reads one view; it does not combine with views")
+            raise ValueError(f"polarity={polarity!r} reads one view; it does not combine with views")
     kind, p = resolve_weights(path)
     if isinstance(expected_charset, str):
         expected_charset = Charset(expected_charset)

@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
-from data.images import ImageReadError, source_name, to_rgb
+from data.images import ImageReadError, light_text, source_name, to_rgb
 from data.text import Charset
 from data.tokenizers import softmax
 from models.interface import InputSpec, PlatePrediction, as_numpy
@@ -56,10 +56,12 @@ class Prediction(PlatePrediction):
 _BASE_FIELDS = tuple(f.name for f in dataclasses.fields(PlatePrediction))
 
 
-# How a reader takes a crop's polarity: as given, or both ways (the crop and its inverse, 255 - x,
-# each read; the more confident reading kept): light characters on a dark plate (infrared frames,
-# many plate designs) are read by a model that learnt dark on light.
-POLARITIES = ("given", "both")
+# How a reader takes a crop's polarity: as given, both ways (the crop and its inverse, 255 - x,
+# each read; the more confident reading kept), or auto (inverted where its characters are light,
+# data.images.dark_text, as a model trained with data.dark_text reads every crop): light
+# characters on a dark plate (infrared frames, many plate designs) are read by a model that
+# learnt dark on light.
+POLARITIES = ("given", "both", "auto")
 
 
 def check_polarity(value: str, key: str = "polarity") -> str:
@@ -67,6 +69,17 @@ def check_polarity(value: str, key: str = "polarity") -> str:
     if v not in POLARITIES:
         raise ValueError(f"{key}: expected one of {', '.join(POLARITIES)}, got {value!r}")
     return v
+
+
+def dark_batch(images: Any) -> Any:
+    """A preprocessed batch ``[B, 3, H, W]`` in [-1, 1] (tensor or array) with every image whose characters
+    are light negated: ``data.images.dark_text`` on the model's input (255 - x is -x once normalised)."""
+    pixels = np.clip((as_numpy(images) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    sign = np.array([-1.0 if light_text(np.ascontiguousarray(p)) else 1.0 for p in pixels],
+                    np.float32).reshape(-1, 1, 1, 1)
+    if hasattr(images, "new_tensor"):  # torch, on its own device
+        return images * images.new_tensor(sign)
+    return images * sign
 
 
 def _from_model(p: PlatePrediction, filename: str | None) -> Prediction:
@@ -136,6 +149,8 @@ class PlateReader:
         :attr:`country` (``val.py --formats label`` passes the labels' countries). With
         :attr:`polarity` ``"both"`` the batch is read twice, as given and negated (the eval transform
         maps a crop's inverse, 255 - x, to minus its input), and each plate keeps its more confident reading."""
+        if self.polarity == "auto":
+            images = dark_batch(images)
         preds = self._read_tensor(images, countries)
         if self.polarity == "both":
             inverse = self._read_tensor(-images, countries)

@@ -92,6 +92,8 @@ def test_init_from_mismatches_are_named(init_model, tmp_path, capsys):
     # The input's contrast stretch comes from the folder too, unless the command line sets it.
     assert resolve("crnn", init_from=init).data.stretch_contrast is False
     assert resolve("crnn", "data.stretch_contrast=true", init_from=init).data.stretch_contrast is True
+    assert resolve("crnn", init_from=init).data.dark_text is False  # the polarity turn likewise
+    assert resolve("crnn", "data.dark_text=true", init_from=init).data.dark_text is True
 
 
 def test_init_from_with_an_override_that_changes_the_shapes_stops_at_start(init_model, tmp_path):

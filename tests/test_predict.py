@@ -432,8 +432,46 @@ def test_polarity_both_keeps_the_more_confident_of_the_crop_and_its_inverse(tiny
     assert any(p.text != q.text for p, q in zip(a, b))
 
 
+@pytest.mark.parametrize("kind", ["folder", "onnx"])
+def test_polarity_auto_reads_light_text_crops_inverted_and_others_as_given(tiny, plates, tmp_path, kind):
+    import export
+    from data.images import light_text, resize_plate
+    from models import PlateRecognizer
+
+    weights = tiny if kind == "folder" else export.export_onnx(PlateRecognizer.from_pretrained(tiny),
+                                                                tmp_path / "tiny.onnx")
+    given, auto = load_reader(weights), load_reader(weights, polarity="auto")
+    images = [read_image_rgb(p) for p in sorted((plates / "images").glob("*.png"))]
+    mixed = [255 - im if i % 2 else im for i, im in enumerate(images)]
+    # Judged on the model's input: a light-text crop's input is negated (255 - x once normalised).
+    spec = given.input_spec
+    light = [light_text(resize_plate(im, spec.height, spec.width)) for im in mixed]
+    assert light == [i % 2 == 1 for i in range(6)]  # the generator's plates are dark on light
+    x = given.collate([-given.transform(im) if t else given.transform(im) for im, t in zip(mixed, light)])
+    got, expected = auto.predict(mixed), given.predict_tensor(x)
+    assert all(same(p, q) for p, q in zip(got, expected)) and len(got) == 6
+    # A crop and its inverse read alike.
+    assert all(same(p, q) for p, q in zip(got, auto.predict([255 - im for im in mixed])))
+
+
+def test_a_model_trained_with_dark_text_reads_every_crop_turned(tiny, plates, tmp_path):
+    from models import PlateRecognizer
+    from models.interface import InputSpec
+
+    model = PlateRecognizer.from_pretrained(tiny)
+    s = model.input_spec
+    model.input_spec = InputSpec(s.height, s.width, s.keep_aspect, s.stretch_contrast, dark_text=True)
+    model.save_pretrained(tmp_path / "dark")
+    turned = load_reader(tmp_path / "dark")
+    assert turned.input_spec.dark_text and turned.transform.dark
+    images = [read_image_rgb(p) for p in sorted((plates / "images").glob("*.png"))]
+    mixed = [255 - im if i % 2 else im for i, im in enumerate(images)]
+    expected = load_reader(tiny, polarity="auto").predict(mixed)  # the same turn, on the normalised input
+    assert all(same(p, q) for p, q in zip(turned.predict(mixed), expected))
+
+
 def test_polarity_errors_are_named(tiny, plates, tmp_path, capsys):
-    with pytest.raises(ValueError, match="polarity: expected one of given, both"):
+    with pytest.raises(ValueError, match="polarity: expected one of given, both, auto"):
         load_reader(tiny, polarity="inverse")
     with pytest.raises(ValueError, match="does not combine with views"):
         load_reader(tiny, polarity="both", views="none,pad5")

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from data.datasets import PlateDataset, PlateRecord, collate_plates
-from data.images import STRETCH_MIN_RANGE, resize_plate, stretch_contrast
+from data.images import STRETCH_MIN_RANGE, dark_text, light_text, resize_plate, stretch_contrast
 from data.transforms import PIPELINES, PlateWarp, build_transform, to_image, to_tensor
 from tools import augment_grid
 
@@ -95,6 +95,44 @@ def test_stretch_contrast_comes_last_in_both_pipelines():
     plain = build_transform("train", 32, 128)
     plain.set_seed(3)
     assert all(np.array_equal(stretch_contrast(plain.augment(img)), o) for o in outs)  # the same draws, then the map
+
+
+def text_plate(h=44, w=200):
+    """Dark characters (strokes, as printed) on a light plate."""
+    img = np.full((h, w, 3), 225, np.uint8)
+    cv2.putText(img, "AB 123", (8, h - 9), cv2.FONT_HERSHEY_SIMPLEX, h / 32, (30, 30, 30), max(2, h // 14))
+    return img
+
+
+def test_light_text_tells_the_polarity_of_plates_and_crops():
+    plate = text_plate()
+    assert not light_text(plate) and light_text(255 - plate)
+    assert dark_text(plate) is plate and np.array_equal(dark_text(255 - plate), plate)
+    # Colour and size do not change the answer: a light-on-blue plate, its enlargement, a grey one.
+    blue = np.where(plate < 128, np.array([240, 240, 240], np.uint8), np.array([20, 40, 150], np.uint8))
+    assert light_text(blue) and light_text(cv2.resize(blue, None, fx=3, fy=3))
+    assert not light_text(cv2.cvtColor(plate, cv2.COLOR_RGB2GRAY))
+    # A loose crop: a dark car body around a light plate with dark text still reads as dark text.
+    loose = np.full((60, 250, 3), 25, np.uint8)
+    loose[8:52, 25:225] = plate
+    assert not light_text(loose) and light_text(255 - loose)
+    flat = np.full((40, 160, 3), 128, np.uint8)
+    flat[:, :80] += STRETCH_MIN_RANGE - 1  # no text to tell by: left as it is
+    assert not light_text(flat) and dark_text(flat) is flat
+
+
+def test_dark_text_comes_last_in_both_pipelines():
+    light = 255 - text_plate()
+    ev = build_transform("eval", 32, 128, dark=True)
+    assert ev.dark and torch.equal(ev(light), to_tensor(255 - resize_plate(light, 32, 128)))
+    torch.testing.assert_close(ev(light), -build_transform("eval", 32, 128)(light))  # the inverse, normalised
+    tr = build_transform("train", 32, 128, dark=True)
+    tr.set_seed(3)
+    outs = [tr.augment(light) for _ in range(8)]
+    plain = build_transform("train", 32, 128)
+    plain.set_seed(3)
+    assert all(np.array_equal(dark_text(plain.augment(light)), o) for o in outs)  # the same draws, then the turn
+    assert not any(light_text(o) for o in outs)
 
 
 def test_unknown_pipeline():

@@ -20,7 +20,7 @@ from models.base import charset_mismatch
 from models.backbones import grown_blocks
 
 INIT_INPUT_KEYS = {"image_height": "height", "image_width": "width", "keep_aspect": "keep_aspect",
-                   "stretch_contrast": "stretch_contrast"}
+                   "stretch_contrast": "stretch_contrast", "dark_text": "dark_text"}
 
 # Heads a run may add to or drop from its init model: the country/rows head and the attention
 # model's length head. An init model without one (or with another shape of it, e.g. other

@@ -424,7 +424,8 @@ def build_model(cfg: Config, charset: Charset, records: list | None, init: InitM
     dc, tc = cfg.data, cfg.train
     try:
         model = create_model(cfg.arch, model_options(cfg, records), charset,
-                             InputSpec(dc.image_height, dc.image_width, dc.keep_aspect, dc.stretch_contrast))
+                             InputSpec(dc.image_height, dc.image_width, dc.keep_aspect, dc.stretch_contrast,
+                                       dc.dark_text))
     except ValueError as e:
         raise ConfigError(str(e)) from e
     init_info = None
