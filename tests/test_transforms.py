@@ -184,6 +184,20 @@ def test_grid_command_from_dataset(tmp_path):
     assert grid is not None and grid.shape[0] > 64 and grid.shape[1] > 4 * 256
 
 
+def test_grid_command_shows_the_turn_to_dark_text(tmp_path):
+    data = tmp_path / "crops"
+    data.mkdir()
+    for i, text in enumerate(["AB123", "XY987"]):
+        cv2.imwrite(str(data / f"{i:03d}_{text}.png"), 255 - text_plate())  # light characters on dark
+    grids = {}
+    for flag in ([], ["--dark-text"]):
+        out = tmp_path / f"grid{len(flag)}.png"
+        assert augment_grid.main(["--out", str(out), "--data", str(data), "--n", "2", "--pipeline", "eval", *flag]) == 0
+        grids[bool(flag)] = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE).astype(float)
+    # The same tiles, each plate inverted: the dark plates became light ones.
+    assert grids[True].shape == grids[False].shape and grids[True].mean() > grids[False].mean() + 25
+
+
 def test_grid_command_synthetic(tmp_path, capsys):
     out = tmp_path / "grid.png"
     assert augment_grid.main(["--out", str(out), "--n", "6", "--cols", "3", "--height", "32", "--width", "96"]) == 0

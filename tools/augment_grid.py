@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-aspect", action="store_true")
     ap.add_argument("--stretch-contrast", action="store_true",
                     help="each image last through data.images.stretch_contrast (data.stretch_contrast; on with a --config that sets it)")
+    ap.add_argument("--dark-text", action="store_true",
+                    help="each image then turned to dark characters on light, data.images.dark_text (data.dark_text; "
+                         "on with a --config that sets it)")
     ap.add_argument("--data", default=None, help="dataset path (format a or b); default: synthetic plates")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cols", type=int, default=4)
@@ -80,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(path=args.config)
         synth_fx, camera = cfg.data.effects, cfg.data.camera
         args.stretch_contrast = args.stretch_contrast or cfg.data.stretch_contrast
+        args.dark_text = args.dark_text or cfg.data.dark_text
     if args.effect:
         if args.effect in CAMERA_EFFECTS:
             synth_fx, camera = SynthEffects(), {args.effect: 1.0}
@@ -89,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError as e:
                 ap.error(f"--effect: {e}; camera effects: {', '.join(CAMERA_EFFECTS)}")
     tf = build_transform(args.pipeline, args.height, args.width, args.keep_aspect,
-                         camera if args.pipeline == "train" else None, stretch=args.stretch_contrast)
+                         camera if args.pipeline == "train" else None, stretch=args.stretch_contrast,
+                         dark=args.dark_text)
     tf.set_seed(args.seed)
     images, labels = [], []
     if args.data:
@@ -132,7 +137,8 @@ def _all_effects(args) -> int:
         camera = {name: 1.0} if name in CAMERA_EFFECTS else {}
         synth_fx = SynthEffects() if camera else SynthEffects().only(name)
         tf = build_transform(args.pipeline, args.height, args.width, args.keep_aspect,
-                             camera if args.pipeline == "train" else None, stretch=args.stretch_contrast)
+                             camera if args.pipeline == "train" else None, stretch=args.stretch_contrast,
+                             dark=args.dark_text)
         tf.set_seed(args.seed + i)
         gen = SyntheticPlateGenerator(seed=args.seed + i, effects=synth_fx, countries=EFFECT_COUNTRIES.get(name))
         for _ in range(args.cols):
