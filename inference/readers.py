@@ -75,10 +75,10 @@ def dark_batch(images: Any) -> Any:
     """A preprocessed batch ``[B, 3, H, W]`` in [-1, 1] (tensor or array) with every image whose characters
     are light negated: ``data.images.dark_text`` on the model's input (255 - x is -x once normalised)."""
     pixels = np.clip((as_numpy(images) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
-    sign = np.array([-1.0 if light_text(np.ascontiguousarray(p)) else 1.0 for p in pixels],
-                    np.float32).reshape(-1, 1, 1, 1)
-    if hasattr(images, "new_tensor"):  # torch, on its own device
-        return images * images.new_tensor(sign)
+    sign = images[:, :1, :1, :1] * 0 + 1  # [B, 1, 1, 1] ones of the batch's own kind (array, or tensor on its device)
+    for i, p in enumerate(pixels):
+        if light_text(np.ascontiguousarray(p)):
+            sign[i] = -1
     return images * sign
 
 
