@@ -10,6 +10,9 @@
 #     INIT=weights/crnn bash benchmarks/judge_change.sh configs/realism_crnn.yaml configs/realism_crnn.yaml data.synth_effects.dirt=0
 #
 # Arguments: BASE_CONFIG CHANGE_CONFIG [key=value ...] (the overrides apply to the change only).
+# A run continued from a model takes its input settings (docs/training.md): from weights/crnn, whose
+# config.json turns light-text crops (input.dark_text), both recipes train on turned crops unless
+# TRAIN_ARGS has data.dark_text=false (how weights/crnn itself was trained: on both polarities).
 # Environment: INIT (required), STEPS (1000), SEEDS ("0 1"), OUT (runs/judge/<name>), TRAIN_ARGS
 # (overrides for both recipes, e.g. "data.num_workers=0"), SETS (a glob of real sets; default: every
 # ../shared/realplates-*). A run that ended (its test_metrics.json)
