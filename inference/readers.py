@@ -148,7 +148,8 @@ class PlateReader:
         ``countries`` (one per image) reads each plate under that country's formats, overriding
         :attr:`country` (``val.py --formats label`` passes the labels' countries). With
         :attr:`polarity` ``"both"`` the batch is read twice, as given and negated (the eval transform
-        maps a crop's inverse, 255 - x, to minus its input), and each plate keeps its more confident reading."""
+        maps a crop's inverse, 255 - x, to minus its input), and each plate keeps its more confident reading;
+        with ``"auto"`` the images whose characters are light are negated first (:func:`dark_batch`)."""
         if self.polarity == "auto":
             images = dark_batch(images)
         preds = self._read_tensor(images, countries)
