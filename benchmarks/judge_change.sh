@@ -12,9 +12,11 @@
 # Arguments: BASE_CONFIG CHANGE_CONFIG [key=value ...] (the overrides apply to the change only).
 # A run continued from a model takes its input settings (docs/training.md): from weights/crnn, whose
 # config.json turns light-text crops (input.dark_text), both recipes train on turned crops unless
-# TRAIN_ARGS has data.dark_text=false (how weights/crnn itself was trained: on both polarities).
+# TRAIN_ARGS has data.dark_text=false (how weights/crnn itself was trained: on both polarities; its
+# runs then read crops as given: READ_ARGS="--polarity auto" reads them turned, as weights/crnn reads).
 # Environment: INIT (required), STEPS (1000), SEEDS ("0 1"), OUT (runs/judge/<name>), TRAIN_ARGS
-# (overrides for both recipes, e.g. "data.num_workers=0"), SETS (a glob of real sets; default: every
+# (overrides for both recipes, e.g. "data.num_workers=0"), READ_ARGS (options of every run's
+# benchmarks/real_plates.py, e.g. "--polarity auto"), SETS (a glob of real sets; default: every
 # ../shared/realplates-*). A run that ended (its test_metrics.json)
 # and its real.json are not repeated, so an interrupted judgement continues where it stopped.
 # Each run's synthetic test figure is its own test_metrics.json (the run's fixed synthetic test set).
@@ -34,6 +36,7 @@ read -r -a SEED_LIST <<< "${SEEDS:-0 1}"
 NAME=$(basename "$BASE" .yaml)-vs-$(basename "$CHANGE" .yaml)${1:+-$(echo "$*" | tr ' =/' '_-_')}-$STEPS
 OUT=${OUT:-runs/judge/$NAME}
 read -r -a BOTH <<< "${TRAIN_ARGS:-}"
+read -r -a READ <<< "${READ_ARGS:-}"
 
 run() {  # run NAME CONFIG SEED [overrides...]
     local dir=$OUT/$1_s$3 config=$2 seed=$3
@@ -42,7 +45,8 @@ run() {  # run NAME CONFIG SEED [overrides...]
         python train_accelerate.py --config "$config" ${INIT_ARGS[@]:+"${INIT_ARGS[@]}"} --output-dir "$dir" --overwrite \
             train.max_steps="$STEPS" train.seed="$seed" "${BOTH[@]}" "$@"
     fi
-    [ -f "$dir/real.json" ] || python benchmarks/real_plates.py --weights "$dir/best" --out "$dir/real.json" ${SETS:+--sets "$SETS"}
+    [ -f "$dir/real.json" ] || python benchmarks/real_plates.py --weights "$dir/best" --out "$dir/real.json" \
+        ${SETS:+--sets "$SETS"} "${READ[@]}"
 }
 
 for s in "${SEED_LIST[@]}"; do

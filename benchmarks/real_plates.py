@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
         except ValueError as e:
             raise SystemExit(f"error: {folder}: {e}") from None
     summary = summarise(per_set)
-    report = {"reader": repr(reader), "formats": args.country, "sets": per_set, **summary}
+    report = {"reader": repr(reader), "formats": args.country, "polarity": args.polarity, "sets": per_set, **summary}
     print(format_report(per_set, summary, title=f"{reader!r}, formats: {args.country}"))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

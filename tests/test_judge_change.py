@@ -46,12 +46,12 @@ def test_two_seeds_each_then_the_verdict_and_no_rerun(tmp_path):
     make_plates(tmp_path / "shared" / "realplates-b", n=3, seed=5)
     env = {"INIT": str(init / "best"), "STEPS": "2", "OUT": str(tmp_path / "judge"),
            "SETS": str(tmp_path / "shared" / "realplates-*"),
-           "TRAIN_ARGS": " ".join([*TINY, synth, "train.trackers=[]"])}
+           "TRAIN_ARGS": " ".join([*TINY, synth, "train.trackers=[]"]), "READ_ARGS": "--polarity auto"}
     proc = judge(["configs/crnn.yaml", "configs/crnn.yaml", "train.lr=0.01"], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for name in ("base_s0", "base_s1", "change_s0", "change_s1"):
         report = json.loads((tmp_path / "judge" / name / "real.json").read_text())
-        assert list(report["sets"]) == ["realplates-a", "realplates-b"]
+        assert list(report["sets"]) == ["realplates-a", "realplates-b"] and report["polarity"] == "auto"
         train = yaml.safe_load((tmp_path / "judge" / name / "config.yaml").read_text())["train"]
         assert train["seed"] == int(name[-1])
         assert (train["lr"] == 0.01) == name.startswith("change")  # the overrides reach the change only
