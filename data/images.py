@@ -326,6 +326,15 @@ def dark_text(img: np.ndarray) -> np.ndarray:
     return 255 - img if light_text(img) else img
 
 
+def adjust_input(img: np.ndarray, stretch: bool = False, dark: bool = False) -> np.ndarray:
+    """The steps after the resize that a model's input may ask for, in the one order training and
+    reading share: the contrast stretch (:func:`stretch_contrast`), then the turn to dark text
+    (:func:`dark_text`)."""
+    if stretch:
+        img = stretch_contrast(img)
+    return dark_text(img) if dark else img
+
+
 _SCALE, _ONE = np.float32(2.0 / 255.0), np.float32(1.0)
 
 
@@ -340,8 +349,5 @@ def normalize(img: np.ndarray) -> np.ndarray:
 def preprocess_eval(img: np.ndarray, height: int, width: int, keep_aspect: bool = False,
                     stretch: bool = False, dark: bool = False) -> np.ndarray:
     """The eval preprocessing in numpy: RGB uint8 (gray, RGBA too) -> float32 3 x height x width in [-1, 1]
-    (``stretch``: through :func:`stretch_contrast` after the resize; ``dark``: then :func:`dark_text`)."""
-    img = resize_plate(as_rgb(img), height, width, keep_aspect)
-    if stretch:
-        img = stretch_contrast(img)
-    return normalize(dark_text(img) if dark else img)
+    (``stretch``, ``dark``: then :func:`adjust_input`)."""
+    return normalize(adjust_input(resize_plate(as_rgb(img), height, width, keep_aspect), stretch, dark))

@@ -40,7 +40,7 @@ import torch
 
 from data.camera import Bend, Ghost, Invert, robust_ops
 from data.camera_effects import CAMERA_EFFECTS, LIGHT_LOOKS, check_camera_effects  # noqa: F401  (re-exported)
-from data.images import PAD_VALUE, dark_text, letterbox_rect, normalize, resize_plate, stretch_contrast, warp_corners
+from data.images import PAD_VALUE, adjust_input, letterbox_rect, normalize, resize_plate, warp_corners
 from data.images import as_rgb as _as_rgb
 
 PIPELINES = ("train", "eval")
@@ -632,10 +632,7 @@ class PlateTransform:
         compose = self.compose
         if self.plain is not None and self.effects_share < 1.0 and self._share_rng.random() >= self.effects_share:
             compose = self.plain
-        out = compose(image=_as_rgb(img))["image"]
-        if self.stretch:
-            out = stretch_contrast(out)
-        return dark_text(out) if self.dark else out
+        return adjust_input(compose(image=_as_rgb(img))["image"], self.stretch, self.dark)
 
     def __call__(self, img: np.ndarray) -> torch.Tensor:
         return to_tensor(self.augment(img))
