@@ -13,7 +13,7 @@ from configs import ConfigError, load_config
 from data.formats import compiled, is_valid_plate_text
 from data.synth import SyntheticPlateGenerator
 from data.synth.effects import EFFECT_GROUPS, SynthEffects, glyph_warp, pattern
-from data.synth.fonts import CV_FONTS, MID_DOT, STROKE_FONTS, WEIGHTS, glyphs_for
+from data.synth.fonts import CV_FONTS, FORMS, MID_DOT, STROKE_FONTS, WEIGHTS, glyphs_for
 from data.synth.textgen import UniformStream
 from data.text import COUNTRIES, normalize_plate_text
 from data.transforms import CAMERA_EFFECTS, build_transform, check_camera_effects
@@ -105,6 +105,46 @@ def test_font_weights_change_the_ink():
         ink = {w: (glyphs_for(f"{font}/{w}").glyph("H") > 127).sum() for w in WEIGHTS}
         ink["plain"] = (glyphs_for(font).glyph("H") > 127).sum()
         assert ink["thin"] < ink["plain"] < ink["bold"] < ink["heavy"], font
+
+
+def test_glyph_forms_draw_each_character_in_its_forms_and_leave_the_rest():
+    """Over the faces of the glyph_forms effect every character with other forms shows each of them
+    and its usual one; the characters without them, and a face's draw, stay the same every time."""
+    from data.synth.strokefont import FORM_SETS, _forms
+    plain = glyphs_for("stroke_regular")
+    faces = [glyphs_for(f"stroke_regular{FORMS}{k}") for k in range(FORM_SETS)]
+    for ch, alternates in _forms(2.0).items():
+        shapes = {plain.glyph(ch).tobytes()} | {f.glyph(ch).tobytes() for f in faces}
+        assert len(shapes) == len(alternates) + 1, ch
+    for ch in "0258BCDEHLNOPRSTVXY":
+        assert all(np.array_equal(f.glyph(ch), plain.glyph(ch)) for f in faces), ch
+    assert np.array_equal(glyphs_for(f"stroke_regular{FORMS}3").glyph("W"), faces[3].glyph("W"))
+    # The Brazilian cut keeps its plain-bar 1 and curled 6 and 9 under any forms.
+    bar = glyphs_for("stroke_regular_bar1")
+    for k in range(FORM_SETS):
+        f = glyphs_for(f"stroke_regular_bar1{FORMS}{k}")
+        assert all(np.array_equal(f.glyph(c), bar.glyph(c)) for c in "169")
+    with pytest.raises(ValueError, match="glyph forms"):
+        glyphs_for(f"stroke_regular{FORMS}{FORM_SETS}")
+
+
+def test_glyph_forms_effect_draws_the_stroke_face_in_its_forms(monkeypatch):
+    from data.synth import render
+    keys = []
+    real = render.PlateRenderer.font
+    monkeypatch.setattr(render.PlateRenderer, "font", lambda self, key: keys.append(key) or real(self, key))
+    gen = SyntheticPlateGenerator(seed=3, effects=SynthEffects(stroke_font=1.0, glyph_forms=1.0))
+    for _ in range(40):
+        gen()
+    faces = [k for k in keys if k.startswith("stroke_")]  # the text's font (small print has its own)
+    assert len(faces) >= 40 and all(FORMS in k for k in faces)
+    assert len({k.rpartition(FORMS)[2] for k in faces}) > 8  # many faces, not one
+    keys.clear()
+    gen = SyntheticPlateGenerator(seed=3, effects=SynthEffects(stroke_font=1.0))
+    for _ in range(40):
+        gen()
+    faces = [k for k in keys if k.startswith("stroke_")]
+    assert len(faces) >= 40 and not any(FORMS in k for k in faces)
 
 
 def test_stroke_face_shapes():

@@ -6,7 +6,9 @@ training stream gets the probabilities of ``data.synth_effects``. Effects come i
 which is how the README's ablation switches them off:
 
 - ``fonts``: OpenCV's faces beside the country's fonts (``extra_fonts``), the condensed
-  monoline stroke face of ``strokefont.py`` (``stroke_font``), bolder/lighter cuts (``font_weight``),
+  monoline stroke face of ``strokefont.py`` (``stroke_font``; of the plates drawn in it, ``glyph_forms``
+  draws them in one of 16 faces of other forms of characters, as other typefaces draw them: a 1 with
+  a foot or none, an open 4, a crossed 7, W and M with other vertices, ...), bolder/lighter cuts (``font_weight``),
   other separators (``separators``: a mid dot or a gap instead of a hyphen), look-alike characters
   (``lookalikes``: the digit 1 drawn as the letter I's plain bar, or 0 and O drawn alike, as the
   typefaces of many countries' plates draw them; the label keeps what the format says, so a reader
@@ -62,7 +64,7 @@ from data.synth.countries import CAR_COLOURS, RGB, US_FG
 from data.synth.textgen import UniformStream
 
 EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
-    "fonts": ("extra_fonts", "stroke_font", "font_weight", "separators", "lookalikes", "glyph_warp"),
+    "fonts": ("extra_fonts", "stroke_font", "glyph_forms", "font_weight", "separators", "lookalikes", "glyph_warp"),
     "clutter": ("screws", "stickers", "small_text", "us_scenes"),
     "surface": ("emboss", "gradient", "pattern", "dirt", "glare"),
     "surround": ("surround", "frame", "text_crop"),
@@ -72,7 +74,8 @@ EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
 
 
 # What an effect needs to show at all: the effects it acts on, and the countries it applies to.
-EFFECT_NEEDS: dict[str, tuple[str, ...]] = {"frame": ("surround",)}  # a frame is part of the mount
+EFFECT_NEEDS: dict[str, tuple[str, ...]] = {"frame": ("surround",),  # a frame is part of the mount
+                                            "glyph_forms": ("stroke_font",)}  # forms of the stroke face
 EFFECT_COUNTRIES: dict[str, tuple[str, ...]] = {"us_scenes": ("US",), "state_formats": ("US",)}
 
 
@@ -82,6 +85,7 @@ class SynthEffects:
 
     extra_fonts: float = 0.0
     stroke_font: float = 0.0
+    glyph_forms: float = 0.0
     font_weight: float = 0.0
     separators: float = 0.0
     lookalikes: float = 0.0

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from data.synth.strokefont import BOXY, STROKE_WEIGHTS, draw_glyph
+from data.synth.strokefont import BOXY, FORM_SETS, STROKE_WEIGHTS, draw_glyph
 
 PROJECT = "project"  # FONT_FILES source: the project's own folder, data/synth/font_files/
 PROJECT_DIR = Path(__file__).resolve().parent / "font_files"
@@ -218,6 +218,7 @@ CV_FONTS: dict[str, int] = {
 STROKE_FONTS: tuple[str, ...] = tuple(f"stroke_{w}" for w in STROKE_WEIGHTS)
 BAR_ONE = "_bar1"  # suffix of the grey Brazilian plates' stroke face: a plain-bar 1, curled 6 and 9
 BOX_BOWLS = "_box"  # suffix of a stroke face with rounded-rectangle bowls (O, 0, D, 6, 8, ...)
+FORMS = "_f"  # last suffix of a stroke face drawing other forms of characters: _f<number>, strokefont.FORM_SETS
 # Weight change: dilation (+) or erosion (-) radius of the glyph masks, in units of the cap height.
 WEIGHTS: dict[str, float] = {"thin": -0.025, "bold": 0.025, "heavy": 0.05}
 MID_DOT = "\u00b7"  # a separator some plates print instead of a hyphen (old Brazilian plates)
@@ -281,11 +282,13 @@ class StrokeGlyphs(FontGlyphs):
     def __init__(self, key: str, cap_px: int = CAP_PX):
         super().__init__(FALLBACK_FONT, cap_px)
         self.key = key
-        weight, *variants = key.removeprefix("stroke_").split("_")
+        base, forms = stroke_forms(key)
+        weight, *variants = base.removeprefix("stroke_").split("_")
         self.pen = STROKE_WEIGHTS[weight]
         # The grey BR plates' cut: a 1 without its flag (a plain bar like the I), 6 and 9 with long hooks.
         self.bar_one = "bar1" in variants
         self.squareness = BOXY if "box" in variants else 2.0  # rounded-rectangle bowls
+        self.forms = forms
 
     def _draw(self, ch: str) -> np.ndarray:
         if ch == MID_DOT:
@@ -293,8 +296,9 @@ class StrokeGlyphs(FontGlyphs):
             img = np.zeros((self.frame_h, 2 * r + 3), np.uint8)
             cv2.circle(img, (r + 1, self.pad + self.cap // 2), r, 255, -1, cv2.LINE_AA)
             return img
-        m = draw_glyph("I" if ch == "1" and self.bar_one else ch, self.cap, self.pad, self.pen, self.squareness,
-                       curled=self.bar_one)
+        bar = ch == "1" and self.bar_one  # the plain bar whatever the forms: that cut's point
+        m = draw_glyph("I" if bar else ch, self.cap, self.pad, self.pen, self.squareness,
+                       curled=self.bar_one, forms=None if bar else self.forms)
         return m if m is not None else super()._draw(ch)
 
 
@@ -327,6 +331,14 @@ class WeightedGlyphs:
         return np.ascontiguousarray(m[:, cols[0] : cols[-1] + 1]) if cols.size else m[:, :1]
 
 
+def stroke_forms(key: str) -> tuple[str, int | None]:
+    """A stroke face's key without its ``_f<number>`` suffix, and that number (None without one)."""
+    base, sep, number = key.rpartition(FORMS)
+    if sep and number.isdigit() and base.startswith("stroke_"):
+        return base, int(number)
+    return key, None
+
+
 def glyphs_for(key: str):
     """The glyph source of a font key: a font file's, an OpenCV face's (``cv_*``), the stroke face's
     (``stroke_*``), or any of them
@@ -338,7 +350,10 @@ def glyphs_for(key: str):
         return WeightedGlyphs(key)
     if base in CV_FONTS:
         return CvGlyphs(key)
-    if base.removesuffix(BAR_ONE).removesuffix(BOX_BOWLS) in STROKE_FONTS:
+    stroke, forms = stroke_forms(base)
+    if stroke.removesuffix(BAR_ONE).removesuffix(BOX_BOWLS) in STROKE_FONTS:
+        if forms is not None and not 0 <= forms < FORM_SETS:
+            raise ValueError(f"font {key!r}: glyph forms {forms} out of 0-{FORM_SETS - 1}")
         return StrokeGlyphs(key)
     if base not in FONT_FILES:
         raise ValueError(f"unknown font {base!r}; choices: {', '.join([*FONT_FILES, *CV_FONTS, *STROKE_FONTS])}")

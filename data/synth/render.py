@@ -21,9 +21,10 @@ from data.synth.countries import (
 from data.synth import effects as fxm
 from data.synth.effects import SynthEffects
 from data.synth.fonts import (
-    BAR_ONE, BOX_BOWLS, CV_FONTS, MID_DOT, MONO_FONTS, STROKE_FONTS, WEIGHTS, FontGlyphs, all_fonts, fonts_for,
+    BAR_ONE, BOX_BOWLS, CV_FONTS, FORMS, MID_DOT, MONO_FONTS, STROKE_FONTS, WEIGHTS, FontGlyphs, all_fonts, fonts_for,
     glyphs_for,
 )
+from data.synth.strokefont import FORM_SETS
 from data.synth.textgen import UniformStream
 
 _SEAL_COLOURS: tuple[RGB, ...] = (
@@ -507,6 +508,8 @@ class PlateRenderer:
                     fkey += BOX_BOWLS
                 if look.code == "BR" and u() < 0.5:
                     fkey += BAR_ONE
+                if fx.glyph_forms and fxm.record("glyph_forms", u() < fx.glyph_forms):
+                    fkey += f"{FORMS}{u.randint(FORM_SETS)}"
             if fx.font_weight and fxm.record("font_weight", u() < fx.font_weight) and fkey not in MONO_FONTS:
                 fkey = f"{fkey}/{u.choice(tuple(WEIGHTS))}"
         f = self.font(fkey)

@@ -102,11 +102,64 @@ def _glyphs(e: float, curled: bool = False) -> dict[str, tuple[float, list[Path]
     }
 
 
+def _forms(e: float) -> dict[str, list[tuple[float, list[Path]]]]:
+    """Other forms of characters, as other typefaces draw them: a 1 as a plain bar or with a foot,
+    an open 4, a crossed 7 or Z, a flat-topped 3, straight-tailed 6 and 9, W and M with shallow or
+    deep vertices, a G without its bar or with a spur, other Q tails, a J with a top bar, a flat-topped
+    A, a serifed I, a K whose arms meet, a U with a stem (the ``glyph_forms`` effect draws them)."""
+
+    def arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float) -> Path:
+        return _arc(cx, cy, rx, ry, a0, a1, e)
+
+    six = [[(46, 4), (4, 60)], arc(28, 70, 28, 30, 0, 360)]  # the hook as a straight stroke
+    g_bowl = [*arc(28, 28, 28, 28, 330, 180), (0, 72), *arc(28, 72, 28, 28, 180, 0)]
+    return {
+        "1": [(0, [[(0, 0), (0, 100)]]), (44, [[(4, 22), (24, 0), (24, 100)], [(4, 100), (44, 100)]]),
+              (28, [[(0, 36), (28, 0), (28, 100)]])],
+        "3": [(_W, [[(4, 0), (52, 0), (22, 42), *arc(28, 72, 28, 28, 260, 520)]])],
+        "4": [(_W, [[(30, 0), (0, 70), (56, 70)], [(42, 40), (42, 100)]]),
+              (_W, [[(4, 0), (4, 66), (56, 66)], [(42, 30), (42, 100)]])],
+        "6": [(_W, six)],
+        "7": [(_W, [[(0, 0), (56, 0), (16, 100)], [(14, 52), (46, 52)]]), (_W, [[(0, 0), (56, 0), (30, 50), (26, 100)]])],
+        "9": [(_W, _flip(six, _W))],
+        "A": [(58, [[(0, 100), (22, 0), (36, 0), (58, 100)], [(9, 68), (49, 68)]])],
+        "G": [(_W, [g_bowl + [(56, 52)]]), (_W, [g_bowl + [(56, 52), (30, 52)], [(56, 52), (56, 100)]])],
+        "I": [(24, [[(12, 0), (12, 100)], [(0, 0), (24, 0)], [(0, 100), (24, 100)]])],
+        "J": [(48, [[(16, 0), (48, 0), *arc(24, 74, 24, 26, 0, 165)]])],
+        "K": [(_W, [[(0, 0), (0, 100)], [(54, 0), (0, 58), (56, 100)]])],
+        "M": [(68, [[(0, 100), (0, 0), (34, 100), (68, 0), (68, 100)]]),
+              (68, [[(0, 100), (0, 0), (34, 46), (68, 0), (68, 100)]]),
+              (68, [[(0, 100), (10, 0), (34, 70), (58, 0), (68, 100)]])],
+        "Q": [(58, [_stadium(58, 29, e), [(28, 84), (56, 104)]]), (58, [_stadium(58, 29, e), [(40, 88), (62, 100)]])],
+        "U": [(_W, [[(0, 0), (0, 72), *arc(28, 72, 28, 28, 180, 0), (56, 0), (56, 100)]])],
+        "W": [(74, [[(0, 0), (17, 100), (37, 0), (57, 100), (74, 0)]]),
+              (74, [[(0, 0), (17, 100), (37, 50), (57, 100), (74, 0)]]),
+              (74, [[(0, 0), (20, 100), (40, 0)], [(34, 0), (54, 100), (74, 0)]])],
+        "Z": [(_W, [[(2, 0), (56, 0), (0, 100), (56, 100)], [(12, 50), (44, 50)]])],
+    }
+
+
+FORM_SETS = 16  # the faces of the glyph_forms effect: each draws every character in one of its forms
+
+
 @lru_cache(maxsize=None)
-def glyph_set(squareness: float = 2.0, curled: bool = False) -> dict[str, tuple[float, list[Path]]]:
+def glyph_set(squareness: float = 2.0, curled: bool = False, forms: int | None = None
+              ) -> dict[str, tuple[float, list[Path]]]:
     """The glyphs with round strokes as ellipses (2.0) or boxier superellipses (e.g. 3.5);
-    ``curled``: the 6 and 9 with longer hooks."""
-    return _glyphs(squareness, curled)
+    ``curled``: the 6 and 9 with longer hooks; ``forms`` (0 to ``FORM_SETS`` - 1): face number
+    ``forms`` of the alternate forms, each character that has them in one form (the usual one among
+    them) drawn by a generator seeded with that number, so a face is the same wherever it is drawn."""
+    glyphs = _glyphs(squareness, curled)
+    if forms is None:
+        return glyphs
+    if not 0 <= forms < FORM_SETS:
+        raise ValueError(f"glyph forms {forms}: expected 0 to {FORM_SETS - 1}")
+    rng = np.random.default_rng(forms)
+    for ch, alternates in sorted(_forms(squareness).items()):
+        pick = int(rng.integers(len(alternates) + 1))
+        if pick and not (curled and ch in "69"):  # the curled 6 and 9 are that face's point
+            glyphs[ch] = alternates[pick - 1]
+    return glyphs
 
 
 BOXY = 3.5  # squareness of the boxy variant (the grey Brazilian plates' rounded-rectangle O, 0, D)
@@ -116,9 +169,9 @@ STROKE_WEIGHTS: dict[str, float] = {"light": 0.1, "regular": 0.135, "bold": 0.17
 
 
 def draw_glyph(ch: str, cap: int, pad: int, pen_frac: float, squareness: float = 2.0,
-               curled: bool = False) -> np.ndarray | None:
+               curled: bool = False, forms: int | None = None) -> np.ndarray | None:
     """Alpha mask (``cap + 2 * pad`` rows, cropped to the ink) of ``ch``; None if not defined."""
-    g = glyph_set(squareness, curled).get(ch)
+    g = glyph_set(squareness, curled, forms).get(ch)
     if g is None:
         return None
     width, paths = g
