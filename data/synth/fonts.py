@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from data.synth.strokefont import BOXY, FORM_SETS, STROKE_WEIGHTS, draw_glyph
+from data.synth.strokefont import BOXY, STROKE_WEIGHTS, draw_glyph, glyph_set
 
 PROJECT = "project"  # FONT_FILES source: the project's own folder, data/synth/font_files/
 PROJECT_DIR = Path(__file__).resolve().parent / "font_files"
@@ -289,6 +289,7 @@ class StrokeGlyphs(FontGlyphs):
         self.bar_one = "bar1" in variants
         self.squareness = BOXY if "box" in variants else 2.0  # rounded-rectangle bowls
         self.forms = forms
+        glyph_set(self.squareness, self.bar_one, forms)  # a bad face number fails here, not at a glyph
 
     def _draw(self, ch: str) -> np.ndarray:
         if ch == MID_DOT:
@@ -350,10 +351,8 @@ def glyphs_for(key: str):
         return WeightedGlyphs(key)
     if base in CV_FONTS:
         return CvGlyphs(key)
-    stroke, forms = stroke_forms(base)
+    stroke, _ = stroke_forms(base)
     if stroke.removesuffix(BAR_ONE).removesuffix(BOX_BOWLS) in STROKE_FONTS:
-        if forms is not None and not 0 <= forms < FORM_SETS:
-            raise ValueError(f"font {key!r}: glyph forms {forms} out of 0-{FORM_SETS - 1}")
         return StrokeGlyphs(key)
     if base not in FONT_FILES:
         raise ValueError(f"unknown font {base!r}; choices: {', '.join([*FONT_FILES, *CV_FONTS, *STROKE_FONTS])}")
