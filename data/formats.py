@@ -385,6 +385,7 @@ class _Token:
     hi: int = 1
     literal: str = ""  # separator or marker character
     regex: str = ""
+    letter: bool = False  # an ``L``: a letter of the country's alphabet
 
 
 class CompiledFormat:
@@ -403,8 +404,10 @@ class CompiledFormat:
             raise ValueError(f"{spec.code} format {fmt.pattern!r}: max_len below the shortest text")
         self.regex = body if fmt.max_len is None else f"(?=[0-9A-Z]{{1,{fmt.max_len}}}$){body}"
 
-    def generate_raw(self, u: Draws) -> str:
-        """The raw text with its markers ('~', '#', '|'); retried until within ``max_len``."""
+    def generate_raw(self, u: Draws, letters: str | None = None) -> str:
+        """The raw text with its markers ('~', '#', '|'); retried until within ``max_len``.
+        ``letters``: the alphabet of every ``L`` instead of the country's (such a text may be no
+        valid plate of the country; the generator's ``any_letters``)."""
         for _ in range(100):
             parts: list[str] = []
             n_label = 0
@@ -413,7 +416,7 @@ class CompiledFormat:
                     parts.append(t.literal)
                     continue
                 n = t.lo if t.lo == t.hi else t.lo + u.randint(t.hi - t.lo + 1)
-                ch = t.choices
+                ch = letters if letters and t.letter else t.choices
                 for _ in range(n):
                     c = ch[u.randint(len(ch))]
                     parts.append(c)
@@ -465,7 +468,7 @@ def _parse(spec: CountryFormats, pattern: str) -> list[_Token]:
             if normalize_plate_text(c) != c or not c.isalnum() or not c.isascii():
                 raise ValueError(f"{spec.code}: pool value {c!r} is not a normalised A-Z/0-9 label")
         rx = cls if (lo, hi) == (1, 1) else f"{cls}{{{lo},{hi}}}"
-        tokens.append(_Token(choices, lo, hi, regex=rx))
+        tokens.append(_Token(choices, lo, hi, regex=rx, letter=head == "L"))
     return tokens
 
 

@@ -40,9 +40,11 @@ def test_every_effect_renders_every_country_and_layout(effect):
             assert im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3, (effect, country)
             assert im.std() > 5, (effect, country)
             # The label comes from the generated text, never from what the effect drew; only
-            # any_text writes texts outside the country's formats.
+            # any_text and any_letters write texts outside the country's formats.
             if effect in ("any_text", "formats"):
                 assert re.fullmatch("[0-9A-Z]{4,9}", p.text), (effect, country, p.text)
+            elif effect == "any_letters":
+                assert re.fullmatch("[0-9A-Z]+", p.text), (effect, country, p.text)
             else:
                 assert is_valid_plate_text(country, p.text), (effect, country, p.text)
             assert p.text == normalize_plate_text("".join(p.row_texts))
@@ -478,6 +480,31 @@ def test_any_text_writes_texts_of_no_format_in_the_bounds_it_states(monkeypatch)
     assert sum(is_valid_plate_text(p.country, p.text) for p in plates) < 30
     assert {p.rows for p in plates} == {1, 2}
     assert all(p.text == normalize_plate_text("".join(p.row_texts)) for p in plates)
+
+
+def test_any_letters_draws_every_letter_in_the_formats_layout():
+    from data.formats import COUNTRY_FORMATS, LATIN, compiled
+
+    for country in ("IT", "US", "VN", "ES"):  # alphabets that leave letters out
+        allowed = set(COUNTRY_FORMATS[country].letters)
+        seen = set()
+        for fmt in [f for row_formats in compiled(country).formats for f in row_formats]:
+            for seed in range(60):
+                plain = fmt.generate_raw(UniformStream(np.random.default_rng(seed)))
+                text = fmt.generate_raw(UniformStream(np.random.default_rng(seed)), LATIN)
+                # The same draws: the layout, the digits and the pools' values stay; only the
+                # format's letters come from A-Z.
+                assert len(text) == len(plain), (country, fmt.fmt.pattern, plain, text)
+                for a, b in zip(plain, text):
+                    assert a == b or (a in allowed and b.isalpha()), (country, fmt.fmt.pattern, plain, text)
+                seen |= set(text)
+        assert set(LATIN) - allowed <= seen, country
+    # In the stream: a country's left-out letters appear about as often as any other letter.
+    gen = SyntheticPlateGenerator(seed=2, countries=["IT"], effects=SynthEffects(any_letters=1.0))
+    letters = [c for _ in range(400) for c in gen().text if c.isalpha()]
+    assert letters.count("Q") > len(letters) / 26 / 2
+    plain = SyntheticPlateGenerator(seed=2, countries=["IT"])
+    assert not any("Q" in plain().text for _ in range(400))
 
 
 def test_text_crop_cuts_to_the_characters_box_each_side_within_its_range():

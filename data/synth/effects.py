@@ -69,7 +69,7 @@ EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
     "surface": ("emboss", "gradient", "pattern", "dirt", "glare"),
     "surround": ("surround", "frame", "text_crop"),
     "plates": ("any_font", "font_stretch", "any_colours", "spacing", "border"),
-    "formats": ("state_formats", "any_text"),
+    "formats": ("state_formats", "any_text", "any_letters"),
 }
 
 
@@ -109,6 +109,7 @@ class SynthEffects:
     border: float = 0.0
     state_formats: float = 0.0
     any_text: float = 0.0
+    any_letters: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

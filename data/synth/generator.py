@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.formats import compiled, max_label_length
+from data.formats import LATIN, compiled, max_label_length
 from data.synth.countries import LOOKS
 from data.synth.effects import SynthEffects, any_text, mount, record, text_crop
 from data.synth.render import PlateRenderer
@@ -130,6 +130,8 @@ class SyntheticPlateGenerator:
             fmt = cc.pick_more(u)
         if fx is not None and fx.any_text and record("any_text", u() < fx.any_text):
             raw = any_text(u, rows, self.max_label_length)
+        elif fx is not None and fx.any_letters and record("any_letters", u() < fx.any_letters):
+            raw = fmt.generate_raw(u, LATIN)  # no letter rarer than another: most countries leave some out
         else:
             raw = fmt.generate_raw(u)
         look = LOOKS[cc.spec.code]
