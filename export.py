@@ -94,10 +94,9 @@ def export_onnx(model: PlateRecognizer, output: str | os.PathLike, opset: int = 
     import onnx
 
     model = copy.deepcopy(model).float().cpu().eval()  # the caller's model stays where it is
-    if model.beam_width > 1:
-        # A traced graph cannot stop when the best beam has ended: the file decodes greedily,
-        # and its metadata says so (beam_width 1), so ONNX Runtime reads as the graph does.
-        model.set_beam_width(1)
+    # A traced graph cannot stop when the best beam has ended (nor rescore with a CTC head): the
+    # file decodes greedily, and its metadata says so, so ONNX Runtime reads as the graph does.
+    model.to_graph_decoding()
     module, outputs = model.export_module()
     module = module.eval()
     h, w = model.input_spec.height, model.input_spec.width
@@ -140,8 +139,8 @@ def check_parity(weights: str | os.PathLike, onnx_path: str | os.PathLike, n: in
     from data.synth import SyntheticPlateGenerator
 
     torch_reader = load_reader(weights)
-    if torch_reader.model.beam_width > 1:  # the graph decodes greedily
-        torch_reader.set_beam_width(1)
+    if torch_reader.model.to_graph_decoding():  # read as the graph decodes
+        torch_reader.config = torch_reader.model.to_config_dict()
     ort_reader = load_reader(onnx_path)
     gen = SyntheticPlateGenerator(seed=seed)
     s = torch_reader.input_spec
@@ -393,10 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     size = output.stat().st_size / 2**20
     print(f"wrote {output} ({size:.1f} MiB, opset {args.opset}, {model.arch} "
           f"{model.input_spec.height}x{model.input_spec.width}, dynamic batch)")
-    beam = model.beam_width
-    if beam > 1:
-        print(f"note: {folder} decodes with beam search (model.beam_width={beam}); the ONNX graph "
-              "decodes greedily (beam_width 1), as `val.py --beam 1` reads")
+    for note in copy.deepcopy(model).to_graph_decoding():
+        print(f"note: {folder} {note}")
     if not args.no_check:
         diff, same = check_parity(folder, output)
         print(f"check: max |outputs(torch) - outputs(onnxruntime)| = {diff:.2e}, texts equal: {same}")

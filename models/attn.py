@@ -68,10 +68,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.text import Charset
-from data.tokenizers import AttnTokenizer
+from data.tokenizers import AttnTokenizer, CTCTokenizer
 from models.backbones import TimmFeatures, check_backbone_name
 from models.base import Capabilities, InputSpec, OutputTuple, PlatePrediction, PlateRecognizer
-from models.heads import LengthHead, PlateClassHead, length_loss
+from models.heads import ColumnCTCHead, LengthHead, PlateClassHead, ctc_log_likelihood, ctc_loss, length_loss
 from models.registry import register_model
 
 VIT_PREFIXES = ("vit_", "deit_", "deit3_")
@@ -118,12 +118,17 @@ class AttnConfig:
     # --- where the plate stops: a head that predicts the number of characters from the image tokens
     length_loss_weight: float = 0.0  # its loss weight; 0: no length head (older models have none)
     length_weight: float = 1.0  # decoding: a reading scores decoder log-prob + this x length log-prob
+    # --- a CTC reader beside the decoder (joint CTC-attention scoring of one-row plates)
+    ctc_loss_weight: float = 0.0  # its loss weight; 0: no CTC head (older models have none)
+    ctc_weight: float = 0.5  # decoding: a reading scores (1 - this) x decoder log-prob + this x CTC log-prob
 
     def __post_init__(self) -> None:
         check_backbone_name(self.encoder, "model.encoder")
-        for key in ("cls_loss_weight", "length_loss_weight", "length_weight"):
+        for key in ("cls_loss_weight", "length_loss_weight", "length_weight", "ctc_loss_weight"):
             if getattr(self, key) < 0:
                 raise ValueError(f"model.{key} must be >= 0, got {getattr(self, key)}")
+        if not 0.0 <= self.ctc_weight <= 1.0:
+            raise ValueError(f"model.ctc_weight must be in [0, 1], got {self.ctc_weight}")
         if self.encoder_stage < 0:
             raise ValueError(f"model.encoder_stage must be >= 0, got {self.encoder_stage}")
         if len(self.patch_size) != 2 or min(self.patch_size) < 1:
@@ -378,6 +383,9 @@ class AttnRecognizer(PlateRecognizer):
                                           heads=config.dec_heads) if config.country_head is not False else None)
         self.length_head = (LengthHead(d, config.max_label_length, heads=config.dec_heads, dropout=config.dropout)
                             if config.length_loss_weight > 0 else None)
+        self.ctc_tokenizer = CTCTokenizer(charset)
+        self.ctc_head = (ColumnCTCHead(d, self.encoder.grid, self.ctc_tokenizer.num_classes, dropout=config.dropout)
+                         if config.ctc_loss_weight > 0 else None)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -392,6 +400,14 @@ class AttnRecognizer(PlateRecognizer):
 
     def set_beam_width(self, width: int) -> None:
         self.config = dataclasses.replace(self.config, beam_width=width)  # a ValueError for nar decoding
+
+    def to_graph_decoding(self) -> list[str]:
+        notes = super().to_graph_decoding()
+        if self.ctc_head is not None and self.config.ctc_weight > 0:
+            notes.append(f"scores one-row readings with its CTC head (model.ctc_weight={self.config.ctc_weight}); "
+                         "the ONNX graph reads with the decoder alone (ctc_weight 0)")
+            self.config = dataclasses.replace(self.config, ctc_weight=0.0)
+        return notes
 
     def export_module(self) -> tuple[nn.Module, tuple[str, ...]]:
         names = self.output_names()
@@ -479,8 +495,11 @@ class AttnRecognizer(PlateRecognizer):
         out = self.class_head(memory) if self.class_head is not None else {}
         if self.length_head is not None:
             out["length_logits"] = self.length_head(memory)
+        if self.ctc_head is not None:
+            out["ctc_logits"] = self.ctc_head(memory)
         if texts is None:
-            out["log_probs"] = self.generate(images, memory=memory, length_logits=out.get("length_logits"))
+            out["log_probs"] = self.generate(images, memory=memory, length_logits=out.get("length_logits"),
+                                             ctc_logits=out.get("ctc_logits"), one_row=self._one_row(out))
             return out
         out["logits"] = self.teacher_forced(memory, texts)
         return out
@@ -529,15 +548,19 @@ class AttnRecognizer(PlateRecognizer):
                                label_smoothing=self.config.label_smoothing)
         if "length_logits" in outputs:
             loss = loss + self.config.length_loss_weight * length_loss(outputs, batch["texts"])
+        if "ctc_logits" in outputs:
+            loss = loss + self.config.ctc_loss_weight * ctc_loss(outputs, batch, self.ctc_tokenizer.encode)
         return loss
 
     # ----------------------------------------------------------------- inference
     def generate(self, images: torch.Tensor, decoding: str | None = None, beam_width: int | None = None,
                  refine_iters: int | None = None, use_cache: bool = True,
-                 memory: torch.Tensor | None = None, length_logits: torch.Tensor | None = None) -> torch.Tensor:
+                 memory: torch.Tensor | None = None, length_logits: torch.Tensor | None = None,
+                 ctc_logits: torch.Tensor | None = None, one_row: torch.Tensor | None = None) -> torch.Tensor:
         """Inference log-probabilities [B, T, C]; arguments override the config (for benchmarks and tests).
-        ``memory``: the encoder's tokens of ``images`` if already computed; ``length_logits``: the
-        length head's output for them, if already computed."""
+        ``memory``: the encoder's tokens of ``images`` if already computed; ``length_logits`` and
+        ``ctc_logits``: the length and CTC heads' outputs for them, if already computed;
+        ``one_row``: [B] bool, the plates the CTC head may rescore (None: every plate)."""
         cfg = self.config
         decoding = cfg.decoding if decoding is None else decoding
         beam_width = cfg.beam_width if beam_width is None else beam_width
@@ -558,7 +581,49 @@ class AttnRecognizer(PlateRecognizer):
                 logp = self._stop_by_length(logp, length_bonus)
         for _ in range(refine_iters):
             logp = self._refine(memory_kv, logp.argmax(-1))
+        if decoding == "ar" and self.ctc_head is not None and cfg.ctc_weight > 0:
+            if ctc_logits is None:
+                ctc_logits = self.ctc_head(memory)
+            logp = self._rescore_with_ctc(memory, logp, ctc_logits, one_row)
         return logp
+
+    def _one_row(self, out: dict) -> torch.Tensor | None:
+        """[B] bool: the plates the rows head calls one-row (None without the head: every plate)."""
+        return out["rows_logits"].argmax(-1) == 0 if "rows_logits" in out else None
+
+    def _rescore_with_ctc(self, memory: torch.Tensor, logp: torch.Tensor, ctc_logits: torch.Tensor,
+                          one_row: torch.Tensor | None) -> torch.Tensor:
+        """Joint CTC-attention scoring: of the decoder's reading and the CTC head's greedy reading,
+        the one with the higher (1 - ctc_weight) x decoder log-prob (teacher-forced, EOS included) +
+        ctc_weight x CTC log-likelihood is read. Where the CTC reading wins, each of its steps
+        carries the decoder's teacher-forced log-probability of its character (the other classes
+        NEG, as in beam-search output), so its confidence is the decoder's. Two-row plates (``one_row`` False)
+        keep the decoder's reading: the CTC head reads one row."""
+        w = self.config.ctc_weight
+        ar_texts = [d.text for d in self.tokenizer.decode(logp.argmax(-1), logp.amax(-1).exp())]
+        ctc_texts = [d.text for d in self.ctc_tokenizer.decode_greedy(ctc_logits.float().softmax(-1))]
+        rows = one_row.tolist() if one_row is not None else [True] * len(ar_texts)
+        todo = [i for i, (a, c, ok) in enumerate(zip(ar_texts, ctc_texts, rows))
+                if ok and a != c and max(len(a), len(c)) <= self.config.max_label_length]
+        if not todo:
+            return logp
+        index = torch.tensor(todo, device=memory.device)
+        candidates = [ar_texts[i] for i in todo] + [ctc_texts[i] for i in todo]
+        rows_tf = self.teacher_forced(memory[index].repeat(2, 1, 1), candidates)[0].float().log_softmax(-1)
+        target = self.targets(candidates, rows_tf.shape[1], rows_tf.device)
+        decoder = (rows_tf.gather(-1, target.clamp(min=0)[..., None])[..., 0] * (target != IGNORE)).sum(1)
+        ctc = ctc_log_likelihood(ctc_logits[index].repeat(2, 1, 1), candidates, self.ctc_tokenizer.encode)
+        score = ((1 - w) * decoder + w * ctc).view(2, len(todo))
+        out = logp.clone()
+        n = len(todo)
+        for j, i in enumerate(todo):
+            if score[1, j] > score[0, j]:
+                steps = torch.arange(len(candidates[n + j]) + 1, device=out.device)  # the characters and EOS
+                cls = target[n + j, steps]
+                out[i] = self._eos_rows(1, self.max_steps, logp)[0]
+                out[i, steps] = NEG
+                out[i, steps, cls] = rows_tf[n + j, steps, cls]
+        return out
 
     def _length_bonus(self, memory: torch.Tensor, length_logits: torch.Tensor | None = None) -> torch.Tensor | None:
         """``length_weight`` x the length head's log-probability of each length 0..max_label_length,
@@ -742,8 +807,9 @@ class AttnRecognizer(PlateRecognizer):
     def text_log_prob(self, images: torch.Tensor, texts: list[str],
                       index: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced, left to right: the summed log-probabilities of the characters and EOS (with a
-        length head, + ``length_weight`` x its log-probability of the text's length, as decoding scores
-        a reading)."""
+        length head, + ``length_weight`` x its log-probability of the text's length; with a CTC head,
+        on a one-row plate, mixed with its CTC log-likelihood by ``ctc_weight``: as decoding scores a
+        reading)."""
         fits = torch.tensor([len(t) <= self.config.max_label_length for t in texts], device=images.device)
         out = torch.full((len(texts),), float("-inf"), device=images.device)
         if not fits.any():
@@ -760,6 +826,12 @@ class AttnRecognizer(PlateRecognizer):
         bonus = self._length_bonus(memory)
         if bonus is not None:
             score = score + bonus.gather(1, torch.tensor([[len(t)] for t in keep], device=bonus.device))[:, 0]
+        if self.ctc_head is not None and self.config.ctc_weight > 0:  # as decoding scores a one-row reading
+            w = self.config.ctc_weight
+            ctc = ctc_log_likelihood(self.ctc_head(memory), keep, self.ctc_tokenizer.encode)
+            one_row = self._one_row(self.class_head(memory)) if self.class_head is not None else None
+            mixed = (1 - w) * score + w * ctc
+            score = mixed if one_row is None else torch.where(one_row, mixed, score)
         out[fits] = score.to(out.dtype)
         return out
 

@@ -83,7 +83,8 @@ def _class_count_delta(state: dict, own: dict, n_chars: int) -> int | None:
 # Options added after format 1 folders were written: absent from an old config.json,
 # they mean "the feature was not there", not the new default. (The weights must still match
 # the model the config builds: a missing or unexpected tensor is an error, never skipped.)
-_ABSENT_IN_OLD_FOLDERS = {"row_split": False, "country_head": False, "length_loss_weight": 0.0}
+_ABSENT_IN_OLD_FOLDERS = {"row_split": False, "country_head": False, "length_loss_weight": 0.0,
+                          "ctc_loss_weight": 0.0}
 
 
 @dataclass(frozen=True)
@@ -185,13 +186,23 @@ class PlateRecognizer(nn.Module):
         raise ValueError(f"a {self.arch!r} model has no beam search (beam_width is for models that have it, "
                          "such as attention models)")
 
+    def to_graph_decoding(self) -> list[str]:
+        """Switch to the decoding an exported graph holds, which has no data-dependent loop end
+        (``export.py``); returns a note per option changed. Beam search becomes greedy."""
+        notes = []
+        if self.beam_width > 1:
+            notes.append(f"decodes with beam search (model.beam_width={self.beam_width}); the ONNX graph decodes "
+                         "greedily (beam_width 1), as `val.py --beam 1` reads")
+            self.set_beam_width(1)
+        return notes
+
     def output_names(self) -> tuple[str, ...]:
         """The outputs of ``forward(images)`` that reading uses, in the exported graph's order."""
         return (self.text_output,) + self.class_outputs()
 
     def export_module(self) -> tuple[nn.Module, tuple[str, ...]]:
         """(the module ``torch.onnx`` traces: images [B, 3, H, W] -> a tuple of tensors, their names).
-        ``export.py`` calls it on a float32 CPU copy in eval mode with ``beam_width`` 1."""
+        ``export.py`` calls it on a float32 CPU copy in eval mode after :meth:`to_graph_decoding`."""
         names = self.output_names()
         return OutputTuple(self, names), names
 

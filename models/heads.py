@@ -1,7 +1,8 @@
-"""Plate-level heads shared by the architectures: country and number of text rows, and the
-number of characters (:class:`LengthHead`, the attention model's ``model.length_loss_weight``).
+"""Plate-level heads shared by the architectures: country and number of text rows, the
+number of characters (:class:`LengthHead`, the attention model's ``model.length_loss_weight``)
+and a CTC reader of the image tokens (:class:`ColumnCTCHead`, its ``model.ctc_loss_weight``).
 
-Both read pooled image features (mean and max over every position of the
+The country/rows and length heads read pooled image features (mean and max over every position of the
 feature map or token set), so they see the plate's look -- band, colours,
 layout, symbols -- and not only its characters.
 
@@ -124,6 +125,56 @@ def length_loss(outputs: dict, texts: list[str]) -> torch.Tensor:
     """Cross-entropy of ``length_logits`` against the labels' lengths."""
     logits = outputs["length_logits"].float()
     return F.cross_entropy(logits, length_targets(texts, logits.device))
+
+
+class ColumnCTCHead(nn.Module):
+    """Image tokens [B, H*W, d] of an H x W grid (row-major) -> ``ctc_logits`` [B, T, blank + charset]:
+    a CTC reader of one row of text beside the attention decoder.
+
+    Each column of tokens (its H rows side by side) becomes one step, ``steps_per_column`` steps
+    per column (interpolated: room for a blank between repeated characters), read by a
+    bidirectional GRU and a linear classifier. Columns mix the rows, so it reads one-row plates
+    only: it is trained on them and consulted for them.
+    """
+
+    def __init__(self, d: int, grid: tuple[int, int], num_classes: int, hidden: int = 128,
+                 steps_per_column: int = 2, dropout: float = 0.1):
+        super().__init__()
+        self.grid = grid
+        self.steps = grid[1] * steps_per_column
+        self.columns = nn.Sequential(nn.Linear(grid[0] * d, 2 * hidden), nn.GELU(), nn.Dropout(dropout))
+        self.rnn = nn.GRU(2 * hidden, hidden, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(2 * hidden, num_classes)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        b, _, d = tokens.shape
+        h, w = self.grid
+        x = self.columns(tokens.float().view(b, h, w, d).transpose(1, 2).reshape(b, w, h * d))
+        if self.steps != w:
+            x = F.interpolate(x.transpose(1, 2), size=self.steps, mode="linear", align_corners=False).transpose(1, 2)
+        x, _ = self.rnn(x)
+        return self.fc(x)
+
+
+def ctc_log_likelihood(ctc_logits: torch.Tensor, texts: list[str], encode) -> torch.Tensor:
+    """log p(text | image) under CTC, summed over alignments, per sample ([B]; -inf where the
+    steps are too few for the text). ``encode``: a CTC tokenizer's ``encode``."""
+    log_probs = ctc_logits.float().log_softmax(-1).transpose(0, 1)  # [T, B, C]
+    targets, lengths = encode(texts)
+    steps = torch.full((log_probs.shape[1],), log_probs.shape[0], dtype=torch.long)
+    return -F.ctc_loss(log_probs, targets.to(log_probs.device), steps, lengths, blank=0, reduction="none")
+
+
+def ctc_loss(outputs: dict, batch: dict, encode) -> torch.Tensor:
+    """CTC loss of ``ctc_logits`` on the batch's one-row plates (every plate without ``rows``
+    labels): the mean over those plates of the loss per character."""
+    logits, texts, rows = outputs["ctc_logits"], batch["texts"], batch.get("rows")
+    keep = list(range(len(texts))) if rows is None else [i for i, r in enumerate(torch.as_tensor(rows).tolist()) if r != 2]
+    if not keep:
+        return logits.sum() * 0.0  # keeps every parameter in the graph (DDP)
+    nll = -ctc_log_likelihood(logits[keep], [texts[i] for i in keep], encode)
+    nll = nll.masked_fill(torch.isinf(nll), 0.0)  # a label the steps cannot hold teaches nothing
+    return (nll / torch.tensor([max(len(texts[i]), 1) for i in keep], device=nll.device)).mean()
 
 
 class RowRouter(nn.Module):

@@ -23,12 +23,13 @@ INIT_INPUT_KEYS = {"image_height": "height", "image_width": "width", "keep_aspec
                    "stretch_contrast": "stretch_contrast", "dark_text": "dark_text"}
 
 # Heads a run may add to or drop from its init model: the country/rows head and the attention
-# model's length head. An init model without one (or with another shape of it, e.g. other
+# model's length and CTC heads. An init model without one (or with another shape of it, e.g. other
 # model.cls_head_layers) gives the run that head fresh, as a whole; a run without it
-# (model.country_head=false, model.length_loss_weight=0) drops it. Any other missing or unused
-# tensor is an error.
-FRESH_HEADS = {"init_class_head": "class_head.", "init_length_head": "length_head."}
-HEAD_NAMES = {"init_class_head": "country/rows head", "init_length_head": "length head"}  # as printed
+# (model.country_head=false, model.length_loss_weight=0, model.ctc_loss_weight=0) drops it. Any
+# other missing or unused tensor is an error.
+FRESH_HEADS = {"init_class_head": "class_head.", "init_length_head": "length_head.", "init_ctc_head": "ctc_head."}
+HEAD_NAMES = {"init_class_head": "country/rows head", "init_length_head": "length head",
+              "init_ctc_head": "CTC head"}  # as printed
 
 
 @dataclass

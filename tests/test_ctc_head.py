@@ -1,0 +1,187 @@
+"""The attention model's CTC head (model.ctc_loss_weight): its loss, joint CTC-attention scoring of
+one-row readings, old folders without it, fine-tuning into it, and its ONNX export."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from data.text import Charset
+from models import InputSpec, PlateRecognizer, create_model
+from models.attn import NEG
+
+CHARSET = Charset()
+SPEC = InputSpec(32, 64)
+TINY = {"encoder": "resnet18", "encoder_stage": 1, "d_model": 32, "dec_heads": 2, "dec_mlp_ratio": 2.0,
+        "max_label_length": 8, "dropout": 0.0}
+HEAD = {**TINY, "ctc_loss_weight": 1.0}
+TEXTS = ["AB12", "X9", "KK110", "7Z"]
+
+
+def images(n: int = 4, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, SPEC.height, SPEC.width, generator=g) * 2 - 1
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny model with a CTC head trained on one fixed batch: its decoder reads the batch."""
+    torch.manual_seed(0)
+    model = create_model("attn", HEAD, CHARSET, SPEC)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    x = images()
+    for _ in range(60):
+        loss = model.loss(model(x, TEXTS), {"texts": TEXTS})
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    assert [p.text for p in model.predict(x)] == TEXTS
+    return model, x
+
+
+def ctc_reads_only(model, char: str) -> dict:
+    """Make the CTC head read ``char`` on every plate, whatever it sees; returns its old weights."""
+    saved = {k: v.clone() for k, v in model.ctc_head.state_dict().items()}
+    with torch.no_grad():
+        model.ctc_head.fc.weight.zero_()
+        model.ctc_head.fc.bias.fill_(0.0)
+        model.ctc_head.fc.bias[CHARSET.chars.index(char) + 1] = 30.0
+    return saved
+
+
+def test_no_ctc_head_by_default_and_options_are_checked():
+    assert create_model("attn", TINY, CHARSET, SPEC).ctc_head is None
+    with pytest.raises(ValueError, match="model.ctc_loss_weight"):
+        create_model("attn", {**TINY, "ctc_loss_weight": -1}, CHARSET, SPEC)
+    with pytest.raises(ValueError, match="model.ctc_weight"):
+        create_model("attn", {**HEAD, "ctc_weight": 1.5}, CHARSET, SPEC)
+
+
+def test_the_head_reads_a_step_sequence_from_the_token_columns():
+    model = create_model("attn", HEAD, CHARSET, SPEC)
+    grid = model.encoder.grid
+    out = model(images(2))
+    assert out["ctc_logits"].shape == (2, 2 * grid[1], len(CHARSET) + 1)  # two steps per column, blank first
+
+
+def test_the_ctc_loss_trains_the_head_on_one_row_plates_only():
+    torch.manual_seed(0)
+    model = create_model("attn", HEAD, CHARSET, SPEC)
+    x = images()
+    out = model(x, TEXTS)
+    plain = create_model("attn", TINY, CHARSET, SPEC)
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("ctc_head.")})
+    without = plain.text_loss(plain(x, TEXTS), {"texts": TEXTS}).item()
+    one_row = model.text_loss(out, {"texts": TEXTS, "rows": torch.tensor([1, 1, 1, 1])})
+    two_row = model.text_loss(out, {"texts": TEXTS, "rows": torch.tensor([2, 2, 2, 2])}).item()
+    assert one_row.item() > without + 0.1  # an untrained head's CTC loss adds to the decoder's
+    assert two_row == pytest.approx(without, abs=1e-5)  # no one-row plate: nothing added
+    model.zero_grad()
+    one_row.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.ctc_head.parameters())
+
+
+def test_joint_scoring_reads_the_ctc_reading_where_it_scores_higher(trained):
+    model, x = trained
+    saved = ctc_reads_only(model, "7")
+    try:
+        with torch.no_grad():
+            ar = model.generate(x, ctc_logits=None, one_row=torch.ones(4, dtype=torch.bool))
+            texts = [p.text for p in model.decode({"log_probs": ar})]
+            assert texts == ["7"] * 4  # CTC sure of "7", the decoder not sure enough of its reading
+            # the decoder's own confidence of the chosen reading: its teacher-forced probability
+            model.config = dataclasses.replace(model.config, ctc_weight=0.0)
+            decoder_only = model.text_log_prob(x, ["7"] * 4)
+            model.config = dataclasses.replace(model.config, ctc_weight=0.5)
+            assert [p.confidence for p in model.decode({"log_probs": ar})] == pytest.approx(
+                decoder_only.exp().tolist(), rel=1e-4)
+            assert (ar[:, 2:] == model._eos_rows(4, model.max_steps - 2, ar)).all()  # EOS after "7" + EOS
+            assert (ar[:, 0].argmax(-1) == CHARSET.chars.index("7") + 1).all() and (ar[:, 0] == NEG).sum() == 4 * 36
+            # two-row plates keep the decoder's reading; ctc_weight 0 consults no head
+            two = model.generate(x, one_row=torch.zeros(4, dtype=torch.bool))
+            assert [p.text for p in model.decode({"log_probs": two})] == TEXTS
+            model.config = dataclasses.replace(model.config, ctc_weight=0.0)
+            assert [p.text for p in model.predict(x)] == TEXTS
+    finally:
+        model.config = dataclasses.replace(model.config, ctc_weight=0.5)
+        model.ctc_head.load_state_dict(saved)
+
+
+def test_each_plate_reads_the_candidate_of_the_higher_joint_score(trained):
+    """A weakly sure CTC head: the rule, recomputed from the two scores, decides plate by plate."""
+    from models.heads import ctc_log_likelihood
+
+    model, x = trained
+    saved = ctc_reads_only(model, "7")
+    try:
+        with torch.no_grad():
+            model.ctc_head.fc.bias.mul_(0.02)  # "7" barely above the other classes
+            read = [p.text for p in model.decode({"log_probs": model.generate(x, one_row=torch.ones(4, dtype=torch.bool))})]
+            ctc_logits = model(x)["ctc_logits"]
+            model.config = dataclasses.replace(model.config, ctc_weight=0.0)
+            joint = {t: 0.5 * model.text_log_prob(x, [t] * 4) + 0.5 * ctc_log_likelihood(ctc_logits, [t] * 4,
+                                                                                          model.ctc_tokenizer.encode)
+                     for t in ("7", *TEXTS)}
+    finally:
+        model.config = dataclasses.replace(model.config, ctc_weight=0.5)
+        model.ctc_head.load_state_dict(saved)
+    expected = [TEXTS[i] if joint[TEXTS[i]][i] >= joint["7"][i] else "7" for i in range(4)]
+    assert read == expected
+    assert 0 < read.count("7") < 4  # both outcomes occur: the test tells the rule from always or never
+
+
+def test_text_log_prob_mixes_the_ctc_log_likelihood_on_one_row_plates(trained):
+    model, x = trained
+    with torch.no_grad():
+        joint = model.text_log_prob(x, TEXTS)
+        model.config = dataclasses.replace(model.config, ctc_weight=0.0)
+        decoder = model.text_log_prob(x, TEXTS)
+        model.config = dataclasses.replace(model.config, ctc_weight=0.5)
+        from models.heads import ctc_log_likelihood
+        ctc = ctc_log_likelihood(model(x)["ctc_logits"], TEXTS, model.ctc_tokenizer.encode)
+        one_row = model(x)["rows_logits"].argmax(-1) == 0
+    expected = torch.where(one_row, 0.5 * decoder + 0.5 * ctc, decoder)
+    assert torch.allclose(joint, expected, atol=1e-4)
+    assert all(math.isfinite(v) for v in joint.tolist())
+
+
+def test_old_folders_have_no_head_and_a_fine_tune_starts_it_fresh(tmp_path):
+    import json
+
+    from training.finetune import load_init_weights
+
+    torch.manual_seed(0)
+    without = create_model("attn", TINY, CHARSET, SPEC)
+    without.save_pretrained(tmp_path / "old")
+    cfg = json.loads((tmp_path / "old" / "config.json").read_text())
+    for key in ("ctc_loss_weight", "ctc_weight"):  # a folder written before the head existed
+        cfg["model"].pop(key)
+    (tmp_path / "old" / "config.json").write_text(json.dumps(cfg))
+    assert PlateRecognizer.from_pretrained(tmp_path / "old").ctc_head is None
+
+    target = create_model("attn", HEAD, CHARSET, SPEC)
+    fresh = {k: v.clone() for k, v in target.state_dict().items() if k.startswith("ctc_head.")}
+    info = load_init_weights(target, str(tmp_path / "old"))
+    assert info["init_ctc_head"] == "fresh" and info["init_class_head"] == "copied"
+    for k, v in target.state_dict().items():
+        assert torch.equal(v, fresh[k] if k.startswith("ctc_head.") else without.state_dict()[k]), k
+    target.save_pretrained(tmp_path / "with")
+    assert load_init_weights(create_model("attn", TINY, CHARSET, SPEC), str(tmp_path / "with"))["init_ctc_head"] == "dropped"
+
+
+def test_onnx_export_reads_with_the_decoder_alone(trained, tmp_path, capsys):
+    import export
+    from inference import load_reader
+
+    model, x = trained
+    model.save_pretrained(tmp_path / "m")
+    assert export.main(["--weights", str(tmp_path / "m"), "--output", str(tmp_path / "m.onnx")]) == 0
+    printed = capsys.readouterr().out
+    assert "ctc_weight=0.5" in printed and "decoder alone" in printed and "texts equal: True" in printed
+    onnx = load_reader(tmp_path / "m.onnx")
+    assert onnx.config["model"]["ctc_weight"] == 0.0
+    assert PlateRecognizer.from_pretrained(tmp_path / "m").config.ctc_weight == 0.5  # the folder is unchanged
