@@ -71,7 +71,8 @@ from data.text import Charset
 from data.tokenizers import AttnTokenizer, CTCTokenizer
 from models.backbones import TimmFeatures, check_backbone_name
 from models.base import Capabilities, InputSpec, OutputTuple, PlatePrediction, PlateRecognizer
-from models.heads import ColumnCTCHead, LengthHead, PlateClassHead, ctc_log_likelihood, ctc_loss, length_loss
+from models.heads import (ColumnCTCHead, CTCPrefixScorer, LengthHead, PlateClassHead, ctc_log_likelihood, ctc_loss,
+                          length_loss)
 from models.registry import register_model
 
 VIT_PREFIXES = ("vit_", "deit_", "deit3_")
@@ -569,22 +570,29 @@ class AttnRecognizer(PlateRecognizer):
             memory = self.encode(images)
         memory_kv = [layer.memory_kv(memory) for layer in self.layers]
         length_bonus = self._length_bonus(memory, length_logits)
+        joint = decoding == "ar" and self.ctc_head is not None and cfg.ctc_weight > 0
+        if joint and ctc_logits is None:
+            ctc_logits = self.ctc_head(memory)
         if decoding == "nar":
             logp = self._decode_nar(memory_kv, images.shape[0])
         elif beam_width > 1:
             logp = self._decode_beam(memory_kv, images.shape[0], beam_width, length_bonus)
-        elif use_cache:
-            logp = self._decode_greedy(memory_kv, images.shape[0], length_bonus=length_bonus)
+            if joint:
+                logp = self._rescore_with_ctc(memory, logp, ctc_logits, one_row)
+        elif use_cache or joint:
+            weight = None
+            if joint:
+                weight = torch.full((images.shape[0],), cfg.ctc_weight, device=memory.device)
+                if one_row is not None:
+                    weight = weight * one_row.to(weight.device)
+            logp = self._decode_greedy(memory_kv, images.shape[0], length_bonus=length_bonus,
+                                       ctc_logits=ctc_logits if joint else None, ctc_weight=weight)
         else:
             logp = self._decode_greedy_uncached(memory_kv, images.shape[0])
             if length_bonus is not None:
                 logp = self._stop_by_length(logp, length_bonus)
         for _ in range(refine_iters):
             logp = self._refine(memory_kv, logp.argmax(-1))
-        if decoding == "ar" and self.ctc_head is not None and cfg.ctc_weight > 0:
-            if ctc_logits is None:
-                ctc_logits = self.ctc_head(memory)
-            logp = self._rescore_with_ctc(memory, logp, ctc_logits, one_row)
         return logp
 
     def _one_row(self, out: dict) -> torch.Tensor | None:
@@ -593,7 +601,7 @@ class AttnRecognizer(PlateRecognizer):
 
     def _rescore_with_ctc(self, memory: torch.Tensor, logp: torch.Tensor, ctc_logits: torch.Tensor,
                           one_row: torch.Tensor | None) -> torch.Tensor:
-        """Joint CTC-attention scoring: of the decoder's reading and the CTC head's greedy reading,
+        """Joint CTC-attention scoring of a beam-search reading: of the best beam and the CTC head's greedy reading,
         the one with the higher (1 - ctc_weight) x decoder log-prob (teacher-forced, EOS included) +
         ctc_weight x CTC log-likelihood is read. Where the CTC reading wins, each of its steps
         carries the decoder's teacher-forced log-probability of its character (the other classes
@@ -678,9 +686,16 @@ class AttnRecognizer(PlateRecognizer):
         return self.head(self.norm(q[:, 0])).float().log_softmax(-1)
 
     def _decode_greedy(self, memory_kv, b: int, traced: bool = False,
-                       length_bonus: torch.Tensor | None = None) -> torch.Tensor:
+                       length_bonus: torch.Tensor | None = None, ctc_logits: torch.Tensor | None = None,
+                       ctc_weight: torch.Tensor | None = None) -> torch.Tensor:
         """Greedy decoding, stopping once every plate has read EOS; with ``length_bonus`` (a length
         head), the reading is then cut where the head says the plate stops (:meth:`_stop_by_length`).
+
+        With ``ctc_logits`` (a CTC head) each step reads the class of the best joint score,
+        (1 - ``ctc_weight``) x the decoder's log-probability + ``ctc_weight`` x the gain in CTC
+        prefix score (:class:`~models.heads.CTCPrefixScorer`; EOS: the prefix as a whole reading),
+        normalised over the classes; ``ctc_weight`` [B] is 0 for plates read by the decoder alone.
+        Summed over a reading, the gains are its CTC log-likelihood.
 
         ``traced`` (the ONNX export, :class:`GreedyExport`): all ``max_steps`` steps, without that
         early exit, the one data-dependent branch (a trace would freeze the number of steps of the
@@ -694,11 +709,19 @@ class AttnRecognizer(PlateRecognizer):
         eos_rows = self._eos_rows(b, self.max_steps, d0)
         tokens = torch.full((b,), self.tokenizer.bos, dtype=torch.long, device=d0.device)
         done = torch.zeros(b, dtype=torch.bool, device=d0.device)
+        scorer = CTCPrefixScorer(ctc_logits) if ctc_logits is not None else None
         rows = []
         for i in range(self.max_steps):
             logp = self._cached_step(tokens, i, memory_kv, cache)
+            if scorer is not None:
+                scores, r_nonblank, r_blank = scorer.extend()
+                gain = scores.clamp(min=NEG) - scorer.score.clamp(min=NEG)[:, None]  # finite where CTC can't
+                w = ctc_weight[:, None]
+                logp = torch.where(w > 0, ((1 - w) * logp + w * gain).log_softmax(-1), logp)
             cls = logp.argmax(-1).masked_fill(done, 0)
             rows.append(torch.where(done[:, None], eos_rows[:, i], logp))
+            if scorer is not None:
+                scorer.advance(cls, scores, r_nonblank, r_blank)
             done = done | (cls == 0)
             if not traced and bool(done.all()):
                 break

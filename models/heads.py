@@ -165,6 +165,55 @@ def ctc_log_likelihood(ctc_logits: torch.Tensor, texts: list[str], encode) -> to
     return -F.ctc_loss(log_probs, targets.to(log_probs.device), steps, lengths, blank=0, reduction="none")
 
 
+class CTCPrefixScorer:
+    """CTC prefix scores for decoding one character at a time (Watanabe et al., 2017): for a
+    prefix g read so far, ``extend()`` gives log p(g + c, ...) for every character c -- the
+    probability that the CTC output begins with g + c -- and log p(g) as a whole reading (its
+    EOS score), all from forward variables over the CTC steps. Batched; classes are the
+    decoder's (0 = EOS, c = charset index + 1), which are also the CTC head's (0 = blank).
+    """
+
+    def __init__(self, ctc_logits: torch.Tensor):
+        self.x = ctc_logits.float().log_softmax(-1)  # [B, T, K]
+        b, t, _ = self.x.shape
+        neg = torch.full((b, t), float("-inf"), device=self.x.device)
+        self.r_nonblank = neg  # [B, T]: g read by step t, ending in its last character
+        self.r_blank = torch.cumsum(self.x[..., 0], 1)  # ... ending in a blank (g empty: blanks only)
+        self.last = torch.full((b,), -1, dtype=torch.long, device=self.x.device)  # g's last class (-1: empty)
+        self.score = torch.zeros(b, device=self.x.device)  # log p(g, ...)
+
+    def extend(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(scores [B, K]: column 0 log p(g) ended, column c log p(g + c, ...); the forward variables
+        of every g + c, nonblank and blank, [B, K, T])."""
+        x, (b, steps, k) = self.x, self.x.shape
+        chars = x.transpose(1, 2)  # [B, K, T]
+        same = torch.arange(k, device=x.device)[None, :] == self.last[:, None]  # c repeats g's last
+        # Paths into g + c at step t come from g ending at t-1 in a blank, or in a nonblank if c differs.
+        into = torch.logaddexp(self.r_blank[:, None, :], torch.where(same[..., None], float("-inf"),
+                                                                     self.r_nonblank[:, None, :]))
+        empty = self.last < 0
+        rn = [torch.where(empty[:, None], chars[..., 0], torch.full_like(chars[..., 0], float("-inf")))]
+        rb = [torch.full_like(rn[0], float("-inf"))]
+        score = rn[0]
+        for t in range(1, steps):
+            rn.append(torch.logaddexp(rn[-1], into[..., t - 1]) + chars[..., t])
+            rb.append(torch.logaddexp(rb[-1], rn[-2]) + x[:, None, t, 0])
+            score = torch.logaddexp(score, into[..., t - 1] + chars[..., t])
+        ended = torch.logaddexp(self.r_nonblank[:, -1], self.r_blank[:, -1])
+        score = torch.cat([ended[:, None], score[:, 1:]], 1)
+        return score, torch.stack(rn, -1), torch.stack(rb, -1)
+
+    def advance(self, classes: torch.Tensor, scores: torch.Tensor, r_nonblank: torch.Tensor,
+                r_blank: torch.Tensor) -> None:
+        """Read ``classes`` [B] next (EOS leaves a finished prefix as it is), from :meth:`extend`'s output."""
+        go = classes > 0
+        pick = classes[:, None, None].expand(-1, 1, r_nonblank.shape[-1])
+        self.r_nonblank = torch.where(go[:, None], r_nonblank.gather(1, pick)[:, 0], self.r_nonblank)
+        self.r_blank = torch.where(go[:, None], r_blank.gather(1, pick)[:, 0], self.r_blank)
+        self.score = torch.where(go, scores.gather(1, classes[:, None])[:, 0], self.score)
+        self.last = torch.where(go, classes, self.last)
+
+
 def ctc_loss(outputs: dict, batch: dict, encode) -> torch.Tensor:
     """CTC loss of ``ctc_logits`` on the batch's one-row plates (every plate without ``rows``
     labels): the mean over those plates of the loss per character."""

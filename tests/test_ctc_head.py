@@ -85,34 +85,49 @@ def test_the_ctc_loss_trains_the_head_on_one_row_plates_only():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.ctc_head.parameters())
 
 
-def test_joint_scoring_reads_the_ctc_reading_where_it_scores_higher(trained):
+def test_the_prefix_scorer_ends_at_the_ctc_log_likelihood():
+    from data.tokenizers import CTCTokenizer
+    from models.heads import CTCPrefixScorer, ctc_log_likelihood
+
+    tok = CTCTokenizer(CHARSET)
+    logits = torch.randn(3, 12, len(CHARSET) + 1, generator=torch.Generator().manual_seed(0)) * 2
+    texts = ["AB1", "77", ""]  # a repeat needs a blank between; the empty reading is blanks only
+    scorer = CTCPrefixScorer(logits)
+    prefix = []
+    for i in range(3):
+        scores, r_nonblank, r_blank = scorer.extend()
+        prefix.append(scores)
+        scorer.advance(torch.tensor([CHARSET.chars.index(t[i]) + 1 if i < len(t) else 0 for t in texts]),
+                       scores, r_nonblank, r_blank)
+    ended = scorer.extend()[0][:, 0]
+    assert torch.allclose(ended, ctc_log_likelihood(logits, texts, tok.encode), atol=1e-4)
+    # a prefix is at least as likely as any reading that begins with it
+    assert bool((prefix[1][0, CHARSET.chars.index("B") + 1] >= ended[0] - 1e-4).all())
+
+
+def test_greedy_joint_decoding_follows_a_sure_ctc_head_on_one_row_plates(trained):
     model, x = trained
     saved = ctc_reads_only(model, "7")
     try:
         with torch.no_grad():
-            ar = model.generate(x, ctc_logits=None, one_row=torch.ones(4, dtype=torch.bool))
-            texts = [p.text for p in model.decode({"log_probs": ar})]
-            assert texts == ["7"] * 4  # CTC sure of "7", the decoder not sure enough of its reading
-            # the decoder's own confidence of the chosen reading: its teacher-forced probability
-            model.config = dataclasses.replace(model.config, ctc_weight=0.0)
-            decoder_only = model.text_log_prob(x, ["7"] * 4)
-            model.config = dataclasses.replace(model.config, ctc_weight=0.5)
-            assert [p.confidence for p in model.decode({"log_probs": ar})] == pytest.approx(
-                decoder_only.exp().tolist(), rel=1e-4)
-            assert (ar[:, 2:] == model._eos_rows(4, model.max_steps - 2, ar)).all()  # EOS after "7" + EOS
-            assert (ar[:, 0].argmax(-1) == CHARSET.chars.index("7") + 1).all() and (ar[:, 0] == NEG).sum() == 4 * 36
-            # two-row plates keep the decoder's reading; ctc_weight 0 consults no head
+            joint = model.generate(x, one_row=torch.ones(4, dtype=torch.bool))
+            assert [p.text for p in model.decode({"log_probs": joint})] == ["7"] * 4
+            assert torch.allclose(torch.logsumexp(joint[:, :2], -1), torch.zeros(4, 2), atol=1e-4)  # distributions
+            assert (joint[:, 2:] == model._eos_rows(4, model.max_steps - 2, joint)).all()  # EOS rows after "7" + EOS
+            # two-row plates read by the decoder alone, exactly as without the head's weight
             two = model.generate(x, one_row=torch.zeros(4, dtype=torch.bool))
-            assert [p.text for p in model.decode({"log_probs": two})] == TEXTS
             model.config = dataclasses.replace(model.config, ctc_weight=0.0)
+            alone = model.generate(x)
+            assert torch.equal(two, alone) and [p.text for p in model.decode({"log_probs": two})] == TEXTS
             assert [p.text for p in model.predict(x)] == TEXTS
     finally:
         model.config = dataclasses.replace(model.config, ctc_weight=0.5)
         model.ctc_head.load_state_dict(saved)
 
 
-def test_each_plate_reads_the_candidate_of_the_higher_joint_score(trained):
-    """A weakly sure CTC head: the rule, recomputed from the two scores, decides plate by plate."""
+def test_beam_search_reads_the_candidate_of_the_higher_joint_score(trained):
+    """Beam search and a weakly sure CTC head: the best beam or the CTC reading, whichever has
+    the higher joint score, recomputed from the two scores plate by plate."""
     from models.heads import ctc_log_likelihood
 
     model, x = trained
@@ -120,7 +135,8 @@ def test_each_plate_reads_the_candidate_of_the_higher_joint_score(trained):
     try:
         with torch.no_grad():
             model.ctc_head.fc.bias.mul_(0.02)  # "7" barely above the other classes
-            read = [p.text for p in model.decode({"log_probs": model.generate(x, one_row=torch.ones(4, dtype=torch.bool))})]
+            out = model.generate(x, beam_width=2, one_row=torch.ones(4, dtype=torch.bool))
+            read = [p.text for p in model.decode({"log_probs": out})]
             ctc_logits = model(x)["ctc_logits"]
             model.config = dataclasses.replace(model.config, ctc_weight=0.0)
             joint = {t: 0.5 * model.text_log_prob(x, [t] * 4) + 0.5 * ctc_log_likelihood(ctc_logits, [t] * 4,
