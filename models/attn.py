@@ -49,6 +49,16 @@ multi-view reading) scores a text the same way. ``nar`` decoding ignores the
 head. Without the head (length_loss_weight 0, every model trained before it)
 nothing changes.
 
+Joint CTC-attention decoding (``model.ctc_loss_weight`` > 0): a CTC head
+(``models.heads.ColumnCTCHead``) reads the token columns beside the decoder,
+trained with CTC loss on one-row plates. Greedy decoding of a plate the rows
+head calls one-row then takes, at each step, the class of the best
+(1 - ``model.ctc_weight``) x decoder log-probability + ``ctc_weight`` x gain in
+CTC prefix score (``models.heads.CTCPrefixScorer``), so the head has a say in
+every character and in where the reading stops; beam search compares its best
+beam with the head's greedy reading as whole readings. The ONNX export reads
+with the decoder alone. Without the head nothing changes.
+
 Sizes are derived, never configured twice: classes = EOS + charset (from the
 charset), decoder positions = ``max_label_length`` + 1 (content: BOS + the
 characters; outputs: the characters + EOS), the token grid from the encoder

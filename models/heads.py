@@ -2,8 +2,8 @@
 number of characters (:class:`LengthHead`, the attention model's ``model.length_loss_weight``)
 and a CTC reader of the image tokens (:class:`ColumnCTCHead`, its ``model.ctc_loss_weight``).
 
-The country/rows and length heads read pooled image features (mean and max over every position of the
-feature map or token set), so they see the plate's look -- band, colours,
+The country/rows and length heads read pooled image features (mean and max over every
+position of the feature map or token set), so they see the plate's look -- band, colours,
 layout, symbols -- and not only its characters.
 
 Class indices: countries follow ``data.text.COUNTRIES`` (the generator's 27),
