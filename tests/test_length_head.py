@@ -12,36 +12,17 @@ import torch
 import torch.nn.functional as F
 
 from configs import ConfigError
-from data.text import Charset
-from models import InputSpec, PlateRecognizer, create_model
+from models import PlateRecognizer, create_model
 from models.attn import NEG
+from tests._attn_heads import CHARSET, SPEC, TEXTS, TINY, images, train_on_one_batch
 
-CHARSET = Charset()
-SPEC = InputSpec(32, 64)
-TINY = {"encoder": "resnet18", "encoder_stage": 1, "d_model": 32, "dec_heads": 2, "dec_mlp_ratio": 2.0,
-        "max_label_length": 8, "dropout": 0.0}
 HEAD = {**TINY, "length_loss_weight": 0.5}
-TEXTS = ["AB12", "X9", "KK110", "7Z"]
-
-
-def images(n: int = 4, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 3, SPEC.height, SPEC.width, generator=g) * 2 - 1
 
 
 @pytest.fixture(scope="module")
 def trained():
     """A tiny model with a length head trained on one fixed batch: it reads it, EOS included."""
-    torch.manual_seed(0)
-    model = create_model("attn", HEAD, CHARSET, SPEC)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    x = images()
-    for _ in range(60):
-        loss = model.loss(model(x, TEXTS), {"texts": TEXTS})
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval(), x
+    return train_on_one_batch(HEAD)
 
 
 def favour_length(model, length: int, margin: float = 30.0) -> None:
