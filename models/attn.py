@@ -627,9 +627,7 @@ class AttnRecognizer(PlateRecognizer):
             return logp
         index = torch.tensor(todo, device=memory.device)
         candidates = [ar_texts[i] for i in todo] + [ctc_texts[i] for i in todo]
-        rows_tf = self.teacher_forced(memory[index].repeat(2, 1, 1), candidates)[0].float().log_softmax(-1)
-        target = self.targets(candidates, rows_tf.shape[1], rows_tf.device)
-        decoder = (rows_tf.gather(-1, target.clamp(min=0)[..., None])[..., 0] * (target != IGNORE)).sum(1)
+        rows_tf, target, decoder = self._decoder_log_prob(memory[index].repeat(2, 1, 1), candidates)
         ctc = ctc_log_likelihood(ctc_logits[index].repeat(2, 1, 1), candidates, self.ctc_tokenizer.encode)
         score = ((1 - w) * decoder + w * ctc).view(2, len(todo))
         out = logp.clone()
@@ -642,6 +640,14 @@ class AttnRecognizer(PlateRecognizer):
                 out[i, steps] = NEG
                 out[i, steps, cls] = rows_tf[n + j, steps, cls]
         return out
+
+    def _decoder_log_prob(self, memory: torch.Tensor, texts: list[str]):
+        """Teacher-forced, left to right: (log-probabilities [B, T, C], output classes [B, T] with
+        IGNORE after EOS, the summed log-probability of each text's characters and EOS [B])."""
+        logp = self.teacher_forced(memory, texts)[0].float().log_softmax(-1)
+        target = self.targets(texts, logp.shape[1], logp.device)
+        picked = logp.gather(-1, target.clamp(min=0)[..., None])[..., 0]
+        return logp, target, (picked * (target != IGNORE)).sum(1)
 
     def _length_bonus(self, memory: torch.Tensor, length_logits: torch.Tensor | None = None) -> torch.Tensor | None:
         """``length_weight`` x the length head's log-probability of each length 0..max_label_length,
@@ -852,10 +858,7 @@ class AttnRecognizer(PlateRecognizer):
             memory = self.encode(images[fits])
         else:  # each image encoded once, however many texts it scores
             memory = self.encode(images)[index.to(images.device)[fits]]
-        logp = self.teacher_forced(memory, keep)[0].float().log_softmax(-1)  # left to right
-        target = self.targets(keep, logp.shape[1], logp.device)
-        picked = logp.gather(-1, target.clamp(min=0)[..., None])[..., 0]
-        score = (picked * (target != IGNORE)).sum(1)
+        score = self._decoder_log_prob(memory, keep)[2]
         bonus = self._length_bonus(memory)
         if bonus is not None:
             score = score + bonus.gather(1, torch.tensor([[len(t)] for t in keep], device=bonus.device))[:, 0]

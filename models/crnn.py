@@ -33,7 +33,7 @@ from data.text import Charset
 from data.tokenizers import CTCTokenizer
 from models.backbones import TimmFeatures, check_backbone_name
 from models.base import Capabilities, InputSpec, PlatePrediction, PlateRecognizer
-from models.heads import PlateClassHead, RowRouter, rows_side_by_side
+from models.heads import PlateClassHead, RowRouter, ctc_log_likelihood, ctc_text_loss, rows_side_by_side
 from models.registry import register_model
 
 
@@ -165,18 +165,7 @@ class CRNN(PlateRecognizer):
         return out
 
     def text_loss(self, outputs: dict, batch: dict) -> torch.Tensor:
-        outputs = outputs["logits"]
-        targets, target_lengths = self.tokenizer.encode(batch["texts"])
-        log_probs = F.log_softmax(outputs.float(), dim=-1).transpose(0, 1)  # [T, B, C]
-        input_lengths = torch.full((outputs.shape[0],), outputs.shape[1], dtype=torch.long)
-        return F.ctc_loss(
-            log_probs,
-            targets.to(outputs.device),
-            input_lengths,
-            target_lengths,
-            blank=self.tokenizer.blank,
-            zero_infinity=True,
-        )
+        return ctc_text_loss(outputs["logits"], batch["texts"], self.tokenizer.encode)
 
     @torch.no_grad()
     def text_log_prob(self, images: torch.Tensor, texts: list[str],
@@ -185,13 +174,8 @@ class CRNN(PlateRecognizer):
         logits = self(images)["logits"]
         if index is not None:
             logits = logits[index.to(logits.device)]
-        log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # [T, B, C]
-        targets, target_lengths = self.tokenizer.encode(texts)
-        input_lengths = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long)
-        # No zero_infinity: a text the sequence is too short for is impossible (inf loss, -inf here).
-        nll = F.ctc_loss(log_probs, targets.to(logits.device), input_lengths, target_lengths,
-                         blank=self.tokenizer.blank, reduction="none")
-        return -nll
+        # A text the sequence is too short for is impossible: -inf.
+        return ctc_log_likelihood(logits, texts, self.tokenizer.encode)
 
     def decode_text(self, outputs: dict) -> list[PlatePrediction]:
         probs = outputs["logits"].float().softmax(-1)

@@ -156,13 +156,24 @@ class ColumnCTCHead(nn.Module):
         return self.fc(x)
 
 
-def ctc_log_likelihood(ctc_logits: torch.Tensor, texts: list[str], encode) -> torch.Tensor:
-    """log p(text | image) under CTC, summed over alignments, per sample ([B]; -inf where the
-    steps are too few for the text). ``encode``: a CTC tokenizer's ``encode``."""
+def _ctc(ctc_logits: torch.Tensor, texts: list[str], encode, **kwargs) -> torch.Tensor:
+    """``F.ctc_loss`` of per-step logits [B, T, blank + charset] (blank 0) against ``texts``."""
     log_probs = ctc_logits.float().log_softmax(-1).transpose(0, 1)  # [T, B, C]
     targets, lengths = encode(texts)
     steps = torch.full((log_probs.shape[1],), log_probs.shape[0], dtype=torch.long)
-    return -F.ctc_loss(log_probs, targets.to(log_probs.device), steps, lengths, blank=0, reduction="none")
+    return F.ctc_loss(log_probs, targets.to(log_probs.device), steps, lengths, blank=0, **kwargs)
+
+
+def ctc_log_likelihood(ctc_logits: torch.Tensor, texts: list[str], encode) -> torch.Tensor:
+    """log p(text | image) under CTC, summed over alignments, per sample ([B]; -inf where the
+    steps are too few for the text). ``encode``: a CTC tokenizer's ``encode``."""
+    return -_ctc(ctc_logits, texts, encode, reduction="none")
+
+
+def ctc_text_loss(ctc_logits: torch.Tensor, texts: list[str], encode) -> torch.Tensor:
+    """The training loss: the mean over samples of the CTC loss per character; a label the steps
+    cannot hold teaches nothing (``zero_infinity``)."""
+    return _ctc(ctc_logits, texts, encode, zero_infinity=True)
 
 
 class CTCPrefixScorer:
@@ -221,9 +232,7 @@ def ctc_loss(outputs: dict, batch: dict, encode) -> torch.Tensor:
     keep = list(range(len(texts))) if rows is None else [i for i, r in enumerate(torch.as_tensor(rows).tolist()) if r != 2]
     if not keep:
         return logits.sum() * 0.0  # keeps every parameter in the graph (DDP)
-    nll = -ctc_log_likelihood(logits[keep], [texts[i] for i in keep], encode)
-    nll = nll.masked_fill(torch.isinf(nll), 0.0)  # a label the steps cannot hold teaches nothing
-    return (nll / torch.tensor([max(len(texts[i]), 1) for i in keep], device=nll.device)).mean()
+    return ctc_text_loss(logits[keep], [texts[i] for i in keep], encode)
 
 
 class RowRouter(nn.Module):
