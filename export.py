@@ -13,8 +13,8 @@ says what is traced and how it is decoded (``PlateRecognizer.export_module``,
 - CRNN: ``logits`` [batch, T, blank + charset]; greedy CTC decoding outside.
   The row router and the two-row view are in the graph (a ``Where`` per sample).
 - attention (``attn``): the whole greedy loop is in the graph (a fixed
-  max_label_length + 1 steps, each feeding its argmax back; ``nar`` decoding and
-  refinement passes too), giving ``log_probs`` [batch, T, EOS + charset]; outside,
+  max_label_length + 1 steps, each feeding its argmax back; with a CTC head, the
+  joint scoring of one-row plates too; ``nar`` decoding and refinement passes too), giving ``log_probs`` [batch, T, EOS + charset]; outside,
   the argmax is read up to EOS. Beam search is not exported.
 - models with a classification head also return ``rows_logits`` [batch, 2] and
   ``country_logits`` [batch, 28], turned into country, confidence and rows outside.
@@ -71,10 +71,14 @@ DEFAULT_OPSET = 17
 
 
 @contextlib.contextmanager
-def _bool_cumsum_as_int(opset: int):
-    """While exporting, write ``torch.cumsum`` of a bool tensor (``AttnRecognizer._after_eos``,
-    ``_refine``) as a cast to int64 then CumSum: torch sums bools as int64, but the exporter's
-    own translation feeds the bool to ONNX CumSum, which accepts numbers only."""
+def _export_symbolics(opset: int):
+    """While exporting, two translations the exporter lacks or gets wrong:
+
+    - ``torch.cumsum`` of a bool tensor (``AttnRecognizer._after_eos``, ``_refine``) as a cast to
+      int64 then CumSum: torch sums bools as int64, but the exporter's own translation feeds the
+      bool to ONNX CumSum, which accepts numbers only;
+    - ``torch.logaddexp`` (the CTC prefix scorer of joint decoding), which it does not translate:
+      max + log(1 + exp(-|a - b|)), and -inf where both are -inf (their difference is NaN there)."""
 
     def cumsum(g, self, dim, dtype=None):
         typ = self.type()
@@ -82,11 +86,21 @@ def _bool_cumsum_as_int(opset: int):
             self = g.op("Cast", self, to_i=7)  # TensorProto.INT64
         return g.op("CumSum", self, dim)
 
-    torch.onnx.register_custom_op_symbolic("aten::cumsum", cumsum, opset)
+    def logaddexp(g, a, b):
+        top = g.op("Max", a, b)
+        gap = g.op("Neg", g.op("Abs", g.op("Sub", a, b)))
+        one = g.op("Constant", value_t=torch.tensor(1.0))
+        summed = g.op("Add", top, g.op("Log", g.op("Add", one, g.op("Exp", gap))))
+        return g.op("Where", g.op("IsInf", top, detect_positive_i=0), top, summed)
+
+    ops = {"aten::cumsum": cumsum, "aten::logaddexp": logaddexp}
+    for name, fn in ops.items():
+        torch.onnx.register_custom_op_symbolic(name, fn, opset)
     try:
         yield
     finally:
-        torch.onnx.unregister_custom_op_symbolic("aten::cumsum", opset)
+        for name in ops:
+            torch.onnx.unregister_custom_op_symbolic(name, opset)
 
 
 def export_onnx(model: PlateRecognizer, output: str | os.PathLike, opset: int = DEFAULT_OPSET) -> Path:
@@ -94,8 +108,8 @@ def export_onnx(model: PlateRecognizer, output: str | os.PathLike, opset: int = 
     import onnx
 
     model = copy.deepcopy(model).float().cpu().eval()  # the caller's model stays where it is
-    # A traced graph cannot stop when the best beam has ended (nor rescore with a CTC head): the
-    # file decodes greedily, and its metadata says so, so ONNX Runtime reads as the graph does.
+    # A traced graph cannot stop when the best beam has ended: the file decodes greedily,
+    # and its metadata says so, so ONNX Runtime reads as the graph does.
     model.to_graph_decoding()
     module, outputs = model.export_module()
     module = module.eval()
@@ -106,7 +120,7 @@ def export_onnx(model: PlateRecognizer, output: str | os.PathLike, opset: int = 
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=output.parent) as tmp:
         raw = Path(tmp) / "graph.onnx"
-        with warnings.catch_warnings(), _bool_cumsum_as_int(opset):
+        with warnings.catch_warnings(), _export_symbolics(opset):
             # The TorchScript exporter (no onnxscript dependency) warns that it is legacy, and that a GRU
             # exported at batch > 1 with batch-sized initial states breaks other batch sizes; the
             # models here pass no initial state (ONNX GRU defaults to zeros), so any batch works

@@ -56,8 +56,8 @@ head calls one-row then takes, at each step, the class of the best
 (1 - ``model.ctc_weight``) x decoder log-probability + ``ctc_weight`` x gain in
 CTC prefix score (``models.heads.CTCPrefixScorer``), so the head has a say in
 every character and in where the reading stops; beam search compares its best
-beam with the head's greedy reading as whole readings. The ONNX export reads
-with the decoder alone. Without the head nothing changes.
+beam with the head's greedy reading as whole readings. The ONNX export holds
+the greedy joint decoding. Without the head nothing changes.
 
 Sizes are derived, never configured twice: classes = EOS + charset (from the
 charset), decoder positions = ``max_label_length`` + 1 (content: BOS + the
@@ -411,14 +411,6 @@ class AttnRecognizer(PlateRecognizer):
 
     def set_beam_width(self, width: int) -> None:
         self.config = dataclasses.replace(self.config, beam_width=width)  # a ValueError for nar decoding
-
-    def to_graph_decoding(self) -> list[str]:
-        notes = super().to_graph_decoding()
-        if self.ctc_head is not None and self.config.ctc_weight > 0:
-            notes.append(f"scores one-row readings with its CTC head (model.ctc_weight={self.config.ctc_weight}); "
-                         "the ONNX graph reads with the decoder alone (ctc_weight 0)")
-            self.config = dataclasses.replace(self.config, ctc_weight=0.0)
-        return notes
 
     def export_module(self) -> tuple[nn.Module, tuple[str, ...]]:
         names = self.output_names()
@@ -902,7 +894,15 @@ class GreedyExport(nn.Module):
         memory = m.encode(images)
         out = m.class_head(memory) if m.class_head is not None else {}
         memory_kv = [layer.memory_kv(memory) for layer in m.layers]
-        logp = m._decode_greedy(memory_kv, images.shape[0], traced=True, length_bonus=m._length_bonus(memory))
+        ctc_logits = weight = None
+        if m.ctc_head is not None and m.config.ctc_weight > 0:  # joint scoring, as generate() reads
+            ctc_logits = m.ctc_head(memory)
+            weight = torch.full((images.shape[0],), m.config.ctc_weight, device=memory.device)
+            one_row = m._one_row(out)
+            if one_row is not None:
+                weight = weight * one_row.to(weight.dtype)
+        logp = m._decode_greedy(memory_kv, images.shape[0], traced=True, length_bonus=m._length_bonus(memory),
+                                ctc_logits=ctc_logits, ctc_weight=weight)
         for _ in range(m.config.refine_iters):
             logp = m._refine(memory_kv, logp.argmax(-1))
         return (logp,) + tuple(out[k] for k in m.class_outputs())

@@ -170,15 +170,27 @@ def test_old_folders_have_no_head_and_a_fine_tune_starts_it_fresh(tmp_path):
     assert load_init_weights(create_model("attn", TINY, CHARSET, SPEC), str(tmp_path / "with"))["init_ctc_head"] == "dropped"
 
 
-def test_onnx_export_reads_with_the_decoder_alone(trained, tmp_path, capsys):
+def test_onnx_export_holds_joint_decoding(trained, tmp_path, capsys):
+    """The exported graph scores one-row readings with the CTC head as PyTorch does: with a head
+    sure of "7" and a rows head sure of one-row plates, both read "7" where the decoder alone
+    reads the batch's texts."""
     import export
     from inference import load_reader
 
     model, x = trained
-    model.save_pretrained(tmp_path / "m")
+    saved = ctc_reads_only(model, "7")
+    rows = {k: v.clone() for k, v in model.class_head.rows.state_dict().items()}
+    try:
+        with torch.no_grad():
+            model.class_head.rows.weight.zero_()
+            model.class_head.rows.bias.copy_(torch.tensor([10.0, -10.0]))  # ROW_CLASSES[0]: one row
+        model.save_pretrained(tmp_path / "m")
+    finally:
+        model.ctc_head.load_state_dict(saved)
+        model.class_head.rows.load_state_dict(rows)
     assert export.main(["--weights", str(tmp_path / "m"), "--output", str(tmp_path / "m.onnx")]) == 0
-    printed = capsys.readouterr().out
-    assert "ctc_weight=0.5" in printed and "decoder alone" in printed and "texts equal: True" in printed
-    onnx = load_reader(tmp_path / "m.onnx")
-    assert onnx.config["model"]["ctc_weight"] == 0.0
-    assert PlateRecognizer.from_pretrained(tmp_path / "m").config.ctc_weight == 0.5  # the folder is unchanged
+    assert "texts equal: True" in capsys.readouterr().out
+    onnx, torch_reader = load_reader(tmp_path / "m.onnx"), load_reader(tmp_path / "m")
+    assert onnx.config["model"]["ctc_weight"] == 0.5
+    assert [p.text for p in onnx.predict_tensor(x)] == [p.text for p in torch_reader.predict_tensor(x)] == ["7"] * 4
+    assert [p.text for p in model.predict(x)] == TEXTS  # the model before the change reads the batch
