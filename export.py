@@ -14,8 +14,9 @@ says what is traced and how it is decoded (``PlateRecognizer.export_module``,
   The row router and the two-row view are in the graph (a ``Where`` per sample).
 - attention (``attn``): the whole greedy loop is in the graph (a fixed
   max_label_length + 1 steps, each feeding its argmax back; with a CTC head, the
-  joint scoring of one-row plates too; ``nar`` decoding and refinement passes too), giving ``log_probs`` [batch, T, EOS + charset]; outside,
-  the argmax is read up to EOS. Beam search is not exported.
+  joint scoring of one-row plates too; ``nar`` decoding and refinement passes
+  too), giving ``log_probs`` [batch, T, EOS + charset]; outside, the argmax is
+  read up to EOS. Beam search is not exported.
 - models with a classification head also return ``rows_logits`` [batch, 2] and
   ``country_logits`` [batch, 28], turned into country, confidence and rows outside.
 

@@ -582,11 +582,7 @@ class AttnRecognizer(PlateRecognizer):
             if joint:
                 logp = self._rescore_with_ctc(memory, logp, ctc_logits, one_row)
         elif use_cache or joint:
-            weight = None
-            if joint:
-                weight = torch.full((images.shape[0],), cfg.ctc_weight, device=memory.device)
-                if one_row is not None:
-                    weight = weight * one_row.to(weight.device)
+            weight = self._ctc_weights(images.shape[0], one_row, memory.device) if joint else None
             logp = self._decode_greedy(memory_kv, images.shape[0], length_bonus=length_bonus,
                                        ctc_logits=ctc_logits if joint else None, ctc_weight=weight)
         else:
@@ -596,6 +592,13 @@ class AttnRecognizer(PlateRecognizer):
         for _ in range(refine_iters):
             logp = self._refine(memory_kv, logp.argmax(-1))
         return logp
+
+    def _ctc_weights(self, n: int, one_row: torch.Tensor | None, device) -> torch.Tensor:
+        """[n]: the CTC head's weight in greedy joint decoding, ``ctc_weight`` on the plates
+        ``one_row`` marks (None: every plate) and 0 on the others (a float product, which the
+        exported graph can hold)."""
+        weight = torch.full((n,), self.config.ctc_weight, device=device)
+        return weight if one_row is None else weight * one_row.to(weight)
 
     def _one_row(self, out: dict) -> torch.Tensor | None:
         """[B] bool: the plates the rows head calls one-row (None without the head: every plate)."""
@@ -897,10 +900,7 @@ class GreedyExport(nn.Module):
         ctc_logits = weight = None
         if m.ctc_head is not None and m.config.ctc_weight > 0:  # joint scoring, as generate() reads
             ctc_logits = m.ctc_head(memory)
-            weight = torch.full((images.shape[0],), m.config.ctc_weight, device=memory.device)
-            one_row = m._one_row(out)
-            if one_row is not None:
-                weight = weight * one_row.to(weight.dtype)
+            weight = m._ctc_weights(images.shape[0], m._one_row(out), memory.device)
         logp = m._decode_greedy(memory_kv, images.shape[0], traced=True, length_bonus=m._length_bonus(memory),
                                 ctc_logits=ctc_logits, ctc_weight=weight)
         for _ in range(m.config.refine_iters):
