@@ -188,6 +188,9 @@ class TrainConfig:
     # under `accelerate launch`, which sets OMP_NUM_THREADS=1 for a one-process CPU run: then the
     # machine's cores shared by its processes (training.data.cpu_threads).
     cpu_threads: int | None = None
+    # Convolution weights (and so activations) in NHWC order while training: oneDNN on CPU and
+    # cuDNN on GPU run convolutions faster that way. The saved weights are the same either way.
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         if self.cpu_threads is not None and (isinstance(self.cpu_threads, bool) or not isinstance(self.cpu_threads, int)

@@ -725,7 +725,7 @@ class AttnRecognizer(PlateRecognizer):
         for i in range(self.max_steps):
             logp = self._cached_step(tokens, i, memory_kv, cache)
             if scorer is not None:
-                scores, r_nonblank, r_blank = scorer.extend()
+                scores, r_nonblank, r_blank = scorer.extend(start=i)  # every plate not done has read i
                 gain = scores.clamp(min=NEG) - scorer.score.clamp(min=NEG)[:, None]  # finite where CTC can't
                 w = ctc_weight[:, None]
                 logp = torch.where(w > 0, ((1 - w) * logp + w * gain).log_softmax(-1), logp)

@@ -193,20 +193,26 @@ class CTCPrefixScorer:
         self.last = torch.full((b,), -1, dtype=torch.long, device=self.x.device)  # g's last class (-1: empty)
         self.score = torch.zeros(b, device=self.x.device)  # log p(g, ...)
 
-    def extend(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def extend(self, start: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(scores [B, K]: column 0 log p(g) ended, column c log p(g + c, ...); the forward variables
-        of every g + c, nonblank and blank, [B, K, T])."""
+        of every g + c, nonblank and blank, [B, K, T]).
+
+        ``start``: a length every g of the batch has at least (greedy decoding's step). g + c cannot
+        end before CTC step ``start``, so the recursion begins there: the same result, fewer steps."""
         x, (b, steps, k) = self.x, self.x.shape
         chars = x.transpose(1, 2)  # [B, K, T]
         same = torch.arange(k, device=x.device)[None, :] == self.last[:, None]  # c repeats g's last
         # Paths into g + c at step t come from g ending at t-1 in a blank, or in a nonblank if c differs.
         into = torch.logaddexp(self.r_blank[:, None, :], torch.where(same[..., None], float("-inf"),
                                                                      self.r_nonblank[:, None, :]))
-        empty = self.last < 0
-        rn = [torch.where(empty[:, None], chars[..., 0], torch.full_like(chars[..., 0], float("-inf")))]
-        rb = [torch.full_like(rn[0], float("-inf"))]
-        score = rn[0]
-        for t in range(1, steps):
+        start = min(start, steps - 1)  # past the last step every forward variable is -inf anyway
+        neg = torch.full_like(chars[..., 0], float("-inf"))
+        if start == 0:
+            first = torch.where((self.last < 0)[:, None], chars[..., 0], neg)
+        else:  # g ends at start - 1 at the earliest: nothing of g + c before step start
+            first = into[..., start - 1] + chars[..., start]
+        rn, rb, score = [neg] * start + [first], [neg] * (start + 1), first
+        for t in range(start + 1, steps):
             rn.append(torch.logaddexp(rn[-1], into[..., t - 1]) + chars[..., t])
             rb.append(torch.logaddexp(rb[-1], rn[-2]) + x[:, None, t, 0])
             score = torch.logaddexp(score, into[..., t - 1] + chars[..., t])

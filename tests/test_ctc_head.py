@@ -86,6 +86,21 @@ def test_the_prefix_scorer_ends_at_the_ctc_log_likelihood():
     assert bool((prefix[1][0, CHARSET.chars.index("B") + 1] >= ended[0] - 1e-4).all())
 
 
+def test_the_prefix_scorer_may_begin_at_the_prefix_length():
+    from models.heads import CTCPrefixScorer
+
+    logits = torch.randn(2, 6, len(CHARSET) + 1, generator=torch.Generator().manual_seed(1)) * 2
+    texts = ["A7A77", "12345"]  # 5 characters in 6 steps: the last prefixes fit only just
+    scorer = CTCPrefixScorer(logits)
+    for i in range(len(texts[0]) + 2):  # and past where any g + c fits
+        full, late = scorer.extend(), scorer.extend(start=i)
+        for a, b in zip(full, late):
+            assert torch.equal(a.isinf(), b.isinf())
+            assert torch.allclose(a[a.isfinite()], b[b.isfinite()], atol=1e-5)
+        if i < len(texts[0]):
+            scorer.advance(torch.tensor([CHARSET.chars.index(t[i]) + 1 for t in texts]), *full)
+
+
 def test_greedy_joint_decoding_follows_a_sure_ctc_head_on_one_row_plates(trained):
     model, x = trained
     saved = ctc_reads_only(model, "7")

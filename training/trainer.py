@@ -353,6 +353,8 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
     state = RunState()
     model, init_info, frozen = build_model(cfg, charset, records, init, resume)
     check_best_metric(cfg, model, val_set)
+    if tc.channels_last:
+        model = model.to(memory_format=torch.channels_last)
 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc.lr,
                                   weight_decay=tc.weight_decay)
