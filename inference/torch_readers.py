@@ -39,7 +39,8 @@ class TorchPlateReader(PlateReader):
     def __init__(self, model, source: Path, device: str | torch.device = "cpu", batch_size: int = 64):
         super().__init__(model.to_config_dict(), source, batch_size)
         self.device = torch_device(device)
-        self.model = model.to(self.device).eval()
+        # NHWC convolutions: 10-18 % less time per batch on CPU (docs/experiments.md, channels-last)
+        self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         spec = self.input_spec
         self.transform = spec_transform(spec)
 

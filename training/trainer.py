@@ -543,6 +543,8 @@ def final_test(run: Run) -> TrainReport:
     """The best model on every test set: printed tables, ``test_metrics.json``, the report."""
     cfg, accelerator, state, run_dir = run.cfg, run.accelerator, run.state, run.run_dir
     best = PlateRecognizer.from_pretrained(run_dir.best, expected_charset=run.charset).to(accelerator.device)
+    if cfg.train.channels_last:
+        best = best.to(memory_format=torch.channels_last)
     report = TrainReport(run_dir, cfg.arch, state.step, round(state.train_seconds, 1),
                          {cfg.train.best_metric: state.best}, best.num_parameters())
     best = accelerator.prepare(best)
