@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -13,8 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from safetensors.torch import load_file
+from timm.utils import ModelEmaV3
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,9 +168,48 @@ def test_weight_moving_average_is_what_is_validated_and_saved(tmp_path):
         gaps[decay] = max((raw[k].float() - avg[k].float()).abs().max().item() for k in raw)
     assert gaps[1e-9] < 1e-6 < 1e-3 < gaps[0.9], gaps
 
-    proc = run([sys.executable, "train_accelerate.py", "--resume", str(tmp_path / "run0.9"), "train.max_steps=5"])
+    # The checkpoint keeps the average as safetensors and the counters as JSON: nothing pickled of ours.
+    ckpt = tmp_path / "run0.9" / "checkpoint"
+    assert (ckpt / "run_state.json").is_file() and not list(ckpt.glob("custom_checkpoint_*"))
+    raw3, avg3 = trained_params(ckpt), load_file(str(ckpt / "ema.safetensors"))
+    assert all(torch.equal(avg3[k], v) for k, v in trained_params(tmp_path / "run0.9" / "last").items())
+
+    proc = run([sys.executable, "train_accelerate.py", "--resume", str(tmp_path / "run0.9"), "train.max_steps=4"])
     assert "resumed" in proc.stdout + proc.stderr
-    assert [r["step"] for r in read_log(tmp_path / "run0.9") if "loss" in r] == [1, 2, 3, 4, 5]
+    assert [r["step"] for r in read_log(tmp_path / "run0.9") if "loss" in r] == [1, 2, 3, 4]
+    # Step 4 averaged the resumed average with the new weights (not the model it was built from).
+    raw4, avg4 = trained_params(ckpt), load_file(str(ckpt / "ema.safetensors"))
+    d = ModelEmaV3(torch.nn.Linear(1, 1), decay=0.9, use_warmup=True).get_decay(4)
+    for k, v in raw4.items():
+        torch.testing.assert_close(avg4[k], d * avg3[k] + (1 - d) * v, rtol=1e-4, atol=1e-6)
+    assert max((raw4[k] - raw3[k]).abs().max().item() for k in raw4) > 0  # it did train a step
+
+
+def test_a_checkpoint_with_pickled_state_is_refused_without_unpickling(tmp_path):
+    """Checkpoints written before run_state.json kept the counters, schedule and average in
+    Accelerate's pickled custom states: --resume names the missing file and unpickles nothing."""
+    run_dir = tmp_path / "old"
+    run([sys.executable, "train_accelerate.py", "--arch", "crnn", "--output-dir", str(run_dir), *TINY,
+         f"data.synth_dir={tmp_path / 'synth'}", "train.max_steps=2", "train.trackers=[]"])
+    (run_dir / "checkpoint" / "run_state.json").unlink()
+    marker = tmp_path / "UNPICKLED"
+    (run_dir / "checkpoint" / "custom_checkpoint_0.pkl").write_bytes(pickle.dumps(_Trap(marker)))
+    before = {p.name: p.read_bytes() for p in (run_dir / "config.yaml", run_dir / "log.jsonl")}
+    proc = run([sys.executable, "train_accelerate.py", "--resume", str(run_dir), "train.max_steps=4"], check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "run_state.json is missing" in proc.stderr and "custom_checkpoint_0.pkl" in proc.stderr
+    assert not marker.exists()
+    assert {p.name: p.read_bytes() for p in (run_dir / "config.yaml", run_dir / "log.jsonl")} == before
+
+
+class _Trap:
+    """Unpickling this creates a marker file: proves whether anything was unpickled."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
 
 
 def test_train_is_a_function_callable_twice_in_one_process(tmp_path):

@@ -4,7 +4,8 @@
         config.yaml         the run's resolved config (rewritten on --resume with its overrides)
         log.jsonl           one JSON record per logged step, validation and test
         best/  last/        model folders (``PlateRecognizer.from_pretrained``): best on validation, latest
-        checkpoint/         Accelerate state for --resume (model, optimiser, schedule, RNG, counters)
+        checkpoint/         for --resume: Accelerate's model, optimiser and RNG files; run_state.json
+                            (counters, schedule); ema.safetensors (train.ema_decay)
         test_metrics.json   the final test of best/ (written when the run ends)
         tb/                 TensorBoard logs (train.trackers)
 

@@ -29,11 +29,13 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, broadcast_object_list, parse_flag_from_env, set_seed
+from safetensors.torch import load_model, save_model
 from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
 
@@ -205,17 +207,58 @@ def best_metric_value(results: dict, metric: str) -> float:
     return results["country"]["accuracy"] if metric == "country_accuracy" else results["overall"][metric]
 
 
-def save_checkpoint(accelerator: Accelerator, run_dir: RunDir) -> None:
-    """Accelerate state (model, optimiser, scheduler, RNG, RunState), swapped in atomically."""
+CHECKPOINT_STATE = "run_state.json"  # RunState and the learning-rate schedule, beside Accelerate's files
+CHECKPOINT_EMA = "ema.safetensors"  # the weights' moving average (train.ema_decay)
+
+
+def save_checkpoint(run: Run) -> None:
+    """Accelerate's state (model, optimiser, RNG), the counters and schedule as JSON and the moving
+    average as safetensors, written beside and swapped in atomically. Nothing of ours goes through
+    Accelerate's custom states: those are pickled, and loaded with ``weights_only=False``."""
+    accelerator, run_dir = run.accelerator, run.run_dir
     final, tmp = run_dir.checkpoint, run_dir.checkpoint_tmp
     if accelerator.is_main_process and tmp.exists():
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    if accelerator.is_main_process:
+        state = {"run": run.state.state_dict(), "scheduler": run.scheduler.state_dict()}
+        (tmp / CHECKPOINT_STATE).write_text(json.dumps(state, indent=1) + "\n")
+        if run.ema is not None:
+            save_model(run.ema.module, str(tmp / CHECKPOINT_EMA))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         swap_into_place(tmp, final)
     accelerator.wait_for_everyone()
+
+
+def load_checkpoint(accelerator: Accelerator, path: Path, state: RunState,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, ema: ModelEmaV3 | None) -> None:
+    """What :func:`save_checkpoint` wrote, back into the run's objects; a checkpoint that lacks a
+    part this run needs is refused by name before anything is loaded."""
+    state_file, ema_file = path / CHECKPOINT_STATE, path / CHECKPOINT_EMA
+    if not state_file.is_file():
+        old = sorted(p.name for p in path.glob("custom_checkpoint_*.pkl"))
+        raise ConfigError(f"--resume: {state_file} is missing" + (
+            f"; this checkpoint is from an older version, which kept that state pickled ({', '.join(old)}), "
+            "and pickles are never loaded here: start the run again, or fine-tune from its last/ with "
+            "train.init_from" if old else ""))
+    if ema is not None and not ema_file.is_file():
+        raise ConfigError(f"--resume: {ema_file} is missing (train.ema_decay is set; the run was "
+                          "started without it?)")
+    try:
+        saved = json.loads(state_file.read_text())
+        run_state, schedule = saved["run"], saved["scheduler"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ConfigError(f"--resume: {state_file} is not a checkpoint state ({e!r})") from e
+    accelerator.load_state(str(path))
+    state.load_state_dict(run_state)
+    scheduler.load_state_dict(schedule)
+    # The next step's rate from this run's schedule (train.max_steps may have grown), not the one saved.
+    for group, base, f in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * f(scheduler.last_epoch)
+    if ema is not None:
+        load_model(ema.module, str(ema_file), device=str(next(ema.module.parameters()).device))
 
 
 def agreed(accelerator: Accelerator, step: int, flags: list[bool]) -> list[bool]:
@@ -367,14 +410,12 @@ def setup(cfg: Config, run_dir: RunDir | str | os.PathLike | None = None, *, res
         torch.set_num_threads(threads[0])
     val_loader = eval_loader(val_set[1], tc.eval_batch_size, load)
     model, optimizer, val_loader = accelerator.prepare(model, optimizer, val_loader)
-    accelerator.register_for_checkpointing(scheduler, state)
     ema = None
     if tc.ema_decay is not None:  # every process holds the same average (the weights are in sync)
         ema = ModelEmaV3(accelerator.unwrap_model(model), decay=tc.ema_decay, use_warmup=True)
-        accelerator.register_for_checkpointing(ema)
 
     if resume:
-        accelerator.load_state(str(run_dir.checkpoint))
+        load_checkpoint(accelerator, run_dir.checkpoint, state, scheduler, ema)
         accelerator.print(f"resumed {run_dir} at step {state.step}")
         # What a killed run logged after its checkpoint is logged again from there: each step once.
         if accelerator.is_main_process and (dropped := run_dir.truncate_log(state.step)):
@@ -516,7 +557,7 @@ def fit(run: Run, stop: StopRequest | None = None) -> bool:
             if state.step % tc.checkpoint_every == 0 or last or checkpoint_due:
                 if accelerator.is_main_process:
                     run.scored.save_pretrained(run.run_dir.last)
-                save_checkpoint(accelerator, run.run_dir)
+                save_checkpoint(run)
                 last_checkpoint = time.monotonic()
     finally:
         progress.close()
