@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import pickle
 import re
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from inference import Prediction, WeightsError, load_reader
 from models import create_model
 from models.heads import COUNTRY_CLASSES
 from tests._inference_fixtures import TINY_INPUT, TINY_OPTIONS, make_plates, make_tiny_model
+from tests._pickle_trap import trap_pickle
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["filename", "text", "confidence", "country", "country_confidence", "rows", "error"]
@@ -235,19 +235,9 @@ def test_weights_of_another_arch_or_charset_are_refused(tiny, tmp_path):
         load_reader(wrong)
 
 
-class _Trap:
-    """Unpickling this creates a marker file: proves whether anything was unpickled."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 def test_non_models_and_pickles_are_refused_without_unpickling(tiny, tmp_path):
     marker = tmp_path / "UNPICKLED"
-    payload = pickle.dumps(_Trap(marker))
+    payload = trap_pickle(marker)
     for name in ("model.pt", "pytorch_model.bin", "weights.ckpt", "checkpoint"):
         f = tmp_path / name
         f.write_bytes(payload)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import re
 import shutil
 import signal
@@ -18,6 +17,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 from timm.utils import ModelEmaV3
+
+from tests._pickle_trap import trap_pickle
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -193,23 +194,13 @@ def test_a_checkpoint_with_pickled_state_is_refused_without_unpickling(tmp_path)
          f"data.synth_dir={tmp_path / 'synth'}", "train.max_steps=2", "train.trackers=[]"])
     (run_dir / "checkpoint" / "run_state.json").unlink()
     marker = tmp_path / "UNPICKLED"
-    (run_dir / "checkpoint" / "custom_checkpoint_0.pkl").write_bytes(pickle.dumps(_Trap(marker)))
+    (run_dir / "checkpoint" / "custom_checkpoint_0.pkl").write_bytes(trap_pickle(marker))
     before = {p.name: p.read_bytes() for p in (run_dir / "config.yaml", run_dir / "log.jsonl")}
     proc = run([sys.executable, "train_accelerate.py", "--resume", str(run_dir), "train.max_steps=4"], check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "run_state.json is missing" in proc.stderr and "custom_checkpoint_0.pkl" in proc.stderr
     assert not marker.exists()
     assert {p.name: p.read_bytes() for p in (run_dir / "config.yaml", run_dir / "log.jsonl")} == before
-
-
-class _Trap:
-    """Unpickling this creates a marker file: proves whether anything was unpickled."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
 
 
 def test_train_is_a_function_callable_twice_in_one_process(tmp_path):
