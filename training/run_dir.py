@@ -34,6 +34,8 @@ class RunDir:
     BEST = "best"
     LAST = "last"
     CHECKPOINT = "checkpoint"
+    CHECKPOINT_STATE = "run_state.json"  # in checkpoint/: the counters and the learning-rate schedule
+    CHECKPOINT_EMA = "ema.safetensors"  # in checkpoint/: the weights' moving average (train.ema_decay)
     TEST_METRICS = "test_metrics.json"
     TRACKERS = "tb"
     SWAPPED = (BEST, LAST, CHECKPOINT)  # folders replaced whole by data.files.swap_into_place

@@ -207,10 +207,6 @@ def best_metric_value(results: dict, metric: str) -> float:
     return results["country"]["accuracy"] if metric == "country_accuracy" else results["overall"][metric]
 
 
-CHECKPOINT_STATE = "run_state.json"  # RunState and the learning-rate schedule, beside Accelerate's files
-CHECKPOINT_EMA = "ema.safetensors"  # the weights' moving average (train.ema_decay)
-
-
 def save_checkpoint(run: Run) -> None:
     """Accelerate's state (model, optimiser, RNG), the counters and schedule as JSON and the moving
     average as safetensors, written beside and swapped in atomically. Nothing of ours goes through
@@ -223,9 +219,9 @@ def save_checkpoint(run: Run) -> None:
     accelerator.save_state(str(tmp))
     if accelerator.is_main_process:
         state = {"run": run.state.state_dict(), "scheduler": run.scheduler.state_dict()}
-        (tmp / CHECKPOINT_STATE).write_text(json.dumps(state, indent=1) + "\n")
+        (tmp / RunDir.CHECKPOINT_STATE).write_text(json.dumps(state, indent=1) + "\n")
         if run.ema is not None:
-            save_model(run.ema.module, str(tmp / CHECKPOINT_EMA))
+            save_model(run.ema.module, str(tmp / RunDir.CHECKPOINT_EMA))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         swap_into_place(tmp, final)
@@ -236,7 +232,7 @@ def load_checkpoint(accelerator: Accelerator, path: Path, state: RunState,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, ema: ModelEmaV3 | None) -> None:
     """What :func:`save_checkpoint` wrote, back into the run's objects; a checkpoint that lacks a
     part this run needs is refused by name before anything is loaded."""
-    state_file, ema_file = path / CHECKPOINT_STATE, path / CHECKPOINT_EMA
+    state_file, ema_file = path / RunDir.CHECKPOINT_STATE, path / RunDir.CHECKPOINT_EMA
     if not state_file.is_file():
         old = sorted(p.name for p in path.glob("custom_checkpoint_*.pkl"))
         raise ConfigError(f"--resume: {state_file} is missing" + (
