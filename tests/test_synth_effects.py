@@ -722,3 +722,30 @@ def test_glyph_warp_bends_the_strokes_near_where_they_were():
         assert xs2.min() >= grown[0] and xs2.max() < grown[2] and ys2.min() >= grown[1] and ys2.max() < grown[3]
         changed += (a != alpha).mean() > 0.01
     assert changed == 10
+
+
+def test_mixed_fonts_draws_each_character_in_its_own_font_at_the_row_cap_height():
+    from data.synth.render import PlateRenderer
+
+    r = PlateRenderer()
+    a, b = r.font("cv_simplex"), r.font("stroke_regular")
+
+    def ink_rows(mask):
+        rows = np.flatnonzero(mask.max(axis=1) > 127)
+        return rows[0], rows[-1]
+
+    masks = {}
+    for name, mix in (("a", None), ("ab", iter([a, b, a, b]).__next__)):
+        m = np.zeros((80, 400), np.uint8)
+        r.text_into(m, a, "HHHH", 40.0, 10, 390, 40, mix=mix)
+        masks[name] = m
+    one, mixed = masks["a"], masks["ab"]
+    assert not np.array_equal(one, mixed)  # the second and fourth H come from the other font
+    cols = np.flatnonzero(mixed.max(axis=0) > 127)
+    first, last = mixed[:, : cols[0] + 10], mixed[:, cols[-1] - 10 :]  # an H of each font
+    for m in (first, last):
+        assert np.abs(np.subtract(ink_rows(m), ink_rows(one))).max() <= 2  # caps on the same lines
+    # Off, nothing is drawn from the stream and the plate is what it was.
+    gen = SyntheticPlateGenerator(seed=5, effects=SynthEffects(mixed_fonts=0.0))
+    again = SyntheticPlateGenerator(seed=5)
+    assert all(np.array_equal(gen().image, again().image) for _ in range(5))

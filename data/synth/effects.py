@@ -14,7 +14,9 @@ which is how the README's ablation switches them off:
   typefaces of many countries' plates draw them; the label keeps what the format says, so a reader
   learns to tell them apart by their place in the plate, not by their look alone), ``glyph_warp``
   (every character's shape smoothly and randomly distorted, an elastic warp of the drawn text: the
-  faces of plates differ in more ways than any set of fonts spans);
+  faces of plates differ in more ways than any set of fonts spans), ``mixed_fonts`` (each character
+  in one of two to four fonts of the whole set, the plate's own among them: a reader learns each
+  character's forms apart from the face of its neighbours);
 - ``clutter``: things on the plate that are not its text: ``screws``, registration
   ``stickers``, ``small_text`` (slogans, dealer lines) above/below the characters,
   ``us_scenes`` (US state designs: sky, hills, a picture, an icon between the groups);
@@ -64,7 +66,8 @@ from data.synth.countries import CAR_COLOURS, RGB, US_FG
 from data.synth.textgen import UniformStream
 
 EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
-    "fonts": ("extra_fonts", "stroke_font", "glyph_forms", "font_weight", "separators", "lookalikes", "glyph_warp"),
+    "fonts": ("extra_fonts", "stroke_font", "glyph_forms", "font_weight", "separators", "lookalikes", "glyph_warp",
+              "mixed_fonts"),
     "clutter": ("screws", "stickers", "small_text", "us_scenes"),
     "surface": ("emboss", "gradient", "pattern", "dirt", "glare"),
     "surround": ("surround", "frame", "text_crop"),
@@ -90,6 +93,7 @@ class SynthEffects:
     separators: float = 0.0
     lookalikes: float = 0.0
     glyph_warp: float = 0.0
+    mixed_fonts: float = 0.0
     screws: float = 0.0
     stickers: float = 0.0
     small_text: float = 0.0

@@ -10,6 +10,7 @@ per size into a tile cache.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -154,6 +155,7 @@ class PlateRenderer:
         self, alpha: np.ndarray, f: FontGlyphs, text: str, hc: float, x0: float, x1: float, yc: float,
         sx: float = 1.0, tracking: float = 0.1, space: float = 0.4, mono: bool = False, align: float = 0.5,
         min_sx: float = 0.6, vary: tuple[fxm.Spacing, UniformStream] | None = None,
+        mix: Callable[[], FontGlyphs] | None = None,
     ) -> tuple[list[tuple[float, float]], tuple[int, int, int, int]]:
         """Draw ``text`` (cap height ``hc`` px) into ``alpha``, centred on ``yc`` within [x0, x1].
 
@@ -162,6 +164,8 @@ class PlateRenderer:
         A row that would need a scale under ``min_sx`` is drawn smaller instead. ``vary`` (the
         ``spacing`` effect's draws and the stream) varies each gap, each character's size and
         its baseline; the row then reaches up to ``Spacing.vertical_room`` x ``hc`` further up and down.
+        ``mix`` (the ``mixed_fonts`` effect) gives each character's font in turn; each is drawn at the
+        row's cap height (every font's frame puts its caps in the same rows), ``f`` sets the layout.
         Returns the emblem gaps (x, width) and the bounding box (x0, y0, x1, y1) drawn into.
         """
         s = hc / f.cap
@@ -169,8 +173,10 @@ class PlateRenderer:
         track = tracking * hc
         cell = f.cell_w * s if mono else 0.0
         items: list[tuple[str, np.ndarray | None, float]] = []
+        faces: list[FontGlyphs] = []  # each character's font
         total = 0.0
         for c in text:
+            face = f
             if c == " ":
                 w = space * hc
                 g = None
@@ -178,11 +184,14 @@ class PlateRenderer:
                 w = 0.62 * hc
                 g = None
             else:
-                g = f.glyph(c)
-                w = g.shape[1] * s
+                if mix is not None and c.isalnum():
+                    face = mix()
+                g = face.glyph(c)
+                w = g.shape[1] * s * f.cap / face.cap
                 if cell and c.isalnum():
                     w = max(w, cell)
             items.append((c, g, w))
+            faces.append(face)
         n = len(items)
         sizes, lifts, gaps = [1.0] * n, [0.0] * n, [1.0] * n  # per character: size, baseline lift, gap after
         if vary is not None:
@@ -222,9 +231,10 @@ class PlateRenderer:
                 if c == EMBLEM:
                     emblems.append((x_start + (x - 1.0 + w / 2) * sx, w * sx))
             else:  # this character's own size and baseline (without `vary`: the row's), centred on the row's
-                gw = max(1, int(round(g.shape[1] * s * sizes[i])))
-                gh_i = max(1, int(round(gh * sizes[i])))
-                m = self._scaled(f, c, gw, gh_i)
+                k = sizes[i] * f.cap / faces[i].cap  # its font's frame at the row's cap height
+                gw = max(1, int(round(g.shape[1] * s * k)))
+                gh_i = max(1, int(round(faces[i].frame_h * s * k)))
+                m = self._scaled(faces[i], c, gw, gh_i)
                 gx = min(max(int(round(x + (w - gw) / 2)), 0), max(nat_w - gw, 0))
                 gy = min(max(int(round(room + (gh - gh_i) / 2 - lifts[i] * hc)), 0), max(bh - gh_i, 0))
                 dst = buf[gy : gy + gh_i, gx : gx + gw]
@@ -513,6 +523,10 @@ class PlateRenderer:
             if fx.font_weight and fxm.record("font_weight", u() < fx.font_weight) and fkey not in MONO_FONTS:
                 fkey = f"{fkey}/{u.choice(tuple(WEIGHTS))}"
         f = self.font(fkey)
+        mix = None  # mixed_fonts: each character in one of a few fonts of the whole set, the plate's among them
+        if fx is not None and fx.mixed_fonts and fxm.record("mixed_fonts", u() < fx.mixed_fonts):
+            pool = [f] + [self.font(u.choice(all_fonts() + STROKE_FONTS)) for _ in range(1 + u.randint(3))]
+            mix = lambda: pool[u.randint(len(pool))]  # noqa: E731
         mono = f.mono or u() < 0.15
         sx = u.uniform(0.78, 1.08)
         tracking = u.uniform(0.06, 0.15) if not mono else u.uniform(0.03, 0.08)
@@ -567,10 +581,10 @@ class PlateRenderer:
                 else:
                     byc, bhc = yc, rh * 0.92
                 _, b = self.text_into(alpha, f, boxed, bhc, bx + tt + pad, W - tt - pad, byc, sx, tracking, space,
-                                      mono, vary=vary)
+                                      mono, vary=vary, mix=mix)
                 boxes.append(b)
             em, b = self.text_into(alpha, f, row.rstrip(" "), rh, x0, rx1, yc, sx, tracking, space, mono, align,
-                                   vary=vary)
+                                   vary=vary, mix=mix)
             boxes.append(b)
             emblems.extend((x, w, yc, rh) for x, w in em)
 
