@@ -164,8 +164,10 @@ def test_robust_configs_are_the_realism_configs_plus_the_new_effects():
         assert robust.data.effects.pattern == {"attn": 0.0, "crnn": 0.3}[arch]
         # ... and other forms of characters (kept by the rule on the CRNN's recipe only)
         assert robust.data.effects.glyph_forms == {"attn": 0.0, "crnn": 0.5}[arch]
+        # ... and each character in its own font (kept by the rule on the CRNN's recipe only)
+        assert robust.data.effects.mixed_fonts == {"attn": 0.0, "crnn": 0.3}[arch]
         assert dataclasses.replace(robust.data.effects.without("plates"), text_crop=0.0, pattern=0.0,
-                                   glyph_forms=0.0) == realism.data.effects
+                                   glyph_forms=0.0, mixed_fonts=0.0) == realism.data.effects
         a, b = robust.to_dict(), realism.to_dict()
         for d in (a, b):
             d["data"].pop("camera_effects")
