@@ -745,7 +745,39 @@ def test_mixed_fonts_draws_each_character_in_its_own_font_at_the_row_cap_height(
     first, last = mixed[:, : cols[0] + 10], mixed[:, cols[-1] - 10 :]  # an H of each font
     for m in (first, last):
         assert np.abs(np.subtract(ink_rows(m), ink_rows(one))).max() <= 2  # caps on the same lines
-    # Off, nothing is drawn from the stream and the plate is what it was.
-    gen = SyntheticPlateGenerator(seed=5, effects=SynthEffects(mixed_fonts=0.0))
-    again = SyntheticPlateGenerator(seed=5)
-    assert all(np.array_equal(gen().image, again().image) for _ in range(5))
+
+
+
+def test_mixed_fonts_effect_gives_the_rows_a_pool_of_fonts_with_the_plates_own(monkeypatch):
+    from data.synth.render import PlateRenderer
+
+    calls: list[tuple[str, set[str] | None]] = []  # (the plate's font, the fonts its characters were drawn in)
+    text_into = PlateRenderer.text_into
+
+    def record(self, alpha, f, text, *a, mix=None, **k):
+        if mix is None:
+            calls.append((f.key, None))
+            return text_into(self, alpha, f, text, *a, **k)
+        drawn: set[str] = set()
+
+        def spy():
+            face = mix()
+            drawn.add(face.key)
+            return face
+
+        calls.append((f.key, drawn))
+        return text_into(self, alpha, f, text, *a, mix=spy, **k)
+
+    monkeypatch.setattr(PlateRenderer, "text_into", record)
+    gen = SyntheticPlateGenerator(seed=5, countries=["PL", "CZ", "BR"], effects=SynthEffects(mixed_fonts=1.0))
+    for _ in range(30):
+        gen()
+    rows = [(key, drawn) for key, drawn in calls if drawn is not None]
+    assert len(rows) >= 30  # every plate's rows (captions and band letters draw without it)
+    assert sum(len(drawn) > 1 for _, drawn in rows) > len(rows) / 2  # most rows in more than one font
+    assert any(key in drawn for key, drawn in rows)  # the plate's own font is in the pool
+    calls.clear()
+    gen = SyntheticPlateGenerator(seed=5, countries=["PL", "CZ", "BR"])
+    for _ in range(30):
+        gen()
+    assert calls and all(drawn is None for _, drawn in calls)  # off: one font per row

@@ -525,7 +525,8 @@ class PlateRenderer:
         f = self.font(fkey)
         mix = None  # mixed_fonts: each character in one of a few fonts of the whole set, the plate's among them
         if fx is not None and fx.mixed_fonts and fxm.record("mixed_fonts", u() < fx.mixed_fonts):
-            pool = [f] + [self.font(u.choice(all_fonts() + STROKE_FONTS)) for _ in range(1 + u.randint(3))]
+            choices = all_fonts() + STROKE_FONTS
+            pool = [f] + [self.font(u.choice(choices)) for _ in range(1 + u.randint(3))]
             mix = lambda: pool[u.randint(len(pool))]  # noqa: E731
         mono = f.mono or u() < 0.15
         sx = u.uniform(0.78, 1.08)
