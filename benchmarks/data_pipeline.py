@@ -179,12 +179,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def dataset() -> SyntheticPlateDataset:
         return SyntheticPlateDataset(build_transform("train", height, width, dc.keep_aspect, camera,
-                                                     stretch=dc.stretch_contrast, dark=dc.dark_text),
+                                                     stretch=dc.stretch_contrast, dark=dc.dark_text, grey=dc.grey),
                                      seed=args.seed, bank=bank, **gen_kw)
 
     gen = SyntheticPlateGenerator(seed=args.seed, **gen_kw)
     tf = build_transform("train", height, width, dc.keep_aspect, camera, stretch=dc.stretch_contrast,
-                         dark=dc.dark_text)
+                         dark=dc.dark_text, grey=dc.grey)
     tf.set_seed(args.seed)
     print(f"{args.config} (effects {'on' if effects.any or camera else 'off'}"
           f"{f', plate bank: each plate drawn {bank.uses}x' if bank.on else ''}); "

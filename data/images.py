@@ -326,10 +326,17 @@ def dark_text(img: np.ndarray) -> np.ndarray:
     return 255 - img if light_text(img) else img
 
 
-def adjust_input(img: np.ndarray, stretch: bool = False, dark: bool = False) -> np.ndarray:
+def to_grey(img: np.ndarray) -> np.ndarray:
+    """RGB uint8 -> its luma in all three channels (the model's input keeps its shape)."""
+    return cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+
+
+def adjust_input(img: np.ndarray, stretch: bool = False, dark: bool = False, grey: bool = False) -> np.ndarray:
     """The steps after the resize that a model's input may ask for, in the one order training and
-    reading share: the contrast stretch (:func:`stretch_contrast`), then the turn to dark text
-    (:func:`dark_text`)."""
+    reading share: the turn to grey (:func:`to_grey`), the contrast stretch (:func:`stretch_contrast`),
+    then the turn to dark text (:func:`dark_text`)."""
+    if grey:
+        img = to_grey(img)
     if stretch:
         img = stretch_contrast(img)
     return dark_text(img) if dark else img
@@ -347,7 +354,7 @@ def normalize(img: np.ndarray) -> np.ndarray:
 
 
 def preprocess_eval(img: np.ndarray, height: int, width: int, keep_aspect: bool = False,
-                    stretch: bool = False, dark: bool = False) -> np.ndarray:
+                    stretch: bool = False, dark: bool = False, grey: bool = False) -> np.ndarray:
     """The eval preprocessing in numpy: RGB uint8 (gray, RGBA too) -> float32 3 x height x width in [-1, 1]
-    (``stretch``, ``dark``: then :func:`adjust_input`)."""
-    return normalize(adjust_input(resize_plate(as_rgb(img), height, width, keep_aspect), stretch, dark))
+    (``stretch``, ``dark``, ``grey``: then :func:`adjust_input`)."""
+    return normalize(adjust_input(resize_plate(as_rgb(img), height, width, keep_aspect), stretch, dark, grey))

@@ -596,12 +596,14 @@ class PlateTransform:
     """
 
     def __init__(self, name: str, height: int, width: int, keep_aspect: bool, compose: A.Compose,
-                 plain: A.Compose | None = None, stretch: bool = False, dark: bool = False):
+                 plain: A.Compose | None = None, stretch: bool = False, dark: bool = False,
+                 grey: bool = False):
         self.name = name
         self.height, self.width = height, width
         self.keep_aspect = keep_aspect
         self.stretch = stretch
         self.dark = dark
+        self.grey = grey
         self.compose = compose
         # The same pipeline without the camera effects, for the share of images that skip them
         # while a training ramp (data.synth_effects_ramp_steps) sets effects_share below 1.
@@ -613,7 +615,7 @@ class PlateTransform:
 
     def __repr__(self) -> str:
         return (f"PlateTransform({self.name!r}, height={self.height}, width={self.width}, "
-                f"keep_aspect={self.keep_aspect}, stretch={self.stretch}, dark={self.dark})")
+                f"keep_aspect={self.keep_aspect}, stretch={self.stretch}, dark={self.dark}, grey={self.grey})")
 
     def set_seed(self, seed: int) -> None:
         seed = int(seed) & ((1 << 63) - 1)
@@ -632,7 +634,7 @@ class PlateTransform:
         compose = self.compose
         if self.plain is not None and self.effects_share < 1.0 and self._share_rng.random() >= self.effects_share:
             compose = self.plain
-        return adjust_input(compose(image=_as_rgb(img))["image"], self.stretch, self.dark)
+        return adjust_input(compose(image=_as_rgb(img))["image"], self.stretch, self.dark, self.grey)
 
     def __call__(self, img: np.ndarray) -> torch.Tensor:
         return to_tensor(self.augment(img))
@@ -653,13 +655,14 @@ def to_image(t: torch.Tensor) -> np.ndarray:
 
 def build_transform(name: str, height: int, width: int, keep_aspect: bool = False,
                     camera_effects: dict[str, float] | None = None, stretch: bool = False,
-                    dark: bool = False) -> PlateTransform:
+                    dark: bool = False, grey: bool = False) -> PlateTransform:
     """The named pipeline: ``"train"`` (geometry + photometric augmentation, then normalise) or
     ``"eval"`` (resize -- stretched, or letterboxed when ``keep_aspect`` -- then normalise).
     ``camera_effects`` ({name: probability}, see ``CAMERA_EFFECTS``) adds camera effects to
     the training pipeline. ``stretch`` (``data.stretch_contrast``) passes each image, last,
     through ``data.images.stretch_contrast``, in training after every effect; ``dark``
-    (``data.dark_text``) then turns it to dark characters on a light plate (``data.images.dark_text``)."""
+    (``data.dark_text``) then turns it to dark characters on a light plate (``data.images.dark_text``);
+    ``grey`` (``data.grey``) first turns it to its luma (``data.images.to_grey``)."""
     camera = check_camera_effects(camera_effects, "camera_effects")
     if name not in PIPELINES:
         raise ValueError(f"unknown transform pipeline {name!r}; choices: {', '.join(PIPELINES)}")
@@ -675,14 +678,14 @@ def build_transform(name: str, height: int, width: int, keep_aspect: bool = Fals
     else:
         ops = [PlateWarp(height, width, keep_aspect, jitter=False)]
     compose = A.Compose(ops, is_check_shapes=False, strict=False)
-    return PlateTransform(name, height, width, keep_aspect, compose, plain, stretch, dark)
+    return PlateTransform(name, height, width, keep_aspect, compose, plain, stretch, dark, grey)
 
 
 def spec_transform(spec: Any, name: str = "eval") -> PlateTransform:
     """The named pipeline at a model's input spec (``models.interface.InputSpec``: size,
     letterbox, contrast stretch, polarity), as a reader of that model preprocesses."""
     return build_transform(name, spec.height, spec.width, spec.keep_aspect, stretch=spec.stretch_contrast,
-                           dark=spec.dark_text)
+                           dark=spec.dark_text, grey=spec.grey)
 
 
 # --------------------------------------------------------------------------- reading views

@@ -96,7 +96,8 @@ class OnnxPlateReader(PlateReader):
         self.output_names = [o.name for o in session.get_outputs()]
         s = self.input_spec
         self.transform = functools.partial(preprocess_eval, height=s.height, width=s.width,
-                                           keep_aspect=s.keep_aspect, stretch=s.stretch_contrast, dark=s.dark_text)
+                                           keep_aspect=s.keep_aspect, stretch=s.stretch_contrast, dark=s.dark_text,
+                                           grey=s.grey)
 
     def forward(self, images: Any) -> dict[str, np.ndarray]:
         """The graph's outputs by name for a preprocessed batch (a numpy array or a CPU tensor)."""

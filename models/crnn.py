@@ -52,6 +52,7 @@ class CRNNConfig:
     country_head: bool | None = None  # None: on (training turns it off when the data has no country labels)
     cls_loss_weight: float = 0.5  # weight of the country + rows losses beside the CTC loss
     cls_head_layers: int = 0  # transformer layers over the backbone's feature columns inside the country head
+    label_smoothing: float = 0.0  # CTC label smoothing (models.heads.ctc_text_loss)
 
     def __post_init__(self) -> None:
         check_backbone_name(self.backbone)
@@ -66,6 +67,8 @@ class CRNNConfig:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
         if self.cls_head_layers < 0:
             raise ValueError(f"model.cls_head_layers must be >= 0, got {self.cls_head_layers}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"model.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.read_height is not None and self.read_height < 8:
             raise ValueError(f"model.read_height must be null or >= 8, got {self.read_height}")
 
@@ -165,7 +168,7 @@ class CRNN(PlateRecognizer):
         return out
 
     def text_loss(self, outputs: dict, batch: dict) -> torch.Tensor:
-        return ctc_text_loss(outputs["logits"], batch["texts"], self.tokenizer.encode)
+        return ctc_text_loss(outputs["logits"], batch["texts"], self.tokenizer.encode, self.config.label_smoothing)
 
     @torch.no_grad()
     def text_log_prob(self, images: torch.Tensor, texts: list[str],

@@ -170,10 +170,19 @@ def ctc_log_likelihood(ctc_logits: torch.Tensor, texts: list[str], encode) -> to
     return -_ctc(ctc_logits, texts, encode, reduction="none")
 
 
-def ctc_text_loss(ctc_logits: torch.Tensor, texts: list[str], encode) -> torch.Tensor:
+def ctc_text_loss(ctc_logits: torch.Tensor, texts: list[str], encode, smoothing: float = 0.0) -> torch.Tensor:
     """The training loss: the mean over samples of the CTC loss per character; a label the steps
-    cannot hold teaches nothing (``zero_infinity``)."""
-    return _ctc(ctc_logits, texts, encode, zero_infinity=True)
+    cannot hold teaches nothing (``zero_infinity``).
+
+    ``smoothing`` (label smoothing for CTC): ``(1 - smoothing)`` of it plus ``smoothing`` times each
+    step's cross-entropy with the uniform distribution over the classes (mean over steps and
+    samples), which caps how sure a step can grow: a bound on the logits as label smoothing gives
+    the attention decoder, without choosing an alignment."""
+    loss = _ctc(ctc_logits, texts, encode, zero_infinity=True)
+    if smoothing:
+        uniform = -ctc_logits.float().log_softmax(-1).mean(-1).mean()
+        loss = (1.0 - smoothing) * loss + smoothing * uniform
+    return loss
 
 
 class CTCPrefixScorer:

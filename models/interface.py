@@ -29,14 +29,16 @@ ROW_CLASSES: tuple[int, ...] = (1, 2)
 class InputSpec:
     """What the model expects: images resized to height x width (with ``stretch_contrast``, their
     luma's 1st-99th percentile then stretched to 0-255: ``data.images.stretch_contrast``; with
-    ``dark_text``, then inverted where the characters are light: ``data.images.dark_text``), RGB
-    scaled to [-1, 1]."""
+    ``dark_text``, then inverted where the characters are light: ``data.images.dark_text``; with
+    ``grey``, first turned to their luma in all three channels: ``data.images.to_grey``), RGB scaled to
+    [-1, 1]."""
 
     height: int
     width: int
     keep_aspect: bool = False
     stretch_contrast: bool = False
     dark_text: bool = False
+    grey: bool = False
 
 
 @dataclass

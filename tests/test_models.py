@@ -94,6 +94,29 @@ def test_ctc_greedy_decoding_collapses_repeats_and_blanks():
     assert CTCTokenizer.min_steps("AA11B") == 7
 
 
+def test_crnn_label_smoothing_caps_how_sure_a_step_grows():
+    from data.tokenizers import CTCTokenizer
+    from models.heads import ctc_text_loss
+
+    encode = CTCTokenizer(Charset("AB1")).encode
+    ids = [0, 1, 0, 2, 0, 3, 0, 0]  # blank A blank B blank 1: "AB1", every step sure
+    sure = torch.nn.functional.one_hot(torch.tensor([ids]), 4).float()
+    plain = [ctc_text_loss(sure * scale, ["AB1"], encode) for scale in (4.0, 16.0)]
+    smoothed = [ctc_text_loss(sure * scale, ["AB1"], encode, smoothing=0.1) for scale in (4.0, 16.0)]
+    assert plain[1] < plain[0]  # CTC alone gains from ever larger logits ...
+    assert smoothed[1] > smoothed[0]  # ... the smoothed loss does not
+    assert ctc_text_loss(sure * 4.0, ["AB1"], encode, smoothing=0.0) == plain[0]
+    with pytest.raises(ValueError, match="model.label_smoothing"):
+        create_model("crnn", {"label_smoothing": 1.0}, CHARSET, InputSpec(32, 160))
+    model = create_model("crnn", {"label_smoothing": 0.1}, CHARSET, InputSpec(32, 160))
+    out = model(torch.randn(2, 3, 32, 160))
+    batch = {"texts": ["AB1", "1BA"]}
+    model.config.label_smoothing = 0.0
+    unsmoothed = model.text_loss(out, batch)
+    model.config.label_smoothing = 0.1
+    assert model.text_loss(out, batch) != unsmoothed
+
+
 def test_checkpoint_of_other_charset_or_not_a_model_is_refused(tmp_path):
     model = create_model("crnn", {}, Charset("0123456789"), InputSpec(32, 160))
     model.save_pretrained(tmp_path / "digits")

@@ -37,18 +37,19 @@ def _images(rng: np.random.Generator) -> list[np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("height,width,keep_aspect,stretch,dark", [
-    (32, 96, False, False, False), (64, 224, False, False, False), (64, 128, True, False, False),
-    (31, 97, True, False, False), (64, 224, False, True, False), (31, 97, True, True, False),
-    (64, 224, False, False, True), (31, 97, True, True, True)])
-def test_numpy_preprocessing_equals_the_eval_transform(height, width, keep_aspect, stretch, dark):
-    transform = build_transform("eval", height, width, keep_aspect, stretch=stretch, dark=dark)
+@pytest.mark.parametrize("height,width,keep_aspect,stretch,dark,grey", [
+    (32, 96, False, False, False, False), (64, 224, False, False, False, False), (64, 128, True, False, False, False),
+    (31, 97, True, False, False, False), (64, 224, False, True, False, False), (31, 97, True, True, False, False),
+    (64, 224, False, False, True, False), (31, 97, True, True, True, False), (64, 224, False, False, False, True),
+    (31, 97, True, True, True, True)])
+def test_numpy_preprocessing_equals_the_eval_transform(height, width, keep_aspect, stretch, dark, grey):
+    transform = build_transform("eval", height, width, keep_aspect, stretch=stretch, dark=dark, grey=grey)
     images = _images(np.random.default_rng(0))
     images += [im // 4 + 50 for im in images]  # dim and flat: the contrast stretch has work to do
     images += [255 - im for im in images]  # either polarity: dark_text has work to do
     for img in images:
         ref = transform(img).numpy()
-        got = preprocess_eval(img, height, width, keep_aspect, stretch=stretch, dark=dark)
+        got = preprocess_eval(img, height, width, keep_aspect, stretch=stretch, dark=dark, grey=grey)
         assert got.dtype == np.float32 and got.shape == ref.shape == (3, height, width)
         np.testing.assert_array_equal(got, ref)  # exact: one resize, the same float32 arithmetic
 

@@ -460,6 +460,24 @@ def test_a_model_trained_with_dark_text_reads_every_crop_turned(tiny, plates, tm
     assert all(same(p, q) for p, q in zip(turned.predict(mixed), expected))
 
 
+def test_a_model_trained_on_grey_reads_every_crop_as_its_luma(tiny, plates, tmp_path):
+    import dataclasses
+
+    from models import PlateRecognizer
+
+    model = PlateRecognizer.from_pretrained(tiny)
+    model.input_spec = dataclasses.replace(model.input_spec, grey=True)
+    model.save_pretrained(tmp_path / "grey")
+    reader = load_reader(tmp_path / "grey")
+    assert reader.input_spec.grey and reader.transform.grey
+    images = [read_image_rgb(p) for p in sorted((plates / "images").glob("*.png"))]
+    swapped = [im[..., ::-1].copy() for im in images]  # other colours, other luma
+    x = reader.collate([reader.transform(im) for im in images])
+    assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2])
+    assert not torch.equal(x, reader.collate([reader.transform(im) for im in swapped]))
+    assert all(same(p, q) for p, q in zip(reader.predict(images), reader.predict_tensor(x)))
+
+
 def test_polarity_errors_are_named(tiny, plates, tmp_path, capsys):
     with pytest.raises(ValueError, match="polarity: expected one of given, both, auto"):
         load_reader(tiny, polarity="inverse")

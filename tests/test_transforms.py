@@ -135,6 +135,21 @@ def test_dark_text_comes_last_in_both_pipelines():
     assert not any(light_text(o) for o in outs)
 
 
+def test_grey_input_turns_every_image_to_its_luma_first_in_both_pipelines():
+    red = np.where(text_plate() < 128, np.array([240, 240, 240], np.uint8), np.array([170, 20, 30], np.uint8))
+    ev = build_transform("eval", 32, 128, grey=True)
+    x = ev(red)
+    assert ev.grey and torch.equal(x[0], x[1]) and torch.equal(x[1], x[2])
+    assert not torch.equal(x, build_transform("eval", 32, 128)(red))
+    luma = cv2.cvtColor(cv2.cvtColor(resize_plate(red, 32, 128), cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    assert torch.equal(build_transform("eval", 32, 128, dark=True, grey=True)(red),
+                       to_tensor(dark_text(luma)))  # after the resize, before the turn to dark text
+    tr = build_transform("train", 32, 128, grey=True)
+    tr.set_seed(3)
+    outs = [tr.augment(red) for _ in range(8)]  # after every effect, false colours included
+    assert all(np.array_equal(o[..., 0], o[..., 1]) and np.array_equal(o[..., 1], o[..., 2]) for o in outs)
+
+
 def test_unknown_pipeline():
     with pytest.raises(ValueError, match=r"unknown transform pipeline 'trian'; choices: train, eval"):
         build_transform("trian", 32, 128)

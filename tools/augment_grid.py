@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dark-text", action="store_true",
                     help="each image then turned to dark characters on light, data.images.dark_text (data.dark_text; "
                          "on with a --config that sets it)")
+    ap.add_argument("--grey", action="store_true",
+                    help="each image first turned to its luma, data.images.to_grey (data.grey; on with a --config "
+                         "that sets it)")
     ap.add_argument("--data", default=None, help="dataset path (format a or b); default: synthetic plates")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cols", type=int, default=4)
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         synth_fx, camera = cfg.data.effects, cfg.data.camera
         args.stretch_contrast = args.stretch_contrast or cfg.data.stretch_contrast
         args.dark_text = args.dark_text or cfg.data.dark_text
+        args.grey = args.grey or cfg.data.grey
     if args.effect:
         if args.effect in CAMERA_EFFECTS:
             synth_fx, camera = SynthEffects(), {args.effect: 1.0}
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 ap.error(f"--effect: {e}; camera effects: {', '.join(CAMERA_EFFECTS)}")
     tf = build_transform(args.pipeline, args.height, args.width, args.keep_aspect,
                          camera if args.pipeline == "train" else None, stretch=args.stretch_contrast,
-                         dark=args.dark_text)
+                         dark=args.dark_text, grey=args.grey)
     tf.set_seed(args.seed)
     images, labels = [], []
     if args.data:
@@ -138,7 +142,7 @@ def _all_effects(args) -> int:
         synth_fx = SynthEffects() if camera else SynthEffects().only(name)
         tf = build_transform(args.pipeline, args.height, args.width, args.keep_aspect,
                              camera if args.pipeline == "train" else None, stretch=args.stretch_contrast,
-                             dark=args.dark_text)
+                             dark=args.dark_text, grey=args.grey)
         tf.set_seed(args.seed + i)
         gen = SyntheticPlateGenerator(seed=args.seed + i, effects=synth_fx, countries=EFFECT_COUNTRIES.get(name))
         for _ in range(args.cols):

@@ -96,7 +96,7 @@ def eval_dataset(dc: DataConfig, key: str, source: str, charset: Charset,
                  say: Callable[[str], None] = print) -> EvalSet:
     path, records = read_records(dc, key, source, charset, allow_mask=True, say=say)
     transform = build_transform(dc.eval_pipeline, dc.image_height, dc.image_width, dc.keep_aspect,
-                                stretch=dc.stretch_contrast, dark=dc.dark_text)
+                                stretch=dc.stretch_contrast, dark=dc.dark_text, grey=dc.grey)
     name = "synth-" + key.split(".")[1] if source == SYNTH else path.name
     return name, PlateDataset(records, transform)
 
@@ -221,7 +221,7 @@ def train_data(dc: DataConfig, records: list[PlateRecord] | None, *, batch_size:
     synthetic effects' ramp (``data.synth_effects_ramp_steps``) in samples of this process."""
     def make_transform():
         return build_transform(dc.train_pipeline, dc.image_height, dc.image_width, dc.keep_aspect, dc.camera,
-                               stretch=dc.stretch_contrast, dark=dc.dark_text)
+                               stretch=dc.stretch_contrast, dark=dc.dark_text, grey=dc.grey)
 
     transform = make_transform()
 

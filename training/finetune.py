@@ -20,7 +20,8 @@ from models.base import charset_mismatch
 from models.backbones import grown_blocks
 
 INIT_INPUT_KEYS = {"image_height": "height", "image_width": "width", "keep_aspect": "keep_aspect",
-                   "stretch_contrast": "stretch_contrast", "dark_text": "dark_text"}
+                   "stretch_contrast": "stretch_contrast", "dark_text": "dark_text",
+                   "grey": "grey"}
 
 # Heads a run may add to or drop from its init model: the country/rows head and the attention
 # model's length and CTC heads. An init model without one (or with another shape of it, e.g. other

@@ -464,7 +464,7 @@ def build_model(cfg: Config, charset: Charset, records: list | None, init: InitM
     try:
         model = create_model(cfg.arch, model_options(cfg, records), charset,
                              InputSpec(dc.image_height, dc.image_width, dc.keep_aspect, dc.stretch_contrast,
-                                       dc.dark_text))
+                                       dc.dark_text, dc.grey))
     except ValueError as e:
         raise ConfigError(str(e)) from e
     init_info = None
