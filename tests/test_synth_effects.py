@@ -747,7 +747,6 @@ def test_mixed_fonts_draws_each_character_in_its_own_font_at_the_row_cap_height(
         assert np.abs(np.subtract(ink_rows(m), ink_rows(one))).max() <= 2  # caps on the same lines
 
 
-
 def test_mixed_fonts_effect_gives_the_rows_a_pool_of_fonts_with_the_plates_own(monkeypatch):
     from data.synth.render import PlateRenderer
 
