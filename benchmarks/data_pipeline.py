@@ -41,7 +41,8 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from configs import ConfigError, load_config  # noqa: E402
 from data.datasets import SyntheticPlateDataset, collate_plates  # noqa: E402
-from data.transforms import build_transform, to_tensor  # noqa: E402
+from data.transforms import spec_transform, to_tensor  # noqa: E402
+from training.data import input_spec  # noqa: E402
 
 DEFAULT_CONFIG = "configs/crnn.yaml"
 
@@ -172,19 +173,18 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(e))
     height = args.height or dc.image_height
     width = args.width or dc.image_width
+    spec = dataclasses.replace(input_spec(dc, training=True), height=height, width=width)  # as training feeds it
     effects, camera = dc.effects, dc.camera
     bank = dc.bank
     gen_kw = dict(countries=dc.synth_countries, two_row_prob=dc.train_two_row_prob, effects=effects,
                   country_weights=dc.synth_country_weights)
 
     def dataset() -> SyntheticPlateDataset:
-        return SyntheticPlateDataset(build_transform("train", height, width, dc.keep_aspect, camera,
-                                                     stretch=dc.stretch_contrast, dark=dc.dark_text, grey=dc.grey),
+        return SyntheticPlateDataset(spec_transform(spec, "train", camera),
                                      seed=args.seed, bank=bank, **gen_kw)
 
     gen = SyntheticPlateGenerator(seed=args.seed, **gen_kw)
-    tf = build_transform("train", height, width, dc.keep_aspect, camera, stretch=dc.stretch_contrast,
-                         dark=dc.dark_text, grey=dc.grey)
+    tf = spec_transform(spec, "train", camera)
     tf.set_seed(args.seed)
     print(f"{args.config} (effects {'on' if effects.any or camera else 'off'}"
           f"{f', plate bank: each plate drawn {bank.uses}x' if bank.on else ''}); "

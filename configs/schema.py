@@ -38,6 +38,9 @@ class DataConfig:
     stretch_contrast: bool = False  # every image's luma 1st-99th percentile stretched to 0-255 (train and read)
     dark_text: bool = False  # every image inverted where its characters are light: one polarity (train and read)
     grey: bool = False  # every image turned to its luma (in all three channels): no colour (train and read)
+    # How the trained model reads: every crop turned to dark characters (true) or as given (false),
+    # whatever training saw; None: as dark_text. Recorded as input.dark_text in config.json.
+    read_dark_text: bool | None = None
     # Sources: "synth" or a dataset path (folder with labels.csv, a CSV, or a folder of
     # crops named by their text). For val/test, "synth" means the fixed generated sets.
     train: str = SYNTH

@@ -681,11 +681,12 @@ def build_transform(name: str, height: int, width: int, keep_aspect: bool = Fals
     return PlateTransform(name, height, width, keep_aspect, compose, plain, stretch, dark, grey)
 
 
-def spec_transform(spec: Any, name: str = "eval") -> PlateTransform:
+def spec_transform(spec: Any, name: str = "eval", camera_effects: dict[str, float] | None = None) -> PlateTransform:
     """The named pipeline at a model's input spec (``models.interface.InputSpec``: size,
-    letterbox, contrast stretch, polarity), as a reader of that model preprocesses."""
-    return build_transform(name, spec.height, spec.width, spec.keep_aspect, stretch=spec.stretch_contrast,
-                           dark=spec.dark_text, grey=spec.grey)
+    letterbox, contrast stretch, polarity, grey), as a reader of that model preprocesses
+    (``"eval"``) or as training feeds it (``"train"``, with ``camera_effects``)."""
+    return build_transform(name, spec.height, spec.width, spec.keep_aspect, camera_effects,
+                           stretch=spec.stretch_contrast, dark=spec.dark_text, grey=spec.grey)
 
 
 # --------------------------------------------------------------------------- reading views

@@ -172,9 +172,11 @@ def test_robust_configs_are_the_realism_configs_plus_the_new_effects():
         for d in (a, b):
             d["data"].pop("camera_effects")
             d["data"].pop("synth_effects")
-            # both start from a trained model, whose options replace the config's model section
+            # both start from a trained model, whose options replace the config's model section and
+            # whose polarity replaces data.read_dark_text (training.finetune.apply_init_from)
             assert d["train"]["init_from"]
             d.pop("model")
+            d["data"].pop("read_dark_text")
         assert a == b
 
 

@@ -41,6 +41,7 @@ def test_default_crnn_config_loads_and_overrides_apply():
         ("train.weight_decay=-.inf", "train.weight_decay: expected a finite number"),
         ("train.init_from=[a]", "train.init_from: expected a string"),
         ("train.checkpoint_minutes=-5", "train.checkpoint_minutes must be > 0 .*or 0 or null"),
+        ("data.read_dark_text=maybe", "data.read_dark_text: expected"),
         ("nosection.key=1", "override key"),
         ("train.lr", "section.key=value"),
     ],
@@ -232,3 +233,24 @@ def test_derived_configs_keep_the_main_mix():
     assert (fx.text_crop, fx.pattern, fx.glyph_forms, fx.mixed_fonts) == (0.5, 0.3, 0.5, 0.3)
     assert main.data.camera["invert"] == 0.1
     assert load_config(path=CONFIG_DIR / "robust_crnn.yaml").train.ema_decay is None  # as judged
+
+
+@pytest.mark.parametrize("dark,read,trains,reads", [
+    (False, None, False, False), (True, None, True, True),  # unset: reads as it trains
+    (False, True, False, True), (True, False, True, False),
+])
+def test_the_model_reads_with_its_own_polarity(dark, read, trains, reads):
+    """data.read_dark_text sets how the saved model reads (its input spec), whatever the stream feeds it."""
+    from data.transforms import spec_transform
+    from training.data import input_spec
+
+    dc = dataclasses.replace(load_config("crnn").data, dark_text=dark, read_dark_text=read)
+    assert input_spec(dc, training=True).dark_text is trains and input_spec(dc).dark_text is reads
+    assert spec_transform(input_spec(dc, training=True), "train", dc.camera).dark is trains
+    assert spec_transform(input_spec(dc)).dark is reads
+    assert (input_spec(dc).height, input_spec(dc).width) == (dc.image_height, dc.image_width)
+
+
+def test_the_main_command_reads_turned_crops():
+    assert load_config("crnn").data.read_dark_text is True
+    assert load_config("attn").data.read_dark_text is None  # the attention model reads as given (judged)

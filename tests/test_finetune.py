@@ -92,8 +92,14 @@ def test_init_from_mismatches_are_named(init_model, tmp_path, capsys):
     # The input's contrast stretch comes from the folder too, unless the command line sets it.
     assert resolve("crnn", init_from=init).data.stretch_contrast is False
     assert resolve("crnn", "data.stretch_contrast=true", init_from=init).data.stretch_contrast is True
-    assert resolve("crnn", init_from=init).data.dark_text is False  # the polarity turn likewise
-    assert resolve("crnn", "data.dark_text=true", init_from=init).data.dark_text is True
+    # The polarity likewise: the folder (trained by crnn.yaml, data.read_dark_text) reads turned crops.
+    assert resolve("crnn", init_from=init).data.dark_text is True
+    assert resolve("crnn", "data.dark_text=false", init_from=init).data.dark_text is False
+    # The folder's polarity is how the run reads: the config file's data.read_dark_text (crnn.yaml's true) is
+    # unset, a command-line one kept.
+    assert resolve("crnn", init_from=init).data.read_dark_text is None
+    assert "data.read_dark_text=True -> None" in capsys.readouterr().out
+    assert resolve("crnn", "data.read_dark_text=true", init_from=init).data.read_dark_text is True
 
 
 def test_init_from_with_an_override_that_changes_the_shapes_stops_at_start(init_model, tmp_path):

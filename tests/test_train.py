@@ -71,6 +71,8 @@ def test_train_few_steps_then_resume(tmp_path):
     # The share of each step spent waiting for the next batch (issue 23, item 3).
     assert all(0 <= r["data_wait"] <= 1 for r in read_log(run_dir) if "loss" in r)
     assert "data loading: in the training process (data.num_workers: 0)" in first.stdout
+    # The main command's model reads every crop turned to dark characters (data.read_dark_text), trained on both.
+    assert json.loads((run_dir / "best" / "config.json").read_text())["input"]["dark_text"] is True
 
     proc = run([sys.executable, "train_accelerate.py", "--resume", str(run_dir), "train.max_steps=6"])
     assert "resumed" in proc.stdout + proc.stderr

@@ -25,7 +25,9 @@ from configs import load_config
 from data.datasets import load_records, read_image_rgb
 from data.synth import SyntheticPlateGenerator
 from data.synth.effects import EFFECT_COUNTRIES, SynthEffects
-from data.transforms import CAMERA_EFFECTS, PIPELINES, build_transform
+from data.transforms import CAMERA_EFFECTS, PIPELINES, spec_transform
+from models.interface import InputSpec
+from training.data import input_spec
 
 
 def make_grid(
@@ -46,6 +48,10 @@ def make_grid(
     return grid
 
 
+def _spec(args) -> InputSpec:
+    return InputSpec(args.height, args.width, args.keep_aspect, args.stretch_contrast, args.dark_text, args.grey)
+
+
 def _label(text: str, country: str, rows: int) -> str:
     return f"{text}  {country}" + ("  2-row" if rows == 2 else "")
 
@@ -61,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stretch-contrast", action="store_true",
                     help="each image last through data.images.stretch_contrast (data.stretch_contrast; on with a --config that sets it)")
     ap.add_argument("--dark-text", action="store_true",
-                    help="each image then turned to dark characters on light, data.images.dark_text (data.dark_text; "
-                         "on with a --config that sets it)")
+                    help="each image then turned to dark characters on light, data.images.dark_text (on with a --config "
+                         "that turns: data.dark_text in training, data.read_dark_text in reading)")
     ap.add_argument("--grey", action="store_true",
                     help="each image first turned to its luma, data.images.to_grey (data.grey; on with a --config "
                          "that sets it)")
@@ -86,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(path=args.config)
         synth_fx, camera = cfg.data.effects, cfg.data.camera
         args.stretch_contrast = args.stretch_contrast or cfg.data.stretch_contrast
-        args.dark_text = args.dark_text or cfg.data.dark_text
+        args.dark_text = args.dark_text or input_spec(cfg.data, training=args.pipeline == "train").dark_text
         args.grey = args.grey or cfg.data.grey
     if args.effect:
         if args.effect in CAMERA_EFFECTS:
@@ -96,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 synth_fx, camera = SynthEffects().only(args.effect), {}
             except ValueError as e:
                 ap.error(f"--effect: {e}; camera effects: {', '.join(CAMERA_EFFECTS)}")
-    tf = build_transform(args.pipeline, args.height, args.width, args.keep_aspect,
-                         camera if args.pipeline == "train" else None, stretch=args.stretch_contrast,
-                         dark=args.dark_text, grey=args.grey)
+    tf = spec_transform(_spec(args), args.pipeline, camera if args.pipeline == "train" else None)
     tf.set_seed(args.seed)
     images, labels = [], []
     if args.data:
@@ -140,9 +144,7 @@ def _all_effects(args) -> int:
     for i, name in enumerate(names):
         camera = {name: 1.0} if name in CAMERA_EFFECTS else {}
         synth_fx = SynthEffects() if camera else SynthEffects().only(name)
-        tf = build_transform(args.pipeline, args.height, args.width, args.keep_aspect,
-                             camera if args.pipeline == "train" else None, stretch=args.stretch_contrast,
-                             dark=args.dark_text, grey=args.grey)
+        tf = spec_transform(_spec(args), args.pipeline, camera if args.pipeline == "train" else None)
         tf.set_seed(args.seed + i)
         gen = SyntheticPlateGenerator(seed=args.seed + i, effects=synth_fx, countries=EFFECT_COUNTRIES.get(name))
         for _ in range(args.cols):

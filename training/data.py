@@ -22,8 +22,17 @@ from data.datasets import (MixedPlateDataset, PlateDataset, PlateRecord, Synthet
 from data.synth import SyntheticPlateGenerator, write_synthetic_dataset
 from data.synth.degrade import degrade
 from data.text import Charset
-from data.transforms import build_transform
+from data.transforms import spec_transform
+from models.interface import InputSpec
 from training.signals import detach_loader_worker
+
+
+# --------------------------------------------------------------------------- the model's input
+def input_spec(dc: DataConfig, training: bool = False) -> InputSpec:
+    """The input of the run's model as it reads (recorded in its ``config.json``), or with
+    ``training`` as the training stream feeds it: the polarity may differ (``data.read_dark_text``)."""
+    dark = dc.dark_text if training or dc.read_dark_text is None else dc.read_dark_text
+    return InputSpec(dc.image_height, dc.image_width, dc.keep_aspect, dc.stretch_contrast, dark, dc.grey)
 
 
 # --------------------------------------------------------------------------- fixed synthetic sets
@@ -95,8 +104,7 @@ EvalSet = tuple[str, PlateDataset]  # (name shown in tables and logs, dataset)
 def eval_dataset(dc: DataConfig, key: str, source: str, charset: Charset,
                  say: Callable[[str], None] = print) -> EvalSet:
     path, records = read_records(dc, key, source, charset, allow_mask=True, say=say)
-    transform = build_transform(dc.eval_pipeline, dc.image_height, dc.image_width, dc.keep_aspect,
-                                stretch=dc.stretch_contrast, dark=dc.dark_text, grey=dc.grey)
+    transform = spec_transform(input_spec(dc), dc.eval_pipeline)
     name = "synth-" + key.split(".")[1] if source == SYNTH else path.name
     return name, PlateDataset(records, transform)
 
@@ -220,8 +228,7 @@ def train_data(dc: DataConfig, records: list[PlateRecord] | None, *, batch_size:
     ``samples_per_step`` (batch size times gradient accumulation) and ``start_step`` place the
     synthetic effects' ramp (``data.synth_effects_ramp_steps``) in samples of this process."""
     def make_transform():
-        return build_transform(dc.train_pipeline, dc.image_height, dc.image_width, dc.keep_aspect, dc.camera,
-                               stretch=dc.stretch_contrast, dark=dc.dark_text, grey=dc.grey)
+        return spec_transform(input_spec(dc, training=True), dc.train_pipeline, dc.camera)
 
     transform = make_transform()
 

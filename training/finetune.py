@@ -63,10 +63,10 @@ def load_init_model(path: str | os.PathLike, charset: Charset | None = None, arc
 def apply_init_from(cfg: Config, overrides: list[str], init: InitModel | None = None) -> tuple[Config, InitModel]:
     """A fine-tune's config: the model section and input size of the ``train.init_from`` model.
 
-    The model's arch and charset must be the run's. Its model options and input size
-    (``data.image_height``, ``image_width``, ``keep_aspect``) replace the config file's (the
-    replaced values are printed); ``train.init_model_options`` and then a ``model.*`` or
-    ``data.image_*`` override on the command line replace those in turn, and the run stops at
+    The model's arch and charset must be the run's. Its model options and input (``data.image_height``,
+    ``image_width``, ``keep_aspect``, ..., its polarity as ``dark_text`` with ``read_dark_text`` unset)
+    replace the config file's (the replaced values are printed); ``train.init_model_options`` and
+    then a ``model.*`` or ``data.*`` override on the command line replace those in turn, and the run stops at
     start if the weights do not fit the model it describes (a head the run adds starts fresh:
     :func:`load_init_weights`).
     Not used on --resume: the run's config.yaml already holds the result.
@@ -93,6 +93,10 @@ def apply_init_from(cfg: Config, overrides: list[str], init: InitModel | None = 
             if model_opts[k] != v:
                 replaced.append(f"model.{k}={model_opts[k]!r} -> {v!r} (train.init_model_options)")
             model_opts[k] = v
+    if cfg.data.read_dark_text is not None and "data.read_dark_text" not in given:
+        # the init model's polarity (input.dark_text, now data.dark_text) is how it reads
+        replaced.append(f"data.read_dark_text={cfg.data.read_dark_text!r} -> None")
+        inputs["read_dark_text"] = None
     if replaced and int(os.environ.get("RANK", "0")) == 0:
         print(f"{init.where}: model options and input size from the model folder; replaced "
               f"{', '.join(replaced)}", flush=True)

@@ -46,10 +46,10 @@ from data.images import ImageReadError, error_line
 from data.text import Charset
 from evaluation import evaluate
 from metrics import format_metrics_table
-from models import create_model, InputSpec, PlateRecognizer
+from models import create_model, PlateRecognizer
 from models.heads import has_country_labels
-from training.data import (EvalSet, Loading, TrainData, bank_note, cpu_threads, eval_loader, eval_sets, loading,
-                           max_train_label_length, train_data, train_records)
+from training.data import (EvalSet, Loading, TrainData, bank_note, cpu_threads, eval_loader, eval_sets, input_spec,
+                           loading, max_train_label_length, train_data, train_records)
 from training.finetune import HEAD_NAMES, InitModel, apply_init_from, freeze_all_but, load_init_model, load_init_weights
 from training.run_dir import RunDir
 from training.signals import Interrupted, StopRequest
@@ -462,9 +462,7 @@ def build_model(cfg: Config, charset: Charset, records: list | None, init: InitM
     the modules ``train.trainable`` freezes."""
     dc, tc = cfg.data, cfg.train
     try:
-        model = create_model(cfg.arch, model_options(cfg, records), charset,
-                             InputSpec(dc.image_height, dc.image_width, dc.keep_aspect, dc.stretch_contrast,
-                                       dc.dark_text, dc.grey))
+        model = create_model(cfg.arch, model_options(cfg, records), charset, input_spec(dc))
     except ValueError as e:
         raise ConfigError(str(e)) from e
     init_info = None
