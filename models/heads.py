@@ -156,9 +156,9 @@ class ColumnCTCHead(nn.Module):
         return self.fc(x)
 
 
-def _ctc(ctc_logits: torch.Tensor, texts: list[str], encode, **kwargs) -> torch.Tensor:
-    """``F.ctc_loss`` of per-step logits [B, T, blank + charset] (blank 0) against ``texts``."""
-    log_probs = ctc_logits.float().log_softmax(-1).transpose(0, 1)  # [T, B, C]
+def _ctc(log_probs: torch.Tensor, texts: list[str], encode, **kwargs) -> torch.Tensor:
+    """``F.ctc_loss`` of per-step log-probabilities [B, T, blank + charset] (blank 0) against ``texts``."""
+    log_probs = log_probs.transpose(0, 1)  # [T, B, C]
     targets, lengths = encode(texts)
     steps = torch.full((log_probs.shape[1],), log_probs.shape[0], dtype=torch.long)
     return F.ctc_loss(log_probs, targets.to(log_probs.device), steps, lengths, blank=0, **kwargs)
@@ -167,7 +167,7 @@ def _ctc(ctc_logits: torch.Tensor, texts: list[str], encode, **kwargs) -> torch.
 def ctc_log_likelihood(ctc_logits: torch.Tensor, texts: list[str], encode) -> torch.Tensor:
     """log p(text | image) under CTC, summed over alignments, per sample ([B]; -inf where the
     steps are too few for the text). ``encode``: a CTC tokenizer's ``encode``."""
-    return -_ctc(ctc_logits, texts, encode, reduction="none")
+    return -_ctc(ctc_logits.float().log_softmax(-1), texts, encode, reduction="none")
 
 
 def ctc_text_loss(ctc_logits: torch.Tensor, texts: list[str], encode, smoothing: float = 0.0) -> torch.Tensor:
@@ -178,9 +178,10 @@ def ctc_text_loss(ctc_logits: torch.Tensor, texts: list[str], encode, smoothing:
     step's cross-entropy with the uniform distribution over the classes (mean over steps and
     samples), which caps how sure a step can grow: a bound on the logits as label smoothing gives
     the attention decoder, without choosing an alignment."""
-    loss = _ctc(ctc_logits, texts, encode, zero_infinity=True)
+    log_probs = ctc_logits.float().log_softmax(-1)
+    loss = _ctc(log_probs, texts, encode, zero_infinity=True)
     if smoothing:
-        uniform = -ctc_logits.float().log_softmax(-1).mean(-1).mean()
+        uniform = -log_probs.mean(-1).mean()
         loss = (1.0 - smoothing) * loss + smoothing * uniform
     return loss
 
