@@ -780,3 +780,22 @@ def test_mixed_fonts_effect_gives_the_rows_a_pool_of_fonts_with_the_plates_own(m
     for _ in range(30):
         gen()
     assert calls and all(drawn is None for _, drawn in calls)  # off: one font per row
+
+
+def test_fixed_pitch_squeezes_wide_letters_into_a_digits_cell():
+    from data.synth.render import PlateRenderer
+
+    r = PlateRenderer()
+    f = r.font("dejavu_bold")
+
+    def ink_width(text, **k):
+        m = np.zeros((80, 600), np.uint8)
+        r.text_into(m, f, text, 40.0, 10, 590, 40, tracking=0.0, **k)
+        cols = np.flatnonzero(m.max(axis=0) > 127)
+        return cols[-1] - cols[0] + 1
+
+    cell = f.cell_w * 40.0 / f.cap
+    assert ink_width("W") > cell * 1.1 and ink_width("W", mono=True) > cell * 1.1  # wider than a digit
+    assert ink_width("W", mono=True, fit=True) <= cell + 2  # squeezed into a digit's cell
+    assert abs(ink_width("WMW", mono=True, fit=True) - ink_width("000", mono=True, fit=True)) <= 3  # one pitch
+    assert ink_width("1", mono=True, fit=True) == ink_width("1", mono=True)  # narrow ones keep their shape

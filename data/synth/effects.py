@@ -16,7 +16,9 @@ which is how the README's ablation switches them off:
   (every character's shape smoothly and randomly distorted, an elastic warp of the drawn text: the
   faces of plates differ in more ways than any set of fonts spans), ``mixed_fonts`` (each character
   in one of two to four fonts of the whole set, the plate's own among them: a reader learns each
-  character's forms apart from the face of its neighbours);
+  character's forms apart from the face of its neighbours), ``fixed_pitch`` (every character in the
+  same cell, a digit's width: narrow ones centred in it, wide ones such as W and M squeezed into it, as
+  fixed-pitch plate faces draw them, in any font);
 - ``clutter``: things on the plate that are not its text: ``screws``, registration
   ``stickers``, ``small_text`` (slogans, dealer lines) above/below the characters,
   ``us_scenes`` (US state designs: sky, hills, a picture, an icon between the groups);
@@ -67,7 +69,7 @@ from data.synth.textgen import UniformStream
 
 EFFECT_GROUPS: dict[str, tuple[str, ...]] = {
     "fonts": ("extra_fonts", "stroke_font", "glyph_forms", "font_weight", "separators", "lookalikes", "glyph_warp",
-              "mixed_fonts"),
+              "mixed_fonts", "fixed_pitch"),
     "clutter": ("screws", "stickers", "small_text", "us_scenes"),
     "surface": ("emboss", "gradient", "pattern", "dirt", "glare"),
     "surround": ("surround", "frame", "text_crop"),
@@ -94,6 +96,7 @@ class SynthEffects:
     lookalikes: float = 0.0
     glyph_warp: float = 0.0
     mixed_fonts: float = 0.0
+    fixed_pitch: float = 0.0
     screws: float = 0.0
     stickers: float = 0.0
     small_text: float = 0.0

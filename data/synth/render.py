@@ -155,7 +155,7 @@ class PlateRenderer:
         self, alpha: np.ndarray, f: FontGlyphs, text: str, hc: float, x0: float, x1: float, yc: float,
         sx: float = 1.0, tracking: float = 0.1, space: float = 0.4, mono: bool = False, align: float = 0.5,
         min_sx: float = 0.6, vary: tuple[fxm.Spacing, UniformStream] | None = None,
-        mix: Callable[[], FontGlyphs] | None = None,
+        mix: Callable[[], FontGlyphs] | None = None, fit: bool = False,
     ) -> tuple[list[tuple[float, float]], tuple[int, int, int, int]]:
         """Draw ``text`` (cap height ``hc`` px) into ``alpha``, centred on ``yc`` within [x0, x1].
 
@@ -166,6 +166,8 @@ class PlateRenderer:
         its baseline; the row then reaches up to ``Spacing.vertical_room`` x ``hc`` further up and down.
         ``mix`` (the ``mixed_fonts`` effect) gives each character's font in turn; each is drawn at the
         row's cap height (every font's frame puts its caps in the same rows), ``f`` sets the layout.
+        ``mono`` gives every character at least a digit's cell; with ``fit`` (the ``fixed_pitch``
+        effect) exactly that cell, glyphs wider than it (W, M) squeezed into it.
         Returns the emblem gaps (x, width) and the bounding box (x0, y0, x1, y1) drawn into.
         """
         s = hc / f.cap
@@ -189,7 +191,7 @@ class PlateRenderer:
                 g = face.glyph(c)
                 w = g.shape[1] * s * f.cap / face.cap
                 if cell and c.isalnum():
-                    w = max(w, cell)
+                    w = cell if fit else max(w, cell)
             items.append((c, g, w))
             faces.append(face)
         n = len(items)
@@ -233,6 +235,8 @@ class PlateRenderer:
             else:  # this character's own size and baseline (without `vary`: the row's), centred on the row's
                 k = sizes[i] * f.cap / faces[i].cap  # its font's frame at the row's cap height
                 gw = max(1, int(round(g.shape[1] * s * k)))
+                if fit and cell and c.isalnum():
+                    gw = min(gw, max(1, int(round(w))))  # squeezed into its cell
                 gh_i = max(1, int(round(faces[i].frame_h * s * k)))
                 m = self._scaled(faces[i], c, gw, gh_i)
                 gx = min(max(int(round(x + (w - gw) / 2)), 0), max(nat_w - gw, 0))
@@ -529,6 +533,8 @@ class PlateRenderer:
             pool = [f] + [self.font(u.choice(choices)) for _ in range(1 + u.randint(3))]
             mix = lambda: pool[u.randint(len(pool))]  # noqa: E731
         mono = f.mono or u() < 0.15
+        fit = fx is not None and fx.fixed_pitch > 0 and fxm.record("fixed_pitch", u() < fx.fixed_pitch)
+        mono = mono or fit
         sx = u.uniform(0.78, 1.08)
         tracking = u.uniform(0.06, 0.15) if not mono else u.uniform(0.03, 0.08)
         space = u.uniform(0.28, 0.55)
@@ -582,10 +588,10 @@ class PlateRenderer:
                 else:
                     byc, bhc = yc, rh * 0.92
                 _, b = self.text_into(alpha, f, boxed, bhc, bx + tt + pad, W - tt - pad, byc, sx, tracking, space,
-                                      mono, vary=vary, mix=mix)
+                                      mono, vary=vary, mix=mix, fit=fit)
                 boxes.append(b)
             em, b = self.text_into(alpha, f, row.rstrip(" "), rh, x0, rx1, yc, sx, tracking, space, mono, align,
-                                   vary=vary, mix=mix)
+                                   vary=vary, mix=mix, fit=fit)
             boxes.append(b)
             emblems.extend((x, w, yc, rh) for x, w in em)
 
