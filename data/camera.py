@@ -19,8 +19,9 @@ places them). They randomise broadly what real cameras vary instead of imitating
 - ``geometry``: rotation up to 15 degrees, shear and perspective, the whole frame kept and
   stretched back to the input size, as a detector's axis-aligned box of a tilted plate is.
 
-Three more are effects of their own, outside that mix: ``invert`` (reversed polarity), ``bend``
-(a bowed plate or a wide lens's radial distortion) and ``ghost`` (a faint shifted copy of the frame).
+Four more are effects of their own, outside that mix: ``invert`` (reversed polarity), ``bend``
+(a bowed plate or a wide lens's radial distortion), ``ghost`` (a faint shifted copy of the frame)
+and ``soft`` (strong blur, often with the contrast lowered).
 
 Every effect keeps the shape (HxWx3 uint8) and takes its random draws from the pipeline's
 seeded generator (``self.py_random``). On a 64x224 image each costs 0.01-0.28 ms of CPU time
@@ -376,6 +377,32 @@ class Ghost(A.ImageOnlyTransform):
         copy = cv2.warpAffine(img, M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         w = r.uniform(*self.weight)
         return cv2.addWeighted(img, 1.0 - w, copy, w, 0.0)
+
+
+class Soft(A.ImageOnlyTransform):
+    """``soft`` (a camera effect of its own, not of the robust mix): the soft end of focus and
+    resolution that ``defocus`` (a 1-pixel disc) and the base blur (sigma up to 1) stop short of:
+    a Gaussian blur of ``sigma`` pixels at 64 pixels high (scaled with the frame's height), as a
+    far camera's video upscaled or a lens out of focus gives, and on half of the frames the contrast
+    squeezed to ``contrast`` about the frame's mean (haze, a dirty lens or cover)."""
+
+    def __init__(self, sigma: tuple[float, float] = (1.0, 2.0), contrast: tuple[float, float] = (0.3, 0.7),
+                 p: float = 1.0):
+        super().__init__(p=p)
+        self.sigma, self.contrast = sigma, contrast
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("sigma", "contrast")
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        r = self.py_random
+        out = cv2.GaussianBlur(img, (0, 0), r.uniform(*self.sigma) * img.shape[0] / 64.0)
+        if r.random() < 0.5:
+            c = r.uniform(*self.contrast)
+            mean = [m * (1.0 - c) for m in cv2.mean(out)[:3]]
+            out = cv2.add(out.astype(np.float32) * np.float32(c), (*mean, 0.0))
+            out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        return out
 
 
 class StrongExposure(A.ImageOnlyTransform):

@@ -12,7 +12,8 @@ from typing import Any
 ROBUST_EFFECTS = ("false_colour", "tiny", "compression", "interlace", "halo", "occlusion", "exposure", "geometry")
 # Camera effects beyond the base augmentation, each switched by its probability in
 # data.camera_effects (training pipeline only).
-CAMERA_EFFECTS = ("night", "low_res", "defocus", "motion", "rain", "faded", *ROBUST_EFFECTS, "invert", "bend", "ghost")
+CAMERA_EFFECTS = ("night", "low_res", "defocus", "soft", "motion", "rain", "faded", *ROBUST_EFFECTS, "invert", "bend",
+                  "ghost")
 LIGHT_LOOKS = ("night", "faded", "false_colour")  # exclusive: a plate gets one of them at most
 
 

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 import torch
 
-from data.camera import Bend, Ghost, Invert, robust_ops
+from data.camera import Bend, Ghost, Invert, Soft, robust_ops
 from data.camera_effects import CAMERA_EFFECTS, LIGHT_LOOKS, check_camera_effects  # noqa: F401  (re-exported)
 from data.images import PAD_VALUE, adjust_input, letterbox_rect, normalize, resize_plate, warp_corners
 from data.images import as_rgb as _as_rgb
@@ -468,6 +468,7 @@ def _camera_ops() -> dict[str, A.BasicTransform]:
         "low_res": A.Downscale(scale_range=(0.4, 0.65),
                                interpolation_pair={"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR}),
         "defocus": Defocus(radius=(1, 1), alias_blur=(0.1, 0.3)),
+        "soft": Soft(),
         "motion": MotionBlur(blur_limit=(5, 9)),
         "rain": A.RandomRain(slant_range=(-15, 15), drop_length=6, drop_width=1, blur_value=1,
                              brightness_coefficient=0.85),

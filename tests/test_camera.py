@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from configs import ConfigError, load_config
-from data.camera import _QUANT, Bend, Ghost, PartialOcclusion, StrongExposure, StrongGeometry, block_quantise, robust_ops
+from data.camera import (_QUANT, Bend, Ghost, PartialOcclusion, Soft, StrongExposure, StrongGeometry, block_quantise,
+                         robust_ops)
 from data.camera_effects import ROBUST_EFFECTS
 from data.synth import SyntheticPlateGenerator
 from data.synth.effects import EFFECT_GROUPS, SynthEffects
@@ -180,7 +181,7 @@ def test_robust_configs_are_the_realism_configs_plus_the_new_effects():
         assert a == b
 
 
-@pytest.mark.parametrize("name", ["false_colour", "geometry", "bend", "ghost"])
+@pytest.mark.parametrize("name", ["false_colour", "geometry", "bend", "ghost", "soft"])
 def test_grid_shows_a_new_effect(tmp_path, name):
     out = tmp_path / f"{name}.png"
     assert augment_grid.main(["--out", str(out), "--n", "4", "--effect", name]) == 0
@@ -244,3 +245,20 @@ def test_ghost_lays_a_fainter_shifted_copy_over_the_frame():
         near = np.r_[int(60 - reach):60, 64:int(64 + reach)]
         beside += cols[near].min() < 200  # the copy, where a sideways shift put it
     assert beside >= 10
+
+
+def test_soft_blurs_past_the_defocus_and_often_lowers_the_contrast():
+    """Every frame loses most of its edge energy (a sigma of 1 or more at 64 pixels high); about half
+    also keep only 30-70 % of their contrast; shape, type and the mean level stay."""
+    img = plate_image(64, 224)
+    lap = cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.CV_32F).var()
+    op = Soft()
+    op.set_random_seed(0)
+    squeezed = 0
+    for _ in range(40):
+        out = op(image=img)["image"]
+        assert out.shape == img.shape and out.dtype == np.uint8
+        assert cv2.Laplacian(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.CV_32F).var() < 0.3 * lap
+        assert abs(float(out.mean()) - float(img.mean())) < 3
+        squeezed += out.std() < 0.75 * cv2.GaussianBlur(img, (0, 0), 1.0).std()
+    assert 8 <= squeezed <= 32
