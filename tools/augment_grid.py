@@ -91,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.config:
         cfg = load_config(path=args.config)
         synth_fx, camera = cfg.data.effects, cfg.data.camera
-        args.stretch_contrast = args.stretch_contrast or cfg.data.stretch_contrast
-        args.dark_text = args.dark_text or input_spec(cfg.data, training=args.pipeline == "train").dark_text
-        args.grey = args.grey or cfg.data.grey
+        spec = input_spec(cfg.data, training=args.pipeline == "train")  # the polarity differs by pipeline
+        args.stretch_contrast = args.stretch_contrast or spec.stretch_contrast
+        args.dark_text = args.dark_text or spec.dark_text
+        args.grey = args.grey or spec.grey
     if args.effect:
         if args.effect in CAMERA_EFFECTS:
             synth_fx, camera = SynthEffects(), {args.effect: 1.0}
