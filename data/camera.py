@@ -21,7 +21,8 @@ places them). They randomise broadly what real cameras vary instead of imitating
 
 Four more are effects of their own, outside that mix: ``invert`` (reversed polarity), ``bend``
 (a bowed plate or a wide lens's radial distortion), ``ghost`` (a faint shifted copy of the frame)
-and ``soft`` (strong blur, often with the contrast lowered).
+``soft`` (strong blur, often with the contrast lowered) and ``rand_conv`` (the frame through a random
+convolution: textures and colour mixes no camera list names).
 
 Every effect keeps the shape (HxWx3 uint8) and takes its random draws from the pipeline's
 seeded generator (``self.py_random``). On a 64x224 image each costs 0.01-0.28 ms of CPU time
@@ -403,6 +404,39 @@ class Soft(A.ImageOnlyTransform):
             out = cv2.add(out.astype(np.float32) * np.float32(c), (*mean, 0.0))
             out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
         return out
+
+
+class RandConv(A.ImageOnlyTransform):
+    """``rand_conv`` (a camera effect of its own, not of the robust mix): the frame through a
+    random convolution, the domain-generalisation randomisation of Xu et al. (ICLR 2021,
+    "Random Convolutions"): a k x k kernel (k from ``sizes``, scaled with the frame's height from
+    64 pixels) mixing the three colour channels, with He-scaled Gaussian weights, so each frame gets
+    local textures, edges and colour mixes of its own while shapes stay where they were. The result
+    is brought to the frame's mean and contrast (one scale over all channels) and mixed with the
+    frame by a weight drawn from ``mix``, so the characters always keep part of their own look."""
+
+    def __init__(self, sizes: tuple[int, ...] = (1, 3, 5, 7), mix: tuple[float, float] = (0.0, 0.8),
+                 p: float = 1.0):
+        super().__init__(p=p)
+        self.sizes, self.mix = sizes, mix
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("sizes", "mix")
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        r = self.py_random
+        k = max(1, round(r.choice(self.sizes) * img.shape[0] / 64.0)) | 1  # odd: the kernel has a centre
+        g = np.random.default_rng(r.getrandbits(32))
+        weights = g.normal(0.0, 1.0 / math.sqrt(3 * k * k), (3, 3, k, k)).astype(np.float32)
+        x = img.astype(np.float32)
+        out = np.empty_like(x)
+        for o in range(3):
+            out[..., o] = sum(cv2.filter2D(x[..., i], -1, weights[o, i], borderType=cv2.BORDER_REFLECT)
+                              for i in range(3))
+        # The frame's mean and spread, so a kernel that happens to be weak or strong leaves a visible frame.
+        out = (out - out.mean()) * (x.std() / max(float(out.std()), 1e-3)) + x.mean()
+        m = r.uniform(*self.mix)
+        return np.clip(out * (1.0 - m) + x * m + 0.5, 0, 255).astype(np.uint8)
 
 
 class StrongExposure(A.ImageOnlyTransform):

@@ -13,7 +13,7 @@ ROBUST_EFFECTS = ("false_colour", "tiny", "compression", "interlace", "halo", "o
 # Camera effects beyond the base augmentation, each switched by its probability in
 # data.camera_effects (training pipeline only).
 CAMERA_EFFECTS = ("night", "low_res", "defocus", "soft", "motion", "rain", "faded", *ROBUST_EFFECTS, "invert", "bend",
-                  "ghost")
+                  "ghost", "rand_conv")
 LIGHT_LOOKS = ("night", "faded", "false_colour")  # exclusive: a plate gets one of them at most
 
 

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 import torch
 
-from data.camera import Bend, Ghost, Invert, Soft, robust_ops
+from data.camera import Bend, Ghost, Invert, RandConv, Soft, robust_ops
 from data.camera_effects import CAMERA_EFFECTS, LIGHT_LOOKS, check_camera_effects  # noqa: F401  (re-exported)
 from data.images import PAD_VALUE, adjust_input, letterbox_rect, normalize, resize_plate, warp_corners
 from data.images import as_rgb as _as_rgb
@@ -477,6 +477,7 @@ def _camera_ops() -> dict[str, A.BasicTransform]:
         "invert": Invert(),
         "bend": Bend(),
         "ghost": Ghost(),
+        "rand_conv": RandConv(),
         **robust_ops(),  # data/camera.py: the capture effects of other cameras
     }
     for name, op in ops.items():
