@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from configs import ConfigError, load_config
-from data.camera import (_QUANT, Bend, Ghost, PartialOcclusion, Soft, StrongExposure, StrongGeometry, block_quantise,
+from data.camera import (_QUANT, Bend, Ghost, PartialOcclusion, RandConv, Soft, StrongExposure, StrongGeometry, block_quantise,
                          robust_ops)
 from data.camera_effects import ROBUST_EFFECTS
 from data.synth import SyntheticPlateGenerator
@@ -181,7 +181,7 @@ def test_robust_configs_are_the_realism_configs_plus_the_new_effects():
         assert a == b
 
 
-@pytest.mark.parametrize("name", ["false_colour", "geometry", "bend", "ghost", "soft"])
+@pytest.mark.parametrize("name", ["false_colour", "geometry", "bend", "ghost", "soft", "rand_conv"])
 def test_grid_shows_a_new_effect(tmp_path, name):
     out = tmp_path / f"{name}.png"
     assert augment_grid.main(["--out", str(out), "--n", "4", "--effect", name]) == 0
@@ -262,3 +262,23 @@ def test_soft_blurs_past_the_defocus_and_often_lowers_the_contrast():
         assert abs(float(out.mean()) - float(img.mean())) < 3
         squeezed += out.std() < 0.75 * cv2.GaussianBlur(img, (0, 0), 1.0).std()
     assert 8 <= squeezed <= 32
+
+
+def test_rand_conv_keeps_the_frames_level_and_contrast_and_varies_its_look():
+    """Each frame keeps its shape, type, mean level and much of its contrast, the characters stay
+    apart from the plate in some channel, and no two draws give the same look."""
+    img = plate_image(64, 224)
+    box = (slice(20, 44), slice(20, 200))
+    chars = img[box].min(axis=-1) < 60  # the character boxes (dark on light)
+    op = RandConv()
+    op.set_random_seed(0)
+    looks = set()
+    for _ in range(40):
+        out = op(image=img)["image"]
+        assert out.shape == img.shape and out.dtype == np.uint8
+        assert abs(float(out.mean()) - float(img.mean())) < 15  # moved only by the clipping
+        assert out.std() > 0.4 * img.std()
+        inside = out[box].astype(float)
+        assert np.abs(inside[chars].mean(axis=0) - inside[~chars].mean(axis=0)).max() > 20
+        looks.add(out.tobytes())
+    assert len(looks) == 40

@@ -25,7 +25,7 @@ MORE_US = {"US": 5.0}  # US-only effects (us_scenes, state_formats) get enough d
 # Effects added after the robust recipe was judged: the rate test switches them on itself.
 LATER = {"any_text": 0.25, "lookalikes": 0.3, "glyph_warp": 0.3, "pattern": 0.3, "glyph_forms": 0.5,
          "any_letters": 0.5, "mixed_fonts": 0.3, "fixed_pitch": 0.3}
-LATER_CAMERA = {"bend": 0.15, "ghost": 0.1, "soft": 0.1}  # the same for camera effects
+LATER_CAMERA = {"bend": 0.15, "ghost": 0.1, "soft": 0.1, "rand_conv": 0.2}  # the same for camera effects
 ROBUST_ONLY = (*EFFECT_GROUPS["plates"], "text_crop")  # on in the robust recipe, off in the realism one
 
 
