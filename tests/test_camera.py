@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from configs import ConfigError, load_config
-from data.camera import (_QUANT, Bend, Ghost, PartialOcclusion, RandConv, Soft, StrongExposure, StrongGeometry, block_quantise,
-                         robust_ops)
+from data.camera import (_QUANT, Bend, Ghost, PartialOcclusion, RandConv, Soft, StrongExposure, StrongGeometry,
+                         block_quantise, robust_ops)
 from data.camera_effects import ROBUST_EFFECTS
 from data.synth import SyntheticPlateGenerator
 from data.synth.effects import EFFECT_GROUPS, SynthEffects
