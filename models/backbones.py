@@ -38,6 +38,11 @@ class TimmFeatures(nn.Module):
         self.body = timm.create_model(
             name, pretrained=pretrained, features_only=True, out_indices=(stage,)
         )
+        # timm's MobileNet and EfficientNet feature models keep, and run, every block after the
+        # cut (its ResNets' FeatureListNet stops there): drop them.
+        cut = re.fullmatch(r"blocks\.(\d+)", self.body.feature_info.module_name()[0])
+        if cut and isinstance(getattr(self.body, "blocks", None), nn.Sequential):
+            self.body.blocks = self.body.blocks[: int(cut.group(1)) + 1]
         self.channels: int = self.body.feature_info.channels()[0]
         self.stride: int = self.body.feature_info.reduction()[0]
 

@@ -52,6 +52,25 @@ def test_crnn_sizes_are_derived_from_backbone_and_input(backbone, stage, size, s
     assert model.rnn_features_num == c * fh == model.rnn.input_size
 
 
+@pytest.mark.parametrize("backbone,stage", [("resnet18", 2), ("mobilenetv3_large_100", 2),
+                                            ("efficientnet_b0", 0), ("mobilenetv4_conv_small", 2)])
+def test_backbone_cut_holds_no_layers_after_the_stage(backbone, stage):
+    """The cut model computes what timm's full feature model gives at that stage, with the
+    parameters timm's own pruning keeps (MobileNets' feature models keep every block)."""
+    import timm
+
+    from models.backbones import TimmFeatures
+
+    cut = TimmFeatures(backbone, stage).eval()
+    pruned = timm.create_model(backbone)
+    pruned.prune_intermediate_layers(indices=(stage,), prune_norm=True, prune_head=True)
+    assert sum(p.numel() for p in cut.parameters()) == sum(p.numel() for p in pruned.parameters())
+    whole = timm.create_model(backbone, features_only=True, out_indices=(stage,)).eval()
+    whole.load_state_dict(cut.body.state_dict(), strict=False)  # the cut's weights, later blocks random
+    x = torch.randn(1, 3, 32, 96)
+    assert torch.equal(cut(x), whole(x)[0])
+
+
 def test_crnn_steps_per_column_multiplies_the_sequence():
     model = create_model("crnn", {"steps_per_column": 2}, CHARSET, InputSpec(32, 160))
     assert model.sequence_length == 40
