@@ -12,7 +12,7 @@ from pathlib import Path
 from models.interface import CONFIG_FILE, WEIGHTS_FILE
 
 # The shipped default model (a save_pretrained folder), relative to the repository root.
-DEFAULT_WEIGHTS = Path("weights/crnn")
+DEFAULT_WEIGHTS = Path("weights/crnn_ppocr")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 ONNX_FILE = "model.onnx"  # the name a model folder may hold an exported graph under

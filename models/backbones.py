@@ -9,8 +9,13 @@ import timm
 import torch
 from torch import nn
 
+from models.ppocr import NAME as PPOCR_NAME  # a general OCR engine's recogniser, not a timm model
+from models.ppocr import PPOCRFeatures
+
 
 def check_backbone_name(name: str, key: str = "model.backbone") -> None:
+    if name == PPOCR_NAME and key == "model.backbone":
+        return
     if not timm.is_model(name):
         close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
         hint = f" (similar: {', '.join(close)})" if close else ""
@@ -66,6 +71,14 @@ class TimmFeatures(nn.Module):
         if out.shape[-1] < 1 or out.shape[-2] < 1:
             raise ValueError(f"input {height}x{width} gives an empty feature map {tuple(out.shape)}")
         return int(out.shape[1]), int(out.shape[2]), int(out.shape[3])
+
+
+def create_backbone(name: str, stage: int, pretrained: bool = False) -> nn.Module:
+    """The CRNN's feature extractor: a timm CNN cut at ``stage``, or PP-OCRv4's recogniser
+    (``ppocrv4_rec``, models/ppocr.py; ``stage`` unused)."""
+    if name == PPOCR_NAME:
+        return PPOCRFeatures(pretrained)
+    return TimmFeatures(name, stage, pretrained)
 
 
 # A parameter of residual block ``block`` of a ResNet stage: "<...>.layer2.3.conv1.weight".

@@ -31,7 +31,7 @@ from torch import nn
 
 from data.text import Charset
 from data.tokenizers import CTCTokenizer
-from models.backbones import TimmFeatures, check_backbone_name
+from models.backbones import create_backbone, check_backbone_name
 from models.base import Capabilities, InputSpec, PlatePrediction, PlateRecognizer
 from models.heads import PlateClassHead, RowRouter, ctc_log_likelihood, ctc_text_loss, rows_side_by_side
 from models.registry import register_model
@@ -40,11 +40,11 @@ from models.registry import register_model
 @dataclass
 class CRNNConfig:
     backbone: str = "resnet18"
-    backbone_stage: int = 2  # timm feature index to cut at (resnet: 2 = layer2, stride 8)
-    pretrained: bool = False  # timm weights; needs them in the local cache (never downloaded here)
+    backbone_stage: int = 2  # timm feature index to cut at (resnet: 2 = layer2, stride 8); ppocrv4_rec: unused
+    pretrained: bool = False  # timm weights from the local cache (never downloaded); ppocrv4_rec: the engine's
     rnn_type: str = "gru"
     rnn_hidden_size: int = 128  # per direction
-    rnn_layers: int = 2
+    rnn_layers: int = 2  # 0: the CTC head reads the backbone's columns directly (ppocrv4_rec's own neck)
     dropout: float = 0.1
     steps_per_column: int = 1  # CTC time steps per feature-map column (2: room for repeated characters)
     row_split: bool = True  # read two-row plates as their rows side by side, routed by a row classifier
@@ -60,9 +60,11 @@ class CRNNConfig:
             raise ValueError(f"model.cls_loss_weight must be >= 0, got {self.cls_loss_weight}")
         if self.rnn_type not in ("gru", "lstm"):
             raise ValueError(f"model.rnn_type must be 'gru' or 'lstm', got {self.rnn_type!r}")
-        for key in ("rnn_hidden_size", "rnn_layers", "steps_per_column"):
+        for key in ("rnn_hidden_size", "steps_per_column"):
             if getattr(self, key) < 1:
                 raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
+        if self.rnn_layers < 0:
+            raise ValueError(f"model.rnn_layers must be >= 0, got {self.rnn_layers}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
         if self.cls_head_layers < 0:
@@ -109,7 +111,7 @@ class CRNN(PlateRecognizer):
             raise ValueError("model.read_height below data.image_height needs model.row_split: true "
                              "(it exists to read each row of a two-row plate at full resolution)")
         self.tokenizer = CTCTokenizer(charset)
-        self.backbone = TimmFeatures(config.backbone, config.backbone_stage, config.pretrained)
+        self.backbone = create_backbone(config.backbone, config.backbone_stage, config.pretrained)
         channels, feat_h, feat_w = self.backbone.output_shape(self.read_height, input_spec.width)
         self.feature_height = feat_h
         self.sequence_length = feat_w * config.steps_per_column
@@ -122,9 +124,16 @@ class CRNN(PlateRecognizer):
             bidirectional=True,
             batch_first=True,
             dropout=config.dropout if config.rnn_layers > 1 else 0.0,
-        )
+        ) if config.rnn_layers else None
         self.dropout = nn.Dropout(config.dropout)
-        self.head = CTCHead(2 * config.rnn_hidden_size, self.tokenizer.num_classes)
+        head_in = 2 * config.rnn_hidden_size if self.rnn is not None else self.rnn_features_num
+        self.head = CTCHead(head_in, self.tokenizer.num_classes)
+        if self.rnn is None and config.pretrained and hasattr(self.backbone, "head_for"):
+            # a pretrained recogniser's own classifier, cut to this charset: it starts reading
+            with torch.no_grad():
+                weight, bias = self.backbone.head_for(charset.chars)
+                self.head.fc.weight.copy_(weight)
+                self.head.fc.bias.copy_(bias)
         self.router = RowRouter(self.read_height) if config.row_split else None
         self.class_head = (PlateClassHead(channels, rows=False, dropout=config.dropout,
                                           context_layers=config.cls_head_layers)
@@ -159,11 +168,13 @@ class CRNN(PlateRecognizer):
         if self.class_head is not None:
             out.update(self.class_head(f))
         b, c, h, w = f.shape
-        seq = f.permute(0, 3, 1, 2).reshape(b, w, c * h)  # one feature vector per column
+        # -1: a backbone whose traced output sizes are constants (ppocrv4_rec) still exports for any batch
+        seq = f.permute(0, 3, 1, 2).reshape(-1, w, c * h)  # one feature vector per column
         if self.config.steps_per_column > 1:  # interpolated steps between columns
             seq = F.interpolate(seq.transpose(1, 2), size=self.sequence_length, mode="linear",
                                 align_corners=False).transpose(1, 2)
-        seq, _ = self.rnn(self.dropout(seq))
+        if self.rnn is not None:
+            seq, _ = self.rnn(self.dropout(seq))
         out["logits"] = self.head(self.dropout(seq))
         return out
 

@@ -119,7 +119,7 @@ def test_missing_default_weights_say_how_to_train(monkeypatch, tmp_path, plates,
 
 
 def test_default_weights_constant():
-    assert inference.DEFAULT_WEIGHTS == Path("weights/crnn")
+    assert inference.DEFAULT_WEIGHTS == Path("weights/crnn_ppocr")
 
 
 def test_predict_bad_input_path(tiny, tmp_path, capsys):
