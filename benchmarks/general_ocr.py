@@ -23,7 +23,6 @@ at each step), so the engine is scored on plate characters as our readers are, w
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -34,12 +33,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.real_plates import DEFAULT_EQUIV, DEFAULT_SETS, find_sets, format_report, score_set, summarise  # noqa: E402
+from benchmarks.real_plates import DEFAULT_SETS, read_sets, sets_and_equivalences  # noqa: E402
 from data.images import as_rgb, normalize, resize_plate  # noqa: E402
 from data.text import DEFAULT_CHARSET  # noqa: E402
 from data.tokenizers import CTCTokenizer  # noqa: E402
 from inference.readers import PlateReader  # noqa: E402
-from metrics import parse_equivalences  # noqa: E402
 from models.interface import PlatePrediction  # noqa: E402
 
 REC_HEIGHT = 48  # PP-OCR's recognisers read lines 48 pixels high
@@ -112,24 +110,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", help="write the figures as JSON here")
     args = p.parse_args(argv)
 
-    sets = find_sets(args.sets)
-    if not sets:
-        raise SystemExit(f"error: no set folder with a labels.csv matches {args.sets!r}")
+    sets, equivalences = sets_and_equivalences(args)
     try:
-        equivalences = parse_equivalences(args.equiv if args.equiv is not None else DEFAULT_EQUIV)
         reader = GeneralOcrReader(args.rec_onnx, args.width, threads=args.threads)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     batch_size = 64 if args.width else 1  # crops of their own widths are read one at a time
-    per_set = {folder.name: score_set(reader, folder, equivalences, args.limit, batch_size) for folder in sets}
-    summary = summarise(per_set)
     title = f"{Path(args.rec_onnx).name}, 48x{args.width or 'aspect'}, restricted to {reader.charset.chars}"
-    report = {"reader": title, "sets": per_set, **summary}
-    print(format_report(per_set, summary, title=title))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    return read_sets(reader, sets, equivalences, args.limit, batch_size, title, {"reader": title}, args.out)
 
 
 if __name__ == "__main__":

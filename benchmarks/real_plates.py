@@ -102,26 +102,41 @@ def main(argv: list[str] | None = None) -> dict:
     add_reader_args(p)
     args = p.parse_args(argv)
 
+    sets, equivalences = sets_and_equivalences(args)
+    try:
+        reader = reader_from_args(args, args.device, country=args.country, batch_size=args.batch_size)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    return read_sets(reader, sets, equivalences, args.limit, args.batch_size, f"{reader!r}, formats: {args.country}",
+                     {"reader": repr(reader), "formats": args.country, "polarity": args.polarity}, args.out)
+
+
+def sets_and_equivalences(args: argparse.Namespace) -> tuple[list[Path], dict]:
+    """The set folders ``--sets`` matches and the ``--equiv`` scoring rules (a clear exit if none or bad)."""
     sets = find_sets(args.sets)
     if not sets:
         raise SystemExit(f"error: no set folder with a labels.csv matches {args.sets!r}")
     try:
-        equivalences = parse_equivalences(args.equiv if args.equiv is not None else DEFAULT_EQUIV)
-        reader = reader_from_args(args, args.device, country=args.country, batch_size=args.batch_size)
+        return sets, parse_equivalences(args.equiv if args.equiv is not None else DEFAULT_EQUIV)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
+
+
+def read_sets(reader, sets: list[Path], equivalences: dict, limit: int | None, batch_size: int, title: str,
+              header: dict, out: str | None) -> dict:
+    """Score ``reader`` on each set, print the report under ``title``, write it (``header`` first) to ``out``."""
     per_set = {}
     for folder in sets:
         try:
-            per_set[folder.name] = score_set(reader, folder, equivalences, args.limit, args.batch_size)
+            per_set[folder.name] = score_set(reader, folder, equivalences, limit, batch_size)
         except ValueError as e:
             raise SystemExit(f"error: {folder}: {e}") from None
     summary = summarise(per_set)
-    report = {"reader": repr(reader), "formats": args.country, "polarity": args.polarity, "sets": per_set, **summary}
-    print(format_report(per_set, summary, title=f"{reader!r}, formats: {args.country}"))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    report = {**header, "sets": per_set, **summary}
+    print(format_report(per_set, summary, title=title))
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 

@@ -27,16 +27,13 @@ from torch import nn
 NAME = "ppocrv4_rec"  # model.backbone
 GRAPH = Path(__file__).resolve().parent / "pretrained" / "ppocrv4_rec.onnx"
 GRAPH_SHA256 = "48fc40f24f6d"  # first hex digits of the file's sha256 (checked on load)
-# onnx2torch's Slice indexes with a list; torch warns on every call, and reads it as it always has
-# (tests/test_ppocr.py compares the readings with the published graph's).
-warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing")
 HEIGHT = 48  # the line height the graph reads (its pooling leaves one feature row only at 48)
 
 
 @functools.lru_cache(maxsize=1)
 def _graph() -> tuple:
     """The recogniser's ONNX graph prepared for onnx2torch (cut before its classifier, weights
-    as initialisers) and its dictionary; cached: a model built twice converts it once."""
+    as initialisers), its dictionary and its classifier's weight and bias; cached per process."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -134,7 +131,9 @@ class PPOCRFeatures(nn.Module):
                 nn.init.trunc_normal_(p, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with warnings.catch_warnings():  # (see the filter above; pytest resets filters per test)
+        with warnings.catch_warnings():
+            # onnx2torch's Slice indexes with a list: torch warns on every call and reads it as it always
+            # has (tests/test_ppocr.py compares the readings with the published graph's)
             warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing")
             seq = self.body(x.flip(1))  # [B, T, C]; the engine reads BGR
         return seq.transpose(1, 2).unsqueeze(2)
