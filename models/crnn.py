@@ -1,5 +1,9 @@
 """CRNN-CTC: timm CNN features -> column sequence -> bidirectional RNN -> CTC head.
 
+Or PP-OCRv4's text recogniser as the features (``model.backbone: ppocrv4_rec``, models/ppocr.py)
+with no RNN (``model.rnn_layers: 0``): its own neck is the sequence model, and its classifier,
+cut to the charset, starts the CTC head.
+
 Sizes are derived, never configured twice:
 - sequence length T = feature-map width (x ``steps_per_column``), and the RNN input size
   (``rnn_features_num``) = channels x feature height, both read off a dummy
@@ -167,7 +171,7 @@ class CRNN(PlateRecognizer):
         f = self.backbone(images)  # [B, C, Hf, Wf]
         if self.class_head is not None:
             out.update(self.class_head(f))
-        b, c, h, w = f.shape
+        _, c, h, w = f.shape
         # -1: a backbone whose traced output sizes are constants (ppocrv4_rec) still exports for any batch
         seq = f.permute(0, 3, 1, 2).reshape(-1, w, c * h)  # one feature vector per column
         if self.config.steps_per_column > 1:  # interpolated steps between columns

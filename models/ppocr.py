@@ -118,9 +118,10 @@ class PPOCRFeatures(nn.Module):
                     module.register_parameter(name, nn.Parameter(buf.clone()))
         self._head = (torch.from_numpy(head_w.copy()), torch.from_numpy(head_b.copy()))
         self.channels: int = int(head_w.shape[0])
-        self.stride = 8
         if not pretrained:
             self._reinitialise()
+        probe = 64  # any width the graph reads: the stride across is what it divides by
+        self.stride: int = probe // self.output_shape(HEIGHT, probe)[2]
 
     def _reinitialise(self) -> None:
         for module in self.body.modules():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 
 import numpy as np
 import onnx
@@ -38,9 +39,11 @@ class _Fixed(torch.nn.Module):
 
 
 def _graph(path, dictionary=True):
-    torch.onnx.export(_Fixed(), (torch.zeros(2, 3, 48, 64),), str(path), dynamo=False, opset_version=17,
-                      input_names=["x"], output_names=["probs"],
-                      dynamic_axes={"x": {0: "batch", 3: "width"}, "probs": {0: "batch"}})
+    with warnings.catch_warnings():  # the TorchScript exporter (no onnxscript) warns that it is legacy
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Fixed(), (torch.zeros(2, 3, 48, 64),), str(path), dynamo=False, opset_version=17,
+                          input_names=["x"], output_names=["probs"],
+                          dynamic_axes={"x": {0: "batch", 3: "width"}, "probs": {0: "batch"}})
     if dictionary:
         m = onnx.load(str(path))
         m.metadata_props.add(key="character", value="\n".join(DICTIONARY))
