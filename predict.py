@@ -11,7 +11,7 @@
     python predict.py --input crops/ --weights weights/attn --joint weights/crnn   # two models reading together
     python predict.py --input crops/ --weights weights/attn --tta   # each crop read in five views
 
-Without --weights the shipped default model (weights/crnn) is used. The CSV has
+Without --weights the shipped default model (weights/crnn_ppocr) is used. The CSV has
 the columns filename,text,confidence,country,country_confidence,rows,error
 (rows: the plate's number of text rows; country, country_confidence and rows
 are empty for models without a classification head; error names why an image could not be read, and the run
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input", required=True, nargs="+", metavar="INPUT",
                     help="images, folders of images (recursive) or CSVs with a filename column (one or several)")
     ap.add_argument("--weights", default=None,
-                    help="model folder (config.json + model.safetensors) or .onnx file; default: weights/crnn")
+                    help="model folder (config.json + model.safetensors) or .onnx file; default: weights/crnn_ppocr")
     ap.add_argument("--output", default="preds.csv",
                     help="output CSV: filename,text,confidence,country,country_confidence,rows,error "
                          "(default: preds.csv)")

@@ -5,7 +5,7 @@
     python benchmarks/inference_speed.py --weights runs/crnn/<run>/best --weights model.onnx
     python benchmarks/inference_speed.py --build crnn --build crnn,model.backbone=resnet10t,model.rnn_hidden_size=64
     python benchmarks/inference_speed.py --build crnn --profile  # + ONNX Runtime time per op type and stage
-    python benchmarks/inference_speed.py --weights weights/crnn   # the default CRNN alone
+    python benchmarks/inference_speed.py --weights weights/crnn   # the resnet18 CRNN alone
 
 For each model, in one run on one machine: batch-1 latency (median and p95,
 ms) and batch-64 throughput (plates/s) of the model alone (a preprocessed

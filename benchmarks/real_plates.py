@@ -1,6 +1,6 @@
 """Zero-shot exact match and CER on every labelled real plate set, one column each, with the macro mean and the worst set.
 
-    python benchmarks/real_plates.py                                   # the shipped default reader (weights/crnn)
+    python benchmarks/real_plates.py                                   # the shipped default reader (weights/crnn_ppocr)
     python benchmarks/real_plates.py --weights weights/attn --joint weights/crnn --out real.json
     python benchmarks/real_plates.py --weights model.onnx --country none    # the model's readings, no formats
     python benchmarks/real_plates.py --sets "/data/plates/*"           # your own sets: folders with labels.csv
@@ -88,7 +88,7 @@ def format_report(per_set: dict[str, dict], summary: dict, title: str) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", default=None, help="model folder or .onnx file (default: the shipped weights/crnn)")
+    p.add_argument("--weights", default=None, help="model folder or .onnx file (default: the shipped weights/crnn_ppocr)")
     p.add_argument("--sets", default=DEFAULT_SETS, help="glob of set folders (default: %(default)s)")
     p.add_argument("--country", default="any", metavar="CC|auto|any|none",
                    help="plate formats to read under, as predict.py (default: %(default)s, predict.py's "

@@ -45,7 +45,7 @@ def load_reader(
 ) -> PlateReader:
     """A :class:`PlateReader` for a model folder (PyTorch) or an ``.onnx`` file (ONNX Runtime).
 
-    ``path`` None means the shipped default, ``weights/crnn``. ``expected_arch``
+    ``path`` None means the shipped default, ``weights/crnn_ppocr``. ``expected_arch``
     / ``expected_charset`` refuse a model of another architecture or charset.
     ``threads`` applies to ONNX Runtime (intra-op threads); set PyTorch's with
     ``torch.set_num_threads``. Raises :class:`WeightsError` (a ValueError) with

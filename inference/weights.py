@@ -42,7 +42,7 @@ def _pickle_refusal(path: Path) -> WeightsError:
 
 
 def resolve_default_weights() -> Path:
-    """``weights/crnn`` in the current folder, else in the repository; a clear error if it is missing."""
+    """:data:`DEFAULT_WEIGHTS` in the current folder, else in the repository; a clear error if it is missing."""
     for base in (Path.cwd(), REPO_ROOT):
         p = base / DEFAULT_WEIGHTS
         if (p / CONFIG_FILE).is_file():
@@ -50,7 +50,7 @@ def resolve_default_weights() -> Path:
     raise WeightsError(
         f"no default model at {DEFAULT_WEIGHTS}/ (it holds config.json + model.safetensors and is not in "
         "this checkout). Train one with `python train_accelerate.py --arch crnn` and pass "
-        "--weights runs/crnn/<run>/best, or copy that best/ folder to weights/crnn/."
+        f"--weights runs/crnn/<run>/best, or copy that best/ folder to {DEFAULT_WEIGHTS}/."
     )
 
 
