@@ -33,10 +33,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.real_plates import DEFAULT_SETS, read_sets, sets_and_equivalences  # noqa: E402
+from benchmarks.real_plates import add_set_args, read_sets, sets_and_equivalences  # noqa: E402
 from data.images import as_rgb, normalize, resize_plate  # noqa: E402
 from data.text import DEFAULT_CHARSET  # noqa: E402
 from data.tokenizers import CTCTokenizer  # noqa: E402
+from inference.onnx import onnx_session  # noqa: E402
 from inference.readers import PlateReader  # noqa: E402
 from models.interface import PlatePrediction  # noqa: E402
 
@@ -51,16 +52,8 @@ class GeneralOcrReader(PlateReader):
 
     def __init__(self, path: str | Path, width: int = 224, charset: str = DEFAULT_CHARSET,
                  threads: int | None = None):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        if threads is not None:
-            opts.intra_op_num_threads = int(threads)
         path = Path(path)
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise ValueError(f"{path} is not a readable ONNX model: {e}") from e
+        self.session = onnx_session(path, threads)  # a WeightsError (a ValueError) names an unreadable file
         meta = self.session.get_modelmeta().custom_metadata_map
         if "character" not in meta:
             raise ValueError(f"{path}: its metadata has no 'character' dictionary (a PP-OCR recogniser's has)")
@@ -102,12 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--rec-onnx", required=True, help="the recogniser's .onnx file (see above)")
     p.add_argument("--width", type=int, default=224,
                    help="read crops resized to 48 x WIDTH; 0 keeps each crop's aspect (default: %(default)s)")
-    p.add_argument("--sets", default=DEFAULT_SETS, help="glob of set folders (default: %(default)s)")
-    p.add_argument("--equiv", action="append", default=None, metavar="COUNTRY:A=B",
-                   help="score A as B for that country (repeatable; default: US:O=0)")
-    p.add_argument("--limit", type=int, default=None, help="read only the first N crops of each set")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: one per core)")
-    p.add_argument("--out", help="write the figures as JSON here")
+    add_set_args(p)
     args = p.parse_args(argv)
 
     sets, equivalences = sets_and_equivalences(args)

@@ -89,16 +89,12 @@ def format_report(per_set: dict[str, dict], summary: dict, title: str) -> str:
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", default=None, help="model folder or .onnx file (default: the shipped weights/crnn_ppocr)")
-    p.add_argument("--sets", default=DEFAULT_SETS, help="glob of set folders (default: %(default)s)")
+    add_set_args(p)
     p.add_argument("--country", default="any", metavar="CC|auto|any|none",
                    help="plate formats to read under, as predict.py (default: %(default)s, predict.py's "
                         "default; 'none': the model's reading as it is)")
-    p.add_argument("--equiv", action="append", default=None, metavar="COUNTRY:A=B",
-                   help="score A as B for that country (repeatable; default: US:O=0)")
-    p.add_argument("--limit", type=int, default=None, help="read only the first N crops of each set")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", help="write the figures as JSON here")
     add_reader_args(p)
     args = p.parse_args(argv)
 
@@ -109,6 +105,15 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"error: {e}") from None
     return read_sets(reader, sets, equivalences, args.limit, args.batch_size, f"{reader!r}, formats: {args.country}",
                      {"reader": repr(reader), "formats": args.country, "polarity": args.polarity}, args.out)
+
+
+def add_set_args(p: argparse.ArgumentParser) -> None:
+    """The options that say which sets are read and how they are scored and written."""
+    p.add_argument("--sets", default=DEFAULT_SETS, help="glob of set folders (default: %(default)s)")
+    p.add_argument("--equiv", action="append", default=None, metavar="COUNTRY:A=B",
+                   help="score A as B for that country (repeatable; default: US:O=0)")
+    p.add_argument("--limit", type=int, default=None, help="read only the first N crops of each set")
+    p.add_argument("--out", help="write the figures as JSON here")
 
 
 def sets_and_equivalences(args: argparse.Namespace) -> tuple[list[Path], dict]:

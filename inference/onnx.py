@@ -58,6 +58,24 @@ def onnx_metadata(session: Any, path: Path) -> tuple[dict, dict]:
     return config, graph
 
 
+def onnx_session(path: str | os.PathLike, threads: int | None = None, providers: Sequence[str] | None = None):
+    """An ONNX Runtime session of ``path`` (``threads``: intra-op threads, None: one per core);
+    a :class:`WeightsError` naming the file if it is not a readable graph."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads is not None:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(os.fspath(path), sess_options=opts,
+                                    providers=list(providers or ["CPUExecutionProvider"]))
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise WeightsError(f"{path} is not a readable ONNX model: {e}") from e
+
+
 class OnnxPlateReader(PlateReader):
     """An ``.onnx`` file from ``export.py`` run by ONNX Runtime on the CPU.
 
@@ -69,19 +87,7 @@ class OnnxPlateReader(PlateReader):
 
     def __init__(self, path: Path, batch_size: int = 64, threads: int | None = None,
                  providers: Sequence[str] | None = None):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        if threads is not None:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
-        try:
-            session = ort.InferenceSession(os.fspath(path), sess_options=opts,
-                                           providers=list(providers or ["CPUExecutionProvider"]))
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise WeightsError(f"{path} is not a readable ONNX model: {e}") from e
+        session = onnx_session(path, threads, providers)
         config, graph = onnx_metadata(session, path)
         if graph.get("decoder") not in NUMPY_DECODERS:
             raise WeightsError(
